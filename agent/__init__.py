@@ -1,0 +1,3 @@
+"""edgebench agent: the board side (runs models, samples telemetry and meters)."""
+
+__version__ = "0.1.0"

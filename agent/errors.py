@@ -1,0 +1,36 @@
+"""Error kinds shared by agent, worker and controller. Each maps to one exit code
+(DESIGN.md): bad input 2, run failure 1, gate failure 3."""
+
+from __future__ import annotations
+
+
+class EdgebenchError(Exception):
+    exit_code = 1
+    code = "run_failed"
+
+
+class BadInput(EdgebenchError):
+    """The user's input is wrong: nothing is stored, exit code 2."""
+
+    exit_code = 2
+    code = "bad_input"
+
+
+class RunFailed(EdgebenchError):
+    """The run itself failed (runtime crash, meter gone, ...): exit code 1."""
+
+    exit_code = 1
+    code = "run_failed"
+
+
+class GateFailed(EdgebenchError):
+    """A fallback, validation or soak gate failed: exit code 3."""
+
+    exit_code = 3
+    code = "gate_failed"
+
+
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_GATE_FAILED = 3

@@ -1,0 +1,175 @@
+"""The run spec (``edgebench.runspec/v1``): what the controller asks an agent to
+run. It travels as JSON in StartRunRequest.spec_json, is stored as
+``spec.json`` in the run directory and is handed to the worker process.
+
+Validation here catches what can be judged without loading a runtime; the
+worker reports the rest (malformed model, unknown provider...) as bad input.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from agent.errors import BadInput
+
+SCHEMA = "edgebench.runspec/v1"
+KINDS = ("bench", "soak", "validate", "placement")
+RUNTIMES = ("onnxruntime", "litert")
+METER_KINDS = ("ina-csv", "scpi", "ppk2")
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass
+class MeterSpec:
+    kind: str
+    port: str
+    options: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class SoakSpec:
+    window_s: float = 10.0
+    ambient_c: float | None = None
+    enclosure: str | None = None
+    target_ips: float | None = None
+    start_cold: bool = False
+    start_cold_max_s: float = 600.0
+
+
+@dataclass
+class RunSpec:
+    kind: str
+    model_sha256: str
+    model_name: str = "model"
+    runtime: str | None = None  # None: from the model's format
+    providers: list[str] = field(default_factory=list)
+    provider_options: dict[str, dict[str, str]] = field(default_factory=dict)
+    delegate: str | None = None
+    delegate_options: dict[str, str] = field(default_factory=dict)
+    threads: int | None = None
+    graph_optimization_level: str = "all"
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)
+    inputs_sha256: str | None = None  # an .npz artifact of input data
+    reference_sha256: str | None = None  # an .npz of expected outputs (validate)
+    accelerator: str | None = None  # npu|gpu|dsp: the profile supplies provider/delegate
+    warmup_s: float = 1.0
+    duration_s: float = 10.0
+    min_iterations: int = 100
+    placement: bool = True
+    fail_on_fallback: bool = False
+    strict_placement: bool = False
+    max_cpu_ops: int | None = None
+    max_partitions: int | None = None
+    telemetry: bool = True
+    telemetry_rate_hz: float = 10.0
+    meter: MeterSpec | None = None
+    transient_a: float | None = None
+    soak: SoakSpec | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["schema"] = SCHEMA
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSpec:
+        if not isinstance(data, dict):
+            raise BadInput("run spec must be a JSON object")
+        data = dict(data)
+        schema = data.pop("schema", SCHEMA)
+        if schema != SCHEMA:
+            raise BadInput(f"unsupported run spec schema {schema!r}, expected {SCHEMA!r}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise BadInput(f"unknown run spec field(s): {', '.join(unknown)}")
+        if data.get("meter") is not None:
+            data["meter"] = _sub(MeterSpec, data["meter"], "meter")
+        if data.get("soak") is not None:
+            data["soak"] = _sub(SoakSpec, data["soak"], "soak")
+        try:
+            spec = cls(**data)
+        except TypeError as exc:
+            raise BadInput(f"bad run spec: {exc}") from None
+        spec.validate()
+        return spec
+
+    def validate(self) -> None:
+        if self.kind not in KINDS:
+            raise BadInput(f"unknown run kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+        if not isinstance(self.model_sha256, str) or not _SHA.match(self.model_sha256):
+            raise BadInput("model_sha256 must be 64 lowercase hex digits")
+        for name, val in (("inputs_sha256", self.inputs_sha256), ("reference_sha256", self.reference_sha256)):
+            if val is not None and not _SHA.match(val):
+                raise BadInput(f"{name} must be 64 lowercase hex digits")
+        if self.runtime is not None and self.runtime not in RUNTIMES:
+            raise BadInput(f"unknown runtime {self.runtime!r}; expected one of {', '.join(RUNTIMES)}")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise BadInput("threads must be a positive integer")
+        for name in ("warmup_s", "duration_s"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or v < 0:
+                raise BadInput(f"{name} must be a non-negative number")
+        if not isinstance(self.min_iterations, int) or self.min_iterations < 1:
+            raise BadInput("min_iterations must be a positive integer")
+        for iname, dims in self.input_shapes.items():
+            if not isinstance(dims, list) or not dims or not all(isinstance(d, int) and d > 0 for d in dims):
+                raise BadInput(f"input shape for {iname!r} must be positive integers, e.g. 1x3x224x224")
+        if self.meter is not None and self.meter.kind not in METER_KINDS:
+            raise BadInput(f"unknown meter kind {self.meter.kind!r}; expected one of {', '.join(METER_KINDS)}")
+        if self.kind == "soak":
+            if self.soak is None:
+                self.soak = SoakSpec()
+            if self.soak.window_s <= 0:
+                raise BadInput("soak window must be positive")
+        if self.kind == "validate" and self.reference_sha256 is None:
+            raise BadInput("validate needs a reference (.npz of expected outputs)")
+        if not 0 < self.telemetry_rate_hz <= 1000:
+            raise BadInput("telemetry rate must be in (0, 1000] Hz")
+
+
+def _sub(cls: type, value: Any, name: str) -> Any:
+    if not isinstance(value, dict):
+        raise BadInput(f"{name} must be an object")
+    try:
+        return cls(**value)
+    except TypeError as exc:
+        raise BadInput(f"bad {name}: {exc}") from None
+
+
+def parse_shape(text: str) -> tuple[str, list[int]]:
+    """``NAME=1x3x224x224`` -> (NAME, [1, 3, 224, 224]); the --input-shape syntax."""
+    name, sep, dims = text.rpartition("=")
+    if not sep or not name:
+        raise BadInput(f"bad input shape {text!r}: expected NAME=1x3x224x224")
+    try:
+        shape = [int(d) for d in dims.lower().replace(",", "x").split("x")]
+    except ValueError:
+        raise BadInput(f"bad input shape {text!r}: dimensions must be integers") from None
+    if not shape or any(d <= 0 for d in shape):
+        raise BadInput(f"bad input shape {text!r}: dimensions must be positive")
+    return name, shape
+
+
+def parse_duration(text: str | float | int) -> float:
+    """``30m``, ``10s``, ``1h30m``, ``250ms`` or plain seconds -> seconds."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    s = text.strip().lower()
+    try:
+        return float(s)
+    except ValueError:
+        pass
+    total = 0.0
+    pos = 0
+    for m in re.finditer(r"(\d+(?:\.\d+)?)(ms|h|m|s)", s):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}[m.group(2)]
+        pos = m.end()
+    if pos != len(s) or not s:
+        raise BadInput(f"bad duration {text!r}: use e.g. 30m, 10s, 1h30m or seconds")
+    return total
