@@ -119,7 +119,9 @@ class RunSpec:
             if not isinstance(dims, list) or not dims or not all(isinstance(d, int) and d > 0 for d in dims):
                 raise BadInput(f"input shape for {iname!r} must be positive integers, e.g. 1x3x224x224")
         if self.meter is not None and self.meter.kind not in METER_KINDS:
-            raise BadInput(f"unknown meter kind {self.meter.kind!r}; expected one of {', '.join(METER_KINDS)}")
+            raise BadInput(
+                f"unknown meter kind {self.meter.kind!r}; expected one of {', '.join(METER_KINDS)}"
+            )
         if self.kind == "soak":
             if self.soak is None:
                 self.soak = SoakSpec()

@@ -16,7 +16,8 @@ def nearest_rank(sorted_values: Sequence[float] | np.ndarray, pct: float) -> flo
     n = len(sorted_values)
     if n == 0:
         raise ValueError("no values")
-    rank = max(1, math.ceil(pct / 100.0 * n))
+    # round first: 99.9/100*1000 is 999.0000000000001 in floating point
+    rank = max(1, math.ceil(round(pct / 100.0 * n, 9)))
     return float(sorted_values[min(rank, n) - 1])
 
 

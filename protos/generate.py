@@ -61,7 +61,9 @@ def main() -> int:
             if old != f.read_text():
                 stale.append(str(rel))
                 sys.stderr.writelines(
-                    difflib.unified_diff(old.splitlines(True), f.read_text().splitlines(True), str(committed), "fresh")
+                    difflib.unified_diff(
+                        old.splitlines(True), f.read_text().splitlines(True), str(committed), "fresh"
+                    )
                 )
         if stale:
             print(f"stale gRPC stubs: {', '.join(stale)}; run 'make protos'", file=sys.stderr)
