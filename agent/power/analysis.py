@@ -1,0 +1,246 @@
+"""Turn a capture (power.bin + power.json) and the runner's iteration
+timestamps into the result's ``power{}``: means, peaks, energy per inference,
+transients aligned to inference starts, first-inferences vs steady peak, and
+the supply budget check.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.power.capture import load
+from agent.power.clockfit import ClockFit
+
+DEFAULT_K = 6.0  # transient threshold: median + k x robust spread (MAD as sigma)
+FIRST_N = 5  # "first inferences after idle"
+MAX_TRANSIENTS = 500  # listed in the result; the count is always complete
+
+
+def load_trace(run_dir: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray]:
+    """(meta, t_ns host monotonic int64, current_a float64, bus_v float64 with NaN)."""
+    meta, rec = load(run_dir)
+    t = np.empty(rec.shape[0], dtype=np.int64)
+    if meta.get("host_clock"):
+        t[:] = rec["t_dev_ns"]
+    else:
+        for seg in meta.get("segments", []):
+            a, n = int(seg["first"]), int(seg["count"])
+            t[a : a + n] = ClockFit.from_dict(seg["clock_fit"]).apply(rec["t_dev_ns"][a : a + n])
+    return meta, t, np.asarray(rec["current_a"], dtype=np.float64), np.asarray(rec["bus_v"], dtype=np.float64)
+
+
+def span_mask(t: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """True for samples inside any [start, end] span (spans may touch or overlap)."""
+    if not starts.shape[0]:
+        return np.zeros(t.shape[0], dtype=bool)
+    a = np.searchsorted(t, starts, side="left")
+    b = np.searchsorted(t, ends, side="right")
+    delta = np.zeros(t.shape[0] + 1, dtype=np.int64)
+    np.add.at(delta, a, 1)
+    np.add.at(delta, b, -1)
+    return np.cumsum(delta[:-1]) > 0
+
+
+def integrate(t_ns: np.ndarray, y: np.ndarray, t0: int, t1: int) -> float:
+    """Trapezoid integral of y over [t0, t1] (seconds), interpolating at the edges."""
+    if t1 <= t0 or t_ns.shape[0] < 2:
+        return 0.0
+    a = np.searchsorted(t_ns, t0, side="right")
+    b = np.searchsorted(t_ns, t1, side="left")
+    y0, y1 = np.interp([t0, t1], t_ns, y)
+    tt = np.concatenate(([t0], t_ns[a:b], [t1])).astype(np.float64)
+    yy = np.concatenate(([y0], y[a:b], [y1]))
+    return float(np.sum(0.5 * (yy[1:] + yy[:-1]) * np.diff(tt)) / 1e9)
+
+
+def robust_threshold(current_a: np.ndarray, k: float = DEFAULT_K) -> float:
+    med = float(np.median(current_a))
+    mad = float(np.median(np.abs(current_a - med))) * 1.4826
+    # a noiseless trace has MAD 0: keep the threshold above quantisation steps
+    spread = max(mad, abs(med) * 0.01, 1e-4)
+    return med + k * spread
+
+
+def find_transients(
+    t_ns: np.ndarray, current_a: np.ndarray, threshold_a: float, period_ns: float
+) -> list[tuple[int, int]]:
+    """Sample index ranges [i, j] (inclusive) above the threshold; runs separated
+    by less than ~3 samples are one transient (noise dipping under the line)."""
+    above = current_a > threshold_a
+    if not above.any():
+        return []
+    idx = np.flatnonzero(above)
+    merge_ns = max(3.0 * period_ns, 100_000.0)
+    breaks = np.flatnonzero(np.diff(t_ns[idx]) > merge_ns)
+    starts = np.concatenate(([idx[0]], idx[breaks + 1]))
+    ends = np.concatenate((idx[breaks], [idx[-1]]))
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def analyze(
+    run_dir: Path,
+    iterations: np.ndarray | None,
+    budget_w: float | None = None,
+    supply_v: float | None = None,
+    transient_a: float | None = None,
+    run_start_ns: int | None = None,
+    first_n: int = FIRST_N,
+    k: float = DEFAULT_K,
+) -> dict[str, Any]:
+    meta, t, cur, bus = load_trace(run_dir)
+    t0 = int(run_start_ns if run_start_ns is not None else meta.get("start_ns", 0))
+    out: dict[str, Any] = {
+        "source": meta.get("source"),
+        "sample_rate_hz": meta.get("sample_rate_hz"),
+        "samples": int(cur.shape[0]),
+        "dropped_samples": int(meta.get("dropped_samples", 0)),
+        "garbage": int(meta.get("garbage", 0)),
+        "mean_a": None,
+        "peak_a": None,
+        "mean_w": None,
+        "peak_w": None,
+        "energy_per_inference_j": None,
+        "transients": [],
+        "transient_count": 0,
+        "transient_threshold_a": None,
+        "budget_w": budget_w,
+        "over_budget": None,
+        "first_inferences_n": first_n,
+        "first_inferences_peak_a": None,
+        "steady_peak_a": None,
+        "voltage_source": None,
+        "partial": bool(meta.get("partial", False)),
+        "gaps": [
+            {
+                "t_s": (g["start_ns"] - t0) / 1e9,
+                "duration_s": ((g["end_ns"] or g["start_ns"]) - g["start_ns"]) / 1e9,
+                "reason": g.get("reason"),
+            }
+            for g in meta.get("gaps", [])
+        ],
+        "clock_fit": meta.get("clock_fit"),
+    }
+    if cur.shape[0] == 0:
+        return out
+    order = np.argsort(t, kind="stable")  # segments are in order; this guards a fit that folds back
+    if not (np.diff(t) >= 0).all():
+        t, cur, bus = t[order], cur[order], bus[order]
+
+    # Voltage: the meter's bus voltage where it has one, else the profile's supply.
+    volts: np.ndarray | None = None
+    if not np.isnan(bus).all():
+        fill = supply_v if supply_v is not None else float(np.nanmean(bus))
+        volts = np.where(np.isnan(bus), fill, bus)
+        out["voltage_source"] = "meter"
+    elif supply_v is not None:
+        volts = np.full(cur.shape[0], float(supply_v))
+        out["voltage_source"] = "profile"
+    power = cur * volts if volts is not None else None
+
+    it = np.asarray(iterations if iterations is not None else np.empty((0, 3)), dtype=np.int64).reshape(-1, 3)
+    it = it[np.argsort(it[:, 0], kind="stable")] if it.shape[0] else it
+    measured = it[it[:, 2] == 1] if it.shape[0] else it
+    if not measured.shape[0]:
+        measured = it
+    if measured.shape[0]:
+        w0, w1 = int(measured[:, 0].min()), int(measured[:, 1].max())
+    else:
+        w0, w1 = int(t[0]), int(t[-1])
+    dur_s = (w1 - w0) / 1e9
+    in_w = (t >= w0) & (t <= w1)
+    if dur_s > 0 and t.shape[0] > 1 and in_w.any():
+        out["mean_a"] = integrate(t, cur, w0, w1) / dur_s
+        if power is not None:
+            energy = integrate(t, power, w0, w1)
+            out["mean_w"] = energy / dur_s
+            if measured.shape[0]:
+                out["energy_per_inference_j"] = energy / measured.shape[0]
+    else:
+        out["mean_a"] = float(cur.mean())
+        if power is not None:
+            out["mean_w"] = float(power.mean())
+    out["peak_a"] = float(cur.max())
+    if power is not None:
+        out["peak_w"] = float(power.max())
+        if budget_w is not None:
+            out["over_budget"] = bool(out["peak_w"] > budget_w)
+
+    period_ns = float(np.median(np.diff(t))) if t.shape[0] > 1 else 0.0
+    thr = float(transient_a) if transient_a is not None else robust_threshold(cur, k)
+    out["transient_threshold_a"] = thr
+    runs = find_transients(t, cur, thr, period_ns)
+    out["transient_count"] = len(runs)
+    starts_ns = it[:, 0] if it.shape[0] else None
+    tr = []
+    for i, j in runs[:MAX_TRANSIENTS]:
+        ts = int(t[i])
+        off = None
+        if starts_ns is not None:
+            pos = int(np.searchsorted(starts_ns, ts))
+            cand = [p for p in (pos - 1, pos) if 0 <= p < starts_ns.shape[0]]
+            near = min(cand, key=lambda p: abs(ts - int(starts_ns[p])))
+            off = (ts - int(starts_ns[near])) / 1e6
+        tr.append(
+            {
+                "t_s": (ts - t0) / 1e9,
+                "peak_a": float(cur[i : j + 1].max()),
+                "duration_ms": (int(t[j]) - ts + period_ns) / 1e6,
+                "offset_from_inference_start_ms": off,
+            }
+        )
+    out["transients"] = tr
+
+    if it.shape[0]:
+        n = min(first_n, it.shape[0])
+        first = span_mask(t, it[:n, 0], it[:n, 1])
+        if first.any():
+            out["first_inferences_peak_a"] = float(cur[first].max())
+        rest = measured[~np.isin(measured[:, 0], it[:n, 0])] if measured.shape[0] else measured
+        steady = span_mask(t, rest[:, 0], rest[:, 1]) if rest.shape[0] else np.zeros(0, bool)
+        if steady.any():
+            out["steady_peak_a"] = float(cur[steady].max())
+    return out
+
+
+def cross_check(
+    power: dict[str, Any],
+    telemetry_samples: list[dict[str, Any]],
+    rail: str | None = None,
+    window_ns: tuple[int, int] | None = None,
+    tolerance_pct: float = 15.0,
+) -> dict[str, Any] | None:
+    """Compare the meter's mean power with the board's own input rail (Jetson
+    INA3221 ``VDD_IN`` and kin) over the same window. None when either is missing."""
+    meter_w = power.get("mean_w")
+    if meter_w is None:
+        return None
+    names: set[str] = set()
+    for s in telemetry_samples:
+        names.update((s.get("rails") or {}).keys())
+    if rail is None:
+        ins = sorted(n for n in names if "IN" in n.upper().replace("MIN", ""))
+        rail = ins[0] if ins else None
+    if rail is None or rail not in names:
+        return None
+    vals = [
+        s["rails"][rail]["w"]
+        for s in telemetry_samples
+        if rail in (s.get("rails") or {})
+        and s["rails"][rail].get("w") is not None
+        and (window_ns is None or window_ns[0] <= s.get("t_ns", 0) <= window_ns[1])
+    ]
+    if not vals:
+        return None
+    board_w = float(np.mean(vals))
+    diff = (meter_w - board_w) / board_w * 100.0 if board_w else None
+    return {
+        "rail": rail,
+        "meter_mean_w": float(meter_w),
+        "board_mean_w": board_w,
+        "samples": len(vals),
+        "diff_pct": diff,
+        "agree": diff is not None and abs(diff) <= tolerance_pct,
+    }

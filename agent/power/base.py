@@ -1,0 +1,181 @@
+"""The Meter protocol and the registry of meter kinds.
+
+A meter turns bytes from a serial port into blocks of samples on the meter's
+own clock. Capture (capture.py) owns the thread, the file and the clock fit;
+a meter only parses. One kind per module, loaded by name so the agent imports
+only the meter it uses.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from agent.errors import BadInput
+from agent.spec import MeterSpec
+
+# kind -> (module, class). Imported lazily: the agent stays light.
+REGISTRY: dict[str, tuple[str, str]] = {
+    "ina-csv": ("agent.power.ina_csv", "InaCsvMeter"),
+    "scpi": ("agent.power.scpi", "ScpiMeter"),
+    "ppk2": ("agent.power.ppk2", "Ppk2Meter"),
+}
+
+# The one on-disk sample layout (power.bin): 16 bytes a sample.
+SAMPLE_DTYPE = np.dtype([("t_dev_ns", "<i8"), ("current_a", "<f4"), ("bus_v", "<f4")])
+
+
+@dataclass
+class Block:
+    """Samples parsed from one read. ``t_dev_ns`` is the meter's clock
+    (unwrapped), or the host clock for meters without one (``host_clock``)."""
+
+    t_dev_ns: np.ndarray  # int64
+    current_a: np.ndarray  # float32
+    bus_v: np.ndarray | None = None  # float32, None when the meter has no bus voltage
+    dropped: int = 0  # samples known lost (counter/timestamp gaps) inside or before this block
+    garbage: int = 0  # unparseable lines / bytes skipped
+
+    def __len__(self) -> int:
+        return int(self.t_dev_ns.shape[0])
+
+    def to_records(self) -> np.ndarray:
+        rec = np.empty(len(self), dtype=SAMPLE_DTYPE)
+        rec["t_dev_ns"] = self.t_dev_ns
+        rec["current_a"] = self.current_a
+        rec["bus_v"] = np.nan if self.bus_v is None else self.bus_v
+        return rec
+
+
+def empty_block() -> Block:
+    return Block(np.empty(0, np.int64), np.empty(0, np.float32))
+
+
+class MeterGone(Exception):
+    """The meter stopped answering or its port vanished (unplugged)."""
+
+
+class Meter(Protocol):
+    kind: str
+    host_clock: bool  # True: t_dev_ns is already host monotonic time (polled meters)
+    nominal_rate_hz: float | None
+
+    def open(self) -> None:
+        """Open the port and handshake. BadInput when the port or meter is wrong."""
+
+    def start(self) -> None:
+        """Start streaming / arm the meter."""
+
+    def read(self) -> Block:
+        """Block up to ~50 ms; return what arrived (maybe empty). MeterGone when unplugged."""
+
+    def stop(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def info(self) -> dict[str, Any]:
+        """Identity and settings for power.json (IDN string, calibration...)."""
+
+
+@dataclass
+class Options:
+    """Typed access to ``--meter-opt K=V`` with one-line BadInput errors."""
+
+    kind: str
+    raw: dict[str, str]
+    used: set[str] = field(default_factory=set)
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        self.used.add(key)
+        return self.raw.get(key, default)
+
+    def number(self, key: str, default: float, lo: float | None = None, hi: float | None = None) -> float:
+        self.used.add(key)
+        if key not in self.raw:
+            return default
+        try:
+            v = float(self.raw[key])
+        except ValueError:
+            raise BadInput(f"meter option {key}={self.raw[key]!r}: not a number") from None
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise BadInput(f"meter option {key}={self.raw[key]!r}: out of range [{lo}, {hi}]")
+        return v
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+        v = self.get(key, default) or default
+        if v not in choices:
+            raise BadInput(f"meter option {key}={v!r}: expected one of {', '.join(choices)}")
+        return v
+
+    def check_unused(self) -> None:
+        extra = sorted(set(self.raw) - self.used)
+        if extra:
+            raise BadInput(f"unknown option(s) for meter {self.kind}: {', '.join(extra)}")
+
+
+def parse_meter_arg(text: str, opts: list[str] | None = None) -> MeterSpec:
+    """``--meter KIND:PORT`` and ``--meter-opt K=V`` -> MeterSpec (the CLI helper)."""
+    kind, sep, port = text.partition(":")
+    if not sep or not port:
+        raise BadInput(f"bad --meter {text!r}: expected KIND:PORT, e.g. ppk2:/dev/ttyACM0")
+    if kind not in REGISTRY:
+        raise BadInput(f"unknown meter kind {kind!r}; expected one of {', '.join(REGISTRY)}")
+    options: dict[str, str] = {}
+    for o in opts or []:
+        k, sep, v = o.partition("=")
+        if not sep or not k:
+            raise BadInput(f"bad --meter-opt {o!r}: expected K=V")
+        options[k.strip()] = v.strip()
+    return MeterSpec(kind=kind, port=port, options=options)
+
+
+def open_meter(spec: MeterSpec) -> Meter:
+    """Build, open and handshake the meter named by ``spec``."""
+    meter = make_meter(spec)
+    meter.open()
+    return meter
+
+
+def make_meter(spec: MeterSpec) -> Meter:
+    """Build without opening: validates the options (BadInput)."""
+    if spec.kind not in REGISTRY:
+        raise BadInput(f"unknown meter kind {spec.kind!r}; expected one of {', '.join(REGISTRY)}")
+    if not spec.port:
+        raise BadInput(f"meter {spec.kind}: empty port")
+    mod_name, cls_name = REGISTRY[spec.kind]
+    cls = getattr(importlib.import_module(mod_name), cls_name)
+    opts = Options(spec.kind, dict(spec.options or {}))
+    meter = cls(spec.port, opts)
+    opts.check_unused()
+    return meter
+
+
+def open_port(url: str, baudrate: int, timeout: float = 0.05) -> Any:
+    """pyserial's serial_for_url (device paths, rfc2217://, socket://), as BadInput on failure."""
+    import serial  # pyserial: light, but only needed when a meter is used
+
+    try:
+        return serial.serial_for_url(url, baudrate=baudrate, timeout=timeout, write_timeout=1.0)
+    except (serial.SerialException, ValueError, OSError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BadInput(f"cannot open meter port {url!r}: {msg}") from None
+
+
+def read_available(ser: Any) -> bytes:
+    """What is waiting on the port, or wait up to the port timeout for one byte.
+    pyserial reports an unplugged tty as SerialException/OSError: MeterGone."""
+    import serial
+
+    try:
+        n = ser.in_waiting
+        data = ser.read(n if n else 1)
+        if data and not n:
+            n = ser.in_waiting
+            if n:
+                data += ser.read(n)
+        return data
+    except (serial.SerialException, OSError) as exc:
+        raise MeterGone(str(exc).splitlines()[0] if str(exc) else "port closed") from None

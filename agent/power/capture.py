@@ -1,0 +1,281 @@
+"""Continuous meter capture for one run.
+
+A reader thread pulls blocks from the meter and appends them to
+``run_dir/power.bin`` (SAMPLE_DTYPE records, 16 bytes a sample, meter clock).
+At stop it fits the meter clock to CLOCK_MONOTONIC per segment and writes
+``power.json`` (layout, counts, gaps, fits) for analysis.py.
+
+An unplugged meter is not a failed run: the gap is recorded, the capture is
+marked partial and the reader keeps trying to reopen the port; a reopened
+meter starts a new segment (its clock may have restarted).
+
+A thread is enough: decoding is numpy per read, and the GIL is released while
+the reader waits on the port (see bench/bench_power.py for the figures).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.clock import now_ns
+from agent.errors import BadInput
+from agent.power import clockfit
+from agent.power.base import SAMPLE_DTYPE, Meter, MeterGone, make_meter
+from agent.spec import MeterSpec
+
+SCHEMA = "edgebench.power/v1"
+BIN_NAME = "power.bin"
+JSON_NAME = "power.json"
+_STALL_NS = 1_000_000_000  # no samples for this long while the port stays open: a gap
+_REOPEN_EVERY_S = 0.5
+
+
+class _Segment:
+    def __init__(self, first: int) -> None:
+        self.first = first
+        self.count = 0
+        self.pair_dev: list[int] = []
+        self.pair_host: list[int] = []
+        self.dev_first: int | None = None
+        self.dev_last: int | None = None
+
+
+class Capture:
+    def __init__(self, meter: MeterSpec, run_dir: Path, reconnect: bool = True) -> None:
+        self.spec = meter
+        self.run_dir = Path(run_dir)
+        self.reconnect = reconnect
+        self._meter: Meter | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._segments: list[_Segment] = []
+        self._gaps: list[dict[str, Any]] = []
+        self._samples = 0
+        self._dropped = 0
+        self._garbage = 0
+        self._partial = False
+        self._last_rx_ns: int | None = None
+        self._last_current_a: float | None = None
+        self._start_ns = 0
+        self._stop_ns = 0
+        self._info: dict[str, Any] = {}
+        self._error: str | None = None
+        self._summary: dict[str, Any] | None = None
+        self._host_clock = False
+
+    @property
+    def source(self) -> str:
+        return f"{self.spec.kind}:{self.spec.port}"
+
+    def start(self) -> None:
+        """Open the meter (BadInput if the port or meter is wrong) and start reading."""
+        meter = make_meter(self.spec)
+        meter.open()
+        try:
+            meter.start()
+        except MeterGone as exc:
+            meter.close()
+            raise BadInput(f"meter {self.source}: {exc}") from None
+        self._meter = meter
+        self._host_clock = meter.host_clock
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.run_dir / BIN_NAME, "wb")  # noqa: SIM115 - closed by stop()
+        self._start_ns = now_ns()
+        self._segments.append(_Segment(0))
+        self._thread = threading.Thread(target=self._run, name="power-capture", daemon=True)
+        self._thread.start()
+
+    def live(self) -> dict[str, Any]:
+        """Counters so far (for progress events and /metrics)."""
+        with self._lock:
+            return {
+                "samples": self._samples,
+                "dropped_samples": self._dropped,
+                "partial": self._partial,
+                "last_current_a": self._last_current_a,
+            }
+
+    # -- reader thread ---------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                meter = self._meter
+                if meter is None:
+                    if not self._reopen():
+                        break
+                    continue
+                try:
+                    blk = meter.read()
+                except MeterGone as exc:
+                    self._lost(str(exc))
+                    continue
+                t_rx = now_ns()
+                n = len(blk)
+                with self._lock:
+                    self._dropped += blk.dropped
+                    self._garbage += blk.garbage
+                    if not n:
+                        continue
+                    seg = self._segments[-1]
+                    if self._last_rx_ns is not None and t_rx - self._last_rx_ns > _STALL_NS and seg.count:
+                        self._gaps.append(
+                            {"start_ns": self._last_rx_ns, "end_ns": t_rx, "reason": "no data from meter"}
+                        )
+                    self._file.write(blk.to_records().tobytes())
+                    seg.count += n
+                    if seg.dev_first is None:
+                        seg.dev_first = int(blk.t_dev_ns[0])
+                    seg.dev_last = int(blk.t_dev_ns[-1])
+                    seg.pair_dev.append(seg.dev_last)
+                    seg.pair_host.append(t_rx)
+                    self._samples += n
+                    self._last_rx_ns = t_rx
+                    self._last_current_a = float(blk.current_a[-1])
+        except Exception as exc:  # a bug here must not take the run down: record it
+            with self._lock:
+                self._partial = True
+                self._error = f"{type(exc).__name__}: {exc}"
+                self._gaps.append({"start_ns": now_ns(), "end_ns": None, "reason": self._error})
+
+    def _lost(self, reason: str) -> None:
+        t = now_ns()
+        with self._lock:
+            self._partial = True
+            self._gaps.append(
+                {
+                    "start_ns": self._last_rx_ns or self._start_ns,
+                    "end_ns": None,
+                    "reason": f"meter lost: {reason}",
+                }
+            )
+            self._info = self._meter_info()
+        if self._meter is not None:
+            self._meter.close()
+        self._meter = None
+        self._lost_at = t
+
+    def _reopen(self) -> bool:
+        """Try to reopen an unplugged meter until stop. False: stopped."""
+        if not self.reconnect:
+            self._stop.wait()
+            return False
+        while not self._stop.wait(_REOPEN_EVERY_S):
+            try:
+                m = make_meter(self.spec)
+                m.open()
+                m.start()
+            except (BadInput, MeterGone, OSError):
+                continue
+            with self._lock:
+                self._gaps[-1]["end_ns"] = now_ns()
+                self._segments.append(_Segment(self._samples))
+                self._last_rx_ns = None
+            self._meter = m
+            return True
+        return False
+
+    def _meter_info(self) -> dict[str, Any]:
+        try:
+            return self._meter.info() if self._meter is not None else self._info
+        except Exception:  # info is best effort; never lose the capture for it
+            return self._info
+
+    # -- stop ---------------------------------------------------------------------
+    def stop(self) -> dict[str, Any]:
+        """Stop reading, fit clocks, write power.json; returns the capture summary."""
+        if self._summary is not None:
+            return self._summary
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10.0)
+        self._stop_ns = now_ns()
+        if self._meter is not None:
+            try:
+                self._meter.stop()
+            except MeterGone:
+                pass
+            self._info = self._meter_info()
+            self._meter.close()
+            self._meter = None
+        self._file.close()
+        for g in self._gaps:
+            if g["end_ns"] is None:
+                g["end_ns"] = self._stop_ns
+        segs = []
+        span_ns = 0
+        for s in self._segments:
+            if not s.count:
+                continue
+            if self._host_clock:
+                fit = clockfit.identity()
+            else:
+                fit = clockfit.fit(np.asarray(s.pair_dev), np.asarray(s.pair_host))
+            segs.append({"first": s.first, "count": s.count, "clock_fit": fit.to_dict()})
+            span_ns += (s.dev_last or 0) - (s.dev_first or 0)
+        rate = None
+        if span_ns > 0:
+            n_intervals = sum(max(0, s.count - 1) for s in self._segments) + self._dropped
+            rate = n_intervals / (span_ns / 1e9)
+        fits = [s["clock_fit"] for s in segs]
+        summary: dict[str, Any] = {
+            "source": self.source,
+            "sample_rate_hz": rate,
+            "samples": self._samples,
+            "dropped_samples": self._dropped,
+            "garbage": self._garbage,
+            "partial": self._partial,
+            "gaps": self._gaps,
+            "clock_fit": _fit_summary(fits, self._host_clock),
+        }
+        doc = {
+            "schema": SCHEMA,
+            **summary,
+            "kind": self.spec.kind,
+            "port": self.spec.port,
+            "options": dict(self.spec.options or {}),
+            "dtype": [[name, SAMPLE_DTYPE.fields[name][0].str] for name in SAMPLE_DTYPE.names],
+            "host_clock": self._host_clock,
+            "start_ns": self._start_ns,
+            "stop_ns": self._stop_ns,
+            "segments": segs,
+            "meter": self._info,
+            "error": self._error,
+        }
+        tmp = self.run_dir / (JSON_NAME + ".tmp")
+        tmp.write_text(json.dumps(doc, indent=1, default=float))
+        tmp.replace(self.run_dir / JSON_NAME)
+        self._summary = summary
+        return summary
+
+
+def _fit_summary(fits: list[dict[str, Any]], host_clock: bool) -> dict[str, Any]:
+    if host_clock:
+        return {"method": "host receive time (polled meter)", "segments": len(fits)}
+    if not fits:
+        return {"method": "lower-envelope linear fit", "segments": 0}
+    return {
+        "method": "lower-envelope linear fit",
+        "segments": len(fits),
+        "points": sum(f["points"] for f in fits),
+        "drift_ppm": fits[0]["drift_ppm"],
+        "residual_us": max(f["residual_us"] for f in fits),
+        "latency_p95_us": max(f["latency_p95_us"] for f in fits),
+    }
+
+
+def load(run_dir: Path) -> tuple[dict[str, Any], np.ndarray]:
+    """power.json and the samples of power.bin (a memory map)."""
+    run_dir = Path(run_dir)
+    meta = json.loads((run_dir / JSON_NAME).read_text())
+    dtype = np.dtype([(n, t) for n, t in meta["dtype"]])
+    path = run_dir / BIN_NAME
+    n = path.stat().st_size // dtype.itemsize
+    if n == 0:
+        return meta, np.empty(0, dtype=dtype)
+    return meta, np.memmap(path, dtype=dtype, mode="r", shape=(n,))

@@ -1,0 +1,193 @@
+"""``ina-csv``: the line protocol of INA226/INA228 microcontroller streamers
+(firmware/ina_streamer/). Each line is ``<t_us>,<current_mA>[,<bus_mV>]``;
+``t_us`` is the streamer's own 32-bit microsecond counter and wraps every
+~71.6 minutes. ``#`` lines and a header line are ignored; garbage and partial
+lines are counted and skipped.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from agent.power.base import Block, Options, open_port, read_available
+
+WRAP = 1 << 32
+_HALF = 1 << 31
+_MAX_LINE = 128  # longer than any valid line: a stream without newlines is garbage
+_HEADER = re.compile(rb"^\s*[A-Za-z_][\w ()/\[\]\-.]*(,\s*[A-Za-z_][\w ()/\[\]\-.]*){1,2}\s*$")
+
+
+class InaCsvParser:
+    """Incremental parser: feed bytes, get a Block. Keeps the partial line,
+    the wrap offset and the sample period between calls."""
+
+    def __init__(self, nominal_rate_hz: float | None = None) -> None:
+        self._rest = b""
+        self._synced = False  # the first fragment after open may be a partial line
+        self._last_raw: int | None = None
+        self._offset = 0  # multiples of 2^32 added by unwrapping
+        self._period_us: float | None = 1e6 / nominal_rate_hz if nominal_rate_hz else None
+        self._dts: list[int] = []
+        self._last_t: int | None = None  # last unwrapped t_us handed out
+        self.lines = 0
+        self.garbage = 0
+        self.comments = 0
+        self.wraps = 0
+
+    @property
+    def period_us(self) -> float | None:
+        return self._period_us
+
+    def feed(self, data: bytes) -> Block:
+        buf = self._rest + data
+        lines = buf.split(b"\n")
+        self._rest = lines.pop()
+        garbage = 0
+        if len(self._rest) > _MAX_LINE:
+            garbage += 1
+            self._rest = b""
+        ts: list[int] = []
+        cur: list[float] = []
+        bus: list[float] = []
+        first_uncounted = not self._synced
+        self._synced = True
+        for i, ln in enumerate(lines):
+            if not ln or ln[0] == 35:  # '#'
+                if ln:
+                    self.comments += 1
+                continue
+            p = ln.split(b",")
+            np_ = len(p)
+            try:
+                if np_ == 2:
+                    t = int(p[0])
+                    c = float(p[1])
+                    b = float("nan")
+                elif np_ == 3:
+                    t = int(p[0])
+                    c = float(p[1])
+                    b = float(p[2])
+                else:
+                    raise ValueError
+                if not 0 <= t < WRAP or c != c:
+                    raise ValueError
+            except ValueError:
+                if ln.strip() == b"" or _HEADER.match(ln):
+                    continue  # blank or header line: ignored, not garbage
+                if not (first_uncounted and i == 0):
+                    garbage += 1
+                continue
+            ts.append(t)
+            cur.append(c)
+            bus.append(b)
+        return self._finish(ts, cur, bus, garbage)
+
+    def _finish(self, ts: list[int], cur: list[float], bus: list[float], garbage: int) -> Block:
+        raw = np.asarray(ts, dtype=np.int64)
+        keep = np.ones(raw.shape[0], dtype=bool)
+        # Unwrap: a drop of more than half the range is the 32-bit counter wrapping;
+        # a small step back is a corrupt line that happened to parse.
+        unwrapped = np.empty_like(raw)
+        last = self._last_raw
+        off = self._offset
+        n = raw.shape[0]
+        if n and (last is None or raw[0] >= last) and (n < 2 or bool((np.diff(raw) >= 0).all())):
+            # the common case: no wrap, no step back in this block
+            unwrapped = raw + off
+            last = int(raw[-1])
+            n = 0
+        for i in range(n):  # wraps are rare; this loop is over parsed samples only
+            t = int(raw[i])
+            if last is not None and t < last:
+                if last - t > _HALF:
+                    off += WRAP
+                    self.wraps += 1
+                else:
+                    keep[i] = False
+                    garbage += 1
+                    continue
+            last = t
+            unwrapped[i] = t + off
+        self._last_raw = last
+        self._offset = off
+        t_us = unwrapped[keep]
+        c = np.asarray(cur, dtype=np.float32)[keep]
+        b = np.asarray(bus, dtype=np.float32)[keep]
+        self.lines += int(t_us.shape[0])
+        self.garbage += garbage
+        dropped = self._count_drops(t_us)
+        if t_us.shape[0]:
+            self._last_t = int(t_us[-1])
+        has_bus = bool(b.shape[0]) and not np.isnan(b).all()
+        return Block(
+            t_dev_ns=t_us * 1000,
+            current_a=c / np.float32(1000.0),
+            bus_v=(b / np.float32(1000.0)) if has_bus else None,
+            dropped=dropped,
+            garbage=garbage,
+        )
+
+    def _count_drops(self, t_us: np.ndarray) -> int:
+        if not t_us.shape[0]:
+            return 0
+        if self._last_t is not None:
+            dt = np.diff(np.concatenate(([self._last_t], t_us)))
+        else:
+            dt = np.diff(t_us)
+        if self._period_us is None:
+            self._dts.extend(int(x) for x in dt[:256] if x > 0)
+            if len(self._dts) >= 32:
+                self._period_us = float(np.median(self._dts))
+            else:
+                return 0
+        p = self._period_us
+        gaps = dt[dt > 1.5 * p]
+        return int(np.rint(gaps / p).sum() - gaps.shape[0]) if gaps.shape[0] else 0
+
+
+class InaCsvMeter:
+    kind = "ina-csv"
+    host_clock = False
+
+    def __init__(self, port: str, opts: Options) -> None:
+        self.port = port
+        self.baud = int(opts.number("baud", 921600, 300, 20_000_000))
+        rate = opts.number("rate_hz", 0.0, 0.0, 1e7)
+        self.nominal_rate_hz: float | None = rate or None
+        self.parser = InaCsvParser(self.nominal_rate_hz)
+        self._ser: Any = None
+
+    def open(self) -> None:
+        self._ser = open_port(self.port, self.baud)
+
+    def start(self) -> None:
+        # The streamer runs from power-on: drop what queued before the run.
+        self._ser.reset_input_buffer()
+
+    def read(self) -> Block:
+        return self.parser.feed(read_available(self._ser))
+
+    def stop(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self._ser is not None:
+            try:
+                self._ser.close()
+            except Exception:  # an unplugged port may fail to close; nothing to save
+                pass
+            self._ser = None
+
+    def info(self) -> dict[str, Any]:
+        p = self.parser
+        return {
+            "baud": self.baud,
+            "period_us": p.period_us,
+            "lines": p.lines,
+            "garbage_lines": p.garbage,
+            "comment_lines": p.comments,
+            "wraps": p.wraps,
+        }

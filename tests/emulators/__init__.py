@@ -1,0 +1,1 @@
+"""Meter emulators on real pseudo-terminals (see README.md)."""
