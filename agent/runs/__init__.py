@@ -1,0 +1,1 @@
+"""Run registry, journal, executor and worker entry."""

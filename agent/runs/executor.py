@@ -1,0 +1,574 @@
+"""Runs: a queue, and for each run a worker process plus the agent-side
+instruments around it.
+
+One run = spawn ``agent.runs.worker.entry`` (spawn context: never fork a
+process holding gRPC threads), read its messages in the dispatcher thread,
+journal each one (fsynced) and only then let watchers see it. Around the
+worker: the telemetry sampler, the power capture, soak window enrichment and
+placement gates. Those modules are optional on a board and written
+separately, so each is imported lazily and an ImportError means "not
+available here", never a failed run.
+
+Runs execute one at a time by default: they contend for the same board.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from agent.clock import now_ns
+from agent.errors import BadInput, EdgebenchError
+from agent.rootfs import RootFS
+from agent.runs.journal import Journal, read_events
+from agent.runs.registry import RESULT_SCHEMA, Registry, RunDir, partial_result
+from agent.runs.worker import DEFAULT_TASK
+from agent.spec import RunSpec
+from agent.store.artifacts import ArtifactStore
+
+log = logging.getLogger("edgebench.agent.runs")
+
+SAMPLE_STREAM_PERIOD_NS = 1_000_000_000  # telemetry reaches the journal/stream at 1 Hz
+_STDERR_TAIL_LINES = 3
+
+
+class _Run:
+    """A run the agent is holding in memory: queued or running."""
+
+    def __init__(self, rd: RunDir, spec: RunSpec, journal: Journal) -> None:
+        self.rd = rd
+        self.spec = spec
+        self.journal = journal
+        self.proc: multiprocessing.process.BaseProcess | None = None
+        self.cancelled = False
+        self.started = False
+        self.iterations = 0
+        self.throughput_ips = 0.0
+        self.t0_ns = 0
+        self.lock = threading.Lock()
+
+
+class RunManager:
+    def __init__(
+        self,
+        state_dir: str | Path,
+        store: ArtifactStore,
+        root: RootFS | None = None,
+        profile: str = "auto",
+        info: Callable[[], dict] | None = None,
+        task: str = DEFAULT_TASK,
+        concurrency: int = 1,
+        default_meter: Any = None,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.store = store
+        self.registry = Registry(self.state_dir)
+        self.root = root or RootFS("/")
+        self.profile_name = profile
+        self._info = info or (lambda: {})
+        self.task = task
+        # the agent's own meter (serve --meter) measures runs that name none
+        self.default_meter = default_meter
+        self._ctx = multiprocessing.get_context("spawn")
+        self._lock = threading.Lock()
+        self._runs: dict[str, _Run] = {}
+        self._queue: queue.Queue[_Run | None] = queue.Queue()
+        self._inferences_done = 0
+        self._stopping = False
+        self._profile_obj: Any = None
+        self._profile_loaded = False
+        self.recovered = self.registry.recover()
+        self._threads = [
+            threading.Thread(target=self._dispatch, name=f"edgebench-run-{i}", daemon=True)
+            for i in range(max(1, concurrency))
+        ]
+        for t in self._threads:
+            t.start()
+
+    # -- public API (the servicer and metrics call these) -------------------
+    def start(self, spec: RunSpec) -> str:
+        if self._stopping:
+            raise EdgebenchError("agent is shutting down")
+        for label, sha in (
+            ("model", spec.model_sha256),
+            ("inputs", spec.inputs_sha256),
+            ("reference", spec.reference_sha256),
+        ):
+            if sha is not None and self.store.path(sha) is None:
+                raise BadInput(f"{label} artifact {sha[:12]}... is not in the agent's store; push it first")
+        rd = self.registry.create(spec.to_dict())
+        run = _Run(rd, spec, Journal(rd.journal_path))
+        with self._lock:
+            self._runs[rd.run_id] = run
+        run.journal.append("state", {"status": "queued"})
+        self._queue.put(run)
+        return rd.run_id
+
+    def cancel(self, run_id: str) -> bool:
+        """True if the run was queued or running (now cancelled or cancelling)."""
+        with self._lock:
+            run = self._runs.get(run_id)
+        if run is None:
+            return False
+        with run.lock:
+            run.cancelled = True
+            proc = run.proc
+        if proc is not None and proc.is_alive():
+            proc.terminate()
+        return True
+
+    def wait(self, run_id: str, timeout: float | None = None) -> str | None:
+        """Block until a run is final; its status (None on timeout)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            run = self._runs.get(run_id)
+        if run is not None:
+            while not run.journal.closed:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return None
+                run.journal.wait_after(run.journal.last_seq, min(left or 0.5, 0.5))
+        rd = self.registry.get(run_id)
+        return rd.state().get("status") if rd else None
+
+    def watch(
+        self, run_id: str, after_seq: int = 0, active: Callable[[], bool] = lambda: True
+    ) -> Iterator[dict]:
+        """Every event with seq > after_seq exactly once, then live events until
+        the run ends (or ``active()`` turns false: the client went away)."""
+        with self._lock:
+            run = self._runs.get(run_id)
+        if run is None:
+            rd = self.registry.get(run_id)
+            if rd is None:
+                raise KeyError(run_id)
+            yield from read_events(rd.journal_path, after_seq)
+            return
+        seq = after_seq
+        while active():
+            events = run.journal.wait_after(seq, 0.5)
+            for ev in events:
+                seq = ev["seq"]
+                yield ev
+            if run.journal.closed and seq >= run.journal.last_seq:
+                return
+
+    def last_seq(self, run_id: str) -> int:
+        with self._lock:
+            run = self._runs.get(run_id)
+        if run is not None:
+            return run.journal.last_seq
+        rd = self.registry.get(run_id)
+        return rd.last_seq() if rd else 0
+
+    def stats(self) -> dict[str, float]:
+        with self._lock:
+            runs = list(self._runs.values())
+        running = [r for r in runs if r.started and not r.journal.closed]
+        return {
+            "runs_in_flight": len(runs),
+            "inferences_total": self._inferences_done + sum(r.iterations for r in running),
+            "current_throughput_ips": sum(r.throughput_ips for r in running),
+        }
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop: terminate a running worker (its run ends ``interrupted``) and
+        mark queued runs interrupted."""
+        self._stopping = True
+        with self._lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            with run.lock:
+                proc = run.proc
+            if proc is not None and proc.is_alive():
+                proc.terminate()
+        for _ in self._threads:
+            self._queue.put(None)
+        for t in self._threads:
+            t.join(timeout)
+
+    # -- the dispatcher ------------------------------------------------------
+    def _dispatch(self) -> None:
+        while True:
+            run = self._queue.get()
+            if run is None:
+                return
+            try:
+                if self._stopping:
+                    self._finish(
+                        run, "interrupted", "interrupted: the agent stopped before this run started", None
+                    )
+                elif run.cancelled:
+                    self._finish(run, "cancelled", "cancelled before it started", None)
+                else:
+                    self._execute(run)
+            except Exception as exc:  # a bug here must not kill the dispatcher: fail this run only
+                log.exception("run %s crashed the executor", run.rd.run_id)
+                if not run.journal.closed:
+                    self._finish(run, "failed", f"agent error: {type(exc).__name__}: {exc}", "run_failed")
+
+    def _execute(self, run: _Run) -> None:
+        rd, spec = run.rd, run.spec
+        run.t0_ns = now_ns()
+        run.started = True
+        rd.update_state(status="running", started_unix=time.time(), t0_ns=run.t0_ns)
+        run.journal.append("state", {"status": "running"}, t_ns=run.t0_ns)
+        warnings: list[str] = []
+        profile = self._profile()
+        sampler = self._start_sampler(run, profile, warnings)
+        capture = None
+        try:
+            capture = self._start_capture(run, warnings)
+        except EdgebenchError as exc:
+            self._stop_quietly(sampler, warnings)
+            self._finish(run, "failed", _one_line(str(exc)), exc.code)
+            return
+
+        parent, child = self._ctx.Pipe(duplex=False)
+        proc = self._ctx.Process(
+            target=_worker_entry(),
+            args=(spec.to_dict(), str(rd.path), child, self.task),
+            name=f"edgebench-worker-{rd.run_id}",
+        )
+        with run.lock:
+            if run.cancelled:
+                proc = None
+            else:
+                proc.start()
+                run.proc = proc
+        child.close()
+        if proc is None:
+            parent.close()
+            self._stop_quietly(sampler, warnings)
+            self._stop_quietly(capture, warnings)
+            self._finish(run, "cancelled", "cancelled", None)
+            return
+        rd.update_state(pid=proc.pid)
+
+        part: dict | None = None
+        error: tuple[str, str] | None = None
+        windows: list[dict] = []
+        while True:
+            try:
+                msg = parent.recv()
+            except (EOFError, OSError):
+                break
+            except Exception as exc:  # an unpicklable message: note it, keep reading
+                warnings.append(f"bad worker message: {exc}")
+                continue
+            if not isinstance(msg, dict):
+                continue
+            mtype = msg.get("type")
+            if mtype == "result":
+                part = msg.get("data") or {}
+            elif mtype == "error":
+                error = (
+                    str(msg.get("code") or "run_failed"),
+                    _one_line(str(msg.get("message") or "run failed")),
+                )
+            elif mtype == "window":
+                windows.append(self._on_window(run, msg, sampler))
+            elif mtype == "progress":
+                run.iterations = int(msg.get("iterations") or 0)
+                run.throughput_ips = float(msg.get("throughput_ips") or 0.0)
+                run.journal.append("progress", _payload(msg), t_ns=msg.get("t_ns"))
+            elif mtype == "phase":
+                run.journal.append("phase", _payload(msg), t_ns=msg.get("t_ns"))
+            else:
+                run.journal.append("log", _payload(msg), t_ns=msg.get("t_ns"))
+        parent.close()
+        proc.join()
+        exitcode = proc.exitcode
+
+        telemetry = self._stop_quietly(sampler, warnings)
+        capture_summary = self._stop_quietly(capture, warnings)
+        if run.cancelled:
+            status, err, code = "cancelled", "cancelled", None
+        elif self._stopping and part is None and error is None:
+            status, err, code = "interrupted", "interrupted: the agent stopped during this run", None
+        elif part is not None:
+            status, err, code = "completed", None, None
+        elif error is not None:
+            status, err, code = "failed", error[1], error[0]
+        else:
+            status, err, code = "failed", worker_died_message(exitcode, rd.path / "stderr.log"), "run_failed"
+
+        doc = self._assemble(
+            run, status, err, code, part, windows, sampler, telemetry, capture_summary, profile
+        )
+        if warnings:
+            doc["warnings"] = warnings
+        self._finish(run, status, err, code, doc)
+
+    def _finish(
+        self, run: _Run, status: str, error: str | None, code: str | None, doc: dict | None = None
+    ) -> None:
+        rd = run.rd
+        ended = time.time()
+        if doc is None:
+            rd.update_state(ended_unix=ended)
+            doc = partial_result(rd, status, error)
+            doc["error_code"] = code
+        # the document first: a reader that sees the final status finds it
+        rd.write_result(doc)
+        rd.update_state(status=status, ended_unix=ended, error=error, error_code=code, pid=None)
+        run.journal.append("result", {"status": status, "error": error, "error_code": code})
+        run.journal.close()
+        self._inferences_done += run.iterations
+        run.throughput_ips = 0.0
+        with self._lock:
+            self._runs.pop(rd.run_id, None)
+
+    # -- instruments ---------------------------------------------------------
+    def _profile(self) -> Any:
+        """The hardware profile object for the sampler / analyses; None when the
+        profiles module is not available."""
+        if not self._profile_loaded:
+            self._profile_loaded = True
+            try:
+                from agent import profiles  # noqa: PLC0415 - optional, lazy
+            except ImportError:
+                return None
+            try:
+                self._profile_obj = profiles.resolve(self.root, self.profile_name)
+            except Exception as exc:  # no matching profile is not fatal to running a model
+                log.warning("hardware profile %r unavailable: %s", self.profile_name, exc)
+        return self._profile_obj
+
+    def _start_sampler(self, run: _Run, profile: Any, warnings: list[str]) -> Any:
+        if not run.spec.telemetry:
+            return None
+        try:
+            from agent.telemetry.sampler import Sampler
+        except ImportError:
+            return None
+        last = [0]
+
+        def on_sample(sample: dict) -> None:
+            t = int(sample.get("t_ns") or now_ns())
+            if t - last[0] >= SAMPLE_STREAM_PERIOD_NS and not run.journal.closed:
+                last[0] = t
+                try:
+                    run.journal.append("sample", sample, t_ns=t)
+                except RuntimeError:  # journal closed under us at the end of the run
+                    pass
+
+        try:
+            sampler = Sampler(self.root, profile, rate_hz=run.spec.telemetry_rate_hz)
+            sampler.start(run.rd.path / "telemetry.jsonl", on_sample)
+            return sampler
+        except Exception as exc:
+            warnings.append(f"telemetry unavailable: {_one_line(str(exc))}")
+            return None
+
+    def _start_capture(self, run: _Run, warnings: list[str]) -> Any:
+        meter = run.spec.meter or self.default_meter
+        if meter is None:
+            return None
+        try:
+            from agent.power.capture import Capture
+        except ImportError:
+            warnings.append("power capture unavailable on this agent")
+            return None
+        capture = Capture(meter, run.rd.path)
+        capture.start()  # a meter that cannot be opened fails the run (EdgebenchError)
+        return capture
+
+    def _on_window(self, run: _Run, msg: dict, sampler: Any) -> dict:
+        t0 = int(msg.get("t_start_ns") or 0)
+        t1 = int(msg.get("t_end_ns") or 0)
+        w = {
+            "t_s": (t0 - run.t0_ns) / 1e9,
+            "t_start_ns": t0,
+            "t_end_ns": t1,
+            "iterations": msg.get("iterations"),
+            "throughput_ips": msg.get("throughput_ips"),
+            "p50_ms": msg.get("p50_ms"),
+            "p99_ms": msg.get("p99_ms"),
+        }
+        if sampler is not None:
+            try:
+                w.update(sampler.window(t0, t1))
+            except Exception as exc:
+                log.warning("telemetry window failed: %s", exc)
+        run.journal.append("window", w, t_ns=t1 or None)
+        return w
+
+    @staticmethod
+    def _stop_quietly(instrument: Any, warnings: list[str]) -> dict | None:
+        if instrument is None:
+            return None
+        try:
+            return instrument.stop()
+        except Exception as exc:
+            warnings.append(f"{type(instrument).__name__}.stop failed: {_one_line(str(exc))}")
+            return None
+
+    def _assemble(
+        self,
+        run: _Run,
+        status: str,
+        error: str | None,
+        code: str | None,
+        part: dict | None,
+        windows: list[dict],
+        sampler: Any,
+        telemetry: dict | None,
+        capture_summary: dict | None,
+        profile: Any,
+    ) -> dict:
+        rd, spec = run.rd, run.spec
+        st = rd.state()
+        doc: dict[str, Any] = {
+            "schema": RESULT_SCHEMA,
+            "run_id": rd.run_id,
+            "kind": spec.kind,
+            "status": status,
+            "error": error,
+            "error_code": code,
+            "created_unix": st.get("created_unix"),
+            "started_unix": st.get("started_unix"),
+            "ended_unix": time.time(),
+            "t0_ns": run.t0_ns,
+            "labels": spec.labels,
+            "spec": spec.to_dict(),
+        }
+        try:
+            doc["agent"] = self._info()
+        except Exception as exc:
+            doc["agent"] = {"error": _one_line(str(exc))}
+        doc["model"] = {"name": spec.model_name, "sha256": spec.model_sha256}
+        if part:
+            doc.update(part)
+        elif run.iterations:
+            doc["iterations"] = run.iterations
+            doc["throughput_ips"] = run.throughput_ips
+            doc["partial"] = True
+        if telemetry is not None:
+            doc["telemetry"] = telemetry
+        if capture_summary is not None:
+            doc["power"] = self._power(rd, spec, capture_summary, profile, doc)
+        if spec.kind == "soak":
+            doc["soak"] = self._soak(windows, sampler, spec, profile, doc)
+        if status == "completed":
+            gates = self._gates(doc, spec)
+            if gates is not None:
+                doc["gates"] = gates
+        return doc
+
+    def _power(self, rd: RunDir, spec: RunSpec, capture: dict, profile: Any, doc: dict) -> dict:
+        try:
+            import numpy as np
+
+            from agent.power.analysis import analyze
+        except ImportError:
+            return dict(capture)
+        try:
+            it_path = rd.path / "iterations.npy"
+            iterations = np.load(it_path) if it_path.exists() else np.zeros((0, 3), dtype=np.int64)
+            power = analyze(
+                rd.path,
+                iterations,
+                _profile_value(profile, "budget_w"),
+                _profile_value(profile, "supply_v"),
+                spec.transient_a,
+            )
+            return {**capture, **power}
+        except Exception as exc:
+            out = dict(capture)
+            out["error"] = f"power analysis failed: {_one_line(str(exc))}"
+            return out
+
+    def _soak(self, windows: list[dict], sampler: Any, spec: RunSpec, profile: Any, doc: dict) -> dict:
+        base = {"window_s": spec.soak.window_s if spec.soak else None, "windows": windows}
+        try:
+            from agent.soak.analysis import analyze_soak
+        except ImportError:
+            return base
+        try:
+            samples = sampler.samples() if sampler is not None else []
+            return {**base, **analyze_soak(windows, samples, spec, profile)}
+        except Exception as exc:
+            base["error"] = f"soak analysis failed: {_one_line(str(exc))}"
+            return base
+
+    @staticmethod
+    def _gates(doc: dict, spec: RunSpec) -> list[dict] | None:
+        try:
+            from agent.placement.gates import evaluate
+        except ImportError:
+            return None
+        try:
+            return list(evaluate(doc, spec))
+        except Exception as exc:
+            return [
+                {
+                    "name": "gates",
+                    "passed": False,
+                    "message": f"gate evaluation failed: {_one_line(str(exc))}",
+                }
+            ]
+
+
+def _worker_entry() -> Callable[..., None]:
+    from agent.runs import worker
+
+    return worker.entry
+
+
+def _payload(msg: dict) -> dict:
+    return {k: v for k, v in msg.items() if k != "type"}
+
+
+def _profile_value(profile: Any, key: str) -> Any:
+    if profile is None:
+        return None
+    if isinstance(profile, dict):
+        return profile.get(key)
+    return getattr(profile, key, None)
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def stderr_tail(path: Path, lines: int = _STDERR_TAIL_LINES, max_bytes: int = 8192) -> str:
+    """The last non-empty lines of a worker's stderr.log, joined on one line."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    tail = [ln.strip() for ln in data.splitlines() if ln.strip()][-lines:]
+    return " | ".join(tail)
+
+
+def worker_died_message(exitcode: int | None, stderr_path: Path) -> str:
+    """``worker died: SIGSEGV (signal 11); stderr: ...``: one line."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        msg = f"worker died: {name} (signal {-exitcode})"
+        if -exitcode == signal.SIGKILL:
+            msg += ", killed (out of memory?)"
+    elif exitcode is None:
+        msg = "worker died: unknown cause"
+    else:
+        msg = f"worker died: exit code {exitcode} without a result"
+    tail = stderr_tail(stderr_path)
+    if tail:
+        msg += f"; stderr: {tail}"
+    return _one_line(msg)

@@ -1,0 +1,178 @@
+"""The run registry: one directory per run under ``STATE/runs/<run_id>/``
+(layout in docs/internals.md). Run ids sort by creation time: a UTC timestamp
+with milliseconds, then random hex so two agents never collide.
+
+On agent start ``recover()`` turns every run left ``queued``/``running`` by a
+dead agent into ``interrupted`` and writes its result.json from whatever the
+journal holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from agent.runs.journal import read_events
+
+RESULT_SCHEMA = "edgebench.result/v1"
+ACTIVE = ("queued", "running")
+FINAL = ("completed", "failed", "cancelled", "interrupted")
+_RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{6}$")
+
+
+def new_run_id(t_unix: float | None = None) -> str:
+    t = time.time() if t_unix is None else t_unix
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(t))
+    return f"{stamp}{int(t * 1000) % 1000:03d}Z-{secrets.token_hex(3)}"
+
+
+def valid_run_id(run_id: str) -> bool:
+    return bool(_RUN_ID.match(run_id or ""))
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, default=str)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+class RunDir:
+    """One run's directory and its small state file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.run_id = self.path.name
+
+    @property
+    def journal_path(self) -> Path:
+        return self.path / "journal.jsonl"
+
+    def spec(self) -> dict:
+        return _read_json(self.path / "spec.json") or {}
+
+    def state(self) -> dict:
+        return _read_json(self.path / "state.json") or {"status": "interrupted"}
+
+    def update_state(self, **changes: Any) -> dict:
+        st = self.state()
+        st.update(changes)
+        write_json_atomic(self.path / "state.json", st)
+        return st
+
+    def result(self) -> dict | None:
+        return _read_json(self.path / "result.json")
+
+    def write_result(self, doc: dict) -> None:
+        write_json_atomic(self.path / "result.json", doc)
+
+    def files(self) -> list[str]:
+        return sorted(p.name for p in self.path.iterdir() if p.is_file() and not p.name.endswith(".tmp"))
+
+    def last_seq(self) -> int:
+        events = read_events(self.journal_path)
+        return events[-1]["seq"] if events else 0
+
+
+class Registry:
+    def __init__(self, state_dir: str | os.PathLike[str]) -> None:
+        self.root = Path(state_dir) / "runs"
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def create(self, spec_dict: dict) -> RunDir:
+        now = time.time()
+        run_id = new_run_id(now)
+        path = self.root / run_id
+        path.mkdir()
+        rd = RunDir(path)
+        write_json_atomic(path / "spec.json", spec_dict)
+        write_json_atomic(
+            path / "state.json",
+            {
+                "status": "queued",
+                "created_unix": now,
+                "started_unix": None,
+                "ended_unix": None,
+                "error": None,
+                "error_code": None,
+                "pid": None,
+            },
+        )
+        return rd
+
+    def get(self, run_id: str) -> RunDir | None:
+        if not valid_run_id(run_id):
+            return None
+        path = self.root / run_id
+        return RunDir(path) if (path / "spec.json").is_file() else None
+
+    def list(self, limit: int = 0) -> list[RunDir]:
+        """Newest first."""
+        runs = [
+            RunDir(p) for p in self.root.iterdir() if valid_run_id(p.name) and (p / "spec.json").is_file()
+        ]
+        runs.sort(key=lambda r: (r.state().get("created_unix") or 0, r.run_id), reverse=True)
+        return runs[:limit] if limit else runs
+
+    def recover(self) -> list[str]:
+        """Mark runs a dead agent left in flight as interrupted; returns their ids."""
+        done = []
+        for rd in self.list():
+            st = rd.state()
+            if st.get("status") in ACTIVE:
+                error = "interrupted: the agent stopped while this run was " + st["status"]
+                rd.update_state(status="interrupted", ended_unix=time.time(), error=error, pid=None)
+                rd.write_result(partial_result(rd, "interrupted", error))
+                done.append(rd.run_id)
+        return done
+
+
+def partial_result(rd: RunDir, status: str, error: str | None) -> dict:
+    """A result document from the journal alone: what a run had reached."""
+    spec = rd.spec()
+    st = rd.state()
+    events = read_events(rd.journal_path)
+    windows = [e["payload"] for e in events if e["kind"] == "window"]
+    progress = [e["payload"] for e in events if e["kind"] == "progress"]
+    phases = [e["payload"].get("phase") for e in events if e["kind"] == "phase"]
+    doc: dict[str, Any] = {
+        "schema": RESULT_SCHEMA,
+        "run_id": rd.run_id,
+        "kind": spec.get("kind"),
+        "status": status,
+        "error": error,
+        "error_code": None,
+        "created_unix": st.get("created_unix"),
+        "started_unix": st.get("started_unix"),
+        "ended_unix": st.get("ended_unix"),
+        "model": {"name": spec.get("model_name"), "sha256": spec.get("model_sha256")},
+        "labels": spec.get("labels") or {},
+        "partial": True,
+        "last_phase": phases[-1] if phases else None,
+        "journal_events": len(events),
+    }
+    if progress:
+        last = progress[-1]
+        doc["iterations"] = last.get("iterations")
+        doc["throughput_ips"] = last.get("throughput_ips")
+        doc["duration_s"] = last.get("elapsed_s")
+    if windows:
+        soak = spec.get("soak") or {}
+        doc["soak"] = {"window_s": soak.get("window_s"), "windows": windows, "verdict": "incomplete"}
+    return doc

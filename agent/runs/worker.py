@@ -1,0 +1,84 @@
+"""The worker process entry. The executor starts ``entry`` with the ``spawn``
+context, so this process holds no gRPC threads and a crash in a runtime or
+vendor delegate (segfault, abort, OOM kill) takes down only this process.
+
+Runtime and delegate logs go to fds 1/2, often from C code, so the fds
+themselves are redirected to ``stderr.log``, not just ``sys.stdout``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import os
+import signal
+import sys
+import traceback
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from agent.clock import now_ns
+
+DEFAULT_TASK = "agent.bench.task:run_task"
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL us when the agent dies: an orphaned worker would
+    keep loading the board that a restarted agent measures."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _redirect_output(run_dir: Path) -> None:
+    fd = os.open(run_dir / "stderr.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    # line buffering so the tail is on disk when the runtime crashes us
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
+
+
+def _load(task: str) -> Any:
+    module, _, func = task.partition(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def entry(spec_dict: dict, run_dir: str, conn: Connection, task: str = DEFAULT_TASK) -> None:
+    _die_with_parent()
+    rd = Path(run_dir)
+    _redirect_output(rd)
+    # the agent cancels with SIGTERM: exit at once, without Python cleanup that
+    # could hang inside a runtime
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(143))
+
+    def send(msg: dict) -> None:
+        conn.send(msg)
+
+    from agent.errors import EdgebenchError
+    from agent.spec import RunSpec
+
+    try:
+        spec = RunSpec.from_dict(spec_dict)
+        _load(task)(spec, rd, send)
+    except EdgebenchError as exc:
+        send({"type": "error", "code": exc.code, "message": _one_line(str(exc)), "t_ns": now_ns()})
+    except Exception as exc:  # the run failed; say why in one line, keep the trace in stderr.log
+        traceback.print_exc()
+        msg = f"{type(exc).__name__}: {exc}"
+        send({"type": "error", "code": "run_failed", "message": _one_line(msg), "t_ns": now_ns()})
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        conn.close()
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -1,0 +1,1 @@
+"""gRPC server: servicer, auth, assembly, metrics."""

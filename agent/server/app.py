@@ -1,0 +1,254 @@
+"""Server assembly: store + run manager + servicer + health + auth on one gRPC
+server. ``edgebench-agent serve`` runs it as a daemon; the controller's
+embedded agent runs it in-process on loopback.
+
+Secure by default: a non-loopback listen address needs a token or mTLS
+(client CA) unless ``insecure`` is set.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import platform
+import socket
+import threading
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from agent.errors import BadInput
+from agent.rootfs import RootFS
+from agent.rpc.edgebench.v1 import agent_pb2_grpc as pb_grpc
+from agent.runs.executor import RunManager
+from agent.runs.worker import DEFAULT_TASK
+from agent.server.auth import TokenInterceptor, is_loopback, server_credentials, split_listen
+from agent.server.service import AgentService
+from agent.spec import METER_KINDS, MeterSpec
+from agent.store.artifacts import DEFAULT_QUOTA_BYTES, ArtifactStore
+
+log = logging.getLogger("edgebench.agent")
+
+SERVICE_NAME = "edgebench.v1.Agent"
+# uploads send ~1 MiB chunks; leave headroom for clients that send bigger ones
+MAX_MESSAGE_BYTES = 64 << 20
+
+
+def parse_meter(meter: str | None, opts: list[str] | dict[str, str] | None) -> MeterSpec | None:
+    """``KIND:PORT`` + ``K=V`` options -> MeterSpec (BadInput when malformed)."""
+    if not meter:
+        return None
+    kind, sep, port = meter.partition(":")
+    if not sep or not port:
+        raise BadInput(f"bad --meter {meter!r}: expected KIND:PORT, e.g. ina-csv:/dev/ttyUSB0")
+    if kind not in METER_KINDS:
+        raise BadInput(f"unknown meter kind {kind!r}; expected one of {', '.join(METER_KINDS)}")
+    options: dict[str, str] = {}
+    if isinstance(opts, dict):
+        options = {str(k): str(v) for k, v in opts.items()}
+    else:
+        for o in opts or []:
+            k, eq, v = o.partition("=")
+            if not eq or not k:
+                raise BadInput(f"bad --meter-opt {o!r}: expected K=V")
+            options[k] = v
+    return MeterSpec(kind=kind, port=port, options=options)
+
+
+def basic_info(profile: str) -> dict:
+    """What we can say without agent.fingerprint: enough to identify the host."""
+    return {
+        "schema": "edgebench.info/v1",
+        "hostname": socket.gethostname(),
+        "profile": profile,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+class AgentServer:
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str],
+        listen: str = "127.0.0.1:0",
+        sysfs_root: str | os.PathLike[str] = "/",
+        profile: str = "auto",
+        token: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        tls_client_ca: str | None = None,
+        insecure: bool = False,
+        meter: str | None = None,
+        meter_opts: list[str] | dict[str, str] | None = None,
+        metrics_port: int | None = None,
+        artifact_quota: int = DEFAULT_QUOTA_BYTES,
+        task: str = DEFAULT_TASK,
+        max_workers: int = 32,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.listen = listen
+        self.host, self.port = split_listen(listen)
+        self.root = RootFS(sysfs_root)
+        self.profile = profile
+        self.token = token
+        self.metrics_port = metrics_port
+        self.artifact_quota = int(artifact_quota)
+        self.task = task
+        self.max_workers = max_workers
+        if bool(tls_cert) != bool(tls_key):
+            raise BadInput("--tls-cert and --tls-key go together")
+        if tls_client_ca and not tls_cert:
+            raise BadInput("--tls-client-ca needs --tls-cert and --tls-key")
+        if self.artifact_quota <= 0:
+            raise BadInput("--artifact-quota must be positive")
+        if metrics_port is not None and not 0 <= int(metrics_port) <= 65535:
+            raise BadInput(f"bad --metrics-port {metrics_port}")
+        if not is_loopback(self.host) and not (token or tls_client_ca) and not insecure:
+            raise BadInput(
+                f"refusing to listen on non-loopback {listen} without --token-file or mTLS "
+                "(--tls-cert/--tls-key/--tls-client-ca); pass --insecure to allow it"
+            )
+        self.tls = (tls_cert, tls_key, tls_client_ca) if tls_cert else None
+        self.meter = parse_meter(meter, meter_opts)
+        self.address: str | None = None
+        self.store: ArtifactStore | None = None
+        self.runs: RunManager | None = None
+        self._server: grpc.Server | None = None
+        self._health: health.HealthServicer | None = None
+        self._metrics: Any = None
+        self._lock_fd: int | None = None
+        self._info: dict | None = None
+        self._info_lock = threading.Lock()
+
+    # -- fingerprint (cached: it does not change while we run) ----------------
+    def info(self) -> dict:
+        with self._info_lock:
+            if self._info is None:
+                try:
+                    from agent.fingerprint import collect_info
+                except ImportError:
+                    self._info = basic_info(self.profile)
+                else:
+                    self._info = collect_info(self.root, self.profile)
+            return self._info
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self) -> str:
+        """Bind and serve; returns the bound ``host:port``."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_state_dir()
+        try:
+            return self._start()
+        except BaseException:
+            self._unlock_state_dir()
+            raise
+
+    def _start(self) -> str:
+        self.store = ArtifactStore(self.state_dir, self.artifact_quota)
+        self.runs = RunManager(
+            self.state_dir,
+            self.store,
+            root=self.root,
+            profile=self.profile,
+            info=self.info,
+            task=self.task,
+            default_meter=self.meter,
+        )
+        interceptors = [TokenInterceptor(self.token)] if self.token else []
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="edgebench-rpc"),
+            interceptors=interceptors,
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        pb_grpc.add_AgentServicer_to_server(AgentService(self.store, self.runs, self.info), server)
+        self._health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        target = f"{self.host}:{self.port}"
+        try:
+            if self.tls:
+                port = server.add_secure_port(target, server_credentials(*self.tls))
+            else:
+                port = server.add_insecure_port(target)
+        except RuntimeError as exc:
+            self.runs.close()
+            raise BadInput(f"cannot listen on {self.listen}: {exc}") from None
+        if not port:
+            self.runs.close()
+            raise BadInput(f"cannot listen on {self.listen}: address in use or not available")
+        server.start()
+        self._server = server
+        for name in ("", SERVICE_NAME):
+            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.address = f"{self.host}:{port}"
+        if self.metrics_port is not None:
+            self._start_metrics()
+        if self.runs.recovered:
+            log.info(
+                "marked %d in-flight run(s) interrupted: %s", len(self.runs.recovered), self.runs.recovered
+            )
+        return self.address
+
+    def _start_metrics(self) -> None:
+        try:
+            from agent.server.metrics import start_metrics_server
+        except ImportError:
+            log.warning("metrics module unavailable; --metrics-port ignored")
+            return
+        self._metrics = start_metrics_server(self.metrics_port, self.root, self.profile, self.runs)
+
+    def stop(self, grace: float | None = None) -> None:
+        if self._health is not None:
+            self._health.enter_graceful_shutdown()
+        if self._server is not None:
+            self._server.stop(grace).wait()
+        if self.runs is not None:
+            self.runs.close()
+        m = self._metrics
+        if m is not None:
+            for name in ("shutdown", "stop", "close"):
+                fn = getattr(m, name, None)
+                if callable(fn):
+                    try:
+                        fn()
+                    except Exception:
+                        pass
+                    break
+        self._metrics = None
+        self._unlock_state_dir()
+
+    def wait(self) -> None:
+        if self._server is not None:
+            self._server.wait_for_termination()
+
+    def __enter__(self) -> AgentServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop(0)
+
+    # -- one agent per state dir: two would mark each other's runs interrupted --
+    def _lock_state_dir(self) -> None:
+        fd = os.open(self.state_dir / "agent.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise BadInput(f"state dir {self.state_dir} is in use by another agent") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def _unlock_state_dir(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None

@@ -1,0 +1,175 @@
+"""The gRPC servicer: every RPC of edgebench.v1.Agent, mapping store, spec and
+run errors onto gRPC status codes with one-line messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+
+from agent.errors import BadInput, EdgebenchError
+from agent.rpc.edgebench.v1 import agent_pb2 as pb
+from agent.rpc.edgebench.v1 import agent_pb2_grpc as pb_grpc
+from agent.runs.executor import RunManager
+from agent.runs.registry import RunDir
+from agent.spec import RunSpec
+from agent.store.artifacts import ArtifactStore, StoreError
+
+FILE_CHUNK_BYTES = 1 << 20
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
+
+
+def _abort(context: grpc.ServicerContext, status: str | grpc.StatusCode, message: str) -> None:
+    code = status if isinstance(status, grpc.StatusCode) else getattr(grpc.StatusCode, status)
+    context.abort(code, " ".join(message.split()))
+
+
+class AgentService(pb_grpc.AgentServicer):
+    def __init__(self, store: ArtifactStore, runs: RunManager, info: Callable[[], dict]) -> None:
+        self.store = store
+        self.runs = runs
+        self.info = info
+
+    # -- info ----------------------------------------------------------------
+    def GetInfo(self, request: pb.GetInfoRequest, context: grpc.ServicerContext) -> pb.GetInfoResponse:
+        try:
+            return pb.GetInfoResponse(info_json=json.dumps(self.info(), default=str))
+        except Exception as exc:
+            _abort(context, grpc.StatusCode.INTERNAL, f"fingerprint failed: {exc}")
+
+    # -- artifacts -----------------------------------------------------------
+    def StatArtifact(
+        self, request: pb.StatArtifactRequest, context: grpc.ServicerContext
+    ) -> pb.StatArtifactResponse:
+        try:
+            st = self.store.stat(request.sha256)
+        except StoreError as exc:
+            _abort(context, exc.status, exc.message)
+        return pb.StatArtifactResponse(
+            present=st.present,
+            size_bytes=st.size_bytes,
+            committed_offset=st.committed_offset,
+            quota_bytes=st.quota_bytes,
+        )
+
+    def Upload(
+        self, request_iterator: Iterator[pb.UploadChunk], context: grpc.ServicerContext
+    ) -> pb.UploadResponse:
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("part") != "header":
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "the first upload message must be the header")
+        h = first.header
+        upload = None
+        try:
+            upload = self.store.begin(h.sha256, h.size_bytes, h.name, h.offset)
+            if upload.deduplicated:
+                # the bytes are already here: do not read the rest of the stream
+                return pb.UploadResponse(sha256=h.sha256, size_bytes=h.size_bytes, deduplicated=True)
+            for chunk in request_iterator:
+                if chunk.WhichOneof("part") != "data":
+                    raise StoreError("INVALID_ARGUMENT", "only data may follow the upload header")
+                upload.write(chunk.data)
+            upload.finish()
+            return pb.UploadResponse(sha256=h.sha256, size_bytes=h.size_bytes, deduplicated=False)
+        except StoreError as exc:
+            _abort(context, exc.status, exc.message)
+        finally:
+            if upload is not None:
+                upload.close()  # a broken stream keeps its committed bytes for a resume
+
+    # -- runs ----------------------------------------------------------------
+    def StartRun(self, request: pb.StartRunRequest, context: grpc.ServicerContext) -> pb.StartRunResponse:
+        try:
+            data = json.loads(request.spec_json)
+        except ValueError as exc:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"run spec is not JSON: {exc}")
+        try:
+            spec = RunSpec.from_dict(data)
+            run_id = self.runs.start(spec)
+        except BadInput as exc:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except EdgebenchError as exc:
+            _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
+        return pb.StartRunResponse(run_id=run_id)
+
+    def WatchRun(self, request: pb.WatchRunRequest, context: grpc.ServicerContext) -> Iterator[pb.RunEvent]:
+        self._run_dir(request.run_id, context)
+        try:
+            for ev in self.runs.watch(request.run_id, int(request.after_seq), context.is_active):
+                yield pb.RunEvent(
+                    run_id=request.run_id,
+                    seq=ev["seq"],
+                    t_ns=ev["t_ns"],
+                    kind=ev["kind"],
+                    payload_json=json.dumps(ev.get("payload") or {}, default=str),
+                )
+        except KeyError:
+            _abort(context, grpc.StatusCode.NOT_FOUND, f"no run {request.run_id!r}")
+
+    def GetRun(self, request: pb.GetRunRequest, context: grpc.ServicerContext) -> pb.RunRecord:
+        return self._record(self._run_dir(request.run_id, context), with_result=True)
+
+    def ListRuns(self, request: pb.ListRunsRequest, context: grpc.ServicerContext) -> pb.ListRunsResponse:
+        return pb.ListRunsResponse(
+            runs=[self._record(rd, with_result=False) for rd in self.runs.registry.list(int(request.limit))]
+        )
+
+    def CancelRun(self, request: pb.CancelRunRequest, context: grpc.ServicerContext) -> pb.RunRecord:
+        rd = self._run_dir(request.run_id, context)
+        if self.runs.cancel(request.run_id):
+            self.runs.wait(request.run_id, timeout=10.0)
+        return self._record(rd, with_result=True)
+
+    def FetchRunFile(
+        self, request: pb.FetchRunFileRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.FileChunk]:
+        rd = self._run_dir(request.run_id, context)
+        name = request.name
+        if not _PLAIN_NAME.match(name or "") or ".." in name:
+            _abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"bad file name {name!r}: a plain name inside the run",
+            )
+        path = rd.path / name
+        try:
+            f = open(path, "rb")
+        except OSError:
+            _abort(context, grpc.StatusCode.NOT_FOUND, f"run {rd.run_id} has no file {name!r}")
+        with f:
+            total = os.fstat(f.fileno()).st_size
+            sent = False
+            while True:
+                data = f.read(FILE_CHUNK_BYTES)
+                if not data and sent:
+                    break
+                yield pb.FileChunk(data=data, total_bytes=total)
+                sent = True
+                if not data:
+                    break
+
+    # -- helpers -------------------------------------------------------------
+    def _run_dir(self, run_id: str, context: grpc.ServicerContext) -> RunDir:
+        rd = self.runs.registry.get(run_id)
+        if rd is None:
+            _abort(context, grpc.StatusCode.NOT_FOUND, f"no run {run_id!r}")
+        return rd
+
+    def _record(self, rd: RunDir, with_result: bool) -> pb.RunRecord:
+        spec = rd.spec()
+        st = rd.state()
+        result: Any = rd.result() if with_result else None
+        return pb.RunRecord(
+            run_id=rd.run_id,
+            kind=str(spec.get("kind") or ""),
+            status=str(st.get("status") or ""),
+            spec_json=json.dumps(spec),
+            result_json=json.dumps(result, default=str) if result is not None else "",
+            last_seq=self.runs.last_seq(rd.run_id),
+            created_unix=float(st.get("created_unix") or 0.0),
+            files=rd.files(),
+        )

@@ -1,0 +1,348 @@
+"""Content-addressed artifact store under ``STATE/artifacts/<sha[:2]>/<sha>``.
+
+Uploads land in ``STATE/uploads/<sha>.part``; a sidecar ``<sha>.json`` holds
+the committed offset (bytes fsynced to disk), so an interrupted upload resumes
+from there even after an agent crash. The sha256 is computed while bytes
+arrive; a hasher's state cannot be persisted, so a resume re-hashes the
+committed part first. On completion the part is renamed into place atomically:
+a reader never sees a half-written artifact.
+
+Errors carry a gRPC status name (``StoreError.status``) so the servicer maps
+them without this module importing grpc.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+DEFAULT_QUOTA_BYTES = 4 << 30
+# fsync + record the committed offset every this many bytes: bounds the loss on
+# a crash without paying an fsync per 1 MiB chunk.
+COMMIT_EVERY_BYTES = 16 << 20
+_READ_BLOCK = 4 << 20
+
+
+class StoreError(Exception):
+    """A rejected store operation. ``status`` is a grpc.StatusCode name."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class ArtifactStat:
+    present: bool
+    size_bytes: int
+    committed_offset: int
+    quota_bytes: int
+
+
+def check_sha(sha256: str) -> str:
+    if not isinstance(sha256, str) or not _SHA.match(sha256):
+        raise StoreError("INVALID_ARGUMENT", "sha256 must be 64 lowercase hex digits")
+    return sha256
+
+
+def check_name(name: str) -> str:
+    """A plain file name: no directories, no parent references, no NUL."""
+    if not name:
+        raise StoreError("INVALID_ARGUMENT", "artifact name is empty")
+    if "/" in name or "\\" in name or ".." in name or "\x00" in name:
+        raise StoreError(
+            "INVALID_ARGUMENT", f"artifact name {name!r} must be a plain file name (no '/', '\\' or '..')"
+        )
+    if len(name) > 255:
+        raise StoreError("INVALID_ARGUMENT", "artifact name longer than 255 characters")
+    return name
+
+
+def artifact_path(state_dir: str | os.PathLike[str], sha256: str) -> Path:
+    """Where a stored artifact lives (it may not exist)."""
+    return Path(state_dir) / "artifacts" / sha256[:2] / sha256
+
+
+def locate(run_dir: str | os.PathLike[str], sha256: str) -> tuple[Path, str]:
+    """(path, original name) of an artifact, from a run directory
+    (``STATE/runs/<id>``): what a worker uses to find its model."""
+    store = ArtifactStore(Path(run_dir).resolve().parent.parent)
+    path = store.path(sha256)
+    if path is None:
+        raise FileNotFoundError(f"artifact {sha256[:12]} is not in the store")
+    return path, store.name(sha256)
+
+
+class ArtifactStore:
+    def __init__(self, state_dir: str | os.PathLike[str], quota_bytes: int = DEFAULT_QUOTA_BYTES) -> None:
+        self.state_dir = Path(state_dir)
+        self.root = self.state_dir / "artifacts"
+        self.uploads = self.state_dir / "uploads"
+        self.quota_bytes = int(quota_bytes)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.uploads.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._active: set[str] = set()
+
+    # -- reading -----------------------------------------------------------
+    def path(self, sha256: str) -> Path | None:
+        p = artifact_path(self.state_dir, check_sha(sha256))
+        return p if p.is_file() else None
+
+    def name(self, sha256: str) -> str:
+        meta = self._read_json(artifact_path(self.state_dir, sha256).with_suffix(".json"))
+        return str(meta.get("name") or sha256)
+
+    def stat(self, sha256: str) -> ArtifactStat:
+        check_sha(sha256)
+        p = self.path(sha256)
+        if p is not None:
+            return ArtifactStat(True, p.stat().st_size, p.stat().st_size, self.free_bytes())
+        return ArtifactStat(False, 0, self._committed(sha256), self.free_bytes())
+
+    def used_bytes(self) -> int:
+        """Stored artifacts plus partial uploads: both count against the quota."""
+        total = 0
+        for base, pattern in ((self.root, "*/*"), (self.uploads, "*.part")):
+            for p in base.glob(pattern):
+                if p.suffix == ".json":
+                    continue
+                try:
+                    total += p.stat().st_size
+                except OSError:
+                    pass
+        return total
+
+    def free_bytes(self) -> int:
+        return max(0, self.quota_bytes - self.used_bytes())
+
+    def list(self) -> list[dict]:
+        out = []
+        for p in sorted(self.root.glob("*/*")):
+            if p.suffix == ".json" or not _SHA.match(p.name):
+                continue
+            out.append({"sha256": p.name, "size_bytes": p.stat().st_size, "name": self.name(p.name)})
+        return out
+
+    # -- writing -----------------------------------------------------------
+    def begin(self, sha256: str, size_bytes: int, name: str, offset: int) -> Upload:
+        """Open an upload, or raise StoreError. A present artifact returns an
+        Upload with ``deduplicated`` set: the caller writes nothing."""
+        check_sha(sha256)
+        check_name(name)
+        if self.path(sha256) is not None:
+            return Upload(self, sha256, size_bytes, name, 0, deduplicated=True)
+        with self._lock:
+            if sha256 in self._active:
+                raise StoreError("ABORTED", f"an upload of {sha256[:12]} is already in progress")
+            committed = self._committed(sha256)
+            if offset not in (0, committed):
+                raise StoreError(
+                    "FAILED_PRECONDITION",
+                    f"upload offset {offset} does not match the committed offset {committed}; "
+                    f"resume from {committed}",
+                )
+            # quota counts what is stored plus what this upload still needs
+            need = size_bytes - offset
+            part_now = self._part_size(sha256)
+            free = self.quota_bytes - (self.used_bytes() - part_now) - offset
+            if size_bytes > self.quota_bytes or need > free:
+                raise StoreError(
+                    "RESOURCE_EXHAUSTED",
+                    f"artifact of {size_bytes} bytes exceeds the artifact quota "
+                    f"({max(0, free + offset)} of {self.quota_bytes} bytes free)",
+                )
+            self._active.add(sha256)
+        try:
+            return Upload(self, sha256, size_bytes, name, offset)
+        except BaseException:
+            self._release(sha256)
+            raise
+
+    def remove_partial(self, sha256: str) -> None:
+        for p in (self._part(sha256), self._sidecar(sha256)):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+
+    # -- internals ---------------------------------------------------------
+    def _part(self, sha256: str) -> Path:
+        return self.uploads / f"{sha256}.part"
+
+    def _sidecar(self, sha256: str) -> Path:
+        return self.uploads / f"{sha256}.json"
+
+    def _part_size(self, sha256: str) -> int:
+        try:
+            return self._part(sha256).stat().st_size
+        except OSError:
+            return 0
+
+    def _committed(self, sha256: str) -> int:
+        meta = self._read_json(self._sidecar(sha256))
+        # bytes past the recorded offset may not have reached the disk: ignore them
+        return min(int(meta.get("offset", 0)), self._part_size(sha256))
+
+    def _write_sidecar(self, sha256: str, data: dict) -> None:
+        tmp = self._sidecar(sha256).with_suffix(".json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._sidecar(sha256))
+
+    def _release(self, sha256: str) -> None:
+        with self._lock:
+            self._active.discard(sha256)
+
+    @staticmethod
+    def _read_json(p: Path) -> dict:
+        try:
+            with open(p) as f:
+                data = json.load(f)
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+
+class Upload:
+    """One upload stream: ``write()`` chunks, then ``finish()``; ``close()``
+    always (it commits what arrived so a later upload resumes from there)."""
+
+    def __init__(
+        self,
+        store: ArtifactStore,
+        sha256: str,
+        size_bytes: int,
+        name: str,
+        offset: int,
+        deduplicated: bool = False,
+    ) -> None:
+        self.store = store
+        self.sha256 = sha256
+        self.size_bytes = int(size_bytes)
+        self.name = name
+        self.deduplicated = deduplicated
+        self.offset = offset
+        self._closed = deduplicated
+        self._file = None
+        if deduplicated:
+            return
+        self._hasher = hashlib.sha256()
+        part = store._part(sha256)
+        if offset == 0:
+            self._file = open(part, "wb")
+        else:
+            # re-hash the committed bytes, drop anything past them
+            self._file = open(part, "r+b")
+            self._file.truncate(offset)
+            remaining = offset
+            while remaining:
+                block = self._file.read(min(_READ_BLOCK, remaining))
+                if not block:
+                    break
+                self._hasher.update(block)
+                remaining -= len(block)
+            self._file.seek(offset)
+        self._since_commit = 0
+        self._commit()
+
+    def write(self, data: bytes) -> None:
+        if self.deduplicated:
+            return
+        if self.offset + len(data) > self.size_bytes:
+            self._fail()
+            raise StoreError(
+                "INVALID_ARGUMENT",
+                f"upload is larger than its declared size of {self.size_bytes} bytes",
+            )
+        self._file.write(data)
+        self._hasher.update(data)
+        self.offset += len(data)
+        self._since_commit += len(data)
+        if self._since_commit >= COMMIT_EVERY_BYTES:
+            self._commit()
+
+    def finish(self) -> Path:
+        """Verify and move into place; raises StoreError when incomplete or wrong."""
+        if self.deduplicated:
+            return self.store.path(self.sha256)  # type: ignore[return-value]
+        if self.offset < self.size_bytes:
+            self._commit()
+            raise StoreError(
+                "ABORTED",
+                f"upload incomplete: {self.offset} of {self.size_bytes} bytes; "
+                f"resume from offset {self.offset}",
+            )
+        digest = self._hasher.hexdigest()
+        if digest != self.sha256:
+            self._fail()
+            raise StoreError(
+                "DATA_LOSS",
+                f"sha256 mismatch: declared {self.sha256[:12]}..., received bytes hash to {digest[:12]}...; "
+                "nothing stored",
+            )
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        dest = artifact_path(self.store.state_dir, self.sha256)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"name": self.name, "size_bytes": self.size_bytes, "stored_unix": time.time()}
+        tmp_meta = dest.with_suffix(".json.tmp")
+        with open(tmp_meta, "w") as f:
+            json.dump(meta, f)
+        os.replace(tmp_meta, dest.with_suffix(".json"))
+        os.replace(self.store._part(self.sha256), dest)
+        _fsync_dir(dest.parent)
+        self.store.remove_partial(self.sha256)
+        self._closed = True
+        self.store._release(self.sha256)
+        return dest
+
+    def close(self) -> None:
+        """Stream ended or broke: keep the committed bytes for a resume."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._commit()
+            self._file.close()
+        finally:
+            self.store._release(self.sha256)
+
+    def _commit(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self.store._write_sidecar(
+            self.sha256, {"offset": self.offset, "size_bytes": self.size_bytes, "name": self.name}
+        )
+        self._since_commit = 0
+
+    def _fail(self) -> None:
+        """A wrong upload: nothing of it may remain."""
+        self._closed = True
+        try:
+            self._file.close()
+        finally:
+            self.store.remove_partial(self.sha256)
+            self.store._release(self.sha256)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,17 @@
+"""Where things live under the agent's state dir. Tiny and import-free so the
+worker process can find its artifacts without loading the store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def artifact_path(state_dir: str | os.PathLike[str], sha256: str) -> Path:
+    """``STATE/artifacts/<sha[:2]>/<sha>`` (it may not exist)."""
+    return Path(state_dir) / "artifacts" / sha256[:2] / sha256
+
+
+def state_dir_of(run_dir: str | os.PathLike[str]) -> Path:
+    """A run directory is ``STATE/runs/<run_id>``."""
+    return Path(run_dir).resolve().parent.parent
