@@ -77,7 +77,7 @@ def find_transients(
     breaks = np.flatnonzero(np.diff(t_ns[idx]) > merge_ns)
     starts = np.concatenate(([idx[0]], idx[breaks + 1]))
     ends = np.concatenate((idx[breaks], [idx[-1]]))
-    return list(zip(starts.tolist(), ends.tolist()))
+    return list(zip(starts.tolist(), ends.tolist(), strict=False))
 
 
 def analyze(

@@ -144,7 +144,6 @@ class Capture:
                 self._gaps.append({"start_ns": now_ns(), "end_ns": None, "reason": self._error})
 
     def _lost(self, reason: str) -> None:
-        t = now_ns()
         with self._lock:
             self._partial = True
             self._gaps.append(
@@ -158,7 +157,6 @@ class Capture:
         if self._meter is not None:
             self._meter.close()
         self._meter = None
-        self._lost_at = t
 
     def _reopen(self) -> bool:
         """Try to reopen an unplugged meter until stop. False: stopped."""

@@ -41,6 +41,6 @@ class InaCsvEmulator(StreamEmulator):
         tus = self.device_t_us(idx).tolist()
         ma = (amps * 1000.0).tolist()
         if self.wf.bus_v is None:
-            return [f"{t},{a:.3f}\n".encode() for t, a in zip(tus, ma)]
+            return [f"{t},{a:.3f}\n".encode() for t, a in zip(tus, ma, strict=False)]
         mv = self.wf.bus_v * 1000.0
-        return [f"{t},{a:.3f},{mv:.1f}\n".encode() for t, a in zip(tus, ma)]
+        return [f"{t},{a:.3f},{mv:.1f}\n".encode() for t, a in zip(tus, ma, strict=False)]

@@ -42,9 +42,9 @@ def encode_words(
 ) -> np.ndarray:
     """Invert the PPK2 calibration (GS = 0) and pick the most sensitive range that fits."""
     a = np.asarray(amps, dtype=np.float64)[:, None]
-    R, GI, O, S, I, UG = (np.asarray(cal[k])[None, :] for k in ("R", "GI", "O", "S", "I", "UG"))
-    x = (a / UG - S * vdd_v - I) / GI
-    adc = np.rint((x * R / ADC_MULT + O) / 4.0)
+    c = {k: np.asarray(cal[k])[None, :] for k in ("R", "GI", "O", "S", "I", "UG")}
+    x = (a / c["UG"] - c["S"] * vdd_v - c["I"]) / c["GI"]
+    adc = np.rint((x * c["R"] / ADC_MULT + c["O"]) / 4.0)
     ok = (adc >= 0) & (adc <= 16000)
     rng = np.where(ok.any(axis=1), ok.argmax(axis=1), 4)
     val = np.clip(adc[np.arange(a.shape[0]), rng], 0, 16383).astype(np.uint32)
