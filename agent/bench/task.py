@@ -1,0 +1,161 @@
+"""What a worker process does for one run: load the model, time a cold first
+inference, warm up, measure, then (outside the measured phase) work out where
+each node ran. ``run_task`` reports through ``send`` (docs/internals.md) and
+never raises: a failure becomes one ``error`` message with a one-line text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import resource
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent.clock import now_ns
+from agent.errors import BadInput, EdgebenchError
+from agent.runtimes.base import Runner, make_runner, model_format
+from agent.spec import RunSpec
+from agent.stats import latency_summary_ms
+from agent.store.paths import artifact_path, state_dir_of
+
+Send = Callable[[dict], None]
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def peak_rss_bytes() -> int:
+    # ru_maxrss is KiB on Linux (bytes on macOS)
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(r if sys.platform == "darwin" else r * 1024)
+
+
+def locate_artifact(run_dir: Path, sha: str, what: str) -> Path:
+    path = artifact_path(state_dir_of(run_dir), sha)
+    if not path.is_file():
+        raise BadInput(f"{what} artifact {sha[:12]} is not in the agent's store; push it first")
+    return path
+
+
+def open_model(spec: RunSpec, run_dir: Path) -> tuple[Runner, Path, str, float]:
+    """(runner, model path, format, init_ms): the model loaded as the spec asks."""
+    model = locate_artifact(run_dir, spec.model_sha256, "model")
+    fmt = model_format(model)
+    runtime = spec.runtime or {"onnx": "onnxruntime", "tflite": "litert"}[fmt]
+    expected = {"onnxruntime": "onnx", "litert": "tflite"}.get(runtime)
+    if expected and expected != fmt:
+        raise BadInput(f"runtime {runtime} cannot run a {fmt} model")
+    runner = make_runner(runtime)
+    init_ms = runner.load(model, spec)
+    return runner, model, fmt, init_ms
+
+
+def run_task(spec: RunSpec, run_dir: Path, send: Send) -> dict | None:
+    """Run one task; returns the worker's result part (also sent), or None on error."""
+    try:
+        part = _run(spec, Path(run_dir), send)
+    except EdgebenchError as exc:
+        send({"type": "error", "code": exc.code, "message": _one_line(str(exc))})
+        return None
+    except Exception as exc:  # a runtime bug must still end in one clear line
+        send({"type": "error", "code": "run_failed", "message": _one_line(f"{type(exc).__name__}: {exc}")})
+        return None
+    send({"type": "result", "data": part})
+    return part
+
+
+def _phase(send: Send, phase: str) -> None:
+    send({"type": "phase", "phase": phase, "t_ns": now_ns()})
+
+
+def _run(spec: RunSpec, run_dir: Path, send: Send) -> dict:
+    from agent.bench.loop import IterationLog, Loop
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _phase(send, "load")
+    runner, model, fmt, init_ms = open_model(spec, run_dir)
+    npz = locate_artifact(run_dir, spec.inputs_sha256, "inputs") if spec.inputs_sha256 else None
+    feeds = runner.make_inputs(spec, npz)
+    part: dict[str, Any] = {
+        "model": {
+            "name": spec.model_name,
+            "sha256": sha256_file(model),
+            "size_bytes": model.stat().st_size,
+            "format": fmt,
+        },
+        "runtime": runner.info(),
+        "init_ms": init_ms,
+    }
+    first_run = getattr(runner, "first_run", runner.run)
+    t0 = now_ns()
+    first_run(feeds)  # cold: the first inference pays lazy allocation and kernel selection
+    t1 = now_ns()
+    part["first_inference_ms"] = (t1 - t0) / 1e6
+
+    if spec.kind != "placement":
+        run = runner.run
+
+        def once() -> Any:
+            return run(feeds)
+
+        log = IterationLog(run_dir / "iterations.npy")
+        try:
+            loop = Loop(once, log, send)
+            loop.record(t0, t1, 0)
+            _phase(send, "warmup")
+            part["warmup_iterations"] = loop.warmup(spec.warmup_s)
+            _phase(send, "measure")
+            windows: list[dict] = []
+            window_s = spec.soak.window_s if spec.kind == "soak" and spec.soak else None
+            m = loop.measure(spec.duration_s, spec.min_iterations, window_s, windows.append)
+        finally:
+            log.close()
+        span_s = (m["end_ns"] - m["start_ns"]) / 1e9
+        part.update(
+            {
+                "latency_ms": latency_summary_ms(m["latencies_ns"]),
+                "iterations": m["iterations"],
+                "duration_s": span_s,
+                "throughput_ips": m["iterations"] / span_s if span_s > 0 else 0.0,
+                "measure_start_ns": m["start_ns"],
+                "measure_end_ns": m["end_ns"],
+            }
+        )
+        if window_s:
+            part["soak_windows"] = windows
+    part["runtime"] = runner.info()
+
+    if (
+        spec.placement
+        or spec.kind == "placement"
+        or spec.fail_on_fallback
+        or spec.max_cpu_ops is not None
+        or (spec.max_partitions is not None)
+    ):
+        _phase(send, "profile")  # after the measured phase: profiling never distorts timing
+        try:
+            placement = runner.placement(feeds)
+        except EdgebenchError:
+            raise
+        except Exception as exc:
+            placement = {"runtime": runner.name, "error": _one_line(f"{type(exc).__name__}: {exc}")}
+        with open(run_dir / "placement.json", "w") as f:
+            json.dump(placement, f, indent=1)
+        part["placement"] = placement
+    part["peak_rss_bytes"] = peak_rss_bytes()
+    runner.close()
+    _phase(send, "done")
+    return part
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -1,0 +1,147 @@
+"""The Runner protocol: what the benchmark loop needs from a runtime.
+
+One runtime per module (onnxruntime.py, litert.py); a later TensorRT runner
+implements the same few methods and registers in ``RUNNERS``. Runtimes are
+imported lazily so the agent's main process never loads them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from agent.errors import BadInput
+from agent.spec import RunSpec
+
+
+@dataclass
+class InputSpec:
+    """One model input as the runtime sees it after shapes are resolved."""
+
+    name: str
+    shape: list[int]
+    dtype: np.dtype
+    # (scale, zero_point) for quantized integer inputs, else None
+    quantization: tuple[float, int] | None = None
+    declared_shape: list[Any] = field(default_factory=list)  # as in the model (may hold symbols)
+
+
+@runtime_checkable
+class Runner(Protocol):
+    name: str
+
+    def load(self, model_path: Path, spec: RunSpec) -> float:
+        """Create the session/interpreter; return init time in ms. Bad model or
+        options raise agent.errors.BadInput with a one-line message."""
+
+    def input_specs(self) -> list[InputSpec]: ...
+
+    def make_inputs(self, spec: RunSpec, npz: Path | None) -> Any:
+        """Feeds for ``run``: from an .npz (names and shapes checked) or random."""
+
+    def run(self, feeds: Any) -> Any: ...
+
+    def placement(self, feeds: Any, log_text: str = "") -> dict:
+        """Where each node ran: ``placement{...}`` (DESIGN.md) plus a ``nodes`` table.
+        May run a short separate pass; never called during the measured phase."""
+
+    def info(self) -> dict:
+        """``{name, version, providers|delegate}``"""
+
+    def close(self) -> None: ...
+
+
+RUNNERS = {
+    "onnxruntime": "agent.runtimes.onnxruntime:OrtRunner",
+    "litert": "agent.runtimes.litert:LiteRTRunner",
+}
+
+
+def make_runner(runtime: str) -> Runner:
+    try:
+        target = RUNNERS[runtime]
+    except KeyError:
+        raise BadInput(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNNERS)}") from None
+    mod, _, cls = target.partition(":")
+    return getattr(importlib.import_module(mod), cls)()
+
+
+def model_format(path: Path) -> str:
+    """``onnx`` or ``tflite`` from the file's bytes (not its name); BadInput otherwise."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if len(head) >= 8 and head[4:8] == b"TFL3":
+        return "tflite"
+    # an ONNX ModelProto starts with field 1 (ir_version, varint): tag byte 0x08
+    if head[:1] == b"\x08":
+        return "onnx"
+    raise BadInput(f"not a model file: {path.name} is neither ONNX nor TFLite")
+
+
+def npz_arrays(npz: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(npz, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as exc:  # zipfile.BadZipFile, ValueError, OSError...
+        raise BadInput(f"inputs file is not a readable .npz: {exc}".splitlines()[0]) from None
+
+
+def check_feeds(inputs: list[InputSpec], arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Match .npz arrays to model inputs by name; shapes must match exactly,
+    dtypes are cast only when numpy says it is safe."""
+    names = [i.name for i in inputs]
+    unknown = sorted(set(arrays) - set(names))
+    if unknown:
+        raise BadInput(
+            f"unknown input name(s) in inputs file: {', '.join(unknown)}; model inputs: {', '.join(names)}"
+        )
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise BadInput(f"inputs file lacks model input(s): {', '.join(missing)}")
+    feeds = {}
+    for spec in inputs:
+        a = arrays[spec.name]
+        if list(a.shape) != list(spec.shape):
+            raise BadInput(
+                f"wrong shape for input {spec.name!r}: inputs file has {_fmt(a.shape)}, model expects {_fmt(spec.shape)}"
+            )
+        if a.dtype != spec.dtype:
+            if not np.can_cast(a.dtype, spec.dtype, casting="same_kind"):
+                raise BadInput(f"wrong dtype for input {spec.name!r}: {a.dtype}, model expects {spec.dtype}")
+            a = a.astype(spec.dtype)
+        feeds[spec.name] = np.ascontiguousarray(a)
+    return feeds
+
+
+def resolve_shape(name: str, declared: list[Any], override: list[int] | None) -> list[int]:
+    """Concrete dims: the ``--input-shape`` override (rank and fixed dims must
+    agree), else symbolic/unknown dims become 1 (batch 1, as trtexec does)."""
+    if override is None:
+        return [d if isinstance(d, int) and d > 0 else 1 for d in declared]
+    if declared and len(override) != len(declared):
+        raise BadInput(
+            f"wrong shape for input {name!r}: {_fmt(override)} has rank {len(override)}, "
+            f"model expects rank {len(declared)} ({_fmt(declared)})"
+        )
+    for got, want in zip(override, declared):
+        if isinstance(want, int) and want > 0 and got != want:
+            raise BadInput(
+                f"wrong shape for input {name!r}: {_fmt(override)}, model expects {_fmt(declared)}"
+            )
+    return list(override)
+
+
+def check_shape_names(input_shapes: dict[str, list[int]], names: list[str]) -> None:
+    unknown = sorted(set(input_shapes) - set(names))
+    if unknown:
+        raise BadInput(
+            f"unknown input name {unknown[0]!r} in --input-shape; model inputs: {', '.join(names)}"
+        )
+
+
+def _fmt(shape: Any) -> str:
+    return "x".join(str(d) if d not in (None, -1) else "?" for d in shape) or "scalar"

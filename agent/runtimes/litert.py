@@ -1,0 +1,177 @@
+"""LiteRT runner: ``ai_edge_litert``, else a vendor ``tflite_runtime`` (NXP's
+and TI's builds ship only that). External delegates (``libvx_delegate.so``,
+``libtidl_tfl_delegate.so``) load through ``load_delegate(path, options)``;
+without one, LiteRT applies its default XNNPACK delegate to what it supports.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.errors import BadInput, RunFailed
+from agent.runtimes.base import InputSpec, check_feeds, check_shape_names, npz_arrays, resolve_shape
+from agent.spec import RunSpec
+
+
+def interpreter_module() -> tuple[Any, str, str]:
+    """(module, distribution name, version)."""
+    from importlib import metadata
+
+    try:
+        from ai_edge_litert import interpreter as mod
+
+        dist = "ai-edge-litert"
+    except ImportError:
+        try:
+            from tflite_runtime import interpreter as mod  # type: ignore[no-redef]
+
+            dist = "tflite-runtime"
+        except ImportError:
+            raise BadInput("no LiteRT runtime installed (need ai-edge-litert or tflite_runtime)") from None
+    try:
+        version = metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        version = getattr(mod, "__version__", "unknown")
+    return mod, dist, version
+
+
+def delegate_label(path: str | None) -> str:
+    """``/usr/lib/libvx_delegate.so`` -> ``vx_delegate``; no path -> XNNPACK (the default)."""
+    if not path:
+        return "XNNPACK"
+    stem = Path(path).name.split(".so")[0]
+    return stem[3:] if stem.startswith("lib") else stem
+
+
+class LiteRTRunner:
+    name = "litert"
+
+    def __init__(self) -> None:
+        self.mod, self.dist, self.version = interpreter_module()
+        self.interp: Any = None
+        self.spec: RunSpec | None = None
+        self.delegate_path: str | None = None
+        self.load_log = ""
+        self._inputs: list[InputSpec] = []
+        self._in_idx: list[int] = []
+        self._out_idx: list[int] = []
+
+    def load(self, model_path: Path, spec: RunSpec) -> float:
+        from agent.placement.logs import capture_stderr
+
+        self.spec = spec
+        self.delegate_path = spec.delegate
+        t0 = time.perf_counter_ns()
+        with capture_stderr() as cap:
+            delegates = []
+            if spec.delegate:
+                try:
+                    delegates.append(self.mod.load_delegate(spec.delegate, dict(spec.delegate_options or {})))
+                except (ValueError, OSError, RuntimeError) as exc:
+                    raise BadInput(f"cannot load delegate {spec.delegate}: {_one_line(exc)}") from None
+            try:
+                self.interp = self.mod.Interpreter(
+                    model_path=str(model_path),
+                    num_threads=spec.threads,
+                    experimental_delegates=delegates or None,
+                )
+            except ValueError as exc:
+                raise BadInput(
+                    f"not a valid TFLite model {Path(model_path).name}: {_one_line(exc)}"
+                ) from None
+            except RuntimeError as exc:
+                raise RunFailed(f"LiteRT could not load {Path(model_path).name}: {_one_line(exc)}") from None
+            self._resize(spec)
+            try:
+                self.interp.allocate_tensors()  # the default XNNPACK delegate applies here
+            except (RuntimeError, ValueError) as exc:
+                raise BadInput(f"LiteRT could not allocate tensors: {_one_line(exc)}") from None
+        init_ms = (time.perf_counter_ns() - t0) / 1e6
+        self.load_log = cap.text
+        self._inputs = self._input_specs()
+        self._in_idx = [d["index"] for d in self.interp.get_input_details()]
+        self._out_idx = [d["index"] for d in self.interp.get_output_details()]
+        return init_ms
+
+    def _resize(self, spec: RunSpec) -> None:
+        details = self.interp.get_input_details()
+        check_shape_names(spec.input_shapes, [d["name"] for d in details])
+        for d in details:
+            sig = [int(x) for x in d.get("shape_signature", d["shape"])]
+            declared: list[Any] = [x if x > 0 else None for x in sig]
+            shape = resolve_shape(d["name"], declared, spec.input_shapes.get(d["name"]))
+            if list(shape) != [int(x) for x in d["shape"]]:
+                self.interp.resize_tensor_input(d["index"], shape, strict=False)
+
+    def _input_specs(self) -> list[InputSpec]:
+        out = []
+        for d in self.interp.get_input_details():
+            scale, zp = d.get("quantization", (0.0, 0))
+            quant = (float(scale), int(zp)) if scale else None
+            out.append(
+                InputSpec(
+                    d["name"],
+                    [int(x) for x in d["shape"]],
+                    np.dtype(d["dtype"]),
+                    quant,
+                    list(d["shape_signature"]),
+                )
+            )
+        return out
+
+    def input_specs(self) -> list[InputSpec]:
+        return list(self._inputs)
+
+    def make_inputs(self, spec: RunSpec, npz: Path | None) -> list[tuple[int, np.ndarray]]:
+        if npz is not None:
+            feeds = check_feeds(self._inputs, npz_arrays(npz))
+        else:
+            from agent.bench.inputs import random_inputs
+
+            feeds = random_inputs(self._inputs)
+        return [(idx, feeds[s.name]) for idx, s in zip(self._in_idx, self._inputs)]
+
+    def run(self, feeds: list[tuple[int, np.ndarray]]) -> list[np.ndarray]:
+        interp = self.interp
+        for idx, arr in feeds:
+            interp.set_tensor(idx, arr)
+        interp.invoke()
+        return [interp.get_tensor(i) for i in self._out_idx]
+
+    def first_run(self, feeds: list[tuple[int, np.ndarray]]) -> list[np.ndarray]:
+        try:
+            return self.run(feeds)
+        except ValueError as exc:
+            raise BadInput(f"wrong input: {_one_line(exc)}") from None
+        except RuntimeError as exc:
+            raise RunFailed(f"first inference failed: {_one_line(exc)}") from None
+
+    def placement(self, feeds: Any = None, log_text: str = "") -> dict:
+        from agent.placement import litert as lp
+
+        return lp.build(
+            self.interp._get_ops_details(),
+            delegate=delegate_label(self.delegate_path),
+            external=bool(self.delegate_path),
+            log_text=self.load_log + log_text,
+        )
+
+    def info(self) -> dict:
+        return {
+            "name": "litert",
+            "version": self.version,
+            "distribution": self.dist,
+            "delegate": self.delegate_path or "XNNPACK (default)",
+        }
+
+    def close(self) -> None:
+        self.interp = None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:297] + "..."
