@@ -1,0 +1,358 @@
+"""Hardware profiles (``hw-profiles/*.yaml``): everything board-specific lives in
+these files, never in code. A profile says how to recognise the board, which
+thermal zones / clocks / rails it has and what they are called, the power
+budget, and which runtime + provider/delegate reaches each accelerator.
+
+Search path for profile files: ``$EDGEBENCH_PROFILES_DIR`` (``:``-separated),
+then the repo's ``hw-profiles/`` next to the package, then
+``/etc/edgebench/hw-profiles``. A name found earlier wins.
+
+Validation is a small JSON-schema-like walk (no jsonschema on boards): a bad
+file raises BadInput naming the file and the field, e.g.
+``hw-profiles/x.yaml: clocks.gpu.source: expected one of cpufreq, devfreq``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.errors import BadInput
+from agent.rootfs import RootFS
+
+FALLBACK = "generic-linux"
+RAIL_DRIVERS = ("ina3221", "ina3221x")
+CLOCK_SOURCES = ("cpufreq", "devfreq")
+RUNTIMES = ("onnxruntime", "litert")
+
+
+def search_path() -> list[Path]:
+    dirs: list[Path] = []
+    env = os.environ.get("EDGEBENCH_PROFILES_DIR")
+    if env:
+        dirs += [Path(p) for p in env.split(os.pathsep) if p]
+    dirs.append(Path(__file__).resolve().parent.parent / "hw-profiles")
+    dirs.append(Path("/etc/edgebench/hw-profiles"))
+    return dirs
+
+
+# --- schema -----------------------------------------------------------------
+# A schema node is a type, a tuple of types, or a dict describing an object:
+# {"fields": {name: (schema, required)}, "extra": schema-for-unknown-keys|None}.
+
+_STR_LIST = {"list": str}
+_STR_MAP = {"map": str}
+_NUM = (int, float)
+
+_CLOCK = {
+    "fields": {
+        "source": ({"enum": CLOCK_SOURCES}, True),
+        "of_node": (_STR_LIST, False),  # devfreq: device-tree node names (ga10b, gpu...)
+        "load": (bool, False),  # devfreq: the device has a per-mille `load` file
+        "policies": ({"list": int}, False),  # cpufreq: restrict to these policies
+    }
+}
+_ACCEL = {
+    "fields": {
+        "runtime": ({"enum": RUNTIMES}, True),
+        "providers": (_STR_LIST, False),
+        "provider_options": ({"map": _STR_MAP}, False),
+        "delegate": (str, False),
+        "delegate_options": (_STR_MAP, False),
+        "env": (_STR_MAP, False),
+        "description": (str, False),
+    }
+}
+SCHEMA: dict[str, Any] = {
+    "fields": {
+        "name": (str, True),
+        "description": (str, True),
+        "family": ({"enum": ("jetson", "imx", "ti-k3", "generic")}, True),
+        "soc": (str, True),
+        "detect": (
+            {
+                "fields": {
+                    "compatible": (_STR_LIST, False),
+                    "soc_id": (_STR_LIST, False),
+                    "model": (_STR_LIST, False),
+                    "fallback": (bool, False),
+                }
+            },
+            True,
+        ),
+        "thermal": (
+            {"fields": {"zones": (_STR_MAP, True), "hide": (_STR_LIST, False)}},
+            False,
+        ),
+        "clocks": ({"map": _CLOCK}, False),
+        "power": (
+            {
+                "fields": {
+                    "driver": ({"enum": RAIL_DRIVERS}, False),
+                    "rails": (_STR_MAP, False),  # sensor label -> stable rail name
+                    "input_rails": (_STR_LIST, False),  # summed = board power
+                    "supply": (
+                        {"fields": {"volts": (_NUM, True), "max_watts": (_NUM, True)}},
+                        False,
+                    ),
+                }
+            },
+            False,
+        ),
+        "accelerators": ({"map": _ACCEL}, False),
+    }
+}
+
+
+def _check(value: Any, schema: Any, where: str, fname: str) -> None:
+    def fail(msg: str) -> None:
+        raise BadInput(f"{fname}: {where or '<top>'}: {msg}")
+
+    if isinstance(schema, dict) and "enum" in schema:
+        if value not in schema["enum"]:
+            fail(f"expected one of {', '.join(map(str, schema['enum']))}, got {value!r}")
+        return
+    if isinstance(schema, dict) and "list" in schema:
+        if not isinstance(value, list):
+            fail(f"expected a list, got {type(value).__name__}")
+        for i, item in enumerate(value):
+            _check(item, schema["list"], f"{where}[{i}]", fname)
+        return
+    if isinstance(schema, dict) and "map" in schema:
+        if not isinstance(value, dict):
+            fail(f"expected a mapping, got {type(value).__name__}")
+        for k, v in value.items():
+            _check(v, schema["map"], f"{where}.{k}" if where else str(k), fname)
+        return
+    if isinstance(schema, dict) and "fields" in schema:
+        if not isinstance(value, dict):
+            fail(f"expected a mapping, got {type(value).__name__}")
+        for k in value:
+            if k not in schema["fields"]:
+                raise BadInput(f"{fname}: {where + '.' if where else ''}{k}: unknown field")
+        for k, (sub, required) in schema["fields"].items():
+            path = f"{where}.{k}" if where else k
+            if k not in value or value[k] is None:
+                if required:
+                    raise BadInput(f"{fname}: {path}: required field missing")
+                continue
+            _check(value[k], sub, path, fname)
+        return
+    # plain type(s); bool is an int subclass, so keep it out of numbers
+    if schema in (int, float, _NUM) and isinstance(value, bool):
+        fail("expected a number, got bool")
+    if not isinstance(value, schema):
+        names = "/".join(t.__name__ for t in schema) if isinstance(schema, tuple) else schema.__name__
+        fail(f"expected {names}, got {type(value).__name__}")
+
+
+# --- the profile -------------------------------------------------------------
+
+
+@dataclass
+class Profile:
+    name: str
+    description: str
+    family: str
+    soc: str
+    detect: dict[str, Any]
+    zones: dict[str, str] = field(default_factory=dict)  # zone type -> stable name
+    hide_zones: list[str] = field(default_factory=list)
+    clocks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    power: dict[str, Any] | None = None
+    accelerators: dict[str, dict[str, Any]] = field(default_factory=dict)
+    path: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any, fname: str = "<profile>") -> Profile:
+        _check(data, SCHEMA, "", fname)
+        thermal = data.get("thermal") or {}
+        power = data.get("power")
+        if power is not None:
+            rails = power.get("rails") or {}
+            for r in power.get("input_rails") or []:
+                if rails and r not in rails.values() and r not in rails:
+                    raise BadInput(f"{fname}: power.input_rails: {r!r} is not a rail of this profile")
+        for name, clk in (data.get("clocks") or {}).items():
+            if clk["source"] == "devfreq" and not clk.get("of_node"):
+                raise BadInput(f"{fname}: clocks.{name}.of_node: required for a devfreq clock")
+        for name, acc in (data.get("accelerators") or {}).items():
+            if acc["runtime"] == "onnxruntime" and not acc.get("providers"):
+                raise BadInput(f"{fname}: accelerators.{name}.providers: required for onnxruntime")
+            if acc.get("delegate") and acc["runtime"] != "litert":
+                raise BadInput(f"{fname}: accelerators.{name}.delegate: only for runtime litert")
+        return cls(
+            name=data["name"],
+            description=data["description"],
+            family=data["family"],
+            soc=data["soc"],
+            detect=data["detect"],
+            zones=dict(thermal.get("zones") or {}),
+            hide_zones=list(thermal.get("hide") or []),
+            clocks=dict(data.get("clocks") or {}),
+            power=power,
+            accelerators=dict(data.get("accelerators") or {}),
+            path=fname,
+        )
+
+    # what a run with --accelerator NAME needs
+    def accelerator(self, name: str) -> dict[str, Any]:
+        acc = self.accelerators.get(name)
+        if acc is None:
+            have = ", ".join(sorted(self.accelerators)) or "none"
+            raise BadInput(f"profile {self.name} has no accelerator {name!r}; available: {have}")
+        return {
+            "runtime": acc["runtime"],
+            "providers": list(acc.get("providers") or []),
+            "provider_options": {k: dict(v) for k, v in (acc.get("provider_options") or {}).items()},
+            "delegate": acc.get("delegate"),
+            "delegate_options": dict(acc.get("delegate_options") or {}),
+            "env": dict(acc.get("env") or {}),
+        }
+
+    def zone_name(self, zone_type: str) -> str:
+        """Stable name for a zone type; unknown zones keep their (sanitised) type."""
+        if zone_type in self.zones:
+            return self.zones[zone_type]
+        return zone_type.strip().replace(" ", "_") or "zone"
+
+    def rail_name(self, label: str) -> str:
+        rails = (self.power or {}).get("rails") or {}
+        return rails.get(label, label)
+
+    @property
+    def input_rails(self) -> list[str]:
+        return list((self.power or {}).get("input_rails") or [])
+
+    @property
+    def budget(self) -> dict[str, float] | None:
+        sup = (self.power or {}).get("supply")
+        if not sup:
+            return None
+        return {"supply_v": float(sup["volts"]), "budget_w": float(sup["max_watts"])}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "family": self.family,
+            "soc": self.soc,
+            "accelerators": sorted(self.accelerators),
+            "power_budget": self.budget,
+            "path": self.path,
+        }
+
+
+# --- loading ----------------------------------------------------------------
+
+
+def _read_yaml(path: Path) -> Any:
+    import yaml  # light, and only needed when profiles are loaded
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1})" if mark is not None else ""
+        raise BadInput(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def load_file(path: str | os.PathLike[str]) -> Profile:
+    p = Path(path)
+    prof = Profile.from_dict(_read_yaml(p), str(p))
+    if prof.name != p.stem:
+        raise BadInput(f"{p}: name: {prof.name!r} does not match the file name {p.stem!r}")
+    return prof
+
+
+def available(dirs: list[Path] | None = None) -> dict[str, Path]:
+    """name -> file, earlier directories win."""
+    found: dict[str, Path] = {}
+    for d in dirs if dirs is not None else search_path():
+        if not d.is_dir():
+            continue
+        for f in sorted(d.glob("*.yaml")):
+            found.setdefault(f.stem, f)
+    return found
+
+
+def load(name: str, dirs: list[Path] | None = None) -> Profile:
+    files = available(dirs)
+    if name not in files:
+        have = ", ".join(sorted(files)) or "none"
+        raise BadInput(f"unknown hardware profile {name!r}; available: {have}")
+    return load_file(files[name])
+
+
+def load_all(dirs: list[Path] | None = None) -> list[Profile]:
+    return [load_file(p) for p in available(dirs).values()]
+
+
+# --- detection --------------------------------------------------------------
+
+
+def board_identity(root: RootFS) -> dict[str, Any]:
+    """What the board says about itself: DT model + compatible, soc0 attributes."""
+    compat_raw = root.read_bytes("/proc/device-tree/compatible")
+    compatible = [c.decode("utf-8", "replace") for c in compat_raw.split(b"\x00") if c] if compat_raw else []
+    model = root.read_text("/proc/device-tree/model")
+    if not model:  # x86 and other ACPI boxes: DMI names the machine
+        vendor = root.read_text("/sys/class/dmi/id/sys_vendor")
+        product = root.read_text("/sys/class/dmi/id/product_name")
+        model = " ".join(x for x in (vendor, product) if x) or None
+    soc = {k: root.read_text(f"/sys/devices/soc0/{k}") for k in ("soc_id", "family", "machine", "revision")}
+    return {"model": model, "compatible": compatible, "soc0": soc}
+
+
+# Weights: a compatible string names the exact module; the model string is
+# free text; the soc id is shared by a whole SoC family.
+_W_COMPAT, _W_MODEL, _W_SOC = 4, 2, 1
+
+
+def score(profile: Profile, ident: dict[str, Any]) -> int:
+    det = profile.detect
+    s = 0
+    pats = det.get("compatible") or []
+    if pats and any(fnmatch.fnmatchcase(c, p) for c in ident["compatible"] for p in pats):
+        s += _W_COMPAT
+    model = ident.get("model") or ""
+    if model and any(fnmatch.fnmatchcase(model, p) for p in det.get("model") or []):
+        s += _W_MODEL
+    socvals = [v for v in (ident["soc0"].get("soc_id"), ident["soc0"].get("family")) if v]
+    if socvals and any(fnmatch.fnmatchcase(v, p) for v in socvals for p in det.get("soc_id") or []):
+        s += _W_SOC
+    return s
+
+
+def detect(root: RootFS, dirs: list[Path] | None = None) -> Profile:
+    """The best-matching profile, else the fallback (generic-linux). A match
+    needs more than the SoC id alone (Orin Nano, NX and AGX share one)."""
+    ident = board_identity(root)
+    best: tuple[int, str] | None = None
+    profiles = load_all(dirs)
+    for p in profiles:
+        if p.detect.get("fallback"):
+            continue
+        sc = score(p, ident)
+        if sc > _W_SOC and (best is None or sc > best[0]):
+            best = (sc, p.name)
+    by_name = {p.name: p for p in profiles}
+    if best is not None:
+        return by_name[best[1]]
+    for p in profiles:
+        if p.detect.get("fallback"):
+            return p
+    raise BadInput(f"no hardware profile matches this board and no {FALLBACK} fallback was found")
+
+
+def resolve(root: RootFS, name: str | None = "auto", dirs: list[Path] | None = None) -> Profile:
+    """``--profile NAME|auto``."""
+    if not name or name == "auto":
+        return detect(root, dirs)
+    return load(name, dirs)

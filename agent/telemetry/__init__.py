@@ -1,0 +1,1 @@
+"""Telemetry: sensor readers (sysfs, jtop, tegrastats, psutil) behind one sampler."""
