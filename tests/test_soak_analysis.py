@@ -227,3 +227,28 @@ def test_start_cold_is_bounded():
     )
     res = wait_until_cool(lambda: {}, max_s=120, sleep=clk.sleep, clock_ns=clk.ns)
     assert not res["settled"] and res["reason"] == "no temperature readable"
+
+
+def test_executor_windows_keep_the_run_start_origin():
+    # the executor stamps t_s from run start (load + warm-up before the first window)
+    windows, samples = throttling_board(duration_s=1800)
+    for w in windows:
+        w["t_s"] = (w["t_start_ns"] - (T0 - 3_000_000_000)) / 1e9
+    soak = analyze_soak(windows, samples, spec())
+    assert soak["windows"][0]["t_s"] == 3.0
+    assert soak["time_to_throttle_s"] == pytest.approx(863.0)
+    assert soak["attributions"][0]["t_s"] == 863.0
+
+
+def test_soak_target_gate():
+    from agent.soak.analysis import soak_gate
+
+    windows, samples = throttling_board(duration_s=300, drop_at=100.0)
+    missed = soak_gate(analyze_soak(windows, samples, spec(target_ips=20.0)))
+    assert missed == {
+        "name": "soak_target",
+        "passed": False,
+        "message": "sustained 17.36 ips misses the target of 20 ips",
+    }
+    assert soak_gate(analyze_soak(windows, samples, spec(target_ips=17.0)))["passed"] is True
+    assert soak_gate(analyze_soak(windows, samples, spec())) is None

@@ -7,9 +7,10 @@ board and a 30-second one in a test. Window records (docs/internals.md):
     {t_s, dur_s, iterations, throughput_ips, p50_ms, p99_ms,
      temps_c{zone: {max, mean}}, clocks_hz{domain: {min, mean}}, power_w}
 
-``t_s`` is the window's start in seconds from the start of the measured phase
-(the first window's ``t_start_ns``). Raw executor windows that still carry
-``t_start_ns``/``t_end_ns`` are normalised by :func:`window_record`.
+``t_s`` is the window's start in seconds from run start (the executor's
+``t0_ns``; without it, the first window's start). Executor windows that carry
+``t_start_ns``/``t_end_ns`` are normalised by :func:`window_record`; throttle
+events use the same origin.
 """
 
 from __future__ import annotations
@@ -60,7 +61,11 @@ def normalise_windows(windows: Sequence[dict[str, Any]]) -> tuple[list[dict[str,
         return [], None
     t0 = None
     if all("t_start_ns" in w for w in windows):
-        t0 = min(int(w["t_start_ns"]) for w in windows)
+        first = min(windows, key=lambda w: int(w["t_start_ns"]))
+        t0 = int(first["t_start_ns"])
+        if isinstance(first.get("t_s"), (int, float)):
+            # the executor already put t_s on its clock (run start): keep that origin
+            t0 -= int(round(float(first["t_s"]) * 1e9))
         recs = [window_record(w, t0) for w in windows]
     else:
         recs = [dict(w) for w in windows]
@@ -169,7 +174,8 @@ def analyze_soak(
 
     ``spec`` is the RunSpec (or its dict); ``profile`` an agent.profiles.Profile,
     a dict or None (its clocks may name an ``expected_hz`` per domain).
-    ``t0_ns`` is the measured phase start; by default the first window's start.
+    ``t0_ns`` is the origin of ``t_s``; by default the executor's (from the
+    windows' ``t_s`` and ``t_start_ns``) or else the first window's start.
     """
     soak_spec = _soak_spec(spec)
     window_s = float(soak_spec.get("window_s") or 10.0)
@@ -281,3 +287,17 @@ def _load_samples(
             out.append({**s, "t_s": t_s})
     out.sort(key=lambda s: s["t_s"])
     return out
+
+
+def soak_gate(soak: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``soak_target`` gate (``--target-ips``): None when no target was set."""
+    target = soak.get("target_ips")
+    if target is None:
+        return None
+    sus = soak.get("sustained_throughput_ips")
+    if sus is None:
+        return {"name": "soak_target", "passed": False, "message": "no sustained throughput was measured"}
+    passed = sus >= float(target)
+    verb = "meets" if passed else "misses"
+    msg = f"sustained {sus:.2f} ips {verb} the target of {float(target):g} ips"
+    return {"name": "soak_target", "passed": passed, "message": msg}
