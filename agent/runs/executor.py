@@ -231,6 +231,8 @@ class RunManager:
             self._finish(run, "failed", _one_line(str(exc)), exc.code)
             return
 
+        self._start_cold(run, sampler)
+
         parent, child = self._ctx.Pipe(duplex=False)
         proc = self._ctx.Process(
             target=_worker_entry(),
@@ -381,6 +383,19 @@ class RunManager:
         capture.start()  # a meter that cannot be opened fails the run (EdgebenchError)
         return capture
 
+    def _start_cold(self, run: _Run, sampler: Any) -> dict | None:
+        """--start-cold: wait at idle (bounded) until temperatures stop falling."""
+        soak = run.spec.soak
+        if run.spec.kind != "soak" or soak is None or not soak.start_cold or sampler is None:
+            return None
+        from agent.soak.coldstart import wait_with_sampler
+
+        run.journal.append("log", {"message": f"waiting up to {soak.start_cold_max_s:g} s for a cold start"})
+        res = wait_with_sampler(sampler, soak.start_cold_max_s, should_stop=lambda: run.cancelled)
+        run.journal.append("log", {"message": "cold start: " + res["reason"], "cold_start": res})
+        run.cold_start = res  # type: ignore[attr-defined]  # read back in _assemble
+        return res
+
     def _on_window(self, run: _Run, msg: dict, sampler: Any) -> dict:
         t0 = int(msg.get("t_start_ns") or 0)
         t1 = int(msg.get("t_end_ns") or 0)
@@ -457,10 +472,15 @@ class RunManager:
             doc["power"] = self._power(rd, spec, capture_summary, profile, doc)
         if spec.kind == "soak":
             doc["soak"] = self._soak(windows, sampler, spec, profile, doc)
+            if getattr(run, "cold_start", None) is not None:
+                doc["soak"]["cold_start"] = run.cold_start
         if status == "completed":
             gates = self._gates(doc, spec)
             if gates is not None:
                 doc["gates"] = gates
+            soak_gate = _soak_gate(doc.get("soak"))
+            if soak_gate is not None:
+                doc.setdefault("gates", []).append(soak_gate)
         return doc
 
     def _power(self, rd: RunDir, spec: RunSpec, capture: dict, profile: Any, doc: dict) -> dict:
@@ -515,6 +535,17 @@ class RunManager:
                     "message": f"gate evaluation failed: {_one_line(str(exc))}",
                 }
             ]
+
+
+def _soak_gate(soak: dict | None) -> dict | None:
+    """--target-ips: the soak_target gate (agent/soak/analysis.py)."""
+    if not soak:
+        return None
+    try:
+        from agent.soak.analysis import soak_gate
+    except ImportError:
+        return None
+    return soak_gate(soak)
 
 
 def _worker_entry() -> Callable[..., None]:
