@@ -35,7 +35,7 @@ class IterationLog:
         self._header()
 
     def _header(self) -> None:
-        d = "{'descr': '<i8', 'fortran_order': False, 'shape': (%d, 3), }" % self.rows
+        d = "{'descr': '<i8', 'fortran_order': False, 'shape': (" + str(self.rows) + ", 3), }"
         body = d.ljust(_HEADER_LEN - 10 - 1) + "\n"
         self.f.seek(0)
         self.f.write(b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body.encode("latin1"))

@@ -48,7 +48,7 @@ def locate_artifact(run_dir: Path, sha: str, what: str) -> Path:
 def open_model(spec: RunSpec, run_dir: Path) -> tuple[Runner, Path, str, float]:
     """(runner, model path, format, init_ms): the model loaded as the spec asks."""
     model = locate_artifact(run_dir, spec.model_sha256, "model")
-    fmt = model_format(model)
+    fmt = model_format(model, spec.model_name)
     runtime = spec.runtime or {"onnx": "onnxruntime", "tflite": "litert"}[fmt]
     expected = {"onnxruntime": "onnx", "litert": "tflite"}.get(runtime)
     if expected and expected != fmt:

@@ -112,11 +112,10 @@ def parse_vx(text: str) -> dict:
 
 
 def parse_tidl(text: str) -> dict | None:
-    m = None
-    for m in _TIDL.finditer(text):
-        pass
-    if m is None:
+    found = list(_TIDL.finditer(text))
+    if not found:
         return None
+    m = found[-1]
     x, y = int(m.group("x")), int(m.group("y"))
     return {
         "delegate": "tidl",

@@ -121,7 +121,7 @@ def build(
         fused_sorted = sorted(fused.items(), key=lambda kv: kv[1]["order"])
         if len(comps) != len(fused_sorted):
             comps = _regroup(comps, len(fused_sorted))
-        for (fname, frec), comp in zip(fused_sorted, comps):
+        for (fname, frec), comp in zip(fused_sorted, comps, strict=True):
             share = frec["dur_us"] / max(1, len(comp))
             sub = frec["op_type"] or _fused_name(fname, frec["provider"])
             partitions_detail.append(

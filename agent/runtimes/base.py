@@ -70,7 +70,7 @@ def make_runner(runtime: str) -> Runner:
     return getattr(importlib.import_module(mod), cls)()
 
 
-def model_format(path: Path) -> str:
+def model_format(path: Path, name: str | None = None) -> str:
     """``onnx`` or ``tflite`` from the file's bytes (not its name); BadInput otherwise."""
     with open(path, "rb") as f:
         head = f.read(16)
@@ -79,7 +79,7 @@ def model_format(path: Path) -> str:
     # an ONNX ModelProto starts with field 1 (ir_version, varint): tag byte 0x08
     if head[:1] == b"\x08":
         return "onnx"
-    raise BadInput(f"not a model file: {path.name} is neither ONNX nor TFLite")
+    raise BadInput(f"not a model file: {name or path.name} is neither ONNX nor TFLite")
 
 
 def npz_arrays(npz: Path) -> dict[str, np.ndarray]:
@@ -107,7 +107,8 @@ def check_feeds(inputs: list[InputSpec], arrays: dict[str, np.ndarray]) -> dict[
         a = arrays[spec.name]
         if list(a.shape) != list(spec.shape):
             raise BadInput(
-                f"wrong shape for input {spec.name!r}: inputs file has {_fmt(a.shape)}, model expects {_fmt(spec.shape)}"
+                f"wrong shape for input {spec.name!r}: inputs file has {_fmt(a.shape)}, "
+                f"model expects {_fmt(spec.shape)}"
             )
         if a.dtype != spec.dtype:
             if not np.can_cast(a.dtype, spec.dtype, casting="same_kind"):
@@ -127,7 +128,7 @@ def resolve_shape(name: str, declared: list[Any], override: list[int] | None) ->
             f"wrong shape for input {name!r}: {_fmt(override)} has rank {len(override)}, "
             f"model expects rank {len(declared)} ({_fmt(declared)})"
         )
-    for got, want in zip(override, declared):
+    for got, want in zip(override, declared, strict=False):
         if isinstance(want, int) and want > 0 and got != want:
             raise BadInput(
                 f"wrong shape for input {name!r}: {_fmt(override)}, model expects {_fmt(declared)}"

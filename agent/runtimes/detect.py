@@ -68,7 +68,7 @@ def onnxruntime_info(probe: bool = True) -> dict | None:
 
 
 def litert_info(root: RootFS | None = None) -> dict | None:
-    for module, dist in (("ai_edge_litert", "ai-edge-litert"), ("tflite_runtime", "tflite-runtime")):
+    for module in ("ai_edge_litert", "tflite_runtime"):
         dists = _dists_for(module)
         if dists:
             name, version = dists[0]

@@ -80,11 +80,9 @@ class LiteRTRunner:
                     experimental_delegates=delegates or None,
                 )
             except ValueError as exc:
-                raise BadInput(
-                    f"not a valid TFLite model {Path(model_path).name}: {_one_line(exc)}"
-                ) from None
+                raise BadInput(f"not a valid TFLite model {spec.model_name}: {_one_line(exc)}") from None
             except RuntimeError as exc:
-                raise RunFailed(f"LiteRT could not load {Path(model_path).name}: {_one_line(exc)}") from None
+                raise RunFailed(f"LiteRT could not load {spec.model_name}: {_one_line(exc)}") from None
             self._resize(spec)
             try:
                 self.interp.allocate_tensors()  # the default XNNPACK delegate applies here
@@ -133,7 +131,7 @@ class LiteRTRunner:
             from agent.bench.inputs import random_inputs
 
             feeds = random_inputs(self._inputs)
-        return [(idx, feeds[s.name]) for idx, s in zip(self._in_idx, self._inputs)]
+        return [(idx, feeds[s.name]) for idx, s in zip(self._in_idx, self._inputs, strict=True)]
 
     def run(self, feeds: list[tuple[int, np.ndarray]]) -> list[np.ndarray]:
         interp = self.interp

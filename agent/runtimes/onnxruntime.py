@@ -143,16 +143,17 @@ class OrtRunner:
         assert self.model_path is not None and self.spec is not None
         msg = " ".join(str(exc).split())
         kind = type(exc).__name__
+        name = self.spec.model_name
         if kind in ("InvalidProtobuf", "InvalidGraph", "NoSuchFile") or "Protobuf parsing failed" in msg:
             why = onnx_proto.check_whole(self.model_path)
             if why and why.startswith("truncated"):
-                return BadInput(f"truncated ONNX file {self.model_path.name}: {why}")
+                return BadInput(f"truncated ONNX file {name}: {why}")
             if why:
-                return BadInput(f"not a model file: {self.model_path.name} is {why}")
-            return BadInput(f"malformed ONNX model {self.model_path.name}: {_short(msg)}")
+                return BadInput(f"not a model file: {name} is {why}")
+            return BadInput(f"malformed ONNX model {name}: {_short(msg)}")
         if self.spec.strict_placement:
             return RunFailed(f"strict placement: onnxruntime could not place every node: {_short(msg)}")
-        return BadInput(f"onnxruntime could not load {self.model_path.name}: {_short(msg)}")
+        return BadInput(f"onnxruntime could not load {name}: {_short(msg)}")
 
     def load(self, model_path: Path, spec: RunSpec) -> float:
         self.model_path, self.spec = Path(model_path), spec
