@@ -67,14 +67,16 @@ def robust_threshold(current_a: np.ndarray, k: float = DEFAULT_K) -> float:
 def find_transients(
     t_ns: np.ndarray, current_a: np.ndarray, threshold_a: float, period_ns: float
 ) -> list[tuple[int, int]]:
-    """Sample index ranges [i, j] (inclusive) above the threshold; runs separated
-    by less than ~3 samples are one transient (noise dipping under the line)."""
+    """Sample index ranges [i, j] (inclusive) above the threshold."""
     above = current_a > threshold_a
     if not above.any():
         return []
     idx = np.flatnonzero(above)
     merge_ns = max(3.0 * period_ns, 100_000.0)
-    breaks = np.flatnonzero(np.diff(t_ns[idx]) > merge_ns)
+    # A transient ends at a sample below the line; a dip shorter than
+    # merge_ns (noise on the plateau) does not end it.
+    dip_ns = t_ns[idx[1:]] - t_ns[idx[:-1]]
+    breaks = np.flatnonzero((np.diff(idx) > 1) & (dip_ns > merge_ns))
     starts = np.concatenate(([idx[0]], idx[breaks + 1]))
     ends = np.concatenate((idx[breaks], [idx[-1]]))
     return list(zip(starts.tolist(), ends.tolist(), strict=False))

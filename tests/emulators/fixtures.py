@@ -1,5 +1,5 @@
 """pytest fixtures for the meter emulators. Test modules import them:
-``from emulators.fixtures import emulators  # noqa: F401``."""
+``from emulators.fixtures import emulators_fixture  # noqa: F401``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from .pty import EmulatorThread
 
 
-@pytest.fixture
-def emulators() -> Iterator[Callable[..., EmulatorThread]]:
+@pytest.fixture(name="emulators")
+def emulators_fixture() -> Iterator[Callable[..., EmulatorThread]]:
     """emulators(Cls, *args, **kw) -> a started emulator, stopped at teardown."""
     made: list[EmulatorThread] = []
 

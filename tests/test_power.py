@@ -1,0 +1,197 @@
+"""Capture + analyze against meter emulators on real pseudo-terminals.
+
+Each emulator plays a known waveform; the assertions compare edgebench's
+power{} with the waveform's exact peaks, widths, times and integrals.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from emulators.fixtures import emulators_fixture  # noqa: F401  (the `emulators` fixture)
+from emulators.ina_csv import InaCsvEmulator
+from emulators.ppk2 import Ppk2Emulator
+from emulators.pty import PtyDevice
+from emulators.scpi import ScpiEmulator
+from emulators.waveform import Spike, Waveform
+
+from agent.errors import BadInput
+from agent.power.analysis import analyze, load_trace
+from agent.power.capture import Capture
+from agent.spec import MeterSpec
+
+PERIOD_S = 0.05  # one inference every 50 ms, 40 ms long
+N_IT = 20
+IT0_S = 0.2
+
+
+def iterations_for(t0_ns: int, n: int = N_IT, warmup: int = 0) -> np.ndarray:
+    rows = []
+    for k in range(n):
+        s = t0_ns + int((IT0_S + k * PERIOD_S) * 1e9)
+        rows.append((s, s + int(0.04 * 1e9), 0 if k < warmup else 1))
+    return np.array(rows, dtype=np.int64)
+
+
+def capture_for(spec: MeterSpec, run_dir, seconds: float) -> dict:
+    cap = Capture(spec, run_dir)
+    cap.start()
+    time.sleep(seconds)  # the capture runs in real time: this is the "run"
+    return cap.stop()
+
+
+@pytest.fixture(scope="module")
+def ppk2_run(tmp_path_factory):
+    """One 1.4 s PPK2 capture shared by the tests below: three spikes 5 ms after
+    an inference start (the first inside the first five inferences), noise,
+    37 samples lost on the link."""
+    wf = Waveform(
+        baseline_a=0.08,
+        noise_a=0.001,
+        spikes=[Spike(0.255, 0.42, 0.004), Spike(0.505, 0.20, 0.012), Spike(0.755, 0.30, 0.002)],
+    )
+    emu = Ppk2Emulator(wf, skips=[(0.62, 37)]).start()
+    run_dir = tmp_path_factory.mktemp("ppk2")
+    try:
+        summary = capture_for(MeterSpec("ppk2", emu.port, {"vdd_mv": "3300"}), run_dir, 1.4)
+    finally:
+        time.sleep(0.05)
+        emu.stop()
+    it = iterations_for(emu.t0_ns)
+    power = analyze(run_dir, it, budget_w=2.0, supply_v=5.0, run_start_ns=emu.t0_ns)
+    return {"wf": wf, "emu": emu, "summary": summary, "power": power, "dir": run_dir, "it": it}
+
+
+def test_ppk2_handshake_follows_the_protocol(ppk2_run):
+    cmds = ppk2_run["emu"].commands
+    assert (0x19,) in cmds  # GetMetadata
+    assert (0x11, 1) in cmds  # SetPowerMode: ampere meter
+    assert (0x0D, 0x0C, 0xE4) in cmds  # RegulatorSet 3300 mV
+    assert cmds.index((0x06,)) > cmds.index((0x19,))  # AverageStart after calibration
+    assert cmds[-1] == (0x07,)  # AverageStop at the end
+    meta = json.loads((ppk2_run["dir"] / "power.json").read_text())
+    assert meta["meter"]["calibration"]["R"][4] == pytest.approx(0.0431)
+
+
+def test_ppk2_peaks_within_2_percent_and_transients_counted(ppk2_run):
+    p, wf = ppk2_run["power"], ppk2_run["wf"]
+    assert p["peak_a"] == pytest.approx(wf.peak(), rel=0.02)
+    assert p["transient_count"] == 3
+    for got, spike in zip(p["transients"], wf.spikes, strict=True):
+        assert got["peak_a"] == pytest.approx(wf.baseline_a + spike.height_a, rel=0.02)
+        assert got["duration_ms"] == pytest.approx(spike.width_s * 1e3, abs=0.05)
+        assert got["t_s"] == pytest.approx(spike.t_s, abs=0.0015)  # clock mapping error
+        assert got["offset_from_inference_start_ms"] == pytest.approx(5.0, abs=1.5)
+    assert p["peak_w"] == pytest.approx(wf.peak() * 5.0, rel=0.02)
+    assert p["over_budget"] is True and p["voltage_source"] == "profile"
+
+
+def test_ppk2_first_inferences_peak_vs_steady_peak(ppk2_run):
+    p, wf = ppk2_run["power"], ppk2_run["wf"]
+    assert p["first_inferences_peak_a"] == pytest.approx(wf.baseline_a + 0.42, rel=0.02)
+    assert p["steady_peak_a"] == pytest.approx(wf.baseline_a + 0.30, rel=0.02)
+
+
+def test_ppk2_dropped_samples_counted_from_the_counter(ppk2_run):
+    s = ppk2_run["summary"]
+    assert s["dropped_samples"] == 37 == ppk2_run["power"]["dropped_samples"]
+    assert s["partial"] is False and s["gaps"] == []
+    assert s["sample_rate_hz"] == pytest.approx(100_000, rel=0.001)
+    assert s["samples"] > 100_000
+    assert s["clock_fit"]["residual_us"] < 1000
+
+
+def test_ppk2_energy_per_inference_matches_the_waveform_integral(ppk2_run):
+    p, wf, it = ppk2_run["power"], ppk2_run["wf"], ppk2_run["it"]
+    t0 = ppk2_run["emu"].t0_ns
+    w0, w1 = (it[0, 0] - t0) / 1e9, (it[-1, 1] - t0) / 1e9
+    expected_j = 5.0 * wf.integral(w0, w1) / N_IT
+    assert p["energy_per_inference_j"] == pytest.approx(expected_j, rel=0.01)
+    assert p["mean_a"] == pytest.approx(wf.integral(w0, w1) / (w1 - w0), rel=0.01)
+
+
+def test_ppk2_samples_are_compact_binary(ppk2_run):
+    meta, t, cur, bus = load_trace(ppk2_run["dir"])
+    assert (ppk2_run["dir"] / "power.bin").stat().st_size == 16 * meta["samples"]
+    assert np.all(np.diff(t) > 0) and np.isnan(bus).all()
+
+
+def test_ina_csv_wrap_garbage_drops_and_bus_voltage(emulators, tmp_path):
+    wf = Waveform(baseline_a=0.5, noise_a=0.003, bus_v=12.0, spikes=[Spike(0.45, 1.5, 0.02)])
+    emu = emulators(
+        InaCsvEmulator,
+        wf,
+        rate_hz=2000,
+        t_us_start=(1 << 32) - 300_000,  # the counter wraps 0.3 s in
+        garbage=[
+            (0.2, b"\x00\xff\x7fgarbage\n"),
+            (0.35, b"12x,,\n"),
+            (0.5, b"# a comment\n"),
+            (0.6, b"4294\n"),
+        ],
+        skips=[(0.7, 25)],
+    )
+    s = capture_for(MeterSpec("ina-csv", emu.port, {"baud": "921600"}), tmp_path, 0.9)
+    p = analyze(tmp_path, None, supply_v=5.0, run_start_ns=emu.t0_ns)
+    meta = json.loads((tmp_path / "power.json").read_text())
+    assert meta["meter"]["wraps"] == 1
+    assert s["garbage"] == 3 and s["dropped_samples"] == 25
+    _, t, _, _ = load_trace(tmp_path)
+    assert np.all(np.diff(t) > 0)  # monotonic through the wrap
+    assert p["voltage_source"] == "meter"  # bus voltage from the meter wins over supply_v
+    assert p["peak_w"] == pytest.approx(2.0 * 12.0, rel=0.02)
+    assert p["transient_count"] == 1
+    assert p["transients"][0]["duration_ms"] == pytest.approx(20.0, abs=0.6)  # one 0.5 ms sample
+    assert p["transients"][0]["t_s"] == pytest.approx(0.45, abs=0.003)
+
+
+def test_meter_unplugged_mid_run_marks_power_partial(emulators, tmp_path):
+    wf = Waveform(baseline_a=0.2, spikes=[Spike(0.2, 0.6, 0.01)])
+    emu = emulators(InaCsvEmulator, wf, rate_hz=2000, disconnect_at_s=0.4)
+    s = capture_for(MeterSpec("ina-csv", emu.port), tmp_path, 0.9)
+    assert s["partial"] is True
+    assert len(s["gaps"]) == 1 and "meter lost" in s["gaps"][0]["reason"]
+    gap = s["gaps"][0]
+    assert gap["end_ns"] > gap["start_ns"]
+    assert 0.3 * 2000 < s["samples"] < 0.45 * 2000
+    p = analyze(tmp_path, None, run_start_ns=emu.t0_ns)
+    assert p["partial"] is True and p["gaps"][0]["t_s"] == pytest.approx(0.4, abs=0.05)
+    assert p["peak_a"] == pytest.approx(0.8, rel=0.02)  # what came before the unplug is kept
+
+
+@pytest.mark.parametrize("dialect", ["keysight", "owon"])
+def test_scpi_dmm_polled_readings(emulators, tmp_path, dialect):
+    wf = Waveform(baseline_a=0.05, spikes=[Spike(0.3, 0.5, 0.3)])
+    emu = emulators(ScpiEmulator, wf, dialect=dialect, garbage_every=9)
+    s = capture_for(MeterSpec("scpi", emu.port, {"dialect": dialect}), tmp_path, 0.8)
+    p = analyze(tmp_path, None, supply_v=12.0, run_start_ns=emu.t0_ns)
+    assert "CONF:CURR:DC" in emu.commands and emu.commands[0] == "*IDN?"
+    if dialect == "keysight":
+        assert {"SAMP:COUN 1", "TRIG:SOUR IMM", "READ?", "*OPC?"} <= set(emu.commands)
+    else:
+        assert {"RATE F", "MEAS?"} <= set(emu.commands) and "*OPC?" not in emu.commands
+    assert s["samples"] > 20 and s["garbage"] >= 1
+    assert p["peak_a"] == pytest.approx(0.55, rel=0.02)
+    assert p["transient_count"] == 1
+    assert p["transients"][0]["duration_ms"] == pytest.approx(300, abs=40)  # polled: ~a reading's spacing
+    meta = json.loads((tmp_path / "power.json").read_text())
+    assert meta["meter"]["idn"].startswith("Keysight" if dialect == "keysight" else "OWON")
+
+
+def test_port_that_cannot_be_opened_is_bad_input(tmp_path):
+    with pytest.raises(BadInput) as ei:
+        Capture(MeterSpec("ina-csv", str(tmp_path / "ttyUSB9")), tmp_path).start()
+    assert "cannot open meter port" in str(ei.value) and "\n" not in str(ei.value)
+    assert not (tmp_path / "power.bin").exists()  # nothing stored
+
+
+def test_silent_port_is_not_a_ppk2(tmp_path):
+    dev = PtyDevice()  # a pty nobody answers on
+    try:
+        with pytest.raises(BadInput, match="no metadata"):
+            Capture(MeterSpec("ppk2", dev.port, {"metadata_timeout_s": "0.3"}), tmp_path).start()
+    finally:
+        dev.close()
