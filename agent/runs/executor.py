@@ -493,11 +493,12 @@ class RunManager:
         try:
             it_path = rd.path / "iterations.npy"
             iterations = np.load(it_path) if it_path.exists() else np.zeros((0, 3), dtype=np.int64)
+            budget = _profile_value(profile, "budget") or {}
             power = analyze(
                 rd.path,
                 iterations,
-                _profile_value(profile, "budget_w"),
-                _profile_value(profile, "supply_v"),
+                budget.get("budget_w"),
+                budget.get("supply_v"),
                 spec.transient_a,
             )
             return {**capture, **power}

@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.store.paths import artifact_path, state_dir_of
+
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 DEFAULT_QUOTA_BYTES = 4 << 30
 # fsync + record the committed offset every this many bytes: bounds the loss on
@@ -66,15 +68,10 @@ def check_name(name: str) -> str:
     return name
 
 
-def artifact_path(state_dir: str | os.PathLike[str], sha256: str) -> Path:
-    """Where a stored artifact lives (it may not exist)."""
-    return Path(state_dir) / "artifacts" / sha256[:2] / sha256
-
-
 def locate(run_dir: str | os.PathLike[str], sha256: str) -> tuple[Path, str]:
     """(path, original name) of an artifact, from a run directory
     (``STATE/runs/<id>``): what a worker uses to find its model."""
-    store = ArtifactStore(Path(run_dir).resolve().parent.parent)
+    store = ArtifactStore(state_dir_of(run_dir))
     path = store.path(sha256)
     if path is None:
         raise FileNotFoundError(f"artifact {sha256[:12]} is not in the store")
