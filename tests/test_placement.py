@@ -1,0 +1,232 @@
+"""Placement on real runtimes (ORT CPU, LiteRT + XNNPACK), the gates, and the
+delegate / ORT log parsers."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from agent.bench.task import run_task
+from agent.placement import gates
+from agent.placement.litert import covered_nodes
+from agent.placement.logs import (
+    capture_stderr,
+    parse_delegate_logs,
+    parse_ort_placements,
+    parse_tflite_delegate,
+    parse_tidl,
+    parse_vx,
+)
+from agent.spec import RunSpec
+from agent.store.paths import artifact_path
+from controller.models import onnx_graphs, tflite_builder
+
+
+def put(state: Path, path: Path) -> str:
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    dst = artifact_path(state, sha)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, dst)
+    return sha
+
+
+@pytest.fixture
+def state(tmp_path):
+    (tmp_path / "runs" / "r1").mkdir(parents=True)
+    return tmp_path
+
+
+def placement_of(state: Path, model: Path, **kw) -> dict:
+    spec = RunSpec.from_dict(
+        {"kind": "placement", "model_sha256": put(state, model), "model_name": model.name, **kw}
+    )
+    msgs: list[dict] = []
+    part = run_task(spec, state / "runs/r1", msgs.append)
+    assert part is not None, msgs
+    return part["placement"]
+
+
+def test_xnnpack_add_cumsum_add_two_partitions_cumsum_on_cpu(state, tmp_path):
+    p = placement_of(state, tflite_builder.add_cumsum_add(tmp_path / "acs.tflite"))
+    assert p["runtime"] == "litert" and p["delegate"] == "XNNPACK"
+    assert p["total_nodes"] == 3
+    assert p["partitions"] == 2
+    assert p["nodes_by_device"] == {"XNNPACK": 2, "CPU": 1}
+    assert p["accelerated_nodes"] == 2
+    assert p["fallback"] is True
+    assert [(n["op_type"], n["device"]) for n in p["fallback_nodes"]] == [("CUMSUM", "CPU")]
+    assert [n["device"] for n in p["nodes"]] == ["XNNPACK", "CPU", "XNNPACK"]
+
+
+def test_xnnpack_fully_delegated_cnn_is_no_fallback(state, tmp_path):
+    p = placement_of(state, tflite_builder.float_cnn(tmp_path / "cnn.tflite"))
+    assert p["partitions"] == 1 and p["fallback"] is False and p["fallback_nodes"] == []
+    assert p["accelerated_nodes"] == p["total_nodes"] == 5
+
+
+def test_delegate_cover_walks_back_to_the_boundary():
+    ops = [
+        {"index": 0, "op_name": "ADD", "inputs": [0, 1], "outputs": [2]},
+        {"index": 1, "op_name": "MUL", "inputs": [2, 1], "outputs": [3]},
+        {"index": 2, "op_name": "CUMSUM", "inputs": [3, 4], "outputs": [5]},
+        {"index": 3, "op_name": "ADD", "inputs": [5, 6], "outputs": [7]},
+        {"index": 4, "op_name": "DELEGATE", "inputs": [0, 1], "outputs": [3]},
+        {"index": 5, "op_name": "DELEGATE", "inputs": [5, 6], "outputs": [7]},
+    ]
+    assert covered_nodes(ops) == {4: [0, 1], 5: [3]}
+
+
+def test_ort_cpu_only_run_has_no_fallback(state, tmp_path):
+    p = placement_of(state, onnx_graphs.middle_unsupported(tmp_path / "mid.onnx"))
+    assert p["runtime"] == "onnxruntime" and p["fallback"] is False
+    assert p["nodes_by_device"] == {"CPU": 7} and p["accelerated_nodes"] == 0 and p["partitions"] == 0
+    assert p["cpu_time_share"] == pytest.approx(1.0)
+    assert sum(n["time_share"] for n in p["nodes"]) == pytest.approx(1.0)
+    # ORT's own verbose log agrees with the profile
+    assert p["log_cross_check"] == {
+        "available": True,
+        "log_nodes": {"CPUExecutionProvider": 7},
+        "agrees": True,
+    }
+
+
+def test_ort_unavailable_provider_with_cpu_allowed_is_reported_as_fallback(state, tmp_path):
+    p = placement_of(
+        state,
+        onnx_graphs.middle_unsupported(tmp_path / "mid.onnx"),
+        providers=["TensorrtExecutionProvider", "CPUExecutionProvider"],
+    )
+    assert p["fallback"] is True
+    assert p["dropped_providers"] == ["TensorrtExecutionProvider"]
+    assert any("TensorrtExecutionProvider not available" in r for r in p["fallback_reasons"])
+    assert len(p["fallback_nodes"]) == 7 and p["accelerated_nodes"] == 0
+
+
+# -- gates -------------------------------------------------------------------
+
+
+def _spec(**kw) -> RunSpec:
+    return RunSpec.from_dict({"kind": "bench", "model_sha256": "b" * 64, **kw})
+
+
+PLACED = {
+    "placement": {
+        "fallback": True,
+        "partitions": 2,
+        "cpu_time_share": 0.4,
+        "fallback_nodes": [{"name": "mid", "op_type": "Hardmax", "device": "CPU", "time_share": 0.4}],
+        "fallback_reasons": ["1 node(s) ran on CPU"],
+    }
+}
+
+
+def test_gates_fail_on_fallback_names_ops_and_share():
+    (g,) = gates.evaluate(PLACED, _spec(fail_on_fallback=True))
+    assert g == {
+        "name": "fallback",
+        "passed": False,
+        "message": "CPU fallback: mid (Hardmax); 40.0% of inference time on CPU",
+    }
+
+
+def test_gates_max_cpu_ops_and_partitions():
+    got = gates.evaluate(PLACED, _spec(max_cpu_ops=1, max_partitions=1))
+    assert [(g["name"], g["passed"]) for g in got] == [("max_cpu_ops", True), ("max_partitions", False)]
+    assert got[1]["message"] == "graph cut into 2 accelerator partition(s) (limit 1)"
+    assert gates.evaluate(PLACED, _spec(max_cpu_ops=0))[0]["passed"] is False
+
+
+def test_gates_pass_and_absent():
+    ok = {"placement": {"fallback": False, "partitions": 1, "fallback_nodes": []}}
+    assert gates.evaluate(ok, _spec(fail_on_fallback=True))[0]["passed"] is True
+    assert gates.evaluate(ok, _spec()) == []
+    assert gates.evaluate({}, _spec(fail_on_fallback=True))[0]["passed"] is False
+
+
+# -- log parsers -------------------------------------------------------------
+
+VX_LOG = """\
+Vx delegate: allowed_cache_mode set to 0.
+Vx delegate: device num set to 0.
+Vx delegate: allowed_builtin_code set to 0.
+Vx delegate: error_during_init set to 0.
+Vx delegate: error_during_prepare set to 0.
+Vx delegate: error_during_invoke set to 0.
+EXTERNAL delegate created.
+WARNING: Fallback unsupported op 32 to TfLite
+WARNING: Fallback unsupported op 41 to TfLite
+INFO: Replacing 61 out of 63 node(s) with delegate (Vx Delegate) node, yielding 3 partitions for the whole graph.
+"""
+
+TIDL_LOG = """\
+ tidl_tfLite_delegate_create ...
+Number of subgraphs:2 , 56 nodes delegated out of 60 nodes
+APP: Init ... !!!
+"""
+
+
+def test_vx_log_lines():
+    vx = parse_vx(VX_LOG)
+    # builtin codes 32 and 41 are CUSTOM and SUB
+    assert vx["fallback_ops"] == ["CUSTOM", "SUB"]
+    assert (vx["delegated_nodes"], vx["total_nodes"], vx["partitions"]) == (61, 63, 3)
+
+
+def test_vx_log_by_op_name_and_old_replacing_format():
+    text = "Fallback unsupported op RESIZE_BILINEAR to TfLite\nReplacing 10 node(s) with delegate (Vx Delegate) node, yielding 2 partitions.\n"
+    vx = parse_vx(text)
+    assert vx["fallback_ops"] == ["RESIZE_BILINEAR"]
+    assert (vx["delegated_nodes"], vx["total_nodes"], vx["partitions"]) == (10, None, 2)
+
+
+def test_tidl_log_line():
+    assert parse_tidl(TIDL_LOG) == {
+        "delegate": "tidl",
+        "partitions": 2,
+        "delegated_nodes": 56,
+        "total_nodes": 60,
+        "cpu_nodes": 4,
+    }
+    assert parse_tidl("nothing here") is None
+    both = parse_delegate_logs(VX_LOG + TIDL_LOG)
+    assert set(both) == {"tflite", "vx", "tidl"}
+
+
+def test_tflite_replacing_line_per_subgraph():
+    got = parse_tflite_delegate(
+        "INFO: Replacing 5 out of 7 node(s) with delegate (TfLiteXNNPackDelegate) node, yielding 2 partitions for subgraph 0."
+    )
+    assert got == [
+        {"delegate": "TfLiteXNNPackDelegate", "delegated_nodes": 5, "total_nodes": 7, "partitions": 2}
+    ]
+
+
+def test_ort_node_placements_block():
+    text = (
+        "2026-01-01 [V:onnxruntime:, session_state.cc:1307 VerifyEachNodeIsAssignedToAnEp] Node placements\n"
+        "2026-01-01 [V:onnxruntime:, session_state.cc:1313 VerifyEachNodeIsAssignedToAnEp]  Node(s) placed on "
+        "[OpenVINOExecutionProvider]. Number of nodes: 2\n"
+        "2026-01-01 [V:onnxruntime:, session_state.cc:1315 VerifyEachNodeIsAssignedToAnEp]   OpenVINO-EP-subgraph_1 "
+        "(OpenVINOExecutionProvider_OpenVINO-EP-subgraph_1_0)\n"
+        "2026-01-01 [V:onnxruntime:, session_state.cc:1315 VerifyEachNodeIsAssignedToAnEp]   OpenVINO-EP-subgraph_2 "
+        "(OpenVINOExecutionProvider_OpenVINO-EP-subgraph_2_1)\n"
+        "2026-01-01 [V:onnxruntime:, session_state.cc:1313 VerifyEachNodeIsAssignedToAnEp]  Node(s) placed on "
+        "[CPUExecutionProvider]. Number of nodes: 1\n"
+        "2026-01-01 [V:onnxruntime:, session_state.cc:1315 VerifyEachNodeIsAssignedToAnEp]   Hardmax (mid)\n"
+        "2026-01-01 [V:onnxruntime:, session_state.cc:175 CreateGraphInfo] SaveMLValueNameIndexMapping\n"
+    )
+    got = parse_ort_placements(text)
+    assert got["OpenVINOExecutionProvider"]["count"] == 2
+    assert got["CPUExecutionProvider"] == {"count": 1, "nodes": [("Hardmax", "mid")]}
+
+
+def test_capture_stderr_sees_c_level_writes_and_tees_them_back(capfd):
+    import os
+
+    with capture_stderr() as cap:
+        os.write(2, b"Number of subgraphs:1 , 11 nodes delegated out of 12 nodes\n")
+    assert "11 nodes delegated" in cap.text
+    assert "11 nodes delegated" in capfd.readouterr().err
