@@ -1,0 +1,463 @@
+"""Self-contained HTML report of one run: a single file with every plot
+embedded as a base64 PNG, so it can be mailed or attached to a CI job.
+
+The time series (throughput, temperatures, clocks, power) share one time axis
+in seconds from run start, with throttle events marked on every panel, so a
+throughput drop lines up by eye with the clock that fell and the zone that got
+hot. matplotlib is imported lazily: the controller only pays for it here.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+# more points than this per series are thinned before plotting
+MAX_POINTS = 4000
+
+
+def write_html(result: dict, files: dict[str, Path] | None, out: Path) -> Path:
+    """Write the report for ``result`` (an edgebench.result/v1 document) to
+    ``out``. ``files`` maps run-directory file names (telemetry.jsonl,
+    iterations.npy, power.bin...) to local copies; any may be missing."""
+    files = {k: Path(v) for k, v in (files or {}).items() if v is not None and Path(v).exists()}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_html(result, files), encoding="utf-8")
+    return out
+
+
+def render_html(result: dict, files: dict[str, Path]) -> str:
+    samples = load_samples(files.get("telemetry.jsonl"))
+    series = collect_series(result, samples, files.get("iterations.npy"))
+    parts = [_head(result), _overview(result)]
+    soak = result.get("soak") or {}
+    if soak:
+        parts.append(_soak_section(soak))
+    png = timeline_png(series, soak.get("throttle_events") or [])
+    if png:
+        parts.append(
+            _section("Timeline", _img(png, "throughput, temperatures, clocks and power against time"))
+        )
+    power_png = _power_plot(result, files)
+    if power_png:
+        parts.append(_section("Current draw", _img(power_png, "current against time")))
+    if result.get("power"):
+        parts.append(_power_section(result["power"]))
+    if result.get("placement"):
+        parts.append(_placement_section(result["placement"]))
+    if (result.get("telemetry") or {}).get("summary"):
+        parts.append(_telemetry_section(result["telemetry"]))
+    parts.append(_agent_section(result.get("agent") or {}))
+    parts.append("</main></body></html>\n")
+    return "\n".join(parts)
+
+
+# -- data ----------------------------------------------------------------------
+def load_samples(path: Path | None) -> list[dict]:
+    """telemetry.jsonl -> samples; a torn last line (agent killed) is skipped."""
+    if path is None:
+        return []
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                s = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(s, dict) and isinstance(s.get("t_ns"), int):
+                out.append(s)
+    return out
+
+
+def collect_series(result: dict, samples: list[dict], iterations_path: Path | None = None) -> dict[str, Any]:
+    """The panels' data: {throughput: {label: (t, y)}, temps_c: {...}, clocks_mhz: {...}, power_w: {...}}.
+
+    Times are seconds from run start (the result's ``t0_ns``; without it the
+    first sample's). Windows give throughput; without windows (a bench run)
+    the measured iterations are binned per second.
+    """
+    t0 = result.get("t0_ns")
+    if not isinstance(t0, int):
+        t0 = samples[0]["t_ns"] if samples else 0
+    series: dict[str, dict[str, tuple[list[float], list[float]]]] = {
+        "throughput": {},
+        "temps_c": {},
+        "clocks_mhz": {},
+        "power_w": {},
+    }
+    windows = (result.get("soak") or {}).get("windows") or []
+    if windows:
+        t = [float(w["t_s"]) + float(w.get("dur_s") or 0) / 2 for w in windows]
+        series["throughput"]["inferences/s (window)"] = (t, [float(w["throughput_ips"]) for w in windows])
+    elif iterations_path is not None:
+        binned = _binned_throughput(iterations_path, t0)
+        if binned:
+            series["throughput"]["inferences/s (1 s bins)"] = binned
+    for s in samples:
+        t = (s["t_ns"] - t0) / 1e9
+        for z, v in (s.get("temps_c") or {}).items():
+            _push(series["temps_c"], z, t, v)
+        for d, v in (s.get("clocks_hz") or {}).items():
+            _push(series["clocks_mhz"], d, t, v / 1e6 if isinstance(v, (int, float)) else None)
+        for r, v in (s.get("rails") or {}).items():
+            _push(series["power_w"], r, t, v.get("w") if isinstance(v, dict) else None)
+    # what the telemetry file did not give, the windows' own figures stand in for
+    need = {k for k in ("temps_c", "clocks_mhz", "power_w") if not series[k]}
+    for w in windows if need else []:
+        t = float(w["t_s"]) + float(w.get("dur_s") or 0) / 2
+        if "temps_c" in need:
+            for z, v in (w.get("temps_c") or {}).items():
+                _push(series["temps_c"], z, t, v.get("max") if isinstance(v, dict) else v)
+        if "clocks_mhz" in need:
+            for d, v in (w.get("clocks_hz") or {}).items():
+                hz = v.get("min") if isinstance(v, dict) else v
+                _push(series["clocks_mhz"], d, t, hz / 1e6 if isinstance(hz, (int, float)) else None)
+        if "power_w" in need:
+            _push(series["power_w"], "window mean", t, w.get("power_w"))
+    return series
+
+
+def _push(group: dict, name: str, t: float, v: Any) -> None:
+    if isinstance(v, (int, float)) and math.isfinite(v):
+        ts, ys = group.setdefault(name, ([], []))
+        ts.append(t)
+        ys.append(float(v))
+
+
+def _binned_throughput(path: Path, t0: int) -> tuple[list[float], list[float]] | None:
+    import numpy as np
+
+    try:
+        it = np.load(path)
+    except (OSError, ValueError):
+        return None
+    if it.ndim != 2 or it.shape[0] == 0:
+        return None
+    ends = it[it[:, 2] == 1, 1] if it.shape[1] > 2 else it[:, 1]
+    if ends.size == 0:
+        return None
+    secs = (ends - t0) / 1e9
+    lo, hi = math.floor(secs.min()), math.ceil(secs.max())
+    counts, edges = np.histogram(secs, bins=max(1, hi - lo), range=(lo, max(hi, lo + 1)))
+    # the partial first and last bins would read as dips
+    keep = slice(1, -1) if counts.size > 2 else slice(None)
+    return [float(x) + 0.5 for x in edges[:-1][keep]], [float(c) for c in counts[keep]]
+
+
+# -- plots ---------------------------------------------------------------------
+PANELS = (
+    ("throughput", "inferences/s"),
+    ("temps_c", "temperature (°C)"),
+    ("clocks_mhz", "clock (MHz)"),
+    ("power_w", "power (W)"),
+)
+
+
+def timeline_png(series: dict[str, Any], events: list[dict]) -> bytes | None:
+    """One PNG: the non-empty panels stacked on a shared time axis, throttle
+    events as dashed lines on each."""
+    panels = [(key, label) for key, label in PANELS if series.get(key)]
+    if not panels:
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 2.3 * len(panels) + 0.6), dpi=90)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (key, label) in zip(axes, panels, strict=True):
+        for name, (ts, ys) in sorted(series[key].items()):
+            ts, ys = _thin(ts, ys)
+            ax.plot(
+                ts, ys, label=name, linewidth=1.2, drawstyle="steps-mid" if key == "throughput" else "default"
+            )
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+        for i, e in enumerate(events):
+            ax.axvline(e["t_s"], color="crimson", linestyle="--", linewidth=1, alpha=0.8)
+            if key == "clocks_mhz" and i < 8:
+                ax.annotate(
+                    f"{e['domain']} {e['from_hz'] / 1e6:.0f}→{e['to_hz'] / 1e6:.0f}",
+                    (e["t_s"], e["to_hz"] / 1e6),
+                    fontsize=7,
+                    color="crimson",
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                )
+        if len(series[key]) <= 12:
+            ax.legend(loc="best", fontsize=7, ncol=min(4, len(series[key])))
+    axes[-1].set_xlabel("time from run start (s)")
+    if events:
+        axes[0].set_title("dashed: throttle events", fontsize=8, loc="right", color="crimson")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _thin(ts: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
+    step = max(1, len(ts) // MAX_POINTS)
+    return ts[::step], ys[::step]
+
+
+def _power_plot(result: dict, files: dict[str, Path]) -> bytes | None:
+    """The power engineer's current plot (controller/report/power_plot.py) when
+    it and the capture files are there."""
+    if "power.bin" not in files:
+        return None
+    try:
+        from controller.report import power_plot
+    except ImportError:
+        return None
+    fn = getattr(power_plot, "power_plot_png", None) or getattr(power_plot, "plot_power", None)
+    if fn is None:
+        return None
+    try:
+        png = fn(result, files)
+    except Exception:  # a broken capture must not cost the rest of the report
+        return None
+    return png if isinstance(png, bytes) else None
+
+
+# -- HTML ----------------------------------------------------------------------
+CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:0;background:#fafafa;color:#222}
+main{max-width:1100px;margin:0 auto;padding:1em 2em}
+h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.15em;border-bottom:1px solid #ccc;padding-bottom:.2em}
+table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}
+th{background:#f0f0f0} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.bad{color:#b00020;font-weight:600} .good{color:#1b7a1b;font-weight:600}
+.summary{font-size:1.1em;background:#fff;border-left:4px solid #555;padding:.5em 1em}
+img{max-width:100%;background:#fff;border:1px solid #ddd}
+.muted{color:#777}
+"""
+
+
+def _e(x: Any) -> str:
+    return html.escape("" if x is None else str(x))
+
+
+def _num(x: Any, nd: int = 2, unit: str = "") -> str:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return "—"
+    return f"{x:.{nd}f}{unit}"
+
+
+def _table(headers: list[str], rows: list[list[str]], num_cols: set[int] | None = None) -> str:
+    num_cols = num_cols or set()
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td{' class=num' if i in num_cols else ''}>{c}</td>" for i, c in enumerate(r))
+        + "</tr>"
+        for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _kv(rows: list[tuple[str, str]]) -> str:
+    return "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
+
+
+def _section(title: str, body: str) -> str:
+    return f"<section><h2>{_e(title)}</h2>{body}</section>"
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
+
+
+def _head(result: dict) -> str:
+    model = (result.get("model") or {}).get("name") or "model"
+    title = f"edgebench {result.get('kind') or 'run'} · {model} · {result.get('run_id') or ''}"
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
+        f"<style>{CSS}</style></head><body><main><h1>{_e(title)}</h1>"
+    )
+
+
+def _overview(result: dict) -> str:
+    status = result.get("status") or "unknown"
+    gates = result.get("gates") or []
+    failed = [g for g in gates if not g.get("passed")]
+    cls = "good" if status == "completed" and not failed else "bad"
+    lat = result.get("latency_ms") or {}
+    agent = result.get("agent") or {}
+    model = result.get("model") or {}
+    rows = [
+        (
+            "status",
+            f'<span class="{cls}">{_e(status)}</span>'
+            + (f" — {_e(result['error'])}" if result.get("error") else ""),
+        ),
+        ("board", _e(agent.get("board") or agent.get("profile") or agent.get("hostname"))),
+        ("model", f"{_e(model.get('name'))} <span class=muted>{_e((model.get('sha256') or '')[:12])}</span>"),
+        ("throughput", _num(result.get("throughput_ips"), 2, " inferences/s")),
+        ("latency p50 / p99", f"{_num(lat.get('p50'), 3)} / {_num(lat.get('p99'), 3)} ms"),
+        ("iterations", _e(result.get("iterations"))),
+        ("duration", _num(result.get("duration_s"), 1, " s")),
+    ]
+    body = _kv(rows)
+    if gates:
+        body += "<h3>Gates</h3>" + _table(
+            ["gate", "result", "message"],
+            [
+                [
+                    _e(g.get("name")),
+                    '<span class="good">pass</span>' if g.get("passed") else '<span class="bad">FAIL</span>',
+                    _e(g.get("message")),
+                ]
+                for g in gates
+            ],
+        )
+    return _section("Overview", body)
+
+
+def _soak_section(soak: dict) -> str:
+    verdict = soak.get("verdict") or "—"
+    cls = "good" if verdict == "stable" else "bad"
+    steady = soak.get("steady_state") or {}
+    rows = [
+        ("verdict", f'<span class="{cls}">{_e(verdict)}</span>'),
+        ("cold throughput", _num(soak.get("cold_throughput_ips"), 2, " inferences/s")),
+        ("sustained throughput", _num(soak.get("sustained_throughput_ips"), 2, " inferences/s")),
+        ("sustained / cold", _num(soak.get("sustained_ratio"), 3)),
+        ("stability (worst / best window)", _num(soak.get("stability"), 3)),
+        (
+            "time to throttle",
+            _num(soak.get("time_to_throttle_s"), 1, " s")
+            if soak.get("time_to_throttle_s") is not None
+            else "never",
+        ),
+        (
+            "steady state",
+            f"from {_num(steady.get('t_s'), 0, ' s')} at {_num(steady.get('throughput_ips'), 2)} inferences/s"
+            if steady.get("reached")
+            else "not reached",
+        ),
+        ("window", _num(soak.get("window_s"), 1, " s") + f" × {len(soak.get('windows') or [])}"),
+        ("ambient", _num(soak.get("ambient_c"), 1, " °C")),
+        ("enclosure", _e(soak.get("enclosure") or "—")),
+    ]
+    if soak.get("target_ips") is not None:
+        ok = soak.get("target_met")
+        rows.append(
+            (
+                "target",
+                f"{_num(soak['target_ips'], 2)} inferences/s: "
+                + ('<span class="good">met</span>' if ok else '<span class="bad">missed</span>'),
+            )
+        )
+    body = f'<p class="summary">{_e(soak.get("summary") or "")}</p>' + _kv(rows)
+    events = soak.get("throttle_events") or []
+    if events:
+        body += "<h3>Throttle events</h3>" + _table(
+            ["t (s)", "domain", "from (MHz)", "to (MHz)", "hottest zone", "temp (°C)"],
+            [
+                [
+                    _num(e["t_s"], 1),
+                    _e(e["domain"]),
+                    _num(e["from_hz"] / 1e6, 0),
+                    _num(e["to_hz"] / 1e6, 0),
+                    _e(e.get("zone")),
+                    _num(e.get("temp_c"), 1),
+                ]
+                for e in events[:200]
+            ],
+            {0, 2, 3, 5},
+        )
+    return _section("Soak", body)
+
+
+def _power_section(p: dict) -> str:
+    rows = [
+        ("source", _e(p.get("source"))),
+        ("mean / peak current", f"{_num(p.get('mean_a'), 3)} / {_num(p.get('peak_a'), 3)} A"),
+        ("mean / peak power", f"{_num(p.get('mean_w'), 2)} / {_num(p.get('peak_w'), 2)} W"),
+        (
+            "energy per inference",
+            _num((p.get("energy_per_inference_j") or 0) * 1e3, 3, " mJ")
+            if p.get("energy_per_inference_j") is not None
+            else "—",
+        ),
+        ("samples (dropped)", f"{_e(p.get('samples'))} ({_e(p.get('dropped_samples'))})"),
+        ("transients", _e(len(p.get("transients") or []))),
+    ]
+    if p.get("budget_w") is not None:
+        rows.append(
+            (
+                "budget",
+                _num(p["budget_w"], 1, " W")
+                + (' <span class="bad">exceeded</span>' if p.get("over_budget") else ""),
+            )
+        )
+    return _section("Power", _kv(rows))
+
+
+def _placement_section(p: dict) -> str:
+    by_dev = p.get("nodes_by_device") or {}
+    fb = bool(p.get("fallback"))
+    rows = [
+        ("runtime", _e(p.get("runtime"))),
+        (
+            "nodes",
+            f"{_e(p.get('total_nodes'))} ({', '.join(f'{_e(k)}: {_e(v)}' for k, v in by_dev.items())})",
+        ),
+        ("accelerated nodes", _e(p.get("accelerated_nodes"))),
+        ("partitions", _e(p.get("partitions"))),
+        (
+            "CPU time share",
+            _num((p.get("cpu_time_share") or 0) * 100, 1, " %")
+            if p.get("cpu_time_share") is not None
+            else "—",
+        ),
+        ("fallback", '<span class="bad">yes</span>' if fb else '<span class="good">no</span>'),
+    ]
+    body = _kv(rows)
+    nodes = p.get("fallback_nodes") or []
+    if nodes:
+        body += "<h3>Fallback nodes</h3>" + _table(
+            ["node", "op", "device", "time share"],
+            [
+                [
+                    _e(n.get("name")),
+                    _e(n.get("op_type")),
+                    _e(n.get("device")),
+                    _num((n.get("time_share") or 0) * 100, 1, " %"),
+                ]
+                for n in nodes
+            ],
+            {3},
+        )
+    return _section("Placement", body)
+
+
+def _telemetry_section(t: dict) -> str:
+    summ = t.get("summary") or {}
+    rows = []
+    for z, v in sorted((summ.get("temps_c") or {}).items()):
+        rows.append([_e(z), "°C", _num(v.get("min"), 1), _num(v.get("mean"), 1), _num(v.get("max"), 1)])
+    for d, v in sorted((summ.get("clocks_hz") or {}).items()):
+        rows.append(
+            [_e(d), "MHz", _num((v.get("min") or 0) / 1e6, 0), "—", _num((v.get("max") or 0) / 1e6, 0)]
+        )
+    for r, v in sorted((summ.get("rails_w") or {}).items()):
+        rows.append([_e(r), "W", "—", _num(v.get("mean"), 2), _num(v.get("max"), 2)])
+    src = ", ".join(map(str, t.get("sources") or []))
+    body = f"<p class=muted>sources: {_e(src)}; {_num(t.get('rate_hz'), 1)} Hz</p>"
+    return _section("Telemetry", body + _table(["sensor", "unit", "min", "mean", "max"], rows, {2, 3, 4}))
+
+
+def _agent_section(a: dict) -> str:
+    keep = ("hostname", "profile", "board", "soc", "kernel", "python", "l4t", "jetpack")
+    rows = [(k, _e(a[k])) for k in keep if a.get(k)]
+    rt = a.get("runtimes")
+    if rt:
+        rows.append(("runtimes", f"<code>{_e(json.dumps(rt, sort_keys=True))}</code>"))
+    return _section("Agent", _kv(rows) if rows else "<p class=muted>no fingerprint recorded</p>")

@@ -1,0 +1,1 @@
+"""Test scenarios: a throttling board (thermal.py) and synthetic soak data."""
