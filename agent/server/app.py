@@ -149,6 +149,7 @@ class AgentServer:
             raise
 
     def _start(self) -> str:
+        self._check_profile()
         self.store = ArtifactStore(self.state_dir, self.artifact_quota)
         self.runs = RunManager(
             self.state_dir,
@@ -196,6 +197,17 @@ class AgentServer:
                 "marked %d in-flight run(s) interrupted: %s", len(self.runs.recovered), self.runs.recovered
             )
         return self.address
+
+    def _check_profile(self) -> None:
+        """A named profile that does not exist is a usage error (exit 2), not a
+        surprise at the first run."""
+        if self.profile in ("", "auto"):
+            return
+        try:
+            from agent import profiles
+        except ImportError:
+            return
+        profiles.resolve(self.root, self.profile)  # BadInput names what is available
 
     def _start_metrics(self) -> None:
         try:

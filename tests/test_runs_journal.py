@@ -1,0 +1,109 @@
+"""The journal and the registry on disk: gap-free seqs across reopen, a torn
+last line after a crash, sortable run ids, and recovery of in-flight runs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+
+from agent.runs.executor import stderr_tail, worker_died_message
+from agent.runs.journal import Journal, read_events
+from agent.runs.registry import Registry, new_run_id, valid_run_id
+
+
+def test_seq_is_gap_free_and_continues_after_reopen(tmp_path):
+    p = tmp_path / "journal.jsonl"
+    j = Journal(p)
+    for i in range(3):
+        j.append("progress", {"iterations": i})
+    j.close()
+    j2 = Journal(p)
+    assert j2.last_seq == 3
+    ev = j2.append("state", {"status": "running"})
+    assert ev["seq"] == 4
+    assert [e["seq"] for e in read_events(p)] == [1, 2, 3, 4]
+    assert [e["seq"] for e in read_events(p, after_seq=2)] == [3, 4]
+
+
+def test_a_torn_last_line_is_dropped_and_appends_stay_parseable(tmp_path):
+    p = tmp_path / "journal.jsonl"
+    j = Journal(p)
+    j.append("phase", {"phase": "load"})
+    j.append("phase", {"phase": "warmup"})
+    j.close()
+    with open(p, "a") as f:
+        f.write('{"seq": 3, "t_ns": 5, "kind": "progr')  # the agent died mid-write
+    assert [e["seq"] for e in read_events(p)] == [1, 2]
+    j2 = Journal(p)
+    assert j2.append("phase", {"phase": "measure"})["seq"] == 3
+    assert [json.loads(line)["seq"] for line in p.read_text().splitlines()] == [1, 2, 3]
+
+
+def test_waiters_see_events_only_after_they_are_on_disk(tmp_path):
+    p = tmp_path / "journal.jsonl"
+    j = Journal(p)
+    on_disk_when_seen = []
+
+    def watcher():
+        evs = j.wait_after(0, timeout=10)
+        on_disk_when_seen.append([e["seq"] for e in read_events(p)] == [e["seq"] for e in evs])
+
+    t = threading.Thread(target=watcher)
+    t.start()
+    j.append("state", {"status": "running"})
+    t.join(10)
+    assert on_disk_when_seen == [True]
+    j.close()
+    assert j.wait_after(1, timeout=5) == []  # closed: returns at once
+
+
+def test_run_ids_sort_by_time_and_reject_paths():
+    a = new_run_id(1_700_000_000.001)
+    b = new_run_id(1_700_000_000.002)
+    c = new_run_id(1_700_000_001.0)
+    assert a < b < c and all(valid_run_id(x) for x in (a, b, c))
+    assert a[:19] == "20231114T221320001Z"
+    for bad in ("", "..", "../x", a + "/..", "x" * 26):
+        assert not valid_run_id(bad)
+
+
+def test_recover_marks_in_flight_runs_interrupted_from_their_journal(tmp_path):
+    reg = Registry(tmp_path)
+    done = reg.create({"kind": "bench", "model_sha256": "a" * 64})
+    done.update_state(status="completed")
+    soak = reg.create({"kind": "soak", "model_sha256": "b" * 64, "soak": {"window_s": 5.0}})
+    soak.update_state(status="running", started_unix=1.0, pid=12345)
+    j = Journal(soak.journal_path)
+    j.append("state", {"status": "running"})
+    j.append("phase", {"phase": "measure"})
+    for k in range(2):
+        j.append("window", {"t_s": 5.0 * k, "throughput_ips": 100.0 - k, "p50_ms": 1.0, "p99_ms": 2.0})
+    j.append("progress", {"iterations": 1000, "elapsed_s": 10.0, "throughput_ips": 99.0})
+    j.close()
+    queued = reg.create({"kind": "bench", "model_sha256": "c" * 64})
+
+    assert sorted(Registry(tmp_path).recover()) == sorted([soak.run_id, queued.run_id])
+    assert done.state()["status"] == "completed" and done.result() is None
+    st = soak.state()
+    assert st["status"] == "interrupted" and st["pid"] is None and "running" in st["error"]
+    r = soak.result()
+    assert r["status"] == "interrupted" and r["partial"] is True
+    assert r["iterations"] == 1000 and r["last_phase"] == "measure"
+    assert [w["throughput_ips"] for w in r["soak"]["windows"]] == [100.0, 99.0]
+    assert r["soak"]["window_s"] == 5.0 and r["soak"]["verdict"] == "incomplete"
+    assert queued.result()["status"] == "interrupted"
+    # a second start has nothing left to recover
+    assert Registry(tmp_path).recover() == []
+
+
+def test_worker_died_message_is_one_line_with_signal_and_stderr_tail(tmp_path):
+    log = tmp_path / "stderr.log"
+    log.write_text("loading\n\nW tidl: layer 7 unsupported\nfatal: out of\n   buffers  \n")
+    msg = worker_died_message(-signal.SIGSEGV, log)
+    assert msg.startswith("worker died: SIGSEGV (signal 11); stderr: ")
+    assert msg.endswith("W tidl: layer 7 unsupported | fatal: out of | buffers")
+    assert "\n" not in msg
+    assert "out of memory" in worker_died_message(-signal.SIGKILL, tmp_path / "missing.log")
+    assert worker_died_message(3, tmp_path / "missing.log") == "worker died: exit code 3 without a result"
+    assert stderr_tail(tmp_path / "missing.log") == ""

@@ -1,0 +1,98 @@
+"""Server assembly: gRPC health, the info RPC, one agent per state dir, and the
+``edgebench-agent`` command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import grpc
+import pytest
+from conftest import AGENT_BIN
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from agent.errors import BadInput
+from agent.rpc.edgebench.v1 import agent_pb2 as pb
+from agent.server.app import AgentServer, parse_meter
+
+
+def test_health_reports_serving_for_the_server_and_the_agent_service(agent):
+    health = health_pb2_grpc.HealthStub(grpc.insecure_channel(agent.address))
+    for service in ("", "edgebench.v1.Agent"):
+        resp = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+        assert resp.status == health_pb2.HealthCheckResponse.SERVING
+    with pytest.raises(grpc.RpcError) as ei:
+        health.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=10)
+    assert ei.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_info_rpc_returns_the_cached_fingerprint(agent):
+    first = json.loads(agent.stub.GetInfo(pb.GetInfoRequest()).info_json)
+    assert first["schema"] == "edgebench.info/v1" and first["hostname"]
+    assert json.loads(agent.stub.GetInfo(pb.GetInfoRequest()).info_json) == first
+    assert agent.server.info() is agent.server.info()
+
+
+def test_start_returns_the_bound_port_and_stop_frees_it(tmp_path):
+    s = AgentServer(tmp_path / "s")
+    address = s.start()
+    host, port = address.rsplit(":", 1)
+    assert host == "127.0.0.1" and int(port) > 0
+    s.stop(0)
+    again = AgentServer(tmp_path / "s", listen=address)  # same port and state dir: both free again
+    assert again.start() == address
+    again.stop(0)
+
+
+def test_one_agent_per_state_dir(agent, tmp_path):
+    with pytest.raises(BadInput, match="in use by another agent"):
+        AgentServer(agent.state_dir).start()
+    # the first one is unaffected
+    assert agent.stub.ListRuns(pb.ListRunsRequest()).runs == []
+
+
+def test_port_in_use_is_bad_input(agent, tmp_path):
+    with pytest.raises(BadInput, match="cannot listen on"):
+        AgentServer(tmp_path / "other", listen=agent.address).start()
+
+
+def test_meter_flag_parsing():
+    m = parse_meter("ina-csv:socket://127.0.0.1:9000", ["rate_hz=1000", "shunt=0.01"])
+    assert (m.kind, m.port, m.options) == (
+        "ina-csv",
+        "socket://127.0.0.1:9000",
+        {"rate_hz": "1000", "shunt": "0.01"},
+    )
+    for bad, msg in (("ina-csv", "expected KIND:PORT"), ("fluke:/dev/ttyUSB0", "unknown meter kind")):
+        with pytest.raises(BadInput, match=msg):
+            parse_meter(bad, [])
+    with pytest.raises(BadInput, match="expected K=V"):
+        parse_meter("scpi:/dev/ttyUSB0", ["novalue"])
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(AGENT_BIN), *args], capture_output=True, text=True, timeout=60)
+
+
+def test_cli_info_json(tmp_path):
+    r = _cli("info", "--sysfs-root", str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["schema"] == "edgebench.info/v1" and info["python"]
+
+
+def test_cli_unknown_profile_and_bad_meter_exit_2(tmp_path):
+    for args, message in (
+        (["--profile", "no-such-board"], "no-such-board"),
+        (["--meter", "fluke:/dev/ttyUSB0"], "unknown meter kind"),
+        (["--sysfs-root", str(tmp_path / "absent")], "is not a directory"),
+    ):
+        r = _cli("serve", "--state-dir", str(tmp_path / "s"), *args)
+        assert r.returncode == 2, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("edgebench-agent: error: ") and message in lines[0]
+
+
+def test_cli_requires_a_subcommand():
+    r = _cli()
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
