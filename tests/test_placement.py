@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (real log lines are long)
 """Placement on real runtimes (ORT CPU, LiteRT + XNNPACK), the gates, and the
 delegate / ORT log parsers."""
 
@@ -230,3 +231,22 @@ def test_capture_stderr_sees_c_level_writes_and_tees_them_back(capfd):
         os.write(2, b"Number of subgraphs:1 , 11 nodes delegated out of 12 nodes\n")
     assert "11 nodes delegated" in cap.text
     assert "11 nodes delegated" in capfd.readouterr().err
+
+
+# -- terminal report ---------------------------------------------------------
+
+
+def test_report_table_and_red_fallback_summary(state, tmp_path):
+    from controller.report.placement import RED, render, summary, table
+
+    p = placement_of(state, tflite_builder.add_cumsum_add(tmp_path / "acs.tflite"))
+    t = table(p)
+    lines = t.splitlines()
+    assert lines[0].split() == ["#", "node", "op", "device", "time", "partition"]
+    assert [ln.split()[2:4] for ln in lines[2:]] == [["ADD", "XNNPACK"], ["CUMSUM", "CPU"], ["ADD", "XNNPACK"]]
+    plain = summary(p, color=False)
+    assert "FALLBACK: 1 op(s) on CPU" in plain and "CUMSUM_1 (CUMSUM)" in plain and "\x1b" not in plain
+    assert RED in summary(p, color=True)
+    assert "\x1b" not in render(p, color=False)
+    ok = dict(p, fallback=False, fallback_nodes=[])
+    assert summary(ok).endswith("no CPU fallback")
