@@ -132,7 +132,7 @@ class Ppk2Meter:
         self.baud = int(opts.number("baud", 115200, 300, 20_000_000))
         self.mode = opts.choice("mode", ("ampere", "source"), "ampere")
         self.vdd_mv = int(opts.number("vdd_mv", 3300, 800, 5000))
-        self.nominal_rate_hz: float | None = opts.number("rate_hz", 100_000.0, 1.0, 1e6)
+        self.nominal_rate_hz: float | None = opts.number("rate_hz", 100_000.0, 1.0, 1e8)
         self.metadata_timeout_s = opts.number("metadata_timeout_s", 2.0, 0.05, 30.0)
         self._ser: Any = None
         self.meta: dict[str, Any] = {}
