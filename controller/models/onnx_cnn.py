@@ -117,7 +117,7 @@ def demo_cnn(path: str | Path) -> Path:
 
 
 def tiny_cnn(path: str | Path) -> Path:
-    return build_cnn(path, size=64, widths=(16, 32, 64), blocks=1, classes=10, seed=1)
+    return build_cnn(path, size=96, widths=(16, 32, 64), blocks=1, classes=10, seed=1)
 
 
 def large_cnn(path: str | Path) -> Path:
