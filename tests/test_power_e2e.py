@@ -1,0 +1,87 @@
+"""The real agent (``edgebench-agent serve --meter KIND:/dev/pts/N``, real
+worker, real ONNX Runtime) against meter emulators on ptys: power{} in the
+result matches the emulator's waveform; an unplugged meter loses nothing else."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from emulators.fixtures import emulators_fixture  # noqa: F401  (the `emulators` fixture)
+from emulators.ina_csv import InaCsvEmulator
+from emulators.ppk2 import Ppk2Emulator
+from emulators.waveform import Spike, Waveform
+
+from agent.rpc.edgebench.v1 import agent_pb2 as pb
+
+ROOT_AM62A = "tests/fixtures/am62a"  # profile am62a: 5 V supply, 15 W budget
+SPIKE_EVERY_S, SPIKE_W_S, SPIKE_A = 0.1, 0.003, 0.6
+
+
+def run_bench(stub, sha: str, **kw) -> tuple[pb.RunRecord, dict]:
+    spec = {"kind": "bench", "model_sha256": sha, "model_name": "tiny", "warmup_s": 0.2, "duration_s": 1.0,
+            "min_iterations": 10, "placement": False, "telemetry_rate_hz": 20.0}  # fmt: skip
+    spec.update(kw)
+    run_id = stub.StartRun(pb.StartRunRequest(spec_json=json.dumps(spec))).run_id
+    for _ in stub.WatchRun(pb.WatchRunRequest(run_id=run_id), timeout=120):
+        pass
+    rec = stub.GetRun(pb.GetRunRequest(run_id=run_id))
+    return rec, json.loads(rec.result_json)
+
+
+def test_agent_with_ppk2_meter_reports_power(emulators, agent_process, push, tiny_onnx_model):
+    spikes = [Spike(0.05 + k * SPIKE_EVERY_S, SPIKE_A, SPIKE_W_S) for k in range(100)]
+    wf = Waveform(baseline_a=0.1, noise_a=0.001, spikes=spikes)
+    emu = emulators(Ppk2Emulator, wf)
+    meter_args = ["--meter", f"ppk2:{emu.port}", "--meter-opt", "vdd_mv=3300"]
+    ap = agent_process("--profile", "am62a", "--sysfs-root", ROOT_AM62A, *meter_args)
+    sha = push(ap.stub, tiny_onnx_model)
+    rec, res = run_bench(ap.stub, sha)
+    assert rec.status == "completed", res.get("error")
+    p = res["power"]
+    assert p["source"] == f"ppk2:{emu.port}"
+    assert p["dropped_samples"] == 0 and p["partial"] is False
+    assert p["sample_rate_hz"] == pytest.approx(100_000, rel=0.001)
+    assert p["peak_a"] == pytest.approx(0.7, rel=0.02)
+    assert (
+        p["peak_w"] == pytest.approx(0.7 * 5.0, rel=0.02)
+        and p["budget_w"] == 15.0
+        and p["over_budget"] is False
+    )
+    # every spike the capture saw is one transient of the right width
+    span_s = p["samples"] / 100_000
+    full = sum(1 for s in spikes if s.t_s + s.width_s <= span_s)
+    assert full <= p["transient_count"] <= full + 1
+    for tr in p["transients"][:-1]:
+        assert tr["peak_a"] == pytest.approx(0.7, rel=0.02)
+        assert tr["duration_ms"] == pytest.approx(3.0, abs=0.05)
+        assert tr["offset_from_inference_start_ms"] is not None
+    # energy per inference: the waveform's integral over the measured window
+    it = np.load(ap.state_dir / "runs" / rec.run_id / "iterations.npy")
+    m = it[it[:, 2] == 1]
+    w0, w1 = (m[:, 0].min() - emu.t0_ns) / 1e9, (m[:, 1].max() - emu.t0_ns) / 1e9
+    assert p["energy_per_inference_j"] == pytest.approx(5.0 * wf.integral(w0, w1) / m.shape[0], rel=0.02)
+    assert p["first_inferences_peak_a"] is not None and p["steady_peak_a"] == pytest.approx(0.7, rel=0.02)
+    assert "power.bin" in rec.files and "power.json" in rec.files
+
+
+def test_meter_unplugged_mid_run_loses_nothing_else(emulators, agent, push, tiny_onnx_model):
+    wf = Waveform(baseline_a=0.3, bus_v=5.1, spikes=[Spike(0.2, 0.5, 0.01)])
+    emu = emulators(InaCsvEmulator, wf, rate_hz=2000, disconnect_at_s=0.6)
+    sha = push(agent.stub, tiny_onnx_model)
+    meter = {"kind": "ina-csv", "port": emu.port, "options": {}}
+    rec, res = run_bench(agent.stub, sha, meter=meter, duration_s=1.2)
+    assert rec.status == "completed" and res["error"] is None
+    assert res["iterations"] >= 10 and res["latency_ms"]["p50"] > 0 and "telemetry" in res
+    p = res["power"]
+    assert p["partial"] is True and len(p["gaps"]) == 1 and "meter lost" in p["gaps"][0]["reason"]
+    assert p["peak_a"] == pytest.approx(0.8, rel=0.02) and p["voltage_source"] == "meter"
+
+
+def test_meter_port_that_does_not_open_fails_the_run_as_bad_input(agent, push, tiny_onnx_model, tmp_path):
+    sha = push(agent.stub, tiny_onnx_model)
+    meter = {"kind": "ppk2", "port": str(tmp_path / "ttyACM7"), "options": {}}
+    rec, res = run_bench(agent.stub, sha, meter=meter)
+    assert rec.status == "failed" and res["error_code"] == "bad_input"
+    assert "cannot open meter port" in res["error"] and "\n" not in res["error"]
