@@ -13,7 +13,7 @@ from emulators.waveform import Spike, Waveform
 from agent.power.analysis import analyze
 from agent.power.capture import Capture
 from agent.spec import MeterSpec
-from controller.report.power_plot import envelope, render, render_run
+from controller.report.power_plot import envelope, power_plot_png, render, render_run
 
 
 def red_pixels(png: bytes) -> int:
@@ -56,3 +56,18 @@ def test_render_run_from_a_capture(emulators, tmp_path):
     assert power["transient_count"] == 1
     png = render_run(tmp_path, power, run_start_ns=emu.t0_ns)
     assert png[:4] == b"\x89PNG" and red_pixels(png) > 50
+
+
+def test_html_report_hook_draws_from_fetched_files(emulators, tmp_path):
+    wf = Waveform(baseline_a=0.2, spikes=[Spike(0.1, 0.8, 0.01)])
+    emu = emulators(InaCsvEmulator, wf, rate_hz=2000)
+    run_dir = tmp_path / "run"
+    cap = Capture(MeterSpec("ina-csv", emu.port), run_dir)
+    cap.start()
+    time.sleep(0.3)
+    cap.stop()
+    power = analyze(run_dir, None, run_start_ns=emu.t0_ns)
+    files = {n: run_dir / n for n in ("power.bin", "power.json")}
+    png = power_plot_png({"power": power, "t0_ns": emu.t0_ns}, files)
+    assert png is not None and png[:4] == b"\x89PNG" and red_pixels(png) > 50
+    assert power_plot_png({"power": power}, {"power.bin": run_dir / "power.bin"}) is None

@@ -144,3 +144,24 @@ def render_run(run_dir: Path, power: dict[str, Any] | None = None, run_start_ns:
         power.get("transient_threshold_a"),
         title=f"Current, {meta.get('source')}",
     )
+
+
+def power_plot_png(result: dict[str, Any], files: dict[str, Path]) -> bytes | None:
+    """The HTML report's hook: ``files`` maps run-file names (power.bin,
+    power.json, iterations.npy) to local copies. None without a capture."""
+    import shutil
+    import tempfile
+
+    if "power.bin" not in files or "power.json" not in files:
+        return None
+    with tempfile.TemporaryDirectory() as d:
+        run_dir = Path(d)
+        for name in ("power.bin", "power.json", "iterations.npy"):
+            if name in files:
+                src = Path(files[name])
+                dst = run_dir / name
+                try:
+                    dst.symlink_to(src.resolve())
+                except OSError:
+                    shutil.copyfile(src, dst)
+        return render_run(run_dir, result.get("power") or {}, result.get("t0_ns"))
