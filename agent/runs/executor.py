@@ -471,7 +471,8 @@ class RunManager:
         if capture_summary is not None:
             doc["power"] = self._power(rd, spec, capture_summary, profile, doc)
         if spec.kind == "soak":
-            doc["soak"] = self._soak(windows, sampler, spec, profile, doc)
+            doc["soak"] = self._soak(windows, sampler, spec, profile, run.t0_ns)
+            doc.pop("soak_windows", None)  # the worker's copy; soak.windows is enriched
             if getattr(run, "cold_start", None) is not None:
                 doc["soak"]["cold_start"] = run.cold_start
         if status == "completed":
@@ -507,7 +508,7 @@ class RunManager:
             out["error"] = f"power analysis failed: {_one_line(str(exc))}"
             return out
 
-    def _soak(self, windows: list[dict], sampler: Any, spec: RunSpec, profile: Any, doc: dict) -> dict:
+    def _soak(self, windows: list[dict], sampler: Any, spec: RunSpec, profile: Any, t0_ns: int) -> dict:
         base = {"window_s": spec.soak.window_s if spec.soak else None, "windows": windows}
         try:
             from agent.soak.analysis import analyze_soak
@@ -515,7 +516,7 @@ class RunManager:
             return base
         try:
             samples = sampler.samples() if sampler is not None else []
-            return {**base, **analyze_soak(windows, samples, spec, profile)}
+            return {**base, **analyze_soak(windows, samples, spec, profile, t0_ns=t0_ns)}
         except Exception as exc:
             base["error"] = f"soak analysis failed: {_one_line(str(exc))}"
             return base
