@@ -56,6 +56,30 @@ def test_port_in_use_is_bad_input(agent, tmp_path):
         AgentServer(tmp_path / "other", listen=agent.address).start()
 
 
+def test_metrics_endpoint_serves_run_manager_stats(agent_factory):
+    import urllib.request
+
+    a = agent_factory(metrics_port=0)
+    assert a.server.metrics_url.startswith("http://127.0.0.1:")
+    with urllib.request.urlopen(a.server.metrics_url, timeout=10) as resp:
+        text = resp.read().decode()
+    assert "edgebench_runs_in_flight 0.0" in text and "edgebench_inferences_total" in text
+
+
+def test_idle_agent_process_stays_light(agent_process):
+    import psutil
+
+    ap = agent_process()
+    assert json.loads(ap.stub.GetInfo(pb.GetInfoRequest()).info_json)["schema"] == "edgebench.info/v1"
+    ap.stub.ListRuns(pb.ListRunsRequest())
+    rss = psutil.Process(ap.proc.pid).memory_info().rss
+    maps = open(f"/proc/{ap.proc.pid}/maps").read()
+    # runtimes, plotting and SQL stay out of the daemon (the fingerprint probes runtimes in a child)
+    for heavy in ("onnxruntime", "ai_edge_litert", "tflite_runtime", "matplotlib", "sqlalchemy"):
+        assert heavy not in maps, heavy
+    assert rss < 80 * 2**20, rss
+
+
 def test_meter_flag_parsing():
     m = parse_meter("ina-csv:socket://127.0.0.1:9000", ["rate_hz=1000", "shunt=0.01"])
     assert (m.kind, m.port, m.options) == (

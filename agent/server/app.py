@@ -215,7 +215,14 @@ class AgentServer:
         except ImportError:
             log.warning("metrics module unavailable; --metrics-port ignored")
             return
-        self._metrics = start_metrics_server(self.metrics_port, self.root, self.profile, self.runs)
+        # /metrics binds where gRPC does: a loopback agent keeps it local too
+        self._metrics = start_metrics_server(
+            self.metrics_port, self.root, self.profile, self.runs, addr=self.host
+        )
+
+    @property
+    def metrics_url(self) -> str | None:
+        return getattr(self._metrics, "url", None)
 
     def stop(self, grace: float | None = None) -> None:
         if self._health is not None:
