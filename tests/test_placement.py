@@ -243,10 +243,59 @@ def test_report_table_and_red_fallback_summary(state, tmp_path):
     t = table(p)
     lines = t.splitlines()
     assert lines[0].split() == ["#", "node", "op", "device", "time", "partition"]
-    assert [ln.split()[2:4] for ln in lines[2:]] == [["ADD", "XNNPACK"], ["CUMSUM", "CPU"], ["ADD", "XNNPACK"]]
+    assert [ln.split()[2:4] for ln in lines[2:]] == [
+        ["ADD", "XNNPACK"],
+        ["CUMSUM", "CPU"],
+        ["ADD", "XNNPACK"],
+    ]
     plain = summary(p, color=False)
     assert "FALLBACK: 1 op(s) on CPU" in plain and "CUMSUM_1 (CUMSUM)" in plain and "\x1b" not in plain
     assert RED in summary(p, color=True)
     assert "\x1b" not in render(p, color=False)
     ok = dict(p, fallback=False, fallback_nodes=[])
     assert summary(ok).endswith("no CPU fallback")
+
+
+def test_ort_profile_fused_trt_subgraph_expanded_and_memcpy_counted():
+    """A TensorRT-style profile (one fused TRTKernel node, Memcpy copies, one CPU node)."""
+    from agent.placement.onnxruntime import build
+    from agent.runtimes.onnx_proto import OnnxNode
+
+    graph = [
+        OnnxNode("conv1", "Conv", ["x", "w1"], ["a"]),
+        OnnxNode("relu1", "Relu", ["a"], ["b"]),
+        OnnxNode("nms", "NonMaxSuppression", ["b"], ["c"]),
+        OnnxNode("conv2", "Conv", ["c", "w2"], ["d"]),
+    ]
+
+    def ev(name, op, provider, dur):
+        return {
+            "cat": "Node",
+            "name": f"{name}_kernel_time",
+            "dur": dur,
+            "args": {"op_name": op, "provider": provider},
+        }
+
+    trt = "TensorrtExecutionProvider"
+    events = [
+        ev("TensorrtExecutionProvider_TRTKernel_graph_main_1_0", "TRTKernel_graph_main_1", trt, 300),
+        {"cat": "Node", "name": "nms_fence_before", "dur": 0, "args": {}},
+        ev("Memcpy_token_1", "MemcpyToHost", "CPUExecutionProvider", 20),
+        ev("nms", "NonMaxSuppression", "CPUExecutionProvider", 500),
+        ev("Memcpy_token_2", "MemcpyFromHost", "CPUExecutionProvider", 20),
+        ev("TensorrtExecutionProvider_TRTKernel_graph_main_2_1", "TRTKernel_graph_main_2", trt, 200),
+    ]
+    p = build(
+        events,
+        graph,
+        requested=[trt, "CPUExecutionProvider"],
+        session_providers=[trt, "CPUExecutionProvider"],
+        dropped=[],
+    )
+    assert p["partitions"] == 2 and p["memcpy_transitions"] == 2
+    assert p["nodes_by_device"] == {"TensorRT": 3, "CPU": 1}
+    assert [d["nodes"] for d in p["partitions_detail"]] == [["conv1", "relu1"], ["conv2"]]
+    assert [n["name"] for n in p["nodes"]] == ["conv1", "relu1", "nms", "conv2"]
+    (fb,) = p["fallback_nodes"]
+    assert fb["name"] == "nms" and fb["time_share"] == pytest.approx(0.5)
+    assert p["cpu_time_share"] == pytest.approx(0.5) and p["fallback"] is True

@@ -26,9 +26,13 @@ CPU = "CPUExecutionProvider"
 _MEMCPY = ("MemcpyToHost", "MemcpyFromHost")
 
 
+_DEVICE_NAMES = {"Tensorrt": "TensorRT", "Dml": "DirectML", "Nv": "NvTensorRtRtx"}
+
+
 def device_name(provider: str) -> str:
     """``OpenVINOExecutionProvider`` -> ``OpenVINO``: the key in nodes_by_device."""
-    return provider[: -len("ExecutionProvider")] if provider.endswith("ExecutionProvider") else provider
+    short = provider[: -len("ExecutionProvider")] if provider.endswith("ExecutionProvider") else provider
+    return _DEVICE_NAMES.get(short, short)
 
 
 def load_profile(path: Path) -> list[dict]:
