@@ -276,3 +276,19 @@ def test_sigterm_stops_gracefully_and_marks_the_run_interrupted(
     assert st["status"] == "interrupted"
     result = json.loads((ap.state_dir / "runs" / run_id / "result.json").read_text())
     assert result["status"] == "interrupted"
+
+
+def test_an_agent_side_failure_fails_only_that_run(agent, model_sha, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("assembly exploded")
+
+    monkeypatch.setattr(agent.server.runs, "_assemble", broken)
+    run_id = _start(agent.stub, model_sha, duration_s=0.1, min_iterations=1)
+    assert _watch(agent.stub, run_id)[-1].kind == "result"
+    rec, result = _record(agent.stub, run_id)
+    assert rec.status == "failed" and result["error"] == "agent error: RuntimeError: assembly exploded"
+    assert agent.server.runs.stats()["runs_in_flight"] == 0
+    monkeypatch.undo()
+    ok = _start(agent.stub, model_sha, duration_s=0.1, min_iterations=1)
+    _watch(agent.stub, ok)
+    assert _record(agent.stub, ok)[0].status == "completed"

@@ -52,6 +52,7 @@ class _Run:
         self.iterations = 0
         self.throughput_ips = 0.0
         self.t0_ns = 0
+        self.instruments_stopped = False
         self.lock = threading.Lock()
 
 
@@ -215,7 +216,7 @@ class RunManager:
                     self._finish(run, "failed", f"agent error: {type(exc).__name__}: {exc}", "run_failed")
 
     def _execute(self, run: _Run) -> None:
-        rd, spec = run.rd, run.spec
+        rd = run.rd
         run.t0_ns = now_ns()
         run.started = True
         rd.update_state(status="running", started_unix=time.time(), t0_ns=run.t0_ns)
@@ -231,6 +232,21 @@ class RunManager:
             self._finish(run, "failed", _one_line(str(exc)), exc.code)
             return
 
+        try:
+            self._run_worker(run, profile, sampler, capture, warnings)
+        except BaseException:
+            # an agent-side bug: leave no worker, sampler or meter behind
+            with run.lock:
+                proc = run.proc
+            if proc is not None and proc.is_alive():
+                proc.kill()
+            if not run.instruments_stopped:
+                self._stop_quietly(sampler, warnings)
+                self._stop_quietly(capture, warnings)
+            raise
+
+    def _run_worker(self, run: _Run, profile: Any, sampler: Any, capture: Any, warnings: list[str]) -> None:
+        rd, spec = run.rd, run.spec
         self._start_cold(run, sampler)
 
         parent, child = self._ctx.Pipe(duplex=False)
@@ -291,6 +307,7 @@ class RunManager:
 
         telemetry = self._stop_quietly(sampler, warnings)
         capture_summary = self._stop_quietly(capture, warnings)
+        run.instruments_stopped = True
         if run.cancelled:
             status, err, code = "cancelled", "cancelled", None
         elif self._stopping and part is None and error is None:
