@@ -195,3 +195,77 @@ def test_silent_port_is_not_a_ppk2(tmp_path):
             Capture(MeterSpec("ppk2", dev.port, {"metadata_timeout_s": "0.3"}), tmp_path).start()
     finally:
         dev.close()
+
+
+class _Ser2NetInaCsv:
+    """An ina-csv streamer behind a TCP port (ser2net style, socket://). The
+    first connection is cut after ``cut_s``; the meter then "reboots" and
+    streams again from t_us = 0 on the next connection."""
+
+    def __init__(self, wf: Waveform, rate_hz: float = 2000.0, cut_s: float = 0.3) -> None:
+        import socket
+        import threading
+
+        self.wf, self.rate, self.cut_s = wf, rate_hz, cut_s
+        self.srv = socket.create_server(("127.0.0.1", 0))
+        self.port = self.srv.getsockname()[1]
+        self.t0_ns = time.monotonic_ns()
+        self.connections = 0
+        self._stop = threading.Event()
+        self._th = threading.Thread(target=self._serve, daemon=True)
+        self._th.start()
+
+    def _serve(self) -> None:
+        self.srv.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            first = self.connections == 1
+            boot = time.monotonic_ns()
+            i = 0
+            with conn:
+                while not self._stop.is_set():
+                    now = time.monotonic_ns()
+                    if first and now - boot > self.cut_s * 1e9:
+                        break  # unplugged
+                    due = int((now - boot) * self.rate / 1e9)
+                    out = []
+                    for k in range(i, due):
+                        t_host = (boot - self.t0_ns) / 1e9 + k / self.rate
+                        a = float(self.wf.current(np.array([t_host]))[0])
+                        out.append(f"{int(k * 1e6 / self.rate)},{a * 1000:.3f}\n")
+                    i = max(i, due)
+                    try:
+                        conn.sendall("".join(out).encode())
+                    except OSError:
+                        break
+                    time.sleep(0.001)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._th.join(timeout=5)
+        self.srv.close()
+
+
+def test_socket_meter_replugged_mid_run_starts_a_new_segment(tmp_path):
+    wf = Waveform(baseline_a=0.25, spikes=[Spike(1.1, 0.5, 0.02)])  # after the re-plug
+    srv = _Ser2NetInaCsv(wf)
+    try:
+        s = capture_for(MeterSpec("ina-csv", f"socket://127.0.0.1:{srv.port}"), tmp_path, 1.5)
+    finally:
+        srv.close()
+    assert srv.connections >= 2
+    assert s["partial"] is True and len(s["gaps"]) == 1
+    gap = s["gaps"][0]
+    assert "meter lost" in gap["reason"] and gap["end_ns"] - gap["start_ns"] < 1.2e9
+    meta = json.loads((tmp_path / "power.json").read_text())
+    assert len(meta["segments"]) == 2  # the re-plugged meter's clock restarted at 0
+    _, t, _, _ = load_trace(tmp_path)
+    assert np.all(np.diff(t) > 0)
+    p = analyze(tmp_path, None, run_start_ns=srv.t0_ns)
+    assert p["transient_count"] == 1
+    assert p["transients"][0]["peak_a"] == pytest.approx(0.75, rel=0.02)
+    assert p["transients"][0]["t_s"] == pytest.approx(1.1, abs=0.01)  # few clock pairs after a re-plug

@@ -164,18 +164,18 @@ def open_port(url: str, baudrate: int, timeout: float = 0.05) -> Any:
         raise BadInput(f"cannot open meter port {url!r}: {msg}") from None
 
 
+READ_CHUNK = 1 << 16
+
+
 def read_available(ser: Any) -> bytes:
-    """What is waiting on the port, or wait up to the port timeout for one byte.
-    pyserial reports an unplugged tty as SerialException/OSError: MeterGone."""
+    """What is waiting on the port; else what arrives within the port timeout.
+    socket:// and rfc2217:// report in_waiting as 0/1, not a count, so the
+    bulk read is the timed one. pyserial reports an unplugged tty or a closed
+    socket as SerialException/OSError: MeterGone."""
     import serial
 
     try:
         n = ser.in_waiting
-        data = ser.read(n if n else 1)
-        if data and not n:
-            n = ser.in_waiting
-            if n:
-                data += ser.read(n)
-        return data
+        return ser.read(n if n > 1 else READ_CHUNK)
     except (serial.SerialException, OSError) as exc:
         raise MeterGone(str(exc).splitlines()[0] if str(exc) else "port closed") from None
