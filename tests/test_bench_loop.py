@@ -70,7 +70,7 @@ def test_ort_bench_result_part_and_iterations_file(state, models):
     assert len(measured) == data["iterations"]
     assert (it[it[:, 2] == 0]).shape[0] == data["warmup_iterations"] + 1
     assert (np.diff(it[:, 0]) > 0).all() and (it[:, 1] >= it[:, 0]).all()
-    assert measured[0, 0] == data["measure_start_ns"] and measured[-1, 1] == data["measure_end_ns"]
+    assert 0 <= measured[0, 0] - data["measure_start_ns"] < 1e6 and measured[-1, 1] == data["measure_end_ns"]
     # the reported percentiles are the nearest-rank ones of exactly these rows
     assert data["latency_ms"] == latency_summary_ms(measured[:, 1] - measured[:, 0])
 
