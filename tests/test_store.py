@@ -215,3 +215,20 @@ def test_malformed_sha_and_header_are_invalid_argument(agent):
         agent.stub.Upload(iter([pb.UploadChunk(data=b"no header")]))
     assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "header" in ei.value.details()
+
+
+def test_uploads_in_progress_reserve_their_declared_size(tmp_path):
+    store = ArtifactStore(tmp_path / "s", quota_bytes=CHUNK)
+    a, b = _blob(600 * 1024, seed=8), _blob(600 * 1024, seed=9)
+    sha_a, sha_b = hashlib.sha256(a).hexdigest(), hashlib.sha256(b).hexdigest()
+    up = store.begin(sha_a, len(a), "a.bin", 0)
+    with pytest.raises(StoreError) as ei:
+        store.begin(sha_b, len(b), "b.bin", 0)
+    assert ei.value.status == "RESOURCE_EXHAUSTED"
+    # the same artifact cannot be uploaded twice at once
+    with pytest.raises(StoreError) as ei:
+        store.begin(sha_a, len(a), "a.bin", 0)
+    assert ei.value.status == "ABORTED" and "already in progress" in ei.value.message
+    up.write(a)
+    up.finish()
+    assert store.stat(sha_a).present and not store.stat(sha_b).present

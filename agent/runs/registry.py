@@ -86,8 +86,24 @@ class RunDir:
         return sorted(p.name for p in self.path.iterdir() if p.is_file() and not p.name.endswith(".tmp"))
 
     def last_seq(self) -> int:
-        events = read_events(self.journal_path)
-        return events[-1]["seq"] if events else 0
+        """The last complete event's seq, read from the journal's tail (ListRuns
+        calls this for every run; journals of long soaks are large)."""
+        try:
+            with open(self.journal_path, "rb") as f:
+                f.seek(0, 2)
+                size = f.tell()
+                f.seek(max(0, size - 65536))
+                tail = f.read()
+        except OSError:
+            return 0
+        for line in reversed(tail.splitlines()):
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue  # a torn last line, or a line cut by the seek
+            if isinstance(ev, dict) and isinstance(ev.get("seq"), int):
+                return ev["seq"]
+        return 0
 
 
 class Registry:

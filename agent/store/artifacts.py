@@ -89,7 +89,7 @@ class ArtifactStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.uploads.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._active: set[str] = set()
+        self._active: dict[str, int] = {}  # sha -> declared size of uploads in progress
 
     # -- reading -----------------------------------------------------------
     def path(self, sha256: str) -> Path | None:
@@ -152,14 +152,16 @@ class ArtifactStore:
             # quota counts what is stored plus what this upload still needs
             need = size_bytes - offset
             part_now = self._part_size(sha256)
-            free = self.quota_bytes - (self.used_bytes() - part_now) - offset
+            # uploads in progress hold the rest of their declared size
+            reserved = sum(max(0, size - self._part_size(s)) for s, size in self._active.items())
+            free = self.quota_bytes - (self.used_bytes() - part_now) - offset - reserved
             if size_bytes > self.quota_bytes or need > free:
                 raise StoreError(
                     "RESOURCE_EXHAUSTED",
                     f"artifact of {size_bytes} bytes exceeds the artifact quota "
                     f"({max(0, free + offset)} of {self.quota_bytes} bytes free)",
                 )
-            self._active.add(sha256)
+            self._active[sha256] = int(size_bytes)
         try:
             return Upload(self, sha256, size_bytes, name, offset)
         except BaseException:
@@ -201,7 +203,7 @@ class ArtifactStore:
 
     def _release(self, sha256: str) -> None:
         with self._lock:
-            self._active.discard(sha256)
+            self._active.pop(sha256, None)
 
     @staticmethod
     def _read_json(p: Path) -> dict:
