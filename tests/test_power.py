@@ -269,3 +269,13 @@ def test_socket_meter_replugged_mid_run_starts_a_new_segment(tmp_path):
     assert p["transient_count"] == 1
     assert p["transients"][0]["peak_a"] == pytest.approx(0.75, rel=0.02)
     assert p["transients"][0]["t_s"] == pytest.approx(1.1, abs=0.01)  # few clock pairs after a re-plug
+
+
+def test_ppk2_source_mode_powers_the_board_and_gives_the_voltage(emulators, tmp_path):
+    wf = Waveform(baseline_a=0.2, noise_a=0.0005)
+    emu = emulators(Ppk2Emulator, wf)
+    capture_for(MeterSpec("ppk2", emu.port, {"mode": "source", "vdd_mv": "4200"}), tmp_path, 0.3)
+    assert (0x11, 2) in emu.commands and (0x0D, 0x10, 0x68) in emu.commands  # source mode, 4200 mV
+    assert (0x0C, 1) in emu.commands  # DeviceRunningSet: DUT power on
+    p = analyze(tmp_path, None, supply_v=12.0)
+    assert p["voltage_source"] == "meter" and p["mean_w"] == pytest.approx(0.2 * 4.2, rel=0.02)

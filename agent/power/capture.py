@@ -196,6 +196,8 @@ class Capture:
         """Stop reading, fit clocks, write power.json; returns the capture summary."""
         if self._summary is not None:
             return self._summary
+        if self._thread is None:
+            raise RuntimeError("capture was never started")
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10.0)

@@ -178,7 +178,11 @@ class Ppk2Meter:
 
     def read(self) -> Block:
         assert self.decoder is not None
-        return self.decoder.feed(read_available(self._ser))
+        blk = self.decoder.feed(read_available(self._ser))
+        if self.mode == "source" and len(blk):
+            # the PPK2 itself supplies the board at vdd_mv: that is the bus voltage
+            blk.bus_v = np.full(len(blk), self.vdd_mv / 1000.0, dtype=np.float32)
+        return blk
 
     def stop(self) -> None:
         try:
