@@ -292,3 +292,12 @@ def test_an_agent_side_failure_fails_only_that_run(agent, model_sha, monkeypatch
     ok = _start(agent.stub, model_sha, duration_s=0.1, min_iterations=1)
     _watch(agent.stub, ok)
     assert _record(agent.stub, ok)[0].status == "completed"
+
+
+def test_a_watcher_that_disconnects_does_not_stop_the_run(agent, model_sha):
+    run_id = _start(agent.stub, model_sha, duration_s=1.0)
+    call = agent.stub.WatchRun(pb.WatchRunRequest(run_id=run_id))
+    assert next(call).seq == 1
+    call.cancel()
+    assert agent.server.runs.wait(run_id, timeout=60) == "completed"
+    assert _record(agent.stub, run_id)[1]["iterations"] >= 10

@@ -107,3 +107,16 @@ def test_worker_died_message_is_one_line_with_signal_and_stderr_tail(tmp_path):
     assert "out of memory" in worker_died_message(-signal.SIGKILL, tmp_path / "missing.log")
     assert worker_died_message(3, tmp_path / "missing.log") == "worker died: exit code 3 without a result"
     assert stderr_tail(tmp_path / "missing.log") == ""
+
+
+def test_last_seq_comes_from_the_journal_tail(tmp_path):
+    reg = Registry(tmp_path)
+    rd = reg.create({"kind": "bench", "model_sha256": "a" * 64})
+    assert rd.last_seq() == 0
+    j = Journal(rd.journal_path)
+    for i in range(2000):
+        j.append("progress", {"iterations": i, "pad": "x" * 64})
+    j.close()
+    with open(rd.journal_path, "a") as f:
+        f.write('{"seq": 2001, "kin')
+    assert rd.last_seq() == 2000
