@@ -173,3 +173,13 @@ def test_meter_argument_parsing():
             parse_meter_arg(bad)
     with pytest.raises(BadInput, match="expected K=V"):
         parse_meter_arg("ppk2:/dev/ttyACM0", ["novalue"])
+
+
+def test_ina_csv_a_corrupt_far_timestamp_does_not_fake_a_wrap():
+    p = InaCsvParser(nominal_rate_hz=1000)
+    blk = p.feed(lines("1000,1.0", "2000,1.0", "3000000000,1.0", "3000,1.0", "4000,1.0"))
+    assert (blk.t_dev_ns // 1000).tolist() == [1000, 2000, 3000, 4000]
+    assert p.garbage == 1 and p.wraps == 0 and blk.dropped == 0
+    # a real pause: the lines after the jump agree with it
+    blk = p.feed(lines("60000000,1.0", "60001000,1.0"))
+    assert (blk.t_dev_ns // 1000).tolist() == [60000000, 60001000] and p.garbage == 1

@@ -15,7 +15,7 @@ import numpy as np
 from agent.power.base import Block, Options, open_port, read_available
 
 WRAP = 1 << 32
-_HALF = 1 << 31
+_MAX_JUMP_US = 10_000_000  # a bigger step between two lines needs the next line to confirm it
 _MAX_LINE = 128  # longer than any valid line: a stream without newlines is garbage
 _HEADER = re.compile(rb"^\s*[A-Za-z_][\w ()/\[\]\-.]*(,\s*[A-Za-z_][\w ()/\[\]\-.]*){1,2}\s*$")
 
@@ -94,21 +94,32 @@ class InaCsvParser:
         last = self._last_raw
         off = self._offset
         n = raw.shape[0]
-        if n and (last is None or raw[0] >= last) and (n < 2 or bool((np.diff(raw) >= 0).all())):
-            # the common case: no wrap, no step back in this block
+        d = np.diff(raw)
+        if (
+            n
+            and (last is None or 0 <= raw[0] - last <= _MAX_JUMP_US)
+            and bool(((d >= 0) & (d <= _MAX_JUMP_US)).all())
+        ):
+            # the common case: no wrap, no step back, no jump in this block
             unwrapped = raw + off
             last = int(raw[-1])
             n = 0
-        for i in range(n):  # wraps are rare; this loop is over parsed samples only
+        for i in range(n):  # rare: only blocks with a wrap or a bad line take this loop
             t = int(raw[i])
-            if last is not None and t < last:
-                if last - t > _HALF:
+            if last is not None:
+                fwd = (t - last) % WRAP  # forward distance, through a wrap if there is one
+                if fwd > _MAX_JUMP_US:
+                    # a step back (a corrupt line that parsed) or a far jump: accept a
+                    # jump only when the next line agrees with it (a real pause)
+                    nxt = int(raw[i + 1]) if i + 1 < raw.shape[0] else None
+                    back = (last - t) % WRAP
+                    if back <= _MAX_JUMP_US or nxt is None or not 0 <= (nxt - t) % WRAP <= _MAX_JUMP_US:
+                        keep[i] = False
+                        garbage += 1
+                        continue
+                if t < last:
                     off += WRAP
                     self.wraps += 1
-                else:
-                    keep[i] = False
-                    garbage += 1
-                    continue
             last = t
             unwrapped[i] = t + off
         self._last_raw = last
