@@ -220,6 +220,7 @@ class RunManager:
         run.t0_ns = now_ns()
         run.started = True
         rd.update_state(status="running", started_unix=time.time(), t0_ns=run.t0_ns)
+        log.info("run %s started: %s %s", rd.run_id, run.spec.kind, run.spec.model_name)
         run.journal.append("state", {"status": "running"}, t_ns=run.t0_ns)
         warnings: list[str] = []
         profile = self._profile()
@@ -339,6 +340,7 @@ class RunManager:
         rd.write_result(doc)
         rd.update_state(status=status, ended_unix=ended, error=error, error_code=code, pid=None)
         run.journal.append("result", {"status": status, "error": error, "error_code": code})
+        log.info("run %s %s%s", rd.run_id, status, f": {error}" if error else "")
         run.journal.close()
         self._inferences_done += run.iterations
         run.throughput_ips = 0.0
