@@ -287,6 +287,8 @@ class RunManager:
             mtype = msg.get("type")
             if mtype == "result":
                 part = msg.get("data") or {}
+                # the exact count (progress messages lag by up to 0.5 s)
+                run.iterations = int(part.get("iterations") or run.iterations)
             elif mtype == "error":
                 error = (
                     str(msg.get("code") or "run_failed"),
