@@ -119,3 +119,17 @@ def test_nano_iio_rails_and_no_run_manager():
     assert m[("edgebench_board_power_watts", ())] == pytest.approx(2.524)  # POM_5V_IN is the input
     assert m[("edgebench_runs_in_flight", ())] == 0
     assert m[("edgebench_thermal_zone_celsius", (("type", "PMIC-Die"), ("zone", "pmic")))] == 100.0
+
+
+def test_grafana_dashboard_queries_only_metrics_the_agent_exports(orin):
+    import json
+    import re
+
+    _root, _rm, srv = orin
+    exported = {name for name, _ in scrape(srv.url)}
+    dash = json.loads((Path(__file__).resolve().parent.parent / "docs/grafana-dashboard.json").read_text())
+    queried = set()
+    for panel in dash["panels"]:
+        for t in panel["targets"]:
+            queried |= set(re.findall(r"edgebench_[a-z_]+", t["expr"]))
+    assert queried and queried <= exported, queried - exported
