@@ -140,6 +140,13 @@ def test_runtime_format_mismatch(state, models):
     assert msg == "runtime onnxruntime cannot run a tflite model"
 
 
+def test_provider_for_tflite_and_delegate_for_onnx_are_bad_input(state, models):
+    msg = bad_input(state, models["float"], providers=["CPUExecutionProvider"])
+    assert msg == "--provider applies to onnxruntime; a .tflite model takes --delegate PATH"
+    msg = bad_input(state, models["add"], delegate="/usr/lib/libvx_delegate.so")
+    assert msg == "--delegate applies to litert; an ONNX model takes --provider NAME"
+
+
 def test_missing_artifact(state):
     msgs: list[dict] = []
     spec = RunSpec.from_dict({"kind": "bench", "model_sha256": "a" * 64})

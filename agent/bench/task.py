@@ -53,6 +53,10 @@ def open_model(spec: RunSpec, run_dir: Path) -> tuple[Runner, Path, str, float]:
     expected = {"onnxruntime": "onnx", "litert": "tflite"}.get(runtime)
     if expected and expected != fmt:
         raise BadInput(f"runtime {runtime} cannot run a {fmt} model")
+    if runtime == "litert" and (spec.providers or spec.provider_options):
+        raise BadInput("--provider applies to onnxruntime; a .tflite model takes --delegate PATH")
+    if runtime == "onnxruntime" and spec.delegate:
+        raise BadInput("--delegate applies to litert; an ONNX model takes --provider NAME")
     runner = make_runner(runtime)
     init_ms = runner.load(model, spec)
     return runner, model, fmt, init_ms
