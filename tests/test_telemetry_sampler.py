@@ -209,3 +209,23 @@ def test_host_source_reports_this_process():
     assert abs(x["agent_rss_bytes"] - rss) < 64 * 2**20
     assert 0.0 <= x["cpu_util"] <= 1.0
     assert 0 < x["mem_used_bytes"] <= psutil.virtual_memory().total
+
+
+def test_long_runs_keep_a_thinned_history_at_bounded_memory(monkeypatch):
+    import agent.telemetry.sampler as sm
+
+    clock = iter(range(10**12, 10**13, 100_000_000))  # a 10 Hz clock, 100 ms a sample
+    monkeypatch.setattr(sm, "now_ns", lambda: next(clock))
+    monkeypatch.setattr(sm, "RING_SECONDS", 60.0)
+    monkeypatch.setattr(sm, "HISTORY_MAX", 100)
+    s = make(FIX / "imx8mp", rate_hz=10.0, host=False)
+    for _ in range(5000):  # 500 s of samples, taken without the thread
+        s._take()
+    got = s.samples()
+    stamps = [x["t_ns"] for x in got]
+    assert stamps == sorted(stamps)
+    assert len(s._ring) == 600 and len(got) < 600 + 100  # full-rate last minute + bounded history
+    assert stamps[0] - 10**12 <= 4_000_000_000  # still reaches back to the start
+    assert s.count == 5000 and s.summary()["samples"] == 5000  # the summary saw every sample
+    ring_steps = {b - a for a, b in zip(stamps[-600:], stamps[-599:], strict=False)}
+    assert ring_steps == {100_000_000}

@@ -32,9 +32,12 @@ from agent.telemetry.sysfs import SysfsReader
 
 log = logging.getLogger("edgebench.telemetry")
 
-# Soak windows are computed as the run goes, so the in-memory ring only needs
+# Soak windows are computed as the run goes, so the full-rate ring only needs
 # to reach back a while; summaries are running totals and see every sample.
-RING_SECONDS = 1200.0
+# Older samples are thinned into a bounded history (1 Hz, halved again each
+# time it fills) so samples() still spans a whole soak at bounded memory.
+RING_SECONDS = 600.0
+HISTORY_MAX = 7200
 FLUSH_EVERY_S = 1.0
 
 
@@ -96,6 +99,8 @@ class Sampler:
         self._ring: collections.deque[dict[str, Any]] = collections.deque(
             maxlen=max(100, int(self.rate_hz * RING_SECONDS))
         )
+        self._history: list[dict[str, Any]] = []
+        self._history_step_ns = 1_000_000_000
         self._latest: dict[str, Any] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -190,6 +195,8 @@ class Sampler:
     def _take(self) -> None:
         c0 = time.thread_time_ns()
         s = self.read_once()
+        if len(self._ring) == self._ring.maxlen:
+            self._keep_history(self._ring[0])
         self._ring.append(s)
         self._latest = s
         self._account(s)
@@ -202,6 +209,15 @@ class Sampler:
             except Exception:  # a watcher's bug must not stop the telemetry
                 log.exception("telemetry on_sample callback failed")
 
+    def _keep_history(self, old: dict[str, Any]) -> None:
+        h = self._history
+        if h and old["t_ns"] - h[-1]["t_ns"] < self._history_step_ns:
+            return
+        h.append(old)
+        if len(h) >= HISTORY_MAX:
+            self._history = h[::2]
+            self._history_step_ns *= 2
+
     # --- lifecycle ----------------------------------------------------------
     def start(
         self,
@@ -212,6 +228,8 @@ class Sampler:
             raise RuntimeError("sampler already started")
         self._reset_stats()
         self._ring.clear()
+        self._history = []
+        self._history_step_ns = 1_000_000_000
         self._open_sources()
         if series_path is not None:
             self._series = open(series_path, "a", encoding="utf-8")
@@ -290,7 +308,8 @@ class Sampler:
         return self._latest
 
     def samples(self) -> list[dict[str, Any]]:
-        return list(self._ring)
+        """The run's samples, oldest first: thinned history, then the full-rate ring."""
+        return self._history + list(self._ring)
 
     def window(self, t0_ns: int, t1_ns: int) -> dict[str, Any]:
         """Summary of the samples stamped in [t0_ns, t1_ns] (a soak window)."""
