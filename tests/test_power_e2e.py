@@ -85,3 +85,16 @@ def test_meter_port_that_does_not_open_fails_the_run_as_bad_input(agent, push, t
     rec, res = run_bench(agent.stub, sha, meter=meter)
     assert rec.status == "failed" and res["error_code"] == "bad_input"
     assert "cannot open meter port" in res["error"] and "\n" not in res["error"]
+
+
+def test_meter_cross_checked_against_the_jetson_input_rail(emulators, agent_process, push, tiny_onnx_model):
+    # orin-nano fixture: INA3221 VDD_IN reads 5.056 V x 0.868 A = 4.39 W
+    wf = Waveform(baseline_a=0.868, noise_a=0.002, bus_v=5.056, spikes=[Spike(0.5, 0.3, 0.005)])
+    emu = emulators(InaCsvEmulator, wf, rate_hz=2000)
+    ap = agent_process("--profile", "orin-nano", "--sysfs-root", "tests/fixtures/orin-nano")
+    sha = push(ap.stub, tiny_onnx_model)
+    rec, res = run_bench(ap.stub, sha, meter={"kind": "ina-csv", "port": emu.port, "options": {}})
+    assert rec.status == "completed", res.get("error")
+    cc = res["power"]["cross_check"]
+    assert cc["rail"] == "VDD_IN" and cc["board_mean_w"] == pytest.approx(5.056 * 0.868, rel=0.001)
+    assert abs(cc["diff_pct"]) < 2 and cc["agree"] is True

@@ -8,7 +8,14 @@ from emulators.ppk2 import CAL, encode_words, metadata_text
 
 from agent.errors import BadInput
 from agent.power import clockfit
-from agent.power.analysis import cross_check, find_transients, integrate, robust_threshold, span_mask
+from agent.power.analysis import (
+    cross_check,
+    cross_check_run,
+    find_transients,
+    integrate,
+    robust_threshold,
+    span_mask,
+)
 from agent.power.base import make_meter, parse_meter_arg
 from agent.power.ina_csv import WRAP, InaCsvParser
 from agent.power.ppk2 import DEFAULT_CAL, Ppk2Decoder, decode, parse_metadata
@@ -183,3 +190,16 @@ def test_ina_csv_a_corrupt_far_timestamp_does_not_fake_a_wrap():
     # a real pause: the lines after the jump agree with it
     blk = p.feed(lines("60000000,1.0", "60001000,1.0"))
     assert (blk.t_dev_ns // 1000).tolist() == [60000000, 60001000] and p.garbage == 1
+
+
+def test_cross_check_run_reads_telemetry_within_the_measured_window(tmp_path):
+    import json
+
+    rows = [
+        {"t_ns": t, "rails": {"VDD_IN": {"v": 19.0, "a": 0.5, "w": w}}}
+        for t, w in [(5, 99.0), (15, 9.0), (25, 11.0)]
+    ]
+    (tmp_path / "telemetry.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n{torn")
+    np.save(tmp_path / "iterations.npy", np.array([[0, 9, 0], [10, 20, 1], [20, 30, 1]], dtype=np.int64))
+    cc = cross_check_run(tmp_path, {"mean_w": 10.0})
+    assert cc["board_mean_w"] == pytest.approx(10.0) and cc["samples"] == 2 and cc["agree"]

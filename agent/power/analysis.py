@@ -17,6 +17,7 @@ from agent.power.clockfit import ClockFit
 DEFAULT_K = 6.0  # transient threshold: median + k x robust spread (MAD as sigma)
 FIRST_N = 5  # "first inferences after idle"
 MAX_TRANSIENTS = 500  # listed in the result; the count is always complete
+INPUT_RAILS = ("VDD_IN", "POM_5V_IN", "VDD_IN_TOTAL")
 
 
 def load_trace(run_dir: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray]:
@@ -223,7 +224,9 @@ def cross_check(
     for s in telemetry_samples:
         names.update((s.get("rails") or {}).keys())
     if rail is None:
-        ins = sorted(n for n in names if "IN" in n.upper().replace("MIN", ""))
+        # the module's total input: VDD_IN (Orin, Xavier NX), POM_5V_IN (Nano, TX2).
+        # Not VIN_SYS_5V0 (AGX Orin): a sub-rail, not what the meter sees.
+        ins = [n for n in INPUT_RAILS if n in names] or sorted(n for n in names if n.upper().endswith("_IN"))
         rail = ins[0] if ins else None
     if rail is None or rail not in names:
         return None
@@ -246,3 +249,30 @@ def cross_check(
         "diff_pct": diff,
         "agree": diff is not None and abs(diff) <= tolerance_pct,
     }
+
+
+def cross_check_run(run_dir: Path, power: dict[str, Any]) -> dict[str, Any] | None:
+    """cross_check over a run directory: telemetry.jsonl samples within the
+    measured window of iterations.npy (the whole run when absent)."""
+    import json
+
+    run_dir = Path(run_dir)
+    tel = run_dir / "telemetry.jsonl"
+    if power.get("mean_w") is None or not tel.exists():
+        return None
+    samples = []
+    for line in tel.read_text().splitlines():
+        try:
+            s = json.loads(line)
+        except ValueError:
+            continue  # a torn last line of a killed run
+        if isinstance(s, dict) and s.get("rails"):
+            samples.append(s)
+    window = None
+    it_path = run_dir / "iterations.npy"
+    if it_path.exists():
+        it = np.load(it_path).reshape(-1, 3)
+        m = it[it[:, 2] == 1] if (it[:, 2] == 1).any() else it
+        if m.shape[0]:
+            window = (int(m[:, 0].min()), int(m[:, 1].max()))
+    return cross_check(power, samples, window_ns=window)

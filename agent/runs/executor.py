@@ -509,7 +509,7 @@ class RunManager:
         try:
             import numpy as np
 
-            from agent.power.analysis import analyze
+            from agent.power.analysis import analyze, cross_check_run
         except ImportError:
             return dict(capture)
         try:
@@ -522,7 +522,12 @@ class RunManager:
                 budget.get("budget_w"),
                 budget.get("supply_v"),
                 spec.transient_a,
+                run_start_ns=doc.get("t0_ns"),  # transients' t_s from run start
             )
+            # the board's own input rail (Jetson INA3221) against the meter
+            cc = cross_check_run(rd.path, power)
+            if cc is not None:
+                power["cross_check"] = cc
             return {**capture, **power}
         except Exception as exc:
             out = dict(capture)
