@@ -299,3 +299,30 @@ def test_ort_profile_fused_trt_subgraph_expanded_and_memcpy_counted():
     (fb,) = p["fallback_nodes"]
     assert fb["name"] == "nms" and fb["time_share"] == pytest.approx(0.5)
     assert p["cpu_time_share"] == pytest.approx(0.5) and p["fallback"] is True
+
+
+def test_ort_profile_per_node_ep_partitions_are_connected_runs():
+    """CUDA-style EPs run original nodes one by one: partitions are the
+    connected groups of accelerated nodes."""
+    from agent.placement.onnxruntime import build
+    from agent.runtimes.onnx_proto import OnnxNode
+
+    graph = [
+        OnnxNode("conv1", "Conv", ["x"], ["a"]),
+        OnnxNode("relu1", "Relu", ["a"], ["b"]),
+        OnnxNode("topk", "TopK", ["b"], ["c"]),
+        OnnxNode("conv2", "Conv", ["c"], ["d"]),
+    ]
+    cuda, cpu = "CUDAExecutionProvider", "CPUExecutionProvider"
+    events = [
+        {"cat": "Node", "name": f"{n}_kernel_time", "dur": 10, "args": {"op_name": op, "provider": prov}}
+        for n, op, prov in (
+            ("conv1", "Conv", cuda),
+            ("relu1", "Relu", cuda),
+            ("topk", "TopK", cpu),
+            ("conv2", "Conv", cuda),
+        )
+    ]
+    p = build(events, graph, requested=[cuda, cpu], session_providers=[cuda, cpu], dropped=[])
+    assert p["partitions"] == 2 and p["nodes_by_device"] == {"CUDA": 3, "CPU": 1}
+    assert [n["name"] for n in p["fallback_nodes"]] == ["topk"] and p["cpu_time_share"] == pytest.approx(0.25)

@@ -111,3 +111,15 @@ def test_unavailable_requested_provider_is_a_fallback_not_silent_cpu(tmp_path):
     p = msg["data"]["placement"]
     assert p["fallback"] is True and p["dropped_providers"] == ["CUDAExecutionProvider"]
     assert p["nodes_by_device"] == {"CPU": 7} and len(p["fallback_nodes"]) == 7
+
+
+def test_provider_aliases_and_options_reach_the_ep(tmp_path):
+    msg = ov_run(
+        tmp_path,
+        onnx_graphs.fully_supported(tmp_path / "full.onnx"),
+        providers=["openvino", "cpu"],
+        provider_options={"openvino": {"device_type": "CPU", "num_of_threads": "1"}},
+    )
+    assert msg["type"] == "result", msg
+    assert msg["data"]["runtime"]["providers"] == [OV, CPU]
+    assert msg["data"]["placement"]["nodes_by_device"] == {"OpenVINO": 7}
