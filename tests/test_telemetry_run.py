@@ -52,8 +52,5 @@ def test_bench_result_carries_telemetry_and_metrics_count_inferences(agent_facto
     ]
     assert len(series) == tel["samples"]
     m = metrics(url)
-    assert (
-        m[("edgebench_inferences_total", ())] == result["iterations"] + 0
-        or m[("edgebench_inferences_total", ())] >= result["iterations"]
-    )
+    assert m[("edgebench_inferences_total", ())] >= result["iterations"] > 0
     assert m[("edgebench_runs_in_flight", ())] == 0
