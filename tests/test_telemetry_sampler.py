@@ -229,3 +229,19 @@ def test_long_runs_keep_a_thinned_history_at_bounded_memory(monkeypatch):
     assert s.count == 5000 and s.summary()["samples"] == 5000  # the summary saw every sample
     ring_steps = {b - a for a, b in zip(stamps[-600:], stamps[-599:], strict=False)}
     assert ring_steps == {100_000_000}
+
+
+def test_host_figures_are_refreshed_at_most_once_per_interval(monkeypatch):
+    import agent.telemetry.host as hm
+
+    calls = []
+    real = hm.psutil.virtual_memory
+    monkeypatch.setattr(hm.psutil, "virtual_memory", lambda: calls.append(1) or real())
+    h = HostSource(min_interval_s=0.2)
+    first = h.read()
+    for _ in range(20):
+        assert h.read() == first
+    assert len(calls) == 1
+    time.sleep(0.25)
+    h.read()
+    assert len(calls) == 2
