@@ -198,9 +198,10 @@ def test_silent_port_is_not_a_ppk2(tmp_path):
 
 
 class _Ser2NetInaCsv:
-    """An ina-csv streamer behind a TCP port (ser2net style, socket://). The
-    first connection is cut after ``cut_s``; the meter then "reboots" and
-    streams again from t_us = 0 on the next connection."""
+    """An ina-csv streamer behind a TCP port (ser2net style, socket://), one
+    line per ~1/rate s stamped with its own clock. The first connection is cut
+    after ``cut_s``; the meter then "reboots" and streams again from t_us = 0
+    on the next connection."""
 
     def __init__(self, wf: Waveform, rate_hz: float = 2000.0, cut_s: float = 0.3) -> None:
         import socket
@@ -225,24 +226,18 @@ class _Ser2NetInaCsv:
             self.connections += 1
             first = self.connections == 1
             boot = time.monotonic_ns()
-            i = 0
             with conn:
                 while not self._stop.is_set():
+                    # like a real streamer: each line carries the time it was measured
                     now = time.monotonic_ns()
                     if first and now - boot > self.cut_s * 1e9:
                         break  # unplugged
-                    due = int((now - boot) * self.rate / 1e9)
-                    out = []
-                    for k in range(i, due):
-                        t_host = (boot - self.t0_ns) / 1e9 + k / self.rate
-                        a = float(self.wf.current(np.array([t_host]))[0])
-                        out.append(f"{int(k * 1e6 / self.rate)},{a * 1000:.3f}\n")
-                    i = max(i, due)
+                    a = float(self.wf.current(np.array([(now - self.t0_ns) / 1e9]))[0])
                     try:
-                        conn.sendall("".join(out).encode())
+                        conn.sendall(f"{(now - boot) // 1000},{a * 1000:.3f}\n".encode())
                     except OSError:
                         break
-                    time.sleep(0.001)
+                    time.sleep(1 / self.rate)
 
     def close(self) -> None:
         self._stop.set()
@@ -251,7 +246,7 @@ class _Ser2NetInaCsv:
 
 
 def test_socket_meter_replugged_mid_run_starts_a_new_segment(tmp_path):
-    wf = Waveform(baseline_a=0.25, spikes=[Spike(1.1, 0.5, 0.02)])  # after the re-plug
+    wf = Waveform(baseline_a=0.25, spikes=[Spike(1.1, 0.5, 0.1)])  # after the re-plug
     srv = _Ser2NetInaCsv(wf)
     try:
         s = capture_for(MeterSpec("ina-csv", f"socket://127.0.0.1:{srv.port}"), tmp_path, 1.5)
@@ -268,7 +263,8 @@ def test_socket_meter_replugged_mid_run_starts_a_new_segment(tmp_path):
     p = analyze(tmp_path, None, run_start_ns=srv.t0_ns)
     assert p["transient_count"] == 1
     assert p["transients"][0]["peak_a"] == pytest.approx(0.75, rel=0.02)
-    assert p["transients"][0]["t_s"] == pytest.approx(1.1, abs=0.01)  # few clock pairs after a re-plug
+    # the emulator shares the GIL with the reader: under load the latency floor grows
+    assert p["transients"][0]["t_s"] == pytest.approx(1.1, abs=0.03)
 
 
 def test_ppk2_source_mode_powers_the_board_and_gives_the_voltage(emulators, tmp_path):
