@@ -67,9 +67,10 @@ def test_agent_with_ppk2_meter_reports_power(emulators, agent_process, push, tin
 
 
 def test_meter_unplugged_mid_run_loses_nothing_else(emulators, agent, push, tiny_onnx_model):
-    wf = Waveform(baseline_a=0.3, bus_v=5.1, spikes=[Spike(0.2, 0.5, 0.01)])
-    emu = emulators(InaCsvEmulator, wf, rate_hz=2000, disconnect_at_s=0.6)
     sha = push(agent.stub, tiny_onnx_model)
+    # the streamer runs from power-on: times are from here, the run opens it soon after
+    wf = Waveform(baseline_a=0.3, bus_v=5.1, spikes=[Spike(0.5, 0.5, 0.05)])
+    emu = emulators(InaCsvEmulator, wf, rate_hz=2000, disconnect_at_s=0.9)
     meter = {"kind": "ina-csv", "port": emu.port, "options": {}}
     rec, res = run_bench(agent.stub, sha, meter=meter, duration_s=1.2)
     assert rec.status == "completed" and res["error"] is None
