@@ -181,6 +181,30 @@ def _mem_total(root: RootFS) -> int | None:
     return int(m.group(1)) * 1024 if m else None
 
 
+def _cpu_model(root: RootFS) -> str | None:
+    text = root.read_text("/proc/cpuinfo") or ""
+    m = re.search(r"^(?:model name|Model|Hardware)\s*:\s*(.+)$", text, re.M)
+    return m.group(1).strip() if m else None
+
+
+_NVP_MODE = re.compile(r"<\s*POWER_MODEL\s+ID=(\d+)\s+NAME=([^\s>]+)")
+
+
+def nvpmodel(root: RootFS) -> dict[str, Any] | None:
+    """The Jetson power mode: /var/lib/nvpmodel/status (``pmode:0002 fmode:quiet``)
+    named through /etc/nvpmodel.conf (``< POWER_MODEL ID=2 NAME=30W >``)."""
+    status = root.read_text("/var/lib/nvpmodel/status")
+    if not status:
+        return None
+    m = re.search(r"pmode:(\d+)", status)
+    if not m:
+        return None
+    mode = int(m.group(1))
+    names = {int(i): n for i, n in _NVP_MODE.findall(root.read_text("/etc/nvpmodel.conf") or "")}
+    fm = re.search(r"fmode:(\S+)", status)
+    return {"id": mode, "name": names.get(mode), "fan_mode": fm.group(1) if fm else None}
+
+
 def _is_host(root: RootFS) -> bool:
     return os.path.realpath(root.root) == "/"
 
@@ -227,12 +251,14 @@ def collect_info(root: RootFS, profile: str | Profile = "auto") -> dict[str, Any
         "kernel_version": root.read_text("/proc/version") or (platform.version() if host else None),
         "machine": platform.machine() if host else None,
         "cpu_count": _cpu_count(root),
+        "cpu_model": _cpu_model(root),
         "memory_bytes": _mem_total(root),
         "python": platform.python_version(),
         "python_executable": sys.executable,
         "runtimes": runtimes,
         "l4t": l4t,
         "jetpack": l4t["jetpack"] if l4t else None,
+        "nvpmodel": nvpmodel(root),
         "tensorrt": tensorrt,
         "accelerators": {name: prof.accelerator(name) for name in sorted(prof.accelerators)},
         "power_budget": prof.budget,

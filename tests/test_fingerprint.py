@@ -4,6 +4,7 @@ naming the right profile and reading every zone, clock and rail."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from importlib import metadata
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.fingerprint import collect_info, dpkg_version, parse_l4t
+from agent.fingerprint import collect_info, dpkg_version, nvpmodel, parse_l4t
 from agent.rootfs import RootFS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -237,3 +238,17 @@ def test_dpkg_status_prefers_installed_tensorrt_packages(tmp_path):
     )
     assert dpkg_version(RootFS(tmp_path), ("libnvinfer10", "libnvinfer8")) == ("libnvinfer8", "8.6.2.3")
     assert dpkg_version(RootFS(tmp_path / "none"), ("libnvinfer8",)) is None
+
+
+def test_jetson_power_mode_and_cpu_model(tmp_path):
+    orin = collect_info(RootFS(FIX / "agx-orin"))
+    assert orin["nvpmodel"] == {"id": 0, "name": "MAXN", "fan_mode": "quiet"}
+    root = tmp_path / "b"
+    shutil.copytree(FIX / "agx-orin", root, symlinks=True)
+    (root / "var/lib/nvpmodel/status").write_text("pmode:0002 fmode:cool\n")
+    assert nvpmodel(RootFS(root)) == {"id": 2, "name": "MODE_30W", "fan_mode": "cool"}
+    (root / "etc/nvpmodel.conf").unlink()
+    assert nvpmodel(RootFS(root)) == {"id": 2, "name": None, "fan_mode": "cool"}
+    x86 = collect_info(RootFS(FIX / "x86"))
+    assert x86["nvpmodel"] is None
+    assert x86["cpu_model"] == "11th Gen Intel(R) Core(TM) i7-11700 @ 2.50GHz"
