@@ -74,6 +74,8 @@ def test_ppk2_handshake_follows_the_protocol(ppk2_run):
     assert cmds[-1] == (0x07,)  # AverageStop at the end
     meta = json.loads((ppk2_run["dir"] / "power.json").read_text())
     assert meta["meter"]["calibration"]["R"][4] == pytest.approx(0.0431)
+    # digital channel D0 is high during each of the three spikes: 6 edges
+    assert meta["meter"]["logic_channels_seen"] == [0] and meta["meter"]["logic_edges"] == 6
 
 
 def test_ppk2_peaks_within_2_percent_and_transients_counted(ppk2_run):

@@ -77,6 +77,11 @@ def parse_metadata(text: str) -> dict[str, Any]:
     return meta
 
 
+def logic_bits(words: np.ndarray) -> np.ndarray:
+    """The 8 digital channels (D0-D7) of each sample."""
+    return ((words >> 24) & 0xFF).astype(np.uint8)
+
+
 def decode(words: np.ndarray, cal: dict[str, list[float]], vdd_v: float) -> tuple[np.ndarray, np.ndarray]:
     """uint32 samples -> (current in A, counter). The per-range calibration:
     x = (4*adc - O) * ADC_MULT / R;  I = UG * (x * (GS*x + GI) + S*vdd + Iofs)."""
@@ -101,6 +106,8 @@ class Ppk2Decoder:
         self._next_index = 0
         self.samples = 0
         self.dropped = 0
+        self.logic_seen = 0  # OR of the digital channels: which ones ever went high
+        self.logic_edges = 0  # channel changes between consecutive samples
 
     def feed(self, data: bytes) -> Block:
         buf = self._rest + data if self._rest else data
@@ -110,6 +117,9 @@ class Ppk2Decoder:
             return Block(np.empty(0, np.int64), np.empty(0, np.float32))
         words = np.frombuffer(buf, dtype="<u4", count=n)
         amps, counter = decode(words, self.cal, self.vdd_v)
+        logic = logic_bits(words)
+        self.logic_seen |= int(np.bitwise_or.reduce(logic))
+        self.logic_edges += int(np.count_nonzero(np.diff(logic)))
         prev = counter[0] - 1 if self._last_counter is None else self._last_counter
         steps = np.diff(counter, prepend=prev)
         # steps of one are normal; anything else (mod 64) is that many lost samples
@@ -208,4 +218,6 @@ class Ppk2Meter:
             "ia": self.meta.get("ia"),
             "calibration": self.meta.get("cal"),
             "counter_drops": d.dropped if d else 0,
+            "logic_channels_seen": [i for i in range(8) if d and d.logic_seen >> i & 1],
+            "logic_edges": d.logic_edges if d else 0,
         }

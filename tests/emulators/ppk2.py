@@ -90,6 +90,7 @@ class Ppk2Emulator(StreamEmulator):
 
     def encode(self, idx: np.ndarray, t_s: np.ndarray, amps: np.ndarray) -> list[bytes]:
         words = encode_words(amps, idx, self.vdd_mv / 1000.0)
+        words |= (self.wf.clean(t_s) > self.wf.baseline_a).astype(np.uint32) << 24  # D0: "busy" GPIO
         raw = words.astype("<u4").tobytes()
         return [raw[i * 4 : i * 4 + 4] for i in range(idx.shape[0])]
 
@@ -105,7 +106,9 @@ class Ppk2Emulator(StreamEmulator):
             return
         idx = np.arange(self.next_i, due, dtype=np.int64)
         self.next_i = due
-        words = encode_words(self.wf.current(idx / self.rate_hz), idx, self.vdd_mv / 1000.0)
+        t_s = idx / self.rate_hz
+        words = encode_words(self.wf.current(t_s), idx, self.vdd_mv / 1000.0)
+        words |= (self.wf.clean(t_s) > self.wf.baseline_a).astype(np.uint32) << 24  # D0: "busy" GPIO
         if self.dev.push(words.astype("<u4").tobytes(), idx.shape[0]):
             self.emitted += idx.shape[0]
 
