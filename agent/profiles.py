@@ -4,8 +4,9 @@ thermal zones / clocks / rails it has and what they are called, the power
 budget, and which runtime + provider/delegate reaches each accelerator.
 
 Search path for profile files: ``$EDGEBENCH_PROFILES_DIR`` (``:``-separated),
-then the repo's ``hw-profiles/`` next to the package, then
-``/etc/edgebench/hw-profiles``. A name found earlier wins.
+then the repo's ``hw-profiles/`` next to the package (``<prefix>/share/
+edgebench/hw-profiles`` for a wheel install), then ``/etc/edgebench/hw-profiles``.
+A name found earlier wins.
 
 Validation is a small JSON-schema-like walk (no jsonschema on boards): a bad
 file raises BadInput naming the file and the field, e.g.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ def search_path() -> list[Path]:
     if env:
         dirs += [Path(p) for p in env.split(os.pathsep) if p]
     dirs.append(Path(__file__).resolve().parent.parent / "hw-profiles")
+    dirs.append(Path(sys.prefix) / "share" / "edgebench" / "hw-profiles")
     dirs.append(Path("/etc/edgebench/hw-profiles"))
     return dirs
 
