@@ -11,6 +11,7 @@ import pytest
 from emulators.fixtures import emulators_fixture  # noqa: F401  (the `emulators` fixture)
 from emulators.ina_csv import InaCsvEmulator
 from emulators.ppk2 import Ppk2Emulator
+from emulators.scpi import ScpiEmulator
 from emulators.waveform import Spike, Waveform
 
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
@@ -64,6 +65,30 @@ def test_agent_with_ppk2_meter_reports_power(emulators, agent_process, push, tin
     assert p["energy_per_inference_j"] == pytest.approx(5.0 * wf.integral(w0, w1) / m.shape[0], rel=0.02)
     assert p["first_inferences_peak_a"] is not None and p["steady_peak_a"] == pytest.approx(0.7, rel=0.02)
     assert "power.bin" in rec.files and "power.json" in rec.files
+
+    # the HTML report draws the current trace with its transients
+    from controller.report.html import write_html
+
+    run_dir = ap.state_dir / "runs" / rec.run_id
+    files = {n: run_dir / n for n in ("power.bin", "power.json", "iterations.npy", "telemetry.jsonl")}
+    page = write_html(res, files, run_dir.parent / "report.html").read_text()
+    assert "Current draw" in page and page.count("data:image/png;base64,") >= 2
+
+
+def test_agent_with_scpi_meter_flag_reports_power(emulators, agent_factory, push, tiny_onnx_model):
+    wf = Waveform(baseline_a=0.4, spikes=[Spike(k * 0.4, 0.5, 0.15) for k in range(1, 20)])
+    emu = emulators(ScpiEmulator, wf, dialect="owon")
+    agent = agent_factory(
+        meter=f"scpi:{emu.port}", meter_opts=["dialect=owon"], profile="am62a", sysfs_root=ROOT_AM62A
+    )
+    sha = push(agent.stub, tiny_onnx_model)
+    rec, res = run_bench(agent.stub, sha, duration_s=1.5)
+    assert rec.status == "completed", res.get("error")
+    p = res["power"]
+    assert p["source"] == f"scpi:{emu.port}" and p["samples"] > 20 and p["partial"] is False
+    assert p["peak_a"] == pytest.approx(0.9, rel=0.02) and p["transient_count"] >= 2
+    assert p["mean_w"] is not None and p["voltage_source"] == "profile"
+    assert {"*IDN?", "CONF:CURR:DC", "RATE F", "MEAS?"} <= set(emu.commands)
 
 
 def test_meter_unplugged_mid_run_loses_nothing_else(emulators, agent, push, tiny_onnx_model):
