@@ -1,0 +1,226 @@
+"""`edgebench soak`: the live view, the watch cursor, and the command end to
+end against a real agent."""
+
+from __future__ import annotations
+
+import io
+
+from controller.commands.soak import Cursor, SoakView, clocks_text
+
+
+def window(i, ips=25.0):
+    return {"t_s": 10.0 * i, "dur_s": 10.0, "throughput_ips": ips, "p50_ms": 40.0, "p99_ms": 44.5,
+            "temps_c": {"tj": {"max": 60.0 + i, "mean": 59.0}, "cpu": {"max": 55.0, "mean": 54.0}},
+            "clocks_hz": {"gpu": {"min": 1_300_500_000, "mean": 1_300_500_000},
+                          "cpu0": {"min": 2.2016e9, "mean": 2.2016e9}},
+            "power_w": 21.5}  # fmt: skip
+
+
+def test_plain_view_prints_one_line_per_window_with_hottest_zone_and_clocks():
+    out = io.StringIO()  # not a TTY: plain lines
+    with SoakView(duration_s=60, window_s=10, out=out) as view:
+        view.on_phase("measure")
+        view.on_window(window(0))
+        view.on_window(window(1, ips=17.25))
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "phase: measure"
+    assert lines[2] == (
+        "window    2/6 t=   10.0s     17.25 ips p99 44.50 ms | tj 61.0 °C | cpu0 2202 gpu 1300 MHz"
+    )
+    assert clocks_text({}) == "clocks n/a"
+
+
+def test_tty_view_renders_a_live_panel():
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Tty()
+    with SoakView(duration_s=60, window_s=10, out=out) as view:
+        assert not view.plain
+        view.on_sample({"temps_c": {"tj": 71.5}, "clocks_hz": {"gpu": 816_000_000}})
+        view.on_window(window(0))
+    text = out.getvalue()
+    assert "throughput 25.00 ips" in text and "hottest tj 71.5 °C" in text and "gpu 816 MHz" in text
+    assert "window 1/6" in text
+
+
+def test_cursor_remembers_windows_and_never_repeats_a_seq(tmp_path):
+    c = Cursor("r1", tmp_path)
+    assert c.advance(3, window(0)) and c.advance(4) and c.advance(7, window(1))
+    assert not c.advance(7, window(1)) and not c.advance(2)
+    again = Cursor("r1", tmp_path)  # another controller process
+    assert again.last_seq == 7 and [w["t_s"] for w in again.windows] == [0.0, 10.0]
+    again.drop()
+    assert Cursor("r1", tmp_path).last_seq == 0
+
+
+# -- the command, end to end ---------------------------------------------------
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from agent.errors import EdgebenchError  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# what `edgebench` runs, so a test can also run it as a separate process (and kill it)
+MAIN = """
+import sys
+try:
+    from controller.cli import main
+except ImportError:
+    main = None
+if main is None:
+    import argparse
+    from agent.errors import EdgebenchError
+    from controller.commands import soak
+    p = argparse.ArgumentParser(prog="edgebench")
+    soak.add_parser(p.add_subparsers(dest="cmd"))
+    args = p.parse_args(sys.argv[1:])
+    try:
+        sys.exit(args.func(args))
+    except EdgebenchError as e:
+        print(f"edgebench: error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def t_of(line: str) -> float:
+    """The window's t_s from a plain view line."""
+    return float(re.search(r"t=\s*([0-9.]+)s", line).group(1))
+
+
+def edgebench(argv) -> int:
+    """The CLI in-process: controller.cli.main when it is there."""
+    try:
+        from controller.cli import main
+    except ImportError:
+        main = None
+    if main is not None:
+        return main(argv)
+    from controller.commands import soak
+
+    p = argparse.ArgumentParser(prog="edgebench")
+    soak.add_parser(p.add_subparsers(dest="cmd"))
+    try:
+        args = p.parse_args(argv)
+        return args.func(args)
+    except EdgebenchError as exc:
+        print(f"edgebench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except SystemExit as exc:
+        return int(exc.code)
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEBENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EDGEBENCH_DB", f"sqlite:///{tmp_path / 'home' / 'results.db'}")
+    return tmp_path / "home"
+
+
+def test_plain_soak_defaults_to_30_minutes_of_10_s_windows(tiny_onnx_model):
+    from controller.commands import soak
+
+    p = argparse.ArgumentParser(prog="edgebench")
+    soak.add_parser(p.add_subparsers(dest="cmd"))
+    args = p.parse_args(["soak", str(tiny_onnx_model)])
+    assert args.duration == 1800.0 and args.window == 10.0
+    spec = soak._soak_spec(args, "0" * 64, "tiny.onnx")
+    assert spec["kind"] == "soak" and spec["duration_s"] == 1800.0 and spec["soak"]["window_s"] == 10.0
+    args = p.parse_args(["soak", str(tiny_onnx_model), "--duration", "1h30m", "--window", "250ms"])
+    assert (args.duration, args.window) == (5400.0, 0.25)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--window", "0"], "--window must be positive"),
+        (["--duration", "5s", "--window", "10s"], "--window (10 s) is longer than --duration (5 s)"),
+        (["--target-ips", "-3"], "--target-ips must be positive"),
+        (["--attach", "20261123T200000000Z-abcdef"], "give a MODEL or --attach RUN_ID, not both"),
+    ],
+)
+def test_bad_soak_options_are_usage_errors(tiny_onnx_model, capsys, extra, message):
+    assert edgebench(["soak", str(tiny_onnx_model), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"edgebench: error: {message}"]
+
+
+def test_bad_duration_and_missing_model_exit_2(tmp_path, capsys):
+    assert edgebench(["soak", "m.onnx", "--duration", "soon"]) == 2
+    assert "bad duration 'soon'" in capsys.readouterr().err
+    assert edgebench(["soak", str(tmp_path / "nope.onnx")]) == 2
+    assert (
+        capsys.readouterr().err.strip() == f"edgebench: error: model file not found: {tmp_path / 'nope.onnx'}"
+    )
+    assert edgebench(["soak"]) == 2
+    assert capsys.readouterr().err.strip() == "edgebench: error: soak needs a MODEL (or --attach RUN_ID)"
+
+
+def test_attach_to_an_unknown_run_is_a_clear_error(agent, capsys):
+    rc = edgebench(["soak", "--attach", "20261123T200000000Z-abcdef", "--agent", agent.address])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("edgebench: error: no run 20261123T200000000Z-abcdef on ") and "\n" not in err
+
+
+def test_missed_target_exits_3_and_writes_json_and_html(agent, tiny_onnx_model, tmp_path, capsys):
+    out_json, out_html = tmp_path / "soak.json", tmp_path / "soak.html"
+    rc = edgebench(["soak", str(tiny_onnx_model), "--agent", agent.address, "--duration", "3s",
+                    "--window", "1s", "--threads", "1", "--target-ips", "1e9", "--ambient-c", "35",
+                    "--enclosure", "IP67 box", "--json", str(out_json), "--html", str(out_html)])  # fmt: skip
+    cap = capsys.readouterr()
+    assert rc == 3
+    assert "gate soak_target failed: sustained" in cap.err and "misses the target of 1e+09 ips" in cap.err
+    lines = [line for line in cap.out.splitlines() if line.startswith("window ")]
+    assert len(lines) >= 2
+    result = json.loads(out_json.read_text())
+    soak = result["soak"]
+    assert soak["target_met"] is False and soak["enclosure"] == "IP67 box" and soak["ambient_c"] == 35
+    assert len(lines) == len(soak["windows"])
+    page = out_html.read_text()
+    assert "data:image/png;base64," in page and "soak_target" in page
+
+
+def test_a_reattached_controller_gets_every_window_exactly_once(agent, tiny_onnx_model, tmp_path, home):
+    env = {**os.environ, "EDGEBENCH_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-c", MAIN, "soak"]
+    first = subprocess.Popen(
+        argv + [str(tiny_onnx_model), "--agent", agent.address, "--duration", "8s", "--window", "0.5s",
+                "--threads", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+    )  # fmt: skip
+    run_id, seen1 = None, []
+    for line in first.stdout:
+        if line.startswith("soak ") and run_id is None:
+            run_id = line.split()[1]
+        if line.startswith("window "):
+            seen1.append(t_of(line))
+            if len(seen1) == 3:
+                break
+    first.send_signal(signal.SIGKILL)  # the controller dies; the soak goes on
+    first.wait(timeout=30)
+    assert run_id and len(seen1) == 3
+    time.sleep(1.0)  # the agent journals windows nobody is watching
+    attach = ["--attach", run_id, "--agent", agent.address, "--json", str(tmp_path / "r.json")]
+    second = subprocess.run(argv + attach, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert second.returncode == 0, second.stderr
+    out2 = second.stdout.splitlines()
+    assert "resuming after window 3" in "\n".join(out2)
+    seen2 = [t_of(line) for line in out2 if line.startswith("window ")]
+    result = json.loads((tmp_path / "r.json").read_text())
+    # each window shown once across the two controllers, none missing, in order
+    assert seen1 + seen2 == [round(w["t_s"], 1) for w in result["soak"]["windows"]]
+    assert len(seen2) >= 3
+    assert not (home / "watch" / f"{run_id}.json").exists()  # the finished run's cursor is gone
