@@ -277,3 +277,13 @@ def test_ppk2_source_mode_powers_the_board_and_gives_the_voltage(emulators, tmp_
     assert (0x0C, 1) in emu.commands  # DeviceRunningSet: DUT power on
     p = analyze(tmp_path, None, supply_v=12.0)
     assert p["voltage_source"] == "meter" and p["mean_w"] == pytest.approx(0.2 * 4.2, rel=0.02)
+
+
+def test_scpi_keysight_batches_of_readings_are_spread_in_time(emulators, tmp_path):
+    emu = emulators(ScpiEmulator, Waveform(baseline_a=0.12), dialect="keysight")
+    opts = {"dialect": "keysight", "samples": "5", "interval_s": "0.002", "range": "1"}
+    s = capture_for(MeterSpec("scpi", emu.port, opts), tmp_path, 0.4)
+    assert {"CONF:CURR:DC 1", "SAMP:COUN 5", "SAMP:SOUR TIM", "SAMP:TIM 0.002"} <= set(emu.commands)
+    assert s["samples"] >= 10 and s["samples"] % 5 == 0
+    _, t, cur, _ = load_trace(tmp_path)
+    assert np.all(np.diff(t[:5]) == 2_000_000) and cur == pytest.approx(np.full(cur.shape, 0.12), rel=1e-6)
