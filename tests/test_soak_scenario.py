@@ -196,3 +196,55 @@ def test_killing_the_agent_mid_soak_loses_no_journaled_window(
     rest_windows = [json.loads(e.payload_json)["t_s"] for e in rest if e.kind == "window"]
     assert rest_windows == [w["t_s"] for w in got[4:]]
     assert [e.seq for e in rest] == list(range(last_seq + 1, last_seq + 1 + len(rest)))
+
+
+def test_edgebench_soak_on_the_throttling_board_reports_attributes_and_writes_html(
+    agent_factory, heavy_model, board_root, tmp_path, capsys, monkeypatch
+):
+    import threading
+
+    from test_soak_cli import edgebench
+
+    monkeypatch.setenv("EDGEBENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EDGEBENCH_DB", f"sqlite:///{tmp_path / 'home' / 'results.db'}")
+    agent = agent_factory(sysfs_root=board_root, profile="agx-orin")
+    contention = CpuContention({max(os.sched_getaffinity(0))}, procs=2)
+    board = ThermalBoard(board_root, throttle_at_s=8.0, clock_file=board_root / GPU_FREQ,
+                         from_hz=FROM_HZ, to_hz=TO_HZ, contention=contention)  # fmt: skip
+
+    def drive() -> None:
+        """Play the board: pin the worker when the run starts, heat and throttle it from its measure phase."""
+        runs = agent.state_dir / "runs"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (runs.exists() and any(runs.iterdir())):
+            time.sleep(0.05)
+        run_id = next(runs.iterdir()).name
+        for ev in agent.stub.WatchRun(pb.WatchRunRequest(run_id=run_id), timeout=120):
+            phase = json.loads(ev.payload_json).get("phase") if ev.kind == "phase" else None
+            if phase == "warmup":
+                contention.pin(worker_pid(agent.state_dir, run_id))
+            if phase == "measure":
+                board.start()
+                return
+
+    t = threading.Thread(target=drive, daemon=True)
+    t.start()
+    html, out_json = tmp_path / "report.html", tmp_path / "soak.json"
+    try:
+        rc = edgebench(["soak", str(heavy_model), "--agent", agent.address, "--duration", "18s",
+                        "--window", "1s", "--threads", "1", "--warmup", "0.5",
+                        "--html", str(html), "--json", str(out_json)])  # fmt: skip
+    finally:
+        t.join(timeout=5)
+        board.stop()
+    out = capsys.readouterr().out
+    assert rc == 0
+    soak = json.loads(out_json.read_text())["soak"]
+    assert soak["verdict"] == "throttled" and soak["time_to_throttle_s"] is not None
+    # the one sentence, as printed
+    sentence = soak["summary"]
+    assert sentence in out.splitlines()
+    assert "when gpu clock dropped 1300→816 MHz with tj at" in sentence
+    page = html.read_text()
+    assert sentence in page and page.count("data:image/png;base64,") >= 1
+    assert "Throttle events" in page
