@@ -183,7 +183,7 @@ def test_start_cold_is_bounded():
     assert (
         not res["settled"]
         and res["waited_s"] == pytest.approx(120, abs=1)
-        and "still cooling" in res["reason"]
+        and res["reason"] == "not settled within 120 s"
     )
     res = wait_until_cool(lambda: {}, max_s=120, sleep=clk.sleep, clock_ns=clk.ns)
     assert not res["settled"] and res["reason"] == "no temperature readable"
@@ -212,3 +212,11 @@ def test_soak_target_gate():
     }
     assert soak_gate(analyze_soak(windows, samples, spec(target_ips=17.0)))["passed"] is True
     assert soak_gate(analyze_soak(windows, samples, spec())) is None
+
+
+def test_start_cold_waits_for_a_first_reading():
+    clk = FakeClock()
+    readings = iter([None, {}, {"tj": 50.0}])
+    res = wait_until_cool(lambda: next(readings, {"tj": 50.0}), max_s=100, settle_s=5, sleep=clk.sleep,
+                          clock_ns=clk.ns)  # fmt: skip
+    assert res["settled"] and res["start_c"] == 50.0 and res["waited_s"] == pytest.approx(7.0)

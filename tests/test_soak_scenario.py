@@ -9,11 +9,12 @@ import json
 import os
 import shutil
 import signal
+import threading
 import time
 from pathlib import Path
 
 import pytest
-from scenario.thermal import CpuContention, ThermalBoard
+from scenario.thermal import CpuContention, ThermalBoard, online_zones, write_in_place
 
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 
@@ -201,8 +202,6 @@ def test_killing_the_agent_mid_soak_loses_no_journaled_window(
 def test_edgebench_soak_on_the_throttling_board_reports_attributes_and_writes_html(
     agent_factory, heavy_model, board_root, tmp_path, capsys, monkeypatch
 ):
-    import threading
-
     from test_soak_cli import edgebench
 
     monkeypatch.setenv("EDGEBENCH_HOME", str(tmp_path / "home"))
@@ -248,3 +247,44 @@ def test_edgebench_soak_on_the_throttling_board_reports_attributes_and_writes_ht
     page = html.read_text()
     assert sentence in page and page.count("data:image/png;base64,") >= 1
     assert "Throttle events" in page
+
+
+def test_start_cold_waits_at_idle_before_the_soak_and_is_bounded(
+    agent_factory, push, tiny_onnx_model, board_root
+):
+    agent = agent_factory(sysfs_root=board_root, profile="agx-orin")
+    sha = push(agent.stub, tiny_onnx_model)
+    # the board is still cooling: tj falls 1 °C every 0.1 s, so it never settles within the bound
+    tj = online_zones(board_root)["tj-thermal"]
+    stop = threading.Event()
+
+    write_in_place(tj, "90000\n")
+
+    def cool() -> None:
+        t = 90.0
+        while not stop.wait(0.1):
+            t -= 1.0
+            write_in_place(tj, f"{int(t * 1000)}\n")
+
+    th = threading.Thread(target=cool, daemon=True)
+    th.start()
+    spec = json.loads(soak_spec(sha, 1.0, 0.5, start_cold=True, start_cold_max_s=1.5))
+    try:
+        run_id = agent.stub.StartRun(pb.StartRunRequest(spec_json=json.dumps(spec))).run_id
+        events = list(agent.stub.WatchRun(pb.WatchRunRequest(run_id=run_id), timeout=60))
+    finally:
+        stop.set()
+        th.join()
+    kinds = [e.kind for e in events]
+    logs = [json.loads(e.payload_json) for e in events if e.kind == "log"]
+    cold = next(m["cold_start"] for m in logs if "cold_start" in m)
+    assert cold["settled"] is False and cold["reason"] == "not settled within 1.5 s"
+    assert 1.5 <= cold["waited_s"] < 3.0 and cold["start_c"] > cold["end_c"]
+    # the wait comes before the worker's first phase
+    first_phase = kinds.index("phase")
+    assert (
+        max(i for i, e in enumerate(events) if e.kind == "log" and "cold_start" in e.payload_json)
+        < first_phase
+    )
+    result = json.loads(agent.stub.GetRun(pb.GetRunRequest(run_id=run_id)).result_json)
+    assert result["status"] == "completed" and result["soak"]["cold_start"] == cold

@@ -39,10 +39,16 @@ def wait_until_cool(
     t0 = clock_ns()
     history: list[tuple[float, float]] = []  # (seconds since t0, hottest °C)
     start_c: float | None = None
+    misses = 0
     while True:
         t = (clock_ns() - t0) / 1e9
         c = hottest_c(read_temps())
         if c is None:
+            # a sampler just started has no reading yet: give it a few polls
+            misses += 1
+            if misses < 3 and t < max_s:
+                sleep(max(0.0, min(interval_s, max_s - t)))
+                continue
             return {
                 "settled": False,
                 "waited_s": round(t, 3),
@@ -50,6 +56,7 @@ def wait_until_cool(
                 "end_c": None,
                 "reason": "no temperature readable",
             }
+        misses = 0
         if start_c is None:
             start_c = c
         history.append((t, c))
@@ -71,7 +78,7 @@ def wait_until_cool(
                 "waited_s": round(t, 3),
                 "start_c": start_c,
                 "end_c": c,
-                "reason": f"still cooling after {max_s:g} s",
+                "reason": f"not settled within {max_s:g} s",
             }
         if should_stop is not None and should_stop():
             return {
