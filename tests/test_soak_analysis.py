@@ -220,3 +220,14 @@ def test_start_cold_waits_for_a_first_reading():
     res = wait_until_cool(lambda: next(readings, {"tj": 50.0}), max_s=100, settle_s=5, sleep=clk.sleep,
                           clock_ns=clk.ns)  # fmt: skip
     assert res["settled"] and res["start_c"] == 50.0 and res["waited_s"] == pytest.approx(7.0)
+
+
+def test_a_dip_the_thinned_samples_missed_is_still_found_from_window_min_clocks():
+    windows, samples = throttling_board(duration_s=300, drop_at=10_000)  # never throttles
+    # one window saw the gpu at 612 MHz for a moment; the 1 Hz history kept no sample of it
+    windows[12]["clocks_hz"]["gpu"]["min"] = 612e6
+    soak = analyze_soak(windows, samples, spec())
+    ev = soak["throttle_events"]
+    assert len(ev) == 1 and ev[0]["domain"] == "gpu" and ev[0]["t_s"] == 120.0
+    assert (ev[0]["from_hz"], ev[0]["to_hz"]) == (1_300_000_000, 612_000_000)
+    assert soak["verdict"] == "throttling"  # throughput held

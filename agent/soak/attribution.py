@@ -40,7 +40,17 @@ def find_throttle_events(
     windows' min clocks stand in.
     """
     expected_hz = expected_hz or {}
-    series = _series_from_samples(samples) or _series_from_windows(windows)
+    from_samples = _series_from_samples(samples)
+    events = _steps(from_samples or _series_from_windows(windows), expected_hz)
+    if from_samples:
+        # old samples are thinned (1 Hz) by the sampler; a short dip it dropped still
+        # shows in the window's min clock, taken at full rate while the soak ran
+        events += _unexplained_window_drops(windows, events, expected_hz, from_samples)
+    events.sort(key=lambda e: (e["t_s"], e["domain"]))
+    return events[:MAX_EVENTS]
+
+
+def _steps(series: dict[str, list[tuple[float, float, dict]]], expected_hz: dict[str, float]) -> list[dict]:
     events: list[dict[str, Any]] = []
     for domain, points in series.items():
         ref = expected_hz.get(domain) or max(v for _, v, _ in points)
@@ -59,8 +69,31 @@ def find_throttle_events(
                     }
                 )
             prev = v
-    events.sort(key=lambda e: (e["t_s"], e["domain"]))
-    return events[:MAX_EVENTS]
+    return events
+
+
+def _unexplained_window_drops(
+    windows: Sequence[dict[str, Any]],
+    events: list[dict[str, Any]],
+    expected_hz: dict[str, float],
+    series: dict[str, list[tuple[float, float, dict]]],
+) -> list[dict[str, Any]]:
+    """Events for windows whose min clock fell below the reference where no
+    sample-based event of that domain is near (within a minute)."""
+    out: list[dict[str, Any]] = []
+    for domain, points in _series_from_windows(windows).items():
+        sample_max = max((v for _, v, _ in series.get(domain, [])), default=0.0)
+        ref = expected_hz.get(domain) or max(sample_max, max(v for _, v, _ in points))
+        prev_low = False
+        for t_s, v, temps in points:
+            low = v < ref * (1 - CLOCK_TOL)
+            near = any(e["domain"] == domain and abs(e["t_s"] - t_s) <= 60.0 for e in events)
+            if low and not prev_low and not near:
+                zone, temp = hottest(temps)
+                ev = {"t_s": round(t_s, 3), "domain": domain, "from_hz": int(ref), "to_hz": int(v)}
+                out.append({**ev, "zone": zone, "temp_c": None if temp is None else round(temp, 1)})
+            prev_low = low
+    return out
 
 
 def _series_from_samples(samples: Sequence[dict[str, Any]]) -> dict[str, list[tuple[float, float, dict]]]:
