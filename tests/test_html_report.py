@@ -83,6 +83,11 @@ def soak_result(tmp_path, duration_s=600, drop_at=300.0):
             "fallback_nodes": [
                 {"name": "nms_0", "op_type": "NonMaxSuppression", "device": "CPU", "time_share": 0.41}
             ],
+            "nodes": [
+                {"name": "conv_0", "op_type": "Conv", "device": "CUDA", "time_share": 0.5},
+                {"name": "nms_0", "op_type": "NonMaxSuppression", "device": "CPU", "time_share": 0.41},
+                {"name": "head_0", "op_type": "Gemm", "device": "CUDA", "time_share": 0.09},
+            ],
         },
         "telemetry": {
             "sources": ["sysfs"],
@@ -110,6 +115,11 @@ def test_soak_report_is_self_contained_with_plots_events_and_placement(tmp_path)
     # the throttle event row: time, domain, from, to, zone, temperature
     assert re.search(r"300\.0\s+gpu\s+1300\s+828\s+tj\s+97\.0", text)
     assert "nms_0" in text and "NonMaxSuppression" in text and "41.0 %" in text
+    # the per-op table: every node in graph order, the fallback one marked
+    assert re.search(
+        r"0\s+conv_0\s+Conv\s+CUDA\s+50.0 %\s+1\s+nms_0\s+NonMaxSuppression\s+CPU\s+41.0 %", text
+    )
+    assert '<span class="bad">CPU</span>' in out.read_text()
     assert "soak_target" in text and "FAIL" in text
     # escaped, not injected
     assert "Jetson AGX Orin <dev kit>" in text and "<dev kit>" not in out.read_text().replace(

@@ -19,6 +19,8 @@ from typing import Any
 
 # more points than this per series are thinned before plotting
 MAX_POINTS = 4000
+# the per-op table stops here (a big graph has thousands of nodes)
+MAX_NODE_ROWS = 500
 
 
 def write_html(result: dict, files: dict[str, Path] | None, out: Path) -> Path:
@@ -435,6 +437,27 @@ def _placement_section(p: dict) -> str:
             ],
             {3},
         )
+    all_nodes = p.get("nodes") or []
+    if all_nodes:
+        fb_names = {n.get("name") for n in nodes}
+        rows = []
+        for i, n in enumerate(all_nodes[:MAX_NODE_ROWS]):
+            part = n.get("subgraph") or (
+                f"delegate {n['partition']}" if n.get("partition") is not None else ""
+            )
+            dev = _e(n.get("device"))
+            rows.append(
+                [str(i), _e(n.get("name")), _e(n.get("op_type")),
+                 f'<span class="bad">{dev}</span>' if n.get("name") in fb_names else dev,
+                 _num((n.get("time_share") or 0) * 100, 1, " %") if n.get("time_share") is not None else "—",
+                 _e(part)]
+            )  # fmt: skip
+        more = len(all_nodes) - MAX_NODE_ROWS
+        body += "<h3>Per-op placement</h3>" + _table(
+            ["#", "node", "op", "device", "time share", "partition"], rows, {0, 4}
+        )
+        if more > 0:
+            body += f"<p class=muted>… {more} more node(s)</p>"
     return _section("Placement", body)
 
 
