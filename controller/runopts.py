@@ -1,0 +1,207 @@
+"""The run options every run command shares (DESIGN.md "Run options"), and the
+one place that turns them into an agent.spec.RunSpec.
+
+Parsing errors become argparse errors (exit 2, one line); semantic checks are
+RunSpec.validate()'s, raised as BadInput.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from agent.errors import BadInput
+from agent.spec import METER_KINDS, MeterSpec, RunSpec, SoakSpec, parse_duration, parse_shape
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = parse_duration(text)
+    except BadInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"bad duration {text!r}: must not be negative")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return v
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Add every run option of DESIGN.md to a run command's parser."""
+    g = parser.add_argument_group("run options")
+    g.add_argument(
+        "--runtime",
+        choices=("onnxruntime", "litert"),
+        default=None,
+        help="runtime (default: from the model format)",
+    )
+    g.add_argument(
+        "--provider",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="execution provider, repeatable, in order",
+    )
+    g.add_argument(
+        "--provider-opt", action="append", default=[], metavar="NAME:K=V", help="an execution-provider option"
+    )
+    g.add_argument("--delegate", default=None, metavar="PATH", help="an external LiteRT delegate library")
+    g.add_argument("--delegate-opt", action="append", default=[], metavar="K=V", help="a delegate option")
+    g.add_argument(
+        "--accelerator",
+        choices=("npu", "gpu", "dsp"),
+        default=None,
+        help="use the board profile's provider/delegate for it",
+    )
+    g.add_argument("--threads", type=_positive_int, default=None, metavar="N")
+    g.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224")
+    g.add_argument("--inputs", default=None, metavar="FILE.npz", help="input data")
+    g.add_argument(
+        "--warmup", type=_seconds, default=1.0, metavar="SECONDS", help="warm-up time (default 1 s)"
+    )
+    g.add_argument(
+        "--duration",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="measured run length (default 10 s)",
+    )
+    g.add_argument("--min-iterations", type=_positive_int, default=100, metavar="N")
+    g.add_argument(
+        "--fail-on-fallback", action="store_true", help="a CPU fallback fails the placement gate (exit 3)"
+    )
+    g.add_argument(
+        "--strict-placement", action="store_true", help="any op off the accelerator fails the gate"
+    )
+    g.add_argument(
+        "--max-cpu-ops", type=_nonneg_int, default=None, metavar="N", help="gate: at most N ops on CPU"
+    )
+    g.add_argument(
+        "--max-partitions",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="gate: at most N accelerator partitions",
+    )
+    g.add_argument(
+        "--meter", default=None, metavar="KIND:PORT", help=f"current meter ({', '.join(METER_KINDS)})"
+    )
+    g.add_argument("--meter-opt", action="append", default=[], metavar="K=V", help="a meter option")
+    g.add_argument(
+        "--transient-a", type=float, default=None, metavar="A", help="current above which a transient counts"
+    )
+    g.add_argument(
+        "--ambient-c", type=float, default=None, metavar="C", help="ambient temperature (metadata)"
+    )
+    g.add_argument("--enclosure", default=None, metavar="LABEL", help="enclosure label (metadata)")
+    g.add_argument(
+        "--target-ips",
+        type=float,
+        default=None,
+        metavar="IPS",
+        help="sustained throughput target (soak gate)",
+    )
+    g.add_argument("--no-telemetry", action="store_true", help="do not sample thermals/clocks/rails")
+    g.add_argument(
+        "--telemetry-rate", type=float, default=10.0, metavar="HZ", help="telemetry sample rate (default 10)"
+    )
+    g.add_argument(
+        "--label", action="append", default=[], metavar="K=V", help="a free-form label stored with the result"
+    )
+
+
+def _kv(text: str, flag: str) -> tuple[str, str]:
+    k, sep, v = text.partition("=")
+    if not sep or not k:
+        raise BadInput(f"bad {flag} {text!r}: expected K=V")
+    return k, v
+
+
+def parse_meter(text: str) -> tuple[str, str]:
+    """``KIND:PORT`` -> (KIND, PORT); PORT may itself hold colons (socket://h:p)."""
+    kind, sep, port = text.partition(":")
+    if not sep or not kind or not port:
+        raise BadInput(f"bad --meter {text!r}: expected KIND:PORT, e.g. ina-csv:/dev/ttyUSB0")
+    if kind not in METER_KINDS:
+        raise BadInput(f"unknown meter kind {kind!r}; expected one of {', '.join(METER_KINDS)}")
+    return kind, port
+
+
+def spec_from_args(
+    args: argparse.Namespace,
+    kind: str,
+    model_sha: str,
+    model_name: str,
+    inputs_sha: str | None = None,
+    reference_sha: str | None = None,
+) -> RunSpec:
+    """Build and validate the RunSpec for a parsed run command; the caller pushes
+    --inputs / --reference first and passes their sha256."""
+    g: Any = lambda name, default=None: getattr(args, name, default)  # noqa: E731 - commands may lack some options
+    provider_options: dict[str, dict[str, str]] = {}
+    for text in g("provider_opt", []) or []:
+        name, sep, kv = text.partition(":")
+        if not sep or not name:
+            raise BadInput(f"bad --provider-opt {text!r}: expected NAME:K=V")
+        k, v = _kv(kv, "--provider-opt")
+        provider_options.setdefault(name, {})[k] = v
+    input_shapes = dict(parse_shape(s) for s in g("input_shape", []) or [])
+    meter = None
+    if g("meter"):
+        mkind, port = parse_meter(args.meter)
+        meter = MeterSpec(
+            kind=mkind, port=port, options=dict(_kv(t, "--meter-opt") for t in g("meter_opt", []) or [])
+        )
+    elif g("meter_opt"):
+        raise BadInput("--meter-opt needs --meter KIND:PORT")
+    soak = None
+    if kind == "soak" or any(g(n) is not None for n in ("ambient_c", "enclosure", "target_ips")):
+        soak = SoakSpec(ambient_c=g("ambient_c"), enclosure=g("enclosure"), target_ips=g("target_ips"))
+    spec = RunSpec(
+        kind=kind,
+        model_sha256=model_sha,
+        model_name=model_name,
+        runtime=g("runtime"),
+        providers=list(g("provider", []) or []),
+        provider_options=provider_options,
+        delegate=g("delegate"),
+        delegate_options=dict(_kv(t, "--delegate-opt") for t in g("delegate_opt", []) or []),
+        threads=g("threads"),
+        input_shapes=input_shapes,
+        accelerator=g("accelerator"),
+        warmup_s=float(g("warmup", 1.0) if g("warmup") is not None else 1.0),
+        duration_s=float(g("duration", 10.0) if g("duration") is not None else 10.0),
+        min_iterations=int(g("min_iterations", 100) or 100),
+        fail_on_fallback=bool(g("fail_on_fallback", False)),
+        strict_placement=bool(g("strict_placement", False)),
+        max_cpu_ops=g("max_cpu_ops"),
+        max_partitions=g("max_partitions"),
+        telemetry=not g("no_telemetry", False),
+        telemetry_rate_hz=float(g("telemetry_rate", 10.0) or 10.0),
+        meter=meter,
+        transient_a=g("transient_a"),
+        soak=soak,
+        inputs_sha256=inputs_sha,
+        reference_sha256=reference_sha,
+        labels=dict(_kv(t, "--label") for t in g("label", []) or []),
+    )
+    spec.validate()
+    return spec
