@@ -1,0 +1,123 @@
+"""Results DB (SQLAlchemy Core): one row per run, upserted by run_id, with the
+headline figures as columns and the full result JSON beside them.
+
+SQLite under the user data dir by default; any SQLAlchemy URL via --db or
+$EDGEBENCH_DB (e.g. postgresql+psycopg://...)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from controller.embedded import data_dir
+
+metadata = sa.MetaData()
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("agent", sa.String(255)),
+    sa.Column("kind", sa.String(16)),
+    sa.Column("status", sa.String(16)),
+    sa.Column("model_name", sa.String(255)),
+    sa.Column("model_sha256", sa.String(64)),
+    sa.Column("created", sa.Float),
+    sa.Column("throughput_ips", sa.Float),
+    sa.Column("p50_ms", sa.Float),
+    sa.Column("p99_ms", sa.Float),
+    sa.Column("fallback", sa.Boolean),
+    sa.Column("gates_passed", sa.Boolean),
+    sa.Column("result_json", sa.Text),
+)
+
+
+def default_url() -> str:
+    env = os.environ.get("EDGEBENCH_DB")
+    if env:
+        return env
+    d = data_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{d / 'results.db'}"
+
+
+class ResultsDB:
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_url()
+        self.engine = sa.create_engine(self.url)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def store(self, result: dict, agent: str = "") -> None:
+        """Upsert one result document (select-then-update keeps it dialect-neutral)."""
+        row = row_of(result, agent)
+        with self.engine.begin() as conn:
+            exists = conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id == row["run_id"])).first()
+            if exists:
+                conn.execute(runs.update().where(runs.c.run_id == row["run_id"]).values(**row))
+            else:
+                conn.execute(runs.insert().values(**row))
+
+    def get(self, run_id: str) -> dict | None:
+        """The result document of a run; a unique prefix of its id also finds it."""
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(runs.c.result_json).where(runs.c.run_id == run_id)).first()
+            if r is None:
+                rows = conn.execute(
+                    sa.select(runs.c.result_json)
+                    .where(runs.c.run_id.like(run_id.replace("%", "") + "%"))
+                    .limit(2)
+                ).all()
+                r = rows[0] if len(rows) == 1 else None
+        return json.loads(r[0]) if r else None
+
+    def query(
+        self,
+        limit: int | None = 20,
+        model: str | None = None,
+        agent: str | None = None,
+        kind: str | None = None,
+        status: str | None = None,
+    ) -> list[dict]:
+        """Rows (without the JSON), newest first."""
+        cols = [c for c in runs.c if c.name != "result_json"]
+        q = sa.select(*cols).order_by(runs.c.created.desc(), runs.c.run_id.desc())
+        if model:
+            q = q.where(sa.or_(runs.c.model_name == model, runs.c.model_sha256.like(model + "%")))
+        if agent:
+            q = q.where(runs.c.agent == agent)
+        if kind:
+            q = q.where(runs.c.kind == kind)
+        if status:
+            q = q.where(runs.c.status == status)
+        if limit:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def row_of(result: dict, agent: str = "") -> dict[str, Any]:
+    lat = result.get("latency_ms") or {}
+    model = result.get("model") or {}
+    placement = result.get("placement") or {}
+    gates = result.get("gates") or []
+    return {
+        "run_id": result["run_id"],
+        "agent": agent or (result.get("agent") or {}).get("hostname", ""),
+        "kind": result.get("kind"),
+        "status": result.get("status"),
+        "model_name": model.get("name"),
+        "model_sha256": model.get("sha256"),
+        "created": result.get("created_unix") or time.time(),
+        "throughput_ips": result.get("throughput_ips"),
+        "p50_ms": lat.get("p50"),
+        "p99_ms": lat.get("p99"),
+        "fallback": placement.get("fallback") if placement else None,
+        "gates_passed": all(g.get("passed", True) for g in gates) if gates else None,
+        "result_json": json.dumps(result),
+    }
