@@ -1,0 +1,119 @@
+"""Result JSON -> a readable terminal summary: fingerprint, latency table,
+throughput, placement, telemetry, power, soak, and gates (red when failed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller.report.placement import BOLD, GREEN, RED, RESET
+from controller.report.placement import summary as placement_summary
+
+LAT_KEYS = ("min", "mean", "p50", "p90", "p95", "p99", "p999", "max")
+
+
+def _f(x: Any, fmt: str = ".3f") -> str:
+    return format(x, fmt) if isinstance(x, (int, float)) and not isinstance(x, bool) else "-"
+
+
+def fingerprint(result: dict) -> str:
+    a = result.get("agent") or {}
+    rt = result.get("runtime") or {}
+    rts = ", ".join(
+        f"{k} {v.get('version', '')}".strip()
+        for k, v in (a.get("runtimes") or {}).items()
+        if isinstance(v, dict)
+    )
+    lines = [
+        f"board     {a.get('board') or '-'} (profile {a.get('profile') or '-'}, soc {a.get('soc') or '-'})",
+        f"host      {a.get('hostname') or '-'}  kernel {a.get('kernel') or '-'}  python {a.get('python') or '-'}",  # noqa: E501
+    ]
+    if a.get("jetpack"):
+        lines.append(f"jetpack   {a['jetpack']}")
+    if rts:
+        lines.append(f"runtimes  {rts}")
+    if rt:
+        prov = rt.get("providers") or rt.get("delegate") or ""
+        lines.append(f"runtime   {rt.get('name', '')} {rt.get('version', '')} {prov}".rstrip())
+    return "\n".join(lines)
+
+
+def latency_table(lat: dict) -> str:
+    head = "  ".join(f"{k:>8}" for k in LAT_KEYS)
+    vals = "  ".join(f"{_f(lat.get(k)):>8}" for k in LAT_KEYS)
+    return f"latency ms\n{head}\n{vals}"
+
+
+def gate_lines(result: dict, color: bool) -> list[str]:
+    out = []
+    for g in result.get("gates") or []:
+        ok = g.get("passed", True)
+        word = "PASS" if ok else "FAIL"
+        line = f"gate {g.get('name')}: {word}" + (f" - {g['message']}" if g.get("message") else "")
+        out.append((GREEN if ok else BOLD + RED) + line + RESET if color else line)
+    return out
+
+
+def render(result: dict, color: bool = False) -> str:
+    m = result.get("model") or {}
+    status = result.get("status", "?")
+    lines = [
+        f"run {result.get('run_id', '-')}  {result.get('kind', '-')}  {status}",
+        f"model     {m.get('name', '-')} ({m.get('format', '-')}, {m.get('size_bytes', '-')} bytes, sha256 {str(m.get('sha256', ''))[:12]})",  # noqa: E501
+        fingerprint(result),
+    ]
+    if result.get("error"):
+        err = f"error: {result['error']}"
+        lines.append(BOLD + RED + err + RESET if color else err)
+    if result.get("latency_ms"):
+        lines += ["", latency_table(result["latency_ms"])]
+        lines.append(
+            f"throughput {_f(result.get('throughput_ips'), '.2f')} inf/s  iterations {result.get('iterations', '-')}"  # noqa: E501
+            f"  duration {_f(result.get('duration_s'), '.1f')} s  init {_f(result.get('init_ms'), '.1f')} ms"
+            f"  first {_f(result.get('first_inference_ms'), '.2f')} ms"
+        )
+    pl = result.get("placement")
+    if pl:
+        lines += ["", "placement", placement_summary(pl, color)]
+    tel = (result.get("telemetry") or {}).get("summary") or {}
+    if tel:
+        lines += ["", "telemetry"]
+        for z, v in sorted((tel.get("temps_c") or {}).items()):
+            lines.append(
+                f"  temp  {z:<16} {_f(v.get('min'), '.1f')} .. {_f(v.get('max'), '.1f')} C (mean {_f(v.get('mean'), '.1f')})"  # noqa: E501
+            )
+        for d, v in sorted((tel.get("clocks_hz") or {}).items()):
+            lines.append(
+                f"  clock {d:<16} {_f((v.get('min') or 0) / 1e6, '.0f')} .. {_f((v.get('max') or 0) / 1e6, '.0f')} MHz"  # noqa: E501
+            )
+        for r, v in sorted((tel.get("rails_w") or {}).items()):
+            lines.append(f"  rail  {r:<16} {v if not isinstance(v, dict) else _f(v.get('mean'), '.2f')} W")
+    pw = result.get("power")
+    if pw:
+        lines += [
+            "",
+            f"power     {pw.get('source', '-')}: mean {_f(pw.get('mean_w'), '.3f')} W, peak {_f(pw.get('peak_w'), '.3f')} W,"  # noqa: E501
+            f" peak {_f(pw.get('peak_a'), '.3f')} A, {_f(pw.get('energy_per_inference_j'), '.4f')} J/inference,"  # noqa: E501
+            f" {len(pw.get('transients') or [])} transient(s)",
+        ]
+        if pw.get("over_budget"):
+            msg = f"  over budget {pw.get('budget_w')} W"
+            lines.append(RED + msg + RESET if color else msg)
+    soak = result.get("soak")
+    if soak:
+        lines += [
+            "",
+            f"soak      {soak.get('verdict', '-')}: cold {_f(soak.get('cold_throughput_ips'), '.1f')} -> sustained"  # noqa: E501
+            f" {_f(soak.get('sustained_throughput_ips'), '.1f')} inf/s (ratio {_f(soak.get('sustained_ratio'), '.2f')})",  # noqa: E501
+        ]
+        if soak.get("summary"):
+            lines.append(f"  {soak['summary']}")
+    val = result.get("validation")
+    if val:
+        for o in val.get("outputs") or []:
+            lines.append(
+                f"validate  {o.get('name')}: cosine {_f(o.get('cosine'), '.5f')} max_abs_err {_f(o.get('max_abs_err'), '.3g')}"  # noqa: E501
+            )
+    gl = gate_lines(result, color)
+    if gl:
+        lines += [""] + gl
+    return "\n".join(lines)
