@@ -1,0 +1,73 @@
+"""edgebench: the controller CLI. One module per command under
+controller/commands/ (add_parser(subparsers), run(args) -> int); errors become
+one `edgebench: error: ...` line and the exit code of DESIGN.md."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from collections.abc import Sequence
+
+from agent.errors import EXIT_BAD_INPUT, EXIT_RUN_FAILED, EdgebenchError
+
+COMMANDS = ("info", "push", "bench", "placement", "soak", "runs", "fetch", "report", "compare", "demo")
+
+
+def _modules() -> list:
+    mods = []
+    for name in COMMANDS:
+        modname = f"controller.commands.{name}"
+        if importlib.util.find_spec(modname) is None:  # another engineer's command not landed yet
+            continue
+        mods.append(importlib.import_module(modname))
+    return mods
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgebench", description="on-device benchmarking for edge AI boards"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for mod in _modules():
+        p = mod.add_parser(sub)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def _one_line(msg: object) -> str:
+    text = " ".join(str(msg).split())
+    return text or "unknown error"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse printed its one-line usage error already
+        return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    try:
+        return int(args._run(args))
+    except EdgebenchError as exc:
+        print(f"edgebench: error: {_one_line(exc)}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("edgebench: error: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"edgebench: error: {_one_line(exc)}", file=sys.stderr)
+        return (
+            EXIT_BAD_INPUT
+            if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError))
+            else EXIT_RUN_FAILED
+        )
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

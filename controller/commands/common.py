@@ -1,0 +1,135 @@
+"""What the agent-facing commands share: agent/TLS/DB options, an agent
+connection (embedded when no --agent), and running one run end to end."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from agent.errors import BadInput, RunFailed
+
+FINAL = ("completed", "failed", "cancelled", "interrupted")
+
+
+def add_agent_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("agent")
+    g.add_argument(
+        "--agent", metavar="HOST:PORT", default=None, help="agent address (default: an embedded agent)"
+    )
+    g.add_argument("--token-file", metavar="F", default=None)
+    g.add_argument("--tls-ca", metavar="F", default=None)
+    g.add_argument("--tls-cert", metavar="F", default=None)
+    g.add_argument("--tls-key", metavar="F", default=None)
+
+
+def add_db_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db",
+        metavar="URL",
+        default=None,
+        help="results DB SQLAlchemy URL (default $EDGEBENCH_DB or SQLite)",
+    )
+
+
+def open_db(args: argparse.Namespace) -> Any:
+    from controller.db import ResultsDB
+
+    return ResultsDB(getattr(args, "db", None))
+
+
+@contextlib.contextmanager
+def connect(args: argparse.Namespace) -> Iterator[Any]:
+    """An AgentClient for --agent, or for an embedded agent started for this call."""
+    from controller.client import AgentClient
+
+    if getattr(args, "agent", None):
+        tls = (args.tls_ca, args.tls_cert, args.tls_key)
+        with AgentClient(args.agent, args.token_file, *tls) as client:
+            yield client
+        return
+    from controller.embedded import EmbeddedAgent
+
+    with EmbeddedAgent() as emb, AgentClient(emb.address) as client:
+        client.embedded = True
+        yield client
+
+
+def gates_failed(result: dict) -> list[dict]:
+    return [g for g in result.get("gates") or [] if not g.get("passed", True)]
+
+
+def exit_code_of(result: dict) -> int:
+    if result.get("status") != "completed":
+        return 2 if result.get("error_code") == "bad_input" else 1
+    return 3 if gates_failed(result) else 0
+
+
+def wait_result(client: Any, run_id: str, quiet: bool = False, total_s: float = 0.0) -> dict:
+    """Watch the run (live progress on stderr) until it ends; returns the result document."""
+    from controller.progress import Progress
+
+    prog = Progress(total_s) if not quiet else None
+    with prog or contextlib.nullcontext():
+        for ev in client.watch(run_id):
+            if prog is not None:
+                prog.event(ev)
+            if ev["kind"] == "result":
+                break
+    for _ in range(600):  # the record turns final right after the result event
+        rec = client.get_run(run_id)
+        if rec["status"] in FINAL and rec["result"]:
+            return rec["result"]
+        time.sleep(0.1)
+    raise RunFailed(f"run {run_id} did not finish (status {rec['status']})")
+
+
+def push_model(client: Any, model: str) -> tuple[str, str]:
+    p = Path(model)
+    if not p.is_file():
+        raise BadInput(f"model file not found: {model}")
+    return client.push(p), p.name
+
+
+def execute(args: argparse.Namespace, kind: str) -> tuple[dict, str]:
+    """Push, start, watch, fetch the result. Bad input raises BadInput (nothing stored)."""
+    from controller.runopts import spec_from_args
+
+    with connect(args) as client:
+        sha, name = push_model(client, args.model)
+        inputs_sha = None
+        if getattr(args, "inputs", None):
+            if not Path(args.inputs).is_file():
+                raise BadInput(f"inputs file not found: {args.inputs}")
+            inputs_sha = client.push(args.inputs)
+        spec = spec_from_args(args, kind, sha, name, inputs_sha=inputs_sha)
+        run_id = client.start_run(spec)
+        if not getattr(args, "quiet", False):
+            print(f"run {run_id} on {client.addr}", file=sys.stderr)
+        result = wait_result(client, run_id, getattr(args, "quiet", False), spec.warmup_s + spec.duration_s)
+        agent = "" if getattr(client, "embedded", False) else client.addr
+    if result.get("status") == "failed" and result.get("error_code") == "bad_input":
+        raise BadInput(str(result.get("error") or "bad input"))
+    return result, agent
+
+
+def finish(args: argparse.Namespace, result: dict, agent: str) -> int:
+    """Store, write --json, print the summary; the exit code."""
+    from controller.report import terminal
+    from controller.report.placement import use_color
+
+    db = open_db(args)
+    try:
+        db.store(result, agent)
+    finally:
+        db.close()
+    if getattr(args, "json", None):
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    print(terminal.render(result, color=use_color()))
+    return exit_code_of(result)

@@ -1,0 +1,52 @@
+"""edgebench runs: results in the DB (or, with --agent, the agent's run list)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from typing import Any
+
+from controller.commands.common import add_agent_options, add_db_option, connect, open_db
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("runs", help="list stored results (or an agent's runs with --agent)")
+    add_agent_options(p)
+    add_db_option(p)
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--model", default=None, help="model name or sha256 prefix")
+    p.add_argument("--kind", default=None)
+    p.add_argument("--status", default=None)
+    return p
+
+
+def _ts(t: float | None) -> str:
+    return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S") if t else "-"
+
+
+def _n(x: Any, fmt: str) -> str:
+    return format(x, fmt) if isinstance(x, (int, float)) else "-"
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.agent:
+        with connect(args) as client:
+            recs = client.list_runs(args.limit)
+        for r in recs:
+            print(f"{r['run_id']}  {r['kind']:<9} {r['status']:<11} {_ts(r['created_unix'])}")
+        return 0
+    db = open_db(args)
+    try:
+        rows = db.query(limit=args.limit, model=args.model, kind=args.kind, status=args.status)
+    finally:
+        db.close()
+    print(
+        f"{'run_id':<30} {'kind':<9} {'status':<10} {'model':<20} {'inf/s':>9} {'p50 ms':>8} {'p99 ms':>8} fallback"  # noqa: E501
+    )
+    for r in rows:
+        fb = "-" if r["fallback"] is None else ("YES" if r["fallback"] else "no")
+        print(
+            f"{r['run_id']:<30} {r['kind'] or '-':<9} {r['status'] or '-':<10} {(r['model_name'] or '-')[:20]:<20}"  # noqa: E501
+            f" {_n(r['throughput_ips'], '.1f'):>9} {_n(r['p50_ms'], '.3f'):>8} {_n(r['p99_ms'], '.3f'):>8} {fb}"  # noqa: E501
+        )
+    return 0
