@@ -74,9 +74,12 @@ def render(result: dict, color: bool = False) -> str:
     pl = result.get("placement")
     if pl:
         lines += ["", "placement", placement_summary(pl, color)]
-    tel = (result.get("telemetry") or {}).get("summary") or {}
+    tel_doc = result.get("telemetry") or {}
+    tel = tel_doc.get("summary") or {}
     if tel:
-        lines += ["", "telemetry"]
+        lines += ["", f"telemetry {', '.join(tel_doc.get('sources') or [])} at {_f(tel_doc.get('rate_hz'), '.0f')} Hz"]  # noqa: E501
+        if tel.get("cpu_util_mean") is not None:
+            lines.append(f"  cpu util mean {tel['cpu_util_mean'] * 100:.0f}%")
         for z, v in sorted((tel.get("temps_c") or {}).items()):
             lines.append(
                 f"  temp  {z:<16} {_f(v.get('min'), '.1f')} .. {_f(v.get('max'), '.1f')} C (mean {_f(v.get('mean'), '.1f')})"  # noqa: E501
