@@ -1,0 +1,99 @@
+"""AgentClient against real agents on loopback: dedup, sha mismatch, an
+interrupted upload resumed from the committed offset, and a watch that
+resumes after the agent restarts."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+
+import pytest
+from conftest import spawn_agent
+
+from agent.errors import BadInput, EdgebenchError
+from agent.spec import RunSpec
+from controller.client import AgentClient
+
+
+@pytest.fixture
+def blob(tmp_path):
+    p = tmp_path / "blob.bin"
+    p.write_bytes(os.urandom(5 << 20))
+    return p
+
+
+def test_repush_moves_no_bytes(agent, blob, monkeypatch):
+    c = AgentClient(agent.address)
+    sha = c.push(blob)
+    assert sha == hashlib.sha256(blob.read_bytes()).hexdigest()
+    assert c.stat(sha).present
+    sent = []
+    real = c.stub.Upload
+    monkeypatch.setattr(c.stub, "Upload", lambda it, **kw: sent.append(1) or real(it, **kw))
+    assert c.push(blob) == sha and sent == []
+
+
+def test_upload_with_wrong_sha_is_bad_input_and_not_stored(agent, blob):
+    c = AgentClient(agent.address)
+    wrong = hashlib.sha256(b"something else").hexdigest()
+    with pytest.raises(BadInput, match="sha256|mismatch|digest"):
+        c.push(blob, sha=wrong)
+    assert not c.stat(wrong).present
+
+
+def test_interrupted_upload_resumes_from_committed_offset(agent, blob):
+    c = AgentClient(agent.address)
+    with pytest.raises(EdgebenchError):
+        c.push(blob, max_bytes=3 << 20)  # the stream ends short: the agent commits what it got
+    sha = hashlib.sha256(blob.read_bytes()).hexdigest()
+    st = c.stat(sha)
+    assert not st.present and 0 < st.committed_offset <= 3 << 20
+    assert c.push(blob) == sha
+    assert c.last_push_offset == st.committed_offset
+    assert c.stat(sha).present and c.stat(sha).size_bytes == blob.stat().st_size
+
+
+def test_unreachable_and_missing_file_are_bad_input(tmp_path):
+    c = AgentClient("127.0.0.1:1", timeout=2)
+    with pytest.raises(BadInput, match="unreachable"):
+        c.info()
+    with pytest.raises(BadInput, match="not found"):
+        c.push(tmp_path / "missing.onnx")
+
+
+def test_watch_resumes_after_seq_and_across_agent_restart(tmp_path, tiny_onnx_model):
+    ap = spawn_agent(tmp_path / "st")
+    c = AgentClient(ap.address)
+    sha = c.push(tiny_onnx_model)
+    spec = RunSpec(
+        kind="bench", model_sha256=sha, model_name="m.onnx", warmup_s=0, duration_s=0.3, min_iterations=5
+    )
+    rid = c.start_run(spec)
+    evs = list(c.watch(rid))
+    seqs = [e["seq"] for e in evs]
+    assert seqs == list(range(1, len(seqs) + 1)) and evs[-1]["kind"] == "result"
+    assert [e["seq"] for e in c.watch(rid, after_seq=seqs[2])] == seqs[3:]
+    assert c.get_run(rid)["status"] == "completed"
+    # a long run: stop the agent mid-watch and start it again on the same port
+    spec.duration_s = 30.0
+    rid2 = c.start_run(spec)
+    got: list[dict] = []
+    t = threading.Thread(target=lambda: got.extend(c.watch(rid2, reconnect_s=30)))
+    t.start()
+    deadline = time.monotonic() + 60
+    while not any(e["kind"] == "progress" for e in got) and time.monotonic() < deadline:
+        t.join(0.05)
+    assert any(e["kind"] == "progress" for e in got)
+    ap.stop()  # graceful stop: the run ends interrupted
+    ap2 = spawn_agent(tmp_path / "st", "--listen", ap.address)
+    try:
+        t.join(60)
+        assert not t.is_alive()
+        seqs = [e["seq"] for e in got]
+        assert seqs == list(range(1, len(seqs) + 1))  # nothing lost, nothing twice
+        assert c.get_run(rid2)["status"] == "interrupted"
+    finally:
+        ap2.stop()
+        c.close()
