@@ -229,3 +229,21 @@ def test_cli_subprocess_bench_served(served, tiny_onnx_model, tmp_path):
     )
     assert p.returncode == 0, p.stderr
     assert json.loads(out.read_text())["status"] == "completed"
+
+
+@pytest.mark.parametrize("gate", [["--max-cpu-ops", "0"], ["--max-partitions", "1"]])
+def test_finer_placement_gates_exit_3(served, env, tmp_path, capsys, gate):
+    from controller.models.tflite_builder import add_cumsum_add
+
+    model = add_cumsum_add(tmp_path / "acs.tflite")
+    assert main(["bench", "--agent", served.address, str(model), *FAST, *gate]) == 3
+    out = capsys.readouterr().out
+    assert "FAIL" in out
+    assert _rows()[0]["gates_passed"] is False
+
+
+def test_plain_progress_lines_when_not_a_tty(served, env, tiny_onnx_model, capsys):
+    args = ["bench", "--agent", served.address, str(tiny_onnx_model), "--warmup", "0", "--duration", "1.2"]
+    assert main([*args, "--min-iterations", "5", "--no-telemetry"]) == 0
+    err = capsys.readouterr().err
+    assert "phase measure" in err and "inf/s" in err and "\x1b[" not in err
