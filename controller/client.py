@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,7 +67,45 @@ class _Details(grpc.ClientCallDetails):
         self.compression = getattr(d, "compression", None)
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Path, cache: bool = True) -> str:
+    """sha256 of a file; remembered by (path, size, mtime_ns) so a re-push of a
+    large unchanged file costs a stat, not a re-hash."""
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    cache_file = _cache_file() if cache else None
+    known = _load_cache(cache_file)
+    if key in known:
+        return known[key]
+    digest = _hash(path)
+    if cache_file is not None and st.st_size >= 1 << 20:  # small files hash faster than the cache
+        known[key] = digest
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_name(cache_file.name + f".{os.getpid()}")
+            tmp.write_text(json.dumps(dict(list(known.items())[-256:])))
+            tmp.replace(cache_file)
+        except OSError:
+            pass
+    return digest
+
+
+def _cache_file() -> Path | None:
+    from controller.embedded import data_dir
+
+    return data_dir() / "sha256-cache.json"
+
+
+def _load_cache(path: Path | None) -> dict[str, str]:
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _hash(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(CHUNK), b""):

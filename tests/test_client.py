@@ -17,6 +17,24 @@ from agent.spec import RunSpec
 from controller.client import AgentClient
 
 
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEBENCH_HOME", str(tmp_path / "home"))  # the sha256 cache lives there
+
+
+def test_sha_cache_skips_rehash_until_the_file_changes(tmp_path, monkeypatch):
+    from controller import client
+
+    p = tmp_path / "big.bin"
+    p.write_bytes(os.urandom(2 << 20))
+    first = client.sha256_file(p)
+    calls = []
+    monkeypatch.setattr(client, "_hash", lambda path: calls.append(path) or "0" * 64)
+    assert client.sha256_file(p) == first and calls == []
+    p.write_bytes(os.urandom(2 << 20))  # new size/mtime: hashed again
+    assert client.sha256_file(p) == "0" * 64 and len(calls) == 1
+
+
 @pytest.fixture
 def blob(tmp_path):
     p = tmp_path / "blob.bin"
