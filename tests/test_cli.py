@@ -184,6 +184,11 @@ def test_fetch_and_compare(served, env, tiny_onnx_model, capsys):
     db = ResultsDB(fresh)
     assert db.get(ra)["run_id"] == ra
     db.close()
+    html = env / "r.html"
+    assert main(["report", str(env / "f" / "result.json"), "--html", str(html)]) == 0
+    assert ra in html.read_text()
+    assert main(["report", str(env / "f" / "spec.json")]) == 2
+    assert "not an edgebench result" in _one_error(capsys)
 
 
 def test_placement_command_prints_table(served, env, tiny_onnx_model, capsys):
