@@ -252,3 +252,20 @@ def test_plain_progress_lines_when_not_a_tty(served, env, tiny_onnx_model, capsy
     assert main([*args, "--min-iterations", "5", "--no-telemetry"]) == 0
     err = capsys.readouterr().err
     assert "phase measure" in err and "inf/s" in err and "\x1b[" not in err
+
+
+def test_push_info_and_agent_run_list(served, env, tiny_onnx_model, capsys):
+    import hashlib
+
+    sha = hashlib.sha256(tiny_onnx_model.read_bytes()).hexdigest()
+    assert main(["push", "--agent", served.address, str(tiny_onnx_model)]) == 0
+    assert capsys.readouterr().out.split() == [sha, str(tiny_onnx_model)]
+    assert main(["push", "--agent", served.address, "missing.onnx"]) == 2
+    assert "file not found" in _one_error(capsys)
+    assert main(["info", "--agent", served.address]) == 0
+    assert "profile generic-linux" in capsys.readouterr().out
+    assert main(["bench", "--agent", served.address, str(tiny_onnx_model), *FAST]) == 0
+    capsys.readouterr()
+    assert main(["runs", "--agent", served.address, "--limit", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert 1 <= len(lines) <= 3 and all(" bench " in ln or " placement " in ln for ln in lines)
