@@ -115,3 +115,21 @@ def test_watch_resumes_after_seq_and_across_agent_restart(tmp_path, tiny_onnx_mo
     finally:
         ap2.stop()
         c.close()
+
+
+def test_embedded_agents_side_by_side_share_nothing_but_work(tmp_path):
+    from controller.embedded import EmbeddedAgent
+
+    with EmbeddedAgent() as a, EmbeddedAgent() as b:
+        assert a.state_dir == tmp_path / "home" / "agent" and b.state_dir != a.state_dir
+        for emb in (a, b):
+            with AgentClient(emb.address) as c:
+                assert c.info()["schema"] == "edgebench.info/v1"
+        scratch = b.state_dir
+    assert not scratch.exists()
+    with (
+        pytest.raises(BadInput, match="in use"),
+        EmbeddedAgent(tmp_path / "x"),
+        EmbeddedAgent(tmp_path / "x"),
+    ):
+        pass
