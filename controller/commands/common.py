@@ -111,7 +111,19 @@ def execute(args: argparse.Namespace, kind: str) -> tuple[dict, str]:
         run_id = client.start_run(spec)
         if not getattr(args, "quiet", False):
             print(f"run {run_id} on {client.addr}", file=sys.stderr)
-        result = wait_result(client, run_id, getattr(args, "quiet", False), spec.warmup_s + spec.duration_s)
+        try:
+            result = wait_result(
+                client, run_id, getattr(args, "quiet", False), spec.warmup_s + spec.duration_s
+            )  # noqa: E501
+        except KeyboardInterrupt:
+            if getattr(client, "embedded", False):  # the embedded agent ends with us: cancel cleanly
+                client.cancel_run(run_id)
+            else:  # a remote run goes on; say how to collect it
+                print(
+                    f"run {run_id} continues; collect it: edgebench fetch {run_id} --agent {client.addr}",
+                    file=sys.stderr,
+                )
+            raise
         agent = "" if getattr(client, "embedded", False) else client.addr
     if result.get("status") == "failed" and result.get("error_code") == "bad_input":
         raise BadInput(str(result.get("error") or "bad input"))
