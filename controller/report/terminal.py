@@ -77,7 +77,10 @@ def render(result: dict, color: bool = False) -> str:
     tel_doc = result.get("telemetry") or {}
     tel = tel_doc.get("summary") or {}
     if tel:
-        lines += ["", f"telemetry {', '.join(tel_doc.get('sources') or [])} at {_f(tel_doc.get('rate_hz'), '.0f')} Hz"]  # noqa: E501
+        lines += [
+            "",
+            f"telemetry {', '.join(tel_doc.get('sources') or [])} at {_f(tel_doc.get('rate_hz'), '.0f')} Hz",
+        ]
         if tel.get("cpu_util_mean") is not None:
             lines.append(f"  cpu util mean {tel['cpu_util_mean'] * 100:.0f}%")
         for z, v in sorted((tel.get("temps_c") or {}).items()):
