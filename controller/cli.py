@@ -12,7 +12,19 @@ from collections.abc import Sequence
 
 from agent.errors import EXIT_BAD_INPUT, EXIT_RUN_FAILED, EdgebenchError
 
-COMMANDS = ("info", "push", "bench", "placement", "soak", "runs", "fetch", "report", "compare", "demo")
+COMMANDS = (
+    "info",
+    "push",
+    "bench",
+    "placement",
+    "soak",
+    "reference",
+    "runs",
+    "fetch",
+    "report",
+    "compare",
+    "demo",
+)
 
 
 def _modules() -> list:

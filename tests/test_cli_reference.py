@@ -1,0 +1,51 @@
+"""`edgebench reference`: expected outputs of the float model on CPU, checked
+against numpy on the model's own weights; bad inputs exit 2 with one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from controller.cli import main
+
+
+def test_reference_outputs_match_numpy(tiny_onnx_model, tmp_path, capsys):
+    m = onnx.load(str(tiny_onnx_model))
+    init = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    x = np.random.default_rng(1).standard_normal((1, 64)).astype(np.float32)
+    np.savez(tmp_path / "x.npz", **{m.graph.input[0].name: x})
+    out = tmp_path / "ref.npz"
+    assert (
+        main(["reference", str(tiny_onnx_model), "--inputs", str(tmp_path / "x.npz"), "--out", str(out)]) == 0
+    )
+    with np.load(out) as z:
+        got = z[m.graph.output[0].name]
+    np.testing.assert_allclose(got, np.maximum(x @ init["w"] + init["b"], 0), rtol=1e-4, atol=1e-4)
+
+
+def test_reference_tflite(tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from controller.models.tflite_builder import float_cnn
+
+    model = float_cnn(tmp_path / "c.tflite", size=16)
+    d = Interpreter(model_path=str(model)).get_input_details()[0]
+    np.savez(tmp_path / "x.npz", **{d["name"]: np.ones(d["shape"], dtype=d["dtype"])})
+    out = tmp_path / "r.npz"
+    assert main(["reference", str(model), "--inputs", str(tmp_path / "x.npz"), "--out", str(out)]) == 0
+    with np.load(out) as z:
+        assert len(z.files) >= 1 and np.isfinite(z[z.files[0]]).all()
+
+
+def test_reference_bad_inputs(tiny_onnx_model, tmp_path, capsys):
+    np.savez(tmp_path / "wrong.npz", nope=np.zeros((1, 64), np.float32))
+    args = ["--out", str(tmp_path / "r.npz")]
+    assert main(["reference", str(tiny_onnx_model), "--inputs", str(tmp_path / "wrong.npz"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("edgebench: error: inputs file lacks") and "\n" not in err
+    trunc = tmp_path / "t.onnx"
+    trunc.write_bytes(tiny_onnx_model.read_bytes()[:100])
+    assert main(["reference", str(trunc), "--inputs", str(tmp_path / "wrong.npz"), *args]) == 2
+    assert "not a loadable ONNX model" in capsys.readouterr().err
+    assert not (tmp_path / "r.npz").exists()
