@@ -37,11 +37,16 @@ def _modules() -> list:
     return mods
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line too, pointing at --help (exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"edgebench: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="edgebench", description="on-device benchmarking for edge AI boards"
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = _Parser(prog="edgebench", description="on-device benchmarking for edge AI boards")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for mod in _modules():
         p = mod.add_parser(sub)
