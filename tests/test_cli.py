@@ -269,3 +269,25 @@ def test_push_info_and_agent_run_list(served, env, tiny_onnx_model, capsys):
     assert main(["runs", "--agent", served.address, "--limit", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert 1 <= len(lines) <= 3 and all(" bench " in ln or " placement " in ln for ln in lines)
+
+
+def test_usage_errors_are_one_line(env, capsys):
+    assert main(["bench"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "edgebench: error: the following arguments are required: model (see edgebench bench --help)"
+    ]
+
+
+def test_fetch_waits_for_a_run_whose_controller_went_away(served, env, tiny_onnx_model, capsys):
+    from agent.spec import RunSpec
+    from controller.client import AgentClient
+
+    with AgentClient(served.address) as c:  # a controller that starts a run and disconnects
+        sha = c.push(tiny_onnx_model)
+        rid = c.start_run(
+            RunSpec(kind="bench", model_sha256=sha, model_name="m.onnx", warmup_s=0, duration_s=1.0)
+        )
+    assert main(["fetch", rid, "--agent", served.address, "--no-files"]) == 0
+    assert f"{rid}: completed" in capsys.readouterr().out
+    assert _rows()[0]["run_id"] == rid and (env / "edgebench-runs" / rid / "result.json").is_file()
