@@ -67,6 +67,9 @@ _ACCEL = {
         "delegate_options": (_STR_MAP, False),
         "env": (_STR_MAP, False),
         "description": (str, False),
+        # other --accelerator names this entry answers for a model of its
+        # runtime (AM62A: the TIDL TFLite delegate serves npu/dsp for .tflite)
+        "serves": (_STR_LIST, False),
     }
 }
 SCHEMA: dict[str, Any] = {
@@ -202,12 +205,34 @@ class Profile:
         )
 
     # what a run with --accelerator NAME needs
-    def accelerator(self, name: str) -> dict[str, Any]:
-        acc = self.accelerators.get(name)
-        if acc is None:
-            have = ", ".join(sorted(self.accelerators)) or "none"
-            raise BadInput(f"profile {self.name} has no accelerator {name!r}; available: {have}")
+    def accelerator(self, name: str, runtime: str | None = None) -> dict[str, Any]:
+        """The runtime, providers/delegate, options and environment that reach
+        accelerator ``name``; with ``runtime``, the entry for that runtime (an
+        entry keyed ``name``, else one whose ``serves`` lists it)."""
+        candidates = [(name, self.accelerators[name])] if name in self.accelerators else []
+        candidates += [(k, a) for k, a in self.accelerators.items() if name in (a.get("serves") or [])]
+        if not candidates:
+            have = sorted(
+                set(self.accelerators)
+                | {s for a in self.accelerators.values() for s in a.get("serves") or []}
+            )
+            raise BadInput(
+                f"profile {self.name} has no accelerator {name!r}; available: {', '.join(have) or 'none'}"
+            )
+        if runtime is not None:
+            fitting = [(k, a) for k, a in candidates if a["runtime"] == runtime]
+            if not fitting:
+                runs = " or ".join(sorted({a["runtime"] for _, a in candidates}))
+                raise BadInput(
+                    f"accelerator {name!r} of profile {self.name} is reached through {runs}, "
+                    f"not {runtime}; convert the model for that runtime"
+                )
+            candidates = fitting
+        key, acc = candidates[0]
         return {
+            "name": name,
+            "entry": key,
+            "profile": self.name,
             "runtime": acc["runtime"],
             "providers": list(acc.get("providers") or []),
             "provider_options": {k: dict(v) for k, v in (acc.get("provider_options") or {}).items()},

@@ -54,6 +54,9 @@ class RunSpec:
     inputs_sha256: str | None = None  # an .npz artifact of input data
     reference_sha256: str | None = None  # an .npz of expected outputs (validate)
     accelerator: str | None = None  # npu|gpu|dsp: the profile supplies provider/delegate
+    # set by the agent from the profile's accelerator, never by the controller:
+    # the worker exports it before loading the runtime (VX delegate, TIDL read it)
+    env: dict[str, str] = field(default_factory=dict)
     warmup_s: float = 1.0
     duration_s: float = 10.0
     min_iterations: int = 100
@@ -68,6 +71,33 @@ class RunSpec:
     transient_a: float | None = None
     soak: SoakSpec | None = None
     labels: dict[str, str] = field(default_factory=dict)
+
+    def with_accelerator(self, acc: dict[str, Any]) -> RunSpec:
+        """This spec with a profile accelerator (``Profile.accelerator``) applied:
+        its runtime, providers or delegate, their options (the user's win) and
+        its environment. Naming providers or a delegate as well is ambiguous."""
+        name = self.accelerator
+        if self.runtime is not None and self.runtime != acc["runtime"]:
+            raise BadInput(f"--accelerator {name} runs {acc['runtime']}, not --runtime {self.runtime}")
+        if self.providers or self.delegate:
+            what = ", ".join(acc["providers"]) or acc["delegate"] or "its runtime's default"
+            raise BadInput(
+                f"--accelerator {name} already chooses {what} (profile {acc['profile']}); "
+                "give either --accelerator or --provider/--delegate"
+            )
+        popts = {k: dict(v) for k, v in acc["provider_options"].items()}
+        for prov, opts in self.provider_options.items():
+            popts.setdefault(prov, {}).update(opts)
+        d = self.to_dict()
+        d.update(
+            runtime=acc["runtime"],
+            providers=list(acc["providers"]),
+            provider_options=popts,
+            delegate=acc["delegate"],
+            delegate_options={**acc["delegate_options"], **self.delegate_options},
+            env=dict(acc["env"]),
+        )
+        return RunSpec.from_dict(d)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -129,6 +159,10 @@ class RunSpec:
                 raise BadInput("soak window must be positive")
         if self.kind == "validate" and self.reference_sha256 is None:
             raise BadInput("validate needs a reference (.npz of expected outputs)")
+        if not isinstance(self.env, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.env.items()
+        ):
+            raise BadInput("env must map names to strings")
         if not 0 < self.telemetry_rate_hz <= 1000:
             raise BadInput("telemetry rate must be in (0, 1000] Hz")
 

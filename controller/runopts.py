@@ -67,9 +67,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--delegate-opt", action="append", default=[], metavar="K=V", help="a delegate option")
     g.add_argument(
         "--accelerator",
-        choices=("npu", "gpu", "dsp"),
         default=None,
-        help="use the board profile's provider/delegate for it",
+        metavar="NAME",
+        help="npu, gpu, dsp, dla...: the board profile supplies runtime, provider/delegate, options, env",
     )
     g.add_argument("--threads", type=_positive_int, default=None, metavar="N")
     g.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224")

@@ -202,15 +202,33 @@ class AgentProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def spawn_agent(state_dir: Path, *args: str, token: str | None = None, timeout: float = 30.0) -> AgentProcess:
+def spawn_agent(
+    state_dir: Path,
+    *args: str,
+    token: str | None = None,
+    timeout: float = 30.0,
+    agent_bin: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> AgentProcess:
     """``edgebench-agent serve --listen 127.0.0.1:0 --state-dir DIR ARGS``; waits for
-    its ``listening on HOST:PORT`` line."""
+    its ``listening on HOST:PORT`` line. ``agent_bin`` runs another venv's agent
+    (.venv-openvino's), ``env`` adds to the environment."""
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir.parent / f"{state_dir.name}-agent-{time.monotonic_ns()}.log"
-    cmd = [str(AGENT_BIN), "serve", "--listen", "127.0.0.1:0", "--state-dir", str(state_dir), *args]
+    cmd = [
+        str(agent_bin or AGENT_BIN),
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--state-dir",
+        str(state_dir),
+        *args,
+    ]
     log = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, cwd=ROOT, env={**os.environ})
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=log, cwd=ROOT, env={**os.environ, **(env or {})}
+    )
     log.close()
     deadline = time.monotonic() + timeout
     line = b""

@@ -53,6 +53,7 @@ class _Run:
         self.throughput_ips = 0.0
         self.t0_ns = 0
         self.instruments_stopped = False
+        self.accelerator: dict | None = None  # the profile accelerator it resolved to
         self.lock = threading.Lock()
 
 
@@ -104,13 +105,36 @@ class RunManager:
         ):
             if sha is not None and self.store.path(sha) is None:
                 raise BadInput(f"{label} artifact {sha[:12]}... is not in the agent's store; push it first")
+        if spec.env:
+            raise BadInput("run spec field env comes from the agent's hardware profile (--accelerator)")
+        accelerator = None
+        if spec.accelerator:
+            spec, accelerator = self._resolve_accelerator(spec)
         rd = self.registry.create(spec.to_dict())
         run = _Run(rd, spec, Journal(rd.journal_path))
+        run.accelerator = accelerator
         with self._lock:
             self._runs[rd.run_id] = run
         run.journal.append("state", {"status": "queued"})
         self._queue.put(run)
         return rd.run_id
+
+    def _resolve_accelerator(self, spec: RunSpec) -> tuple[RunSpec, dict]:
+        """``--accelerator NAME`` -> the spec with the profile's runtime,
+        providers/delegate, options and env; judged here so that a board
+        without that accelerator is a bad input before any run exists."""
+        from agent.runtimes.base import model_format  # noqa: PLC0415 - numpy, only when asked
+
+        profile = self._profile()
+        if profile is None:
+            raise BadInput(f"--accelerator {spec.accelerator} needs a hardware profile; none is loaded")
+        path = self.store.path(spec.model_sha256)
+        fmt = model_format(Path(path), spec.model_name)
+        runtime = spec.runtime or {"onnx": "onnxruntime", "tflite": "litert"}[fmt]
+        acc = profile.accelerator(spec.accelerator, runtime)
+        resolved = spec.with_accelerator(acc)
+        summary = {k: acc[k] for k in ("name", "entry", "profile", "runtime", "providers", "delegate")}
+        return resolved, summary
 
     def cancel(self, run_id: str) -> bool:
         """True if the run was queued or running (now cancelled or cancelling)."""
@@ -481,6 +505,8 @@ class RunManager:
         except Exception as exc:
             doc["agent"] = {"error": _one_line(str(exc))}
         doc["model"] = {"name": spec.model_name, "sha256": spec.model_sha256}
+        if run.accelerator:
+            doc["accelerator"] = run.accelerator
         if part:
             doc.update(part)
         elif run.iterations:

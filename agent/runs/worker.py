@@ -66,6 +66,8 @@ def entry(spec_dict: dict, run_dir: str, conn: Connection, task: str = DEFAULT_T
 
     try:
         spec = RunSpec.from_dict(spec_dict)
+        # the profile accelerator's environment, before any runtime or delegate loads
+        os.environ.update(spec.env)
         _load(task)(spec, rd, send)
     except EdgebenchError as exc:
         send({"type": "error", "code": exc.code, "message": _one_line(str(exc)), "t_ns": now_ns()})

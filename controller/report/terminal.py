@@ -34,6 +34,9 @@ def fingerprint(result: dict) -> str:
     if rt:
         prov = rt.get("providers") or rt.get("delegate") or ""
         lines.append(f"runtime   {rt.get('name', '')} {rt.get('version', '')} {prov}".rstrip())
+    acc = result.get("accelerator")
+    if acc:
+        lines.append(f"accel     {acc.get('name')} = profile {acc.get('profile')} entry {acc.get('entry')}")
     return "\n".join(lines)
 
 
