@@ -167,6 +167,25 @@ class RunSpec:
             raise BadInput("telemetry rate must be in (0, 1000] Hz")
 
 
+def parse_meter(text: str, opts: list[str] | dict[str, str] | None = None) -> MeterSpec:
+    """``--meter KIND:PORT`` plus ``--meter-opt K=V``... -> MeterSpec; PORT may
+    hold colons itself (``socket://host:port``)."""
+    kind, sep, port = text.partition(":")
+    if not sep or not kind or not port:
+        raise BadInput(f"bad --meter {text!r}: expected KIND:PORT, e.g. ppk2:/dev/ttyACM0")
+    if kind not in METER_KINDS:
+        raise BadInput(f"unknown meter kind {kind!r}; expected one of {', '.join(METER_KINDS)}")
+    if isinstance(opts, dict):
+        return MeterSpec(kind=kind, port=port, options={str(k): str(v) for k, v in opts.items()})
+    options: dict[str, str] = {}
+    for o in opts or []:
+        k, eq, v = o.partition("=")
+        if not eq or not k.strip():
+            raise BadInput(f"bad --meter-opt {o!r}: expected K=V")
+        options[k.strip()] = v.strip()
+    return MeterSpec(kind=kind, port=port, options=options)
+
+
 def _sub(cls: type, value: Any, name: str) -> Any:
     if not isinstance(value, dict):
         raise BadInput(f"{name} must be an object")

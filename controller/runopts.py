@@ -11,7 +11,7 @@ import argparse
 from typing import Any
 
 from agent.errors import BadInput
-from agent.spec import METER_KINDS, MeterSpec, RunSpec, SoakSpec, parse_duration, parse_shape
+from agent.spec import METER_KINDS, RunSpec, SoakSpec, parse_duration, parse_meter, parse_shape
 
 
 def _seconds(text: str) -> float:
@@ -135,16 +135,6 @@ def _kv(text: str, flag: str) -> tuple[str, str]:
     return k, v
 
 
-def parse_meter(text: str) -> tuple[str, str]:
-    """``KIND:PORT`` -> (KIND, PORT); PORT may itself hold colons (socket://h:p)."""
-    kind, sep, port = text.partition(":")
-    if not sep or not kind or not port:
-        raise BadInput(f"bad --meter {text!r}: expected KIND:PORT, e.g. ina-csv:/dev/ttyUSB0")
-    if kind not in METER_KINDS:
-        raise BadInput(f"unknown meter kind {kind!r}; expected one of {', '.join(METER_KINDS)}")
-    return kind, port
-
-
 def spec_from_args(
     args: argparse.Namespace,
     kind: str,
@@ -166,10 +156,7 @@ def spec_from_args(
     input_shapes = dict(parse_shape(s) for s in g("input_shape", []) or [])
     meter = None
     if g("meter"):
-        mkind, port = parse_meter(args.meter)
-        meter = MeterSpec(
-            kind=mkind, port=port, options=dict(_kv(t, "--meter-opt") for t in g("meter_opt", []) or [])
-        )
+        meter = parse_meter(args.meter, g("meter_opt", []))
     elif g("meter_opt"):
         raise BadInput("--meter-opt needs --meter KIND:PORT")
     soak = None

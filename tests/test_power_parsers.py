@@ -16,10 +16,10 @@ from agent.power.analysis import (
     robust_threshold,
     span_mask,
 )
-from agent.power.base import make_meter, parse_meter_arg
+from agent.power.base import make_meter
 from agent.power.ina_csv import WRAP, InaCsvParser
 from agent.power.ppk2 import DEFAULT_CAL, Ppk2Decoder, decode, parse_metadata
-from agent.spec import MeterSpec
+from agent.spec import MeterSpec, parse_meter
 
 
 def lines(*rows: str) -> bytes:
@@ -165,7 +165,7 @@ def test_bad_meter_specs_are_bad_input_with_one_line(spec, message):
 
 
 def test_meter_argument_parsing():
-    s = parse_meter_arg("scpi:socket://127.0.0.1:7000", ["dialect=owon", "rate = M"])
+    s = parse_meter("scpi:socket://127.0.0.1:7000", ["dialect=owon", "rate = M"])
     assert (s.kind, s.port, s.options) == (
         "scpi",
         "socket://127.0.0.1:7000",
@@ -177,9 +177,9 @@ def test_meter_argument_parsing():
         ("ppk2:", "KIND:PORT"),
     ]:
         with pytest.raises(BadInput, match=msg):
-            parse_meter_arg(bad)
+            parse_meter(bad)
     with pytest.raises(BadInput, match="expected K=V"):
-        parse_meter_arg("ppk2:/dev/ttyACM0", ["novalue"])
+        parse_meter("ppk2:/dev/ttyACM0", ["novalue"])
 
 
 def test_ina_csv_a_corrupt_far_timestamp_does_not_fake_a_wrap():

@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from agent.errors import BadInput
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
-from agent.server.app import AgentServer, parse_meter
+from agent.server.app import AgentServer
 
 
 def test_health_reports_serving_for_the_server_and_the_agent_service(agent):
@@ -78,20 +78,6 @@ def test_idle_agent_process_stays_light(agent_process):
     for heavy in ("onnxruntime", "ai_edge_litert", "tflite_runtime", "matplotlib", "sqlalchemy"):
         assert heavy not in maps, heavy
     assert rss < 80 * 2**20, rss
-
-
-def test_meter_flag_parsing():
-    m = parse_meter("ina-csv:socket://127.0.0.1:9000", ["rate_hz=1000", "shunt=0.01"])
-    assert (m.kind, m.port, m.options) == (
-        "ina-csv",
-        "socket://127.0.0.1:9000",
-        {"rate_hz": "1000", "shunt": "0.01"},
-    )
-    for bad, msg in (("ina-csv", "expected KIND:PORT"), ("fluke:/dev/ttyUSB0", "unknown meter kind")):
-        with pytest.raises(BadInput, match=msg):
-            parse_meter(bad, [])
-    with pytest.raises(BadInput, match="expected K=V"):
-        parse_meter("scpi:/dev/ttyUSB0", ["novalue"])
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

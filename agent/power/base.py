@@ -116,22 +116,6 @@ class Options:
             raise BadInput(f"unknown option(s) for meter {self.kind}: {', '.join(extra)}")
 
 
-def parse_meter_arg(text: str, opts: list[str] | None = None) -> MeterSpec:
-    """``--meter KIND:PORT`` and ``--meter-opt K=V`` -> MeterSpec (the CLI helper)."""
-    kind, sep, port = text.partition(":")
-    if not sep or not port:
-        raise BadInput(f"bad --meter {text!r}: expected KIND:PORT, e.g. ppk2:/dev/ttyACM0")
-    if kind not in REGISTRY:
-        raise BadInput(f"unknown meter kind {kind!r}; expected one of {', '.join(REGISTRY)}")
-    options: dict[str, str] = {}
-    for o in opts or []:
-        k, sep, v = o.partition("=")
-        if not sep or not k:
-            raise BadInput(f"bad --meter-opt {o!r}: expected K=V")
-        options[k.strip()] = v.strip()
-    return MeterSpec(kind=kind, port=port, options=options)
-
-
 def open_meter(spec: MeterSpec) -> Meter:
     """Build, open and handshake the meter named by ``spec``."""
     meter = make_meter(spec)
@@ -162,6 +146,17 @@ def open_port(url: str, baudrate: int, timeout: float = 0.05) -> Any:
     except (serial.SerialException, ValueError, OSError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise BadInput(f"cannot open meter port {url!r}: {msg}") from None
+
+
+def close_port(ser: Any) -> None:
+    """Close a port that may already be gone (an unplugged tty can fail to
+    close; there is nothing left to save)."""
+    if ser is None:
+        return
+    try:
+        ser.close()
+    except Exception:
+        pass
 
 
 READ_CHUNK = 1 << 16

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.power.base import Block, Options, open_port, read_available
+from agent.power.base import Block, Options, close_port, open_port, read_available
 
 WRAP = 1 << 32
 _MAX_JUMP_US = 10_000_000  # a bigger step between two lines needs the next line to confirm it
@@ -185,12 +185,8 @@ class InaCsvMeter:
         pass
 
     def close(self) -> None:
-        if self._ser is not None:
-            try:
-                self._ser.close()
-            except Exception:  # an unplugged port may fail to close; nothing to save
-                pass
-            self._ser = None
+        close_port(self._ser)
+        self._ser = None
 
     def info(self) -> dict[str, Any]:
         p = self.parser

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from agent.errors import BadInput
-from agent.power.base import Block, MeterGone, Options, open_port, read_available
+from agent.power.base import Block, MeterGone, Options, close_port, open_port, read_available
 
 OP_AVERAGE_START = 0x06
 OP_AVERAGE_STOP = 0x07
@@ -201,12 +201,8 @@ class Ppk2Meter:
             pass
 
     def close(self) -> None:
-        if self._ser is not None:
-            try:
-                self._ser.close()
-            except Exception:  # an unplugged port may fail to close; nothing to save
-                pass
-            self._ser = None
+        close_port(self._ser)
+        self._ser = None
 
     def info(self) -> dict[str, Any]:
         d = self.decoder

@@ -22,7 +22,7 @@ import numpy as np
 
 from agent.clock import now_ns
 from agent.errors import BadInput
-from agent.power.base import Block, MeterGone, Options, open_port
+from agent.power.base import Block, MeterGone, Options, close_port, open_port
 
 _NUM = re.compile(rb"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 # Keysight reports overload as +9.9E+37
@@ -136,12 +136,8 @@ class ScpiMeter:
         pass
 
     def close(self) -> None:
-        if self._ser is not None:
-            try:
-                self._ser.close()
-            except Exception:  # an unplugged port may fail to close; nothing to save
-                pass
-            self._ser = None
+        close_port(self._ser)
+        self._ser = None
 
     def info(self) -> dict[str, Any]:
         return {

@@ -28,7 +28,7 @@ from agent.runs.executor import RunManager
 from agent.runs.worker import DEFAULT_TASK
 from agent.server.auth import TokenInterceptor, is_loopback, server_credentials, split_listen
 from agent.server.service import AgentService
-from agent.spec import METER_KINDS, MeterSpec
+from agent.spec import parse_meter
 from agent.store.artifacts import DEFAULT_QUOTA_BYTES, ArtifactStore
 
 log = logging.getLogger("edgebench.agent")
@@ -36,27 +36,6 @@ log = logging.getLogger("edgebench.agent")
 SERVICE_NAME = "edgebench.v1.Agent"
 # uploads send ~1 MiB chunks; leave headroom for clients that send bigger ones
 MAX_MESSAGE_BYTES = 64 << 20
-
-
-def parse_meter(meter: str | None, opts: list[str] | dict[str, str] | None) -> MeterSpec | None:
-    """``KIND:PORT`` + ``K=V`` options -> MeterSpec (BadInput when malformed)."""
-    if not meter:
-        return None
-    kind, sep, port = meter.partition(":")
-    if not sep or not port:
-        raise BadInput(f"bad --meter {meter!r}: expected KIND:PORT, e.g. ina-csv:/dev/ttyUSB0")
-    if kind not in METER_KINDS:
-        raise BadInput(f"unknown meter kind {kind!r}; expected one of {', '.join(METER_KINDS)}")
-    options: dict[str, str] = {}
-    if isinstance(opts, dict):
-        options = {str(k): str(v) for k, v in opts.items()}
-    else:
-        for o in opts or []:
-            k, eq, v = o.partition("=")
-            if not eq or not k:
-                raise BadInput(f"bad --meter-opt {o!r}: expected K=V")
-            options[k] = v
-    return MeterSpec(kind=kind, port=port, options=options)
 
 
 def basic_info(profile: str) -> dict:
@@ -114,7 +93,7 @@ class AgentServer:
                 "(--tls-cert/--tls-key/--tls-client-ca); pass --insecure to allow it"
             )
         self.tls = (tls_cert, tls_key, tls_client_ca) if tls_cert else None
-        self.meter = parse_meter(meter, meter_opts)
+        self.meter = parse_meter(meter, meter_opts) if meter else None
         self.address: str | None = None
         self.store: ArtifactStore | None = None
         self.runs: RunManager | None = None
