@@ -9,8 +9,8 @@ a gRPC stub on it, artifact push, and a tiny ONNX model built here.
 
 from __future__ import annotations
 
-import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,20 +22,23 @@ from pathlib import Path
 import grpc
 import pytest
 
+from agent.bench.task import sha256_file
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.rpc.edgebench.v1 import agent_pb2_grpc as pb_grpc
+from agent.store.paths import artifact_path
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENT_BIN = Path(sys.executable).parent / "edgebench-agent"
 CHUNK = 1 << 20
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def put_artifact(state_dir: Path, path: Path) -> str:
+    """Place a file in a state dir's artifact store as a push would; its sha256."""
+    sha = sha256_file(path)
+    dst = artifact_path(state_dir, sha)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, dst)
+    return sha
 
 
 def make_stub(

@@ -5,26 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing as mp
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import put_artifact
 
 from agent.bench.loop import Loop
 from agent.bench.task import run_task
 from agent.spec import RunSpec
 from agent.stats import latency_summary_ms
-from agent.store.paths import artifact_path
 from controller.models import onnx_cnn, tflite_builder
-
-
-def put(state: Path, path: Path) -> str:
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    dst = artifact_path(state, sha)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(path, dst)
-    return sha
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +31,8 @@ def state(tmp_path):
 
 
 def run(state: Path, model: Path, **kw) -> tuple[dict, list[dict]]:
-    spec = RunSpec.from_dict({"kind": "bench", "model_sha256": put(state, model), "threads": 1, **kw})
+    sha = put_artifact(state, model)
+    spec = RunSpec.from_dict({"kind": "bench", "model_sha256": sha, "threads": 1, **kw})
     msgs: list[dict] = []
     part = run_task(spec, state / "runs/r1", msgs.append)
     assert part is not None, [m for m in msgs if m["type"] == "error"]
@@ -167,7 +159,7 @@ def test_spawned_worker_runs_the_task(state, models):
     spec = RunSpec.from_dict(
         {
             "kind": "bench",
-            "model_sha256": put(state, models["cnn"]),
+            "model_sha256": put_artifact(state, models["cnn"]),
             "threads": 1,
             "warmup_s": 0,
             "duration_s": 0.2,

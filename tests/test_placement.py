@@ -4,11 +4,10 @@ delegate / ORT log parsers."""
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 from pathlib import Path
 
 import pytest
+from conftest import put_artifact
 
 from agent.bench.task import run_task
 from agent.placement import gates
@@ -22,16 +21,7 @@ from agent.placement.logs import (
     parse_vx,
 )
 from agent.spec import RunSpec
-from agent.store.paths import artifact_path
 from controller.models import onnx_graphs, tflite_builder
-
-
-def put(state: Path, path: Path) -> str:
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    dst = artifact_path(state, sha)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(path, dst)
-    return sha
 
 
 @pytest.fixture
@@ -42,7 +32,7 @@ def state(tmp_path):
 
 def placement_of(state: Path, model: Path, **kw) -> dict:
     spec = RunSpec.from_dict(
-        {"kind": "placement", "model_sha256": put(state, model), "model_name": model.name, **kw}
+        {"kind": "placement", "model_sha256": put_artifact(state, model), "model_name": model.name, **kw}
     )
     msgs: list[dict] = []
     part = run_task(spec, state / "runs/r1", msgs.append)

@@ -4,17 +4,15 @@ subprocess; the models are built here with our own code."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import put_artifact
 
 from agent.placement import gates
 from agent.spec import RunSpec
-from agent.store.paths import artifact_path
 from controller.models import onnx_graphs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,10 +39,7 @@ print(json.dumps([m for m in msgs if m["type"] in ("result", "error")]))
 
 
 def ov_run(tmp_path: Path, model: Path, **kw) -> dict:
-    sha = hashlib.sha256(model.read_bytes()).hexdigest()
-    dst = artifact_path(tmp_path, sha)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(model, dst)
+    sha = put_artifact(tmp_path, model)
     run_dir = tmp_path / "runs" / "r1"
     run_dir.mkdir(parents=True, exist_ok=True)
     spec = {"kind": "placement", "model_sha256": sha, "model_name": model.name, **kw}

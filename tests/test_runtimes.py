@@ -3,12 +3,12 @@ named in issue 2 (one-line BadInput, exit code 2)."""
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import put_artifact
 
 from agent.bench.inputs import quantized_range
 from agent.bench.task import open_model, run_task
@@ -18,16 +18,7 @@ from agent.runtimes.detect import runtime_info
 from agent.runtimes.litert import LiteRTRunner
 from agent.runtimes.onnxruntime import OrtRunner
 from agent.spec import RunSpec
-from agent.store.paths import artifact_path
 from controller.models import onnx_cnn, onnx_graphs, tflite_builder
-
-
-def put(state: Path, path: Path) -> str:
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    dst = artifact_path(state, sha)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(path, dst)
-    return sha
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +41,7 @@ def state(tmp_path):
 
 def spec_for(state: Path, model: Path, **kw) -> RunSpec:
     return RunSpec.from_dict(
-        {"kind": "bench", "model_sha256": put(state, model), "model_name": model.name, **kw}
+        {"kind": "bench", "model_sha256": put_artifact(state, model), "model_name": model.name, **kw}
     )
 
 
@@ -116,10 +107,10 @@ def test_wrong_input_shape_rank_and_fixed_dim(state, models):
 def test_wrong_input_name_and_shape_in_npz(state, models, tmp_path):
     z = tmp_path / "in.npz"
     np.savez(z, y=np.zeros((1, 4), np.float32))
-    msg = bad_input(state, models["add"], inputs_sha256=put(state, z))
+    msg = bad_input(state, models["add"], inputs_sha256=put_artifact(state, z))
     assert "unknown input name(s) in inputs file: y; model inputs: x" == msg
     np.savez(z, x=np.zeros((1, 3), np.float32))
-    msg = bad_input(state, models["add"], inputs_sha256=put(state, z))
+    msg = bad_input(state, models["add"], inputs_sha256=put_artifact(state, z))
     assert "wrong shape for input 'x'" in msg and "1x3" in msg
 
 
