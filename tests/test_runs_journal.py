@@ -58,6 +58,28 @@ def test_waiters_see_events_only_after_they_are_on_disk(tmp_path):
     assert j.wait_after(1, timeout=5) == []  # closed: returns at once
 
 
+def test_memory_holds_only_the_tail_and_a_late_watcher_still_gets_every_event_once(tmp_path):
+    p = tmp_path / "journal.jsonl"
+    j = Journal(p, memory_events=16)
+    for i in range(100):
+        j.append("progress", {"iterations": i})
+    assert len(j._events) == 16  # a long soak costs the agent no more memory than a short one
+    seen: list[int] = []
+    seq = 0
+    while True:  # a controller re-attaching from seq 0, batch by batch as watch() does
+        batch = j.wait_after(seq, timeout=0.1)
+        if not batch:
+            break
+        seen += [e["seq"] for e in batch]
+        seq = batch[-1]["seq"]
+    assert seen == list(range(1, 101))
+    assert [e["payload"]["iterations"] for e in j.events_after(97)] == [97, 98, 99]
+    j.close()
+    again = Journal(p, memory_events=16)  # reopened after a restart: the tail again
+    assert len(again._events) == 16 and again.last_seq == 100
+    assert [e["seq"] for e in again.events_after(10)][:3] == [11, 12, 13]
+
+
 def test_run_ids_sort_by_time_and_reject_paths():
     a = new_run_id(1_700_000_000.001)
     b = new_run_id(1_700_000_000.002)
