@@ -56,6 +56,9 @@ _CLOCK = {
         "of_node": (_STR_LIST, False),  # devfreq: device-tree node names (ga10b, gpu...)
         "load": (bool, False),  # devfreq: the device has a per-mille `load` file
         "policies": ({"list": int}, False),  # cpufreq: restrict to these policies
+        # the clock this domain should hold under load (e.g. the nvpmodel's
+        # cap): a soak flags any drop below it, not only below the observed max
+        "expected_hz": (_NUM, False),
     }
 }
 _ACCEL = {

@@ -166,3 +166,14 @@ def test_cli_info_with_malformed_profile_exits_2_with_one_line(tmp_path):
     assert len(lines) == 1
     assert "orin-nano.yaml: clocks.gpu.source: expected one of cpufreq, devfreq" in lines[0]
     assert res.stdout == ""
+
+
+def test_a_clock_may_name_the_frequency_it_should_hold(tmp_path):
+    text = (REPO_PROFILES / "agx-orin.yaml").read_text()
+    text = text.replace("load: true}", "load: true, expected_hz: 1300500000}")
+    (tmp_path / "agx-orin.yaml").write_text(text)
+    prof = profiles.load("agx-orin", [tmp_path])
+    assert prof.clocks["gpu"]["expected_hz"] == 1300500000
+    (tmp_path / "agx-orin.yaml").write_text(text.replace("expected_hz: 1300500000", "expected_hz: fast"))
+    with pytest.raises(BadInput, match=r"agx-orin.yaml: clocks.gpu.expected_hz: expected int/float, got str"):
+        profiles.load("agx-orin", [tmp_path])
