@@ -4,10 +4,14 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 OVVENV := .venv-openvino
+# a JetPack-6-like board: Python 3.10 with a vendor-style tflite_runtime
+PY310 ?= $(shell for p in $$(command -v python3.10) $$HOME/.pyenv/versions/3.10*/bin/python3.10; do \
+  "$$p" -c '' 2>/dev/null && echo "$$p" && break; done)
+BOARDVENV := .venv-py310
 BIN := $(VENV)/bin
 EXTRAS := onnx,litert,controller,postgres,dev
 
-.PHONY: install demo test lint fmt protos check-protos bench clean openvino
+.PHONY: install demo test lint fmt protos check-protos bench clean openvino board310
 
 install: $(VENV)/.installed
 
@@ -29,6 +33,20 @@ $(OVVENV)/.installed: pyproject.toml
 	$(OVVENV)/bin/python -m pip install -q -e .
 	touch $@
 
+# The agent as a JetPack 6 board runs it: Python 3.10, tflite_runtime (not
+# ai_edge_litert; 2.14 is built against numpy 1.x) and onnxruntime, with the
+# agent installed beside them without its runtime extras. Skipped, with a
+# line saying so, where no python3.10 exists (its tests then skip too).
+board310: $(BOARDVENV)/.installed
+
+$(BOARDVENV)/.installed: pyproject.toml
+	@if [ -z "$(PY310)" ]; then echo "python3.10 not found: no $(BOARDVENV), its tests will skip"; else \
+	  set -e; $(PY310) -m venv $(BOARDVENV); \
+	  $(BOARDVENV)/bin/python -m pip install -q --upgrade pip; \
+	  $(BOARDVENV)/bin/python -m pip install -q 'numpy<2' 'tflite-runtime>=2.14' onnxruntime; \
+	  $(BOARDVENV)/bin/python -m pip install -q -e .; \
+	  touch $@; fi
+
 demo: install
 	$(BIN)/edgebench demo
 
@@ -46,11 +64,11 @@ protos: install
 check-protos: install
 	$(BIN)/python protos/generate.py --check
 
-test: install openvino lint
+test: install openvino board310 lint
 	$(BIN)/python -m pytest -q
 
 bench: install openvino
 	for f in bench/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(OVVENV) edgebench-demo .pytest_cache
+	rm -rf $(VENV) $(OVVENV) $(BOARDVENV) edgebench-demo .pytest_cache
