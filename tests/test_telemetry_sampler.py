@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import threading
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from agent import profiles
 from agent.rootfs import RootFS
+from agent.telemetry import jtop as jtop_backend
 from agent.telemetry.host import HostSource
 from agent.telemetry.jtop import JtopSource, from_jtop
 from agent.telemetry.sampler import Sampler, input_power_w
@@ -152,27 +154,39 @@ def test_input_power_sums_the_profile_input_rails():
     assert input_power_w({"rails": {}}, ["A"]) is None
 
 
-def test_jtop_absent_is_said_once_and_sysfs_is_used(caplog):
-    try:
-        import jtop  # noqa: F401
-
-        pytest.skip("jetson-stats is installed here")
-    except ImportError:
-        pass
+def _two_sources_and_a_sampler(caplog) -> tuple[list[str], dict]:
     prof = profiles.load("agx-orin")
     with caplog.at_level(logging.WARNING, "edgebench.telemetry"):
         a, b = JtopSource(prof), JtopSource(prof)
         assert a.open() is False and b.open() is False
+        assert a.read() == {}
+        # a live-board sampler on a Jetson profile still reads sysfs without jtop
+        s = Sampler(RootFS(FIX / "agx-orin"), prof, rate_hz=100, live_sources=True)
+        s.start()
+        wait_for(lambda: s.count >= 2)
+        tel = s.stop()
     said = [r.message for r in caplog.records if "jtop" in r.message]
+    return said, tel
+
+
+def test_jtop_not_installed_is_said_once_and_sysfs_is_used(caplog, monkeypatch):
+    monkeypatch.setitem(sys.modules, "jtop", None)  # import jtop -> ImportError
+    monkeypatch.setattr(jtop_backend, "_said", set())
+    said, tel = _two_sources_and_a_sampler(caplog)
     assert said == ["jetson-stats (jtop) is not installed; reading sysfs"]
-    assert a.read() == {}
-    # a live-board sampler on a Jetson profile still reads sysfs without jtop
-    s = Sampler(RootFS(FIX / "agx-orin"), prof, rate_hz=100, live_sources=True)
-    s.start()
-    wait_for(lambda: s.count >= 2)
-    tel = s.stop()
     assert tel["sources"][0] == "sysfs" and "jtop" not in tel["sources"]
     assert tel["summary"]["rails_w"]["VIN_SYS_5V0"]["max"] == pytest.approx(5.008 * 0.724, abs=1e-4)
+
+
+def test_jtop_service_down_is_said_once_on_one_line_and_sysfs_is_used(caplog, monkeypatch):
+    # the real jetson-stats client (the [jetson] extra) with no jtop.service behind it
+    pytest.importorskip("jtop")
+    monkeypatch.setattr(jtop_backend, "_said", set())
+    said, tel = _two_sources_and_a_sampler(caplog)
+    assert len(said) == 1 and "\n" not in said[0], said
+    assert said[0].startswith("jtop service is not answering (The jtop.service is not active")
+    assert said[0].endswith("; reading sysfs")
+    assert tel["sources"][0] == "sysfs" and "jtop" not in tel["sources"]
 
 
 def test_from_jtop_maps_rails_temps_and_engines():

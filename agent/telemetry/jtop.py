@@ -72,7 +72,8 @@ class JtopSource:
             if not j.ok():
                 raise RuntimeError("no data")
         except Exception as exc:  # jtop raises its own JtopException types
-            self.reason = f"jtop service is not answering ({exc}); reading sysfs"
+            why = " ".join(str(exc).split()) or type(exc).__name__  # jtop's messages span lines
+            self.reason = f"jtop service is not answering ({why}); reading sysfs"
             _once(self.reason)
             return False
         self._jetson = j
