@@ -2,18 +2,20 @@
 ``session.run`` on the same ~1 ms model, threads and inputs.
 
 Two measurements:
-- end to end: a bare loop in a fresh spawned process vs a full edgebench run
-  through the real worker entry (``agent.runs.worker.entry``), alternating A/B
-  for a few rounds. Honest but noisy on a shared machine.
-- interleaved (the headline figure): one spawned process, one session, same
-  inputs; short slices of the bare loop alternate (ABBA) with slices of
-  edgebench's measured loop (``Loop.measure`` over the runner), so machine
-  noise hits both sides alike. Target: ratio >= 0.98.
+- end to end (the headline figure, what the issue asks): a bare loop in a
+  fresh spawned process vs a full edgebench run through the real worker entry
+  (``agent.runs.worker.entry``: model load, warm-up, measured phase, the
+  throughput the result reports), in ABBA order over several rounds; the
+  median of the per-round ratios. Target: >= 0.98.
+- interleaved (the loop alone, noise-resistant): one spawned process, one
+  session, same inputs; short slices of the bare loop alternate (ABBA) with
+  slices of edgebench's measured loop (``Loop.measure`` over the runner), so
+  machine noise hits both sides alike.
 
 Read it: ``ratio`` near 1.0 means the loop (two clock reads and two stores per
 iteration) costs nothing measurable; below 0.98 the harness distorts results.
 
-    .venv/bin/python bench/bench_harness.py [--rounds 3] [--seconds 3]
+    .venv/bin/python bench/bench_harness.py [--rounds 8] [--seconds 2]
 """
 
 from __future__ import annotations
@@ -146,8 +148,8 @@ def noop_cost_ns() -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--slices", type=int, default=24)
     ap.add_argument("--slice-s", type=float, default=0.25)
@@ -173,15 +175,25 @@ def main() -> None:
         }
         ctx = mp.get_context("spawn")
         rows = []
-        for r in range(args.rounds):
+
+        def run_bare() -> float:
             q = ctx.Queue()
             p = ctx.Process(target=bare, args=(str(model), args.threads, 1.0, args.seconds, q))
             p.start()
-            bare_ips = q.get()
+            ips = q.get()
             p.join()
+            return ips
+
+        for r in range(args.rounds):
             run_dir = state / "runs" / f"r{r}"
             run_dir.mkdir(parents=True)
-            data = edgebench(spec, str(run_dir))
+            # ABBA: a slow spell on the shared machine is as likely to hit either side
+            if r % 2 == 0:
+                bare_ips = run_bare()
+                data = edgebench(spec, str(run_dir))
+            else:
+                data = edgebench(spec, str(run_dir))
+                bare_ips = run_bare()
             rows.append(
                 {
                     "bare_ips": bare_ips,
@@ -208,24 +220,27 @@ def main() -> None:
             f"median slice ratio {statistics.median(slice_ratios):.4f}"
         )
         e2e = statistics.median(r["ratio"] for r in rows)
-        ratio = statistics.median(slice_ratios)
+        e2e_sums = sum(r["edgebench_ips"] for r in rows) / sum(r["bare_ips"] for r in rows)
+        loop_ratio = statistics.median(slice_ratios)
         out = {
             "model": "tiny_cnn (controller.models.onnx_cnn), ~1 ms/inference on one core",
             "threads": args.threads,
             "seconds_per_side": args.seconds,
             "end_to_end_rounds": rows,
             "end_to_end_median_ratio": e2e,
+            "end_to_end_ratio_of_sums": e2e_sums,
             "interleaved_pairs_ips": [{"bare": b, "edgebench": e} for b, e in pairs],
             "interleaved_ratio_of_sums": inter,
-            "median_ratio": ratio,
+            "interleaved_median_ratio": loop_ratio,
             "noop_iteration_cost": noop_cost_ns(),
+            "ratio": e2e,
             "target": 0.98,
-            "pass": ratio >= 0.98,
+            "pass": e2e >= 0.98,
         }
-    print(f"end-to-end (separate spawned processes, noisy on a shared machine): median ratio {e2e:.4f}")
+    print(f"measured loop alone (interleaved slices, one session): median ratio {loop_ratio:.4f}")
     print(
-        f"harness overhead: edgebench/bare throughput = {ratio:.4f} "
-        "(median interleaved slice; target >= 0.98)"
+        f"harness overhead: edgebench bench / bare session.run throughput = {e2e:.4f} "
+        f"(median of {args.rounds} ABBA rounds, ratio of sums {e2e_sums:.4f}; target >= 0.98)"
     )
     res = ROOT / "bench" / "results" / "harness.json"
     res.write_text(json.dumps(out, indent=2) + "\n")
