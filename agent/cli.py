@@ -143,6 +143,9 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     address = server.start()
+    # the metrics line first: tests and supervisors wait for "listening on"
+    if server.metrics_url:
+        print(f"metrics on {server.metrics_url}", flush=True)
     print(f"listening on {address}", flush=True)
     while not stop.wait(3600):
         pass

@@ -191,6 +191,7 @@ class AgentProcess:
     stub: pb_grpc.AgentStub
     log_path: Path
     args: list[str] = field(default_factory=list)
+    banner: list[str] = field(default_factory=list)  # stdout lines before "listening on"
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         self.proc.send_signal(sig)
@@ -235,16 +236,19 @@ def spawn_agent(
     log.close()
     deadline = time.monotonic() + timeout
     line = b""
+    banner: list[str] = []
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if line.startswith(b"listening on ") or not line:
             break
+        banner.append(line.decode(errors="replace").rstrip("\n"))
     if not line.startswith(b"listening on "):
         proc.kill()
         proc.wait()
         raise RuntimeError(f"agent did not start: {log_path.read_text(errors='replace')[-2000:]}")
     address = line.decode().split()[-1]
-    return AgentProcess(proc, address, state_dir, make_stub(address, token=token), log_path, list(args))
+    stub = make_stub(address, token=token)
+    return AgentProcess(proc, address, state_dir, stub, log_path, list(args), banner)
 
 
 @pytest.fixture

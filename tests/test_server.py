@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.request
+from pathlib import Path
 
 import grpc
 import pytest
@@ -106,3 +108,13 @@ def test_cli_unknown_profile_and_bad_meter_exit_2(tmp_path):
 def test_cli_requires_a_subcommand():
     r = _cli()
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_serve_says_where_metrics_went_when_port_0_picked_one(agent_process):
+    board = Path(__file__).parent / "fixtures" / "orin-nano"
+    ap = agent_process("--metrics-port", "0", "--sysfs-root", str(board))
+    (line,) = [b for b in ap.banner if b.startswith("metrics on ")]
+    url = line.split()[-1]
+    assert url.startswith("http://127.0.0.1:") and not url.startswith("http://127.0.0.1:0/")
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        assert b"edgebench_thermal_zone_celsius" in resp.read()
