@@ -68,31 +68,10 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from agent.errors import EdgebenchError  # noqa: E402
-
 ROOT = Path(__file__).resolve().parent.parent
 
 # what `edgebench` runs, so a test can also run it as a separate process (and kill it)
-MAIN = """
-import sys
-try:
-    from controller.cli import main
-except ImportError:
-    main = None
-if main is None:
-    import argparse
-    from agent.errors import EdgebenchError
-    from controller.commands import soak
-    p = argparse.ArgumentParser(prog="edgebench")
-    soak.add_parser(p.add_subparsers(dest="cmd"))
-    args = p.parse_args(sys.argv[1:])
-    try:
-        sys.exit(args.func(args))
-    except EdgebenchError as e:
-        print(f"edgebench: error: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
-sys.exit(main(sys.argv[1:]))
-"""
+MAIN = "import sys; from controller.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 def t_of(line: str) -> float:
@@ -101,25 +80,10 @@ def t_of(line: str) -> float:
 
 
 def edgebench(argv) -> int:
-    """The CLI in-process: controller.cli.main when it is there."""
-    try:
-        from controller.cli import main
-    except ImportError:
-        main = None
-    if main is not None:
-        return main(argv)
-    from controller.commands import soak
+    """The CLI in-process."""
+    from controller.cli import main
 
-    p = argparse.ArgumentParser(prog="edgebench")
-    soak.add_parser(p.add_subparsers(dest="cmd"))
-    try:
-        args = p.parse_args(argv)
-        return args.func(args)
-    except EdgebenchError as exc:
-        print(f"edgebench: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except SystemExit as exc:
-        return int(exc.code)
+    return main(argv)
 
 
 @pytest.fixture(autouse=True)
@@ -224,3 +188,64 @@ def test_a_reattached_controller_gets_every_window_exactly_once(agent, tiny_onnx
     assert seen1 + seen2 == [round(w["t_s"], 1) for w in result["soak"]["windows"]]
     assert len(seen2) >= 3
     assert not (home / "watch" / f"{run_id}.json").exists()  # the finished run's cursor is gone
+
+
+def test_a_finished_soak_is_in_the_results_db_and_reports_from_it(agent, tiny_onnx_model, tmp_path, capsys):
+    from controller.db import ResultsDB
+
+    rc = edgebench(["soak", str(tiny_onnx_model), "--agent", agent.address, "--duration", "3s",
+                    "--window", "1s", "--warmup", "0", "--threads", "1",
+                    "--json", str(tmp_path / "r.json")])  # fmt: skip
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    run_id = cap.out.splitlines()[0].split()[1]
+    db = ResultsDB()  # $EDGEBENCH_DB
+    try:
+        stored = db.get(run_id)
+        rows = db.query(kind="soak")
+    finally:
+        db.close()
+    assert stored is not None and stored["kind"] == "soak" and stored["status"] == "completed"
+    assert stored == json.loads((tmp_path / "r.json").read_text())
+    assert len(stored["soak"]["windows"]) >= 2 and stored["soak"]["verdict"]
+    assert [r["run_id"] for r in rows] == [run_id] and rows[0]["agent"] == agent.address
+
+    html = tmp_path / "from-db.html"
+    assert edgebench(["report", run_id, "--html", str(html)]) == 0
+    page = html.read_text()
+    assert run_id in page and stored["soak"]["summary"] in page
+
+
+def test_attach_to_a_bench_run_is_refused_in_one_line(agent, push, tiny_onnx_model, capsys):
+    from agent.rpc.edgebench.v1 import agent_pb2 as pb
+
+    sha = push(agent.stub, tiny_onnx_model)
+    spec = {"kind": "bench", "model_sha256": sha, "duration_s": 0.2, "warmup_s": 0, "min_iterations": 1}
+    run_id = agent.stub.StartRun(pb.StartRunRequest(spec_json=json.dumps(spec))).run_id
+    assert edgebench(["soak", "--attach", run_id, "--agent", agent.address]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"edgebench: error: run {run_id} is a bench run, not a soak"
+
+
+def test_ctrl_c_leaves_a_remote_soak_running_and_says_how_to_get_it(agent, tiny_onnx_model, home):
+    env = {**os.environ, "EDGEBENCH_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", MAIN, "soak", str(tiny_onnx_model), "--agent", agent.address,
+         "--duration", "20s", "--window", "0.5s", "--warmup", "0", "--threads", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+    )  # fmt: skip
+    run_id = proc.stdout.readline().split()[1]
+    for line in proc.stdout:
+        if line.startswith("window "):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert (
+        f"run {run_id} continues; collect it: edgebench fetch {run_id} --agent {agent.address} "
+        f"(or watch it again: edgebench soak --attach {run_id} --agent {agent.address})"
+    ) in err.splitlines()
+    from agent.rpc.edgebench.v1 import agent_pb2 as pb
+
+    assert agent.stub.GetRun(pb.GetRunRequest(run_id=run_id)).status == "running"
+    agent.stub.CancelRun(pb.CancelRunRequest(run_id=run_id))

@@ -81,6 +81,11 @@ def wait_result(client: Any, run_id: str, quiet: bool = False, total_s: float = 
                 prog.event(ev)
             if ev["kind"] == "result":
                 break
+    return final_result(client, run_id)
+
+
+def final_result(client: Any, run_id: str) -> dict:
+    """The result document of a run whose watch has ended (waits up to 60 s for it)."""
     for _ in range(600):  # the record turns final right after the result event
         rec = client.get_run(run_id)
         if rec["status"] in FINAL and rec["result"]:
@@ -96,18 +101,39 @@ def push_model(client: Any, model: str) -> tuple[str, str]:
     return client.push(p), p.name
 
 
+def push_inputs(client: Any, args: argparse.Namespace) -> str | None:
+    """Push --inputs FILE.npz when given; its sha256."""
+    if not getattr(args, "inputs", None):
+        return None
+    if not Path(args.inputs).is_file():
+        raise BadInput(f"inputs file not found: {args.inputs}")
+    return client.push(args.inputs)
+
+
+def interrupted(client: Any, run_id: str, resume: str = "") -> None:
+    """Ctrl-C while watching: cancel an embedded run (that agent ends with us), or
+    say how to collect a remote one, which goes on (`resume`: another way, appended)."""
+    if getattr(client, "embedded", False):
+        client.cancel_run(run_id)
+    else:
+        print(
+            f"run {run_id} continues; collect it: edgebench fetch {run_id} --agent {client.addr}{resume}",
+            file=sys.stderr,
+        )
+
+
+def agent_name(client: Any) -> str:
+    """The agent a result is stored under: its address, "" for the embedded one."""
+    return "" if getattr(client, "embedded", False) else client.addr
+
+
 def execute(args: argparse.Namespace, kind: str) -> tuple[dict, str]:
     """Push, start, watch, fetch the result. Bad input raises BadInput (nothing stored)."""
     from controller.runopts import spec_from_args
 
     with connect(args) as client:
         sha, name = push_model(client, args.model)
-        inputs_sha = None
-        if getattr(args, "inputs", None):
-            if not Path(args.inputs).is_file():
-                raise BadInput(f"inputs file not found: {args.inputs}")
-            inputs_sha = client.push(args.inputs)
-        spec = spec_from_args(args, kind, sha, name, inputs_sha=inputs_sha)
+        spec = spec_from_args(args, kind, sha, name, inputs_sha=push_inputs(client, args))
         run_id = client.start_run(spec)
         if not getattr(args, "quiet", False):
             print(f"run {run_id} on {client.addr}", file=sys.stderr)
@@ -116,15 +142,9 @@ def execute(args: argparse.Namespace, kind: str) -> tuple[dict, str]:
                 client, run_id, getattr(args, "quiet", False), spec.warmup_s + spec.duration_s
             )  # noqa: E501
         except KeyboardInterrupt:
-            if getattr(client, "embedded", False):  # the embedded agent ends with us: cancel cleanly
-                client.cancel_run(run_id)
-            else:  # a remote run goes on; say how to collect it
-                print(
-                    f"run {run_id} continues; collect it: edgebench fetch {run_id} --agent {client.addr}",
-                    file=sys.stderr,
-                )
+            interrupted(client, run_id)
             raise
-        agent = "" if getattr(client, "embedded", False) else client.addr
+        agent = agent_name(client)
     if result.get("status") == "failed" and result.get("error_code") == "bad_input":
         raise BadInput(str(result.get("error") or "bad input"))
     return result, agent
@@ -135,13 +155,24 @@ def finish(args: argparse.Namespace, result: dict, agent: str) -> int:
     from controller.report import terminal
     from controller.report.placement import use_color
 
+    store(args, result, agent)
+    write_json(args, result)
+    print(terminal.render(result, color=use_color()))
+    return exit_code_of(result)
+
+
+def store(args: argparse.Namespace, result: dict, agent: str) -> None:
+    """Keep the result in the results DB (--db); a bad-input failure is never stored."""
+    if result.get("error_code") == "bad_input":
+        return
     db = open_db(args)
     try:
         db.store(result, agent)
     finally:
         db.close()
+
+
+def write_json(args: argparse.Namespace, result: dict) -> None:
     if getattr(args, "json", None):
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=1))
-    print(terminal.render(result, color=use_color()))
-    return exit_code_of(result)
