@@ -12,9 +12,10 @@ from controller.commands.common import (
     FINAL,
     add_agent_options,
     add_db_option,
+    agent_name,
     connect,
     exit_code_of,
-    open_db,
+    store,
     wait_result,
 )
 
@@ -47,14 +48,9 @@ def run(args: argparse.Namespace) -> int:
         files = [] if args.no_files else rec["files"]
         for name in files:
             client.fetch_file(args.run_id, name, out / name)
-        agent = "" if getattr(client, "embedded", False) else client.addr
+        agent = agent_name(client)
     out.mkdir(parents=True, exist_ok=True)
     (out / "result.json").write_text(json.dumps(result, indent=1))
-    if result.get("error_code") != "bad_input":
-        db = open_db(args)
-        try:
-            db.store(result, agent)
-        finally:
-            db.close()
+    store(args, result, agent)
     print(f"{args.run_id}: {result.get('status')}; {len(files)} file(s) in {out}")
     return exit_code_of(result)
