@@ -150,7 +150,7 @@ def test_jp7_two_value_temps_and_three_value_rails():
     "line,board,expect",
     [
         (JP4_NANO, "jetson-nano", {"cpu": 39.0, "gpu": 37.0, "ao": 47.0, "pll": 36.0}),
-        (JP5_AGX_ORIN, "agx-orin", {"cpu": 44.562, "tj": 44.343, "soc0": 41.093}),
+        (JP5_AGX_ORIN, "agx-orin", {"cpu": 44.562, "tj": 44.343, "soc0": 41.093, "board": 32.0}),
         (JP6_ORIN_NANO, "orin-nano", {"cpu": 53.968, "gpu": 53.343, "tj": 53.968}),
     ],
 )

@@ -87,7 +87,15 @@ def parse_line(line: str) -> dict[str, Any]:
 def zone_for(name: str, profile: Profile) -> str:
     """Map a tegrastats zone name (CPU, cpu, tj, SOC0...) to the profile's stable
     name, trying the sysfs spellings of each JetPack generation."""
-    for cand in (f"{name.lower()}-thermal", f"{name.upper()}-therm", f"{name}-therm", name):
+    # Tboard/Tdiode are the tboard_tegra/tdiode_tegra zones of Orin/Xavier
+    cands = (
+        f"{name.lower()}-thermal",
+        f"{name.upper()}-therm",
+        f"{name}-therm",
+        f"{name.lower()}_tegra",
+        name,
+    )
+    for cand in cands:
         if cand in profile.zones:
             return profile.zones[cand]
     return name.lower()
