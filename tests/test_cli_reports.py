@@ -30,8 +30,17 @@ def test_compare_names_ops_that_moved_to_cpu(tmp_path, capsys):
     c = compare(a, b)
     assert c["moved"] == [{"name": "conv2", "from": "VSINPU", "to": "CPU"}]
     assert c["new_fallback"] == ["conv2"] and c["throughput_ips"]["pct"] == -95.0
+    assert c["placement_changes"] == ["fallback"] and c["added_nodes"] == c["removed_nodes"] == []
     text = render(c)
     assert "conv2: VSINPU -> CPU" in text and "-95.0%" in text
+    assert "fallback             no        yes  changed" in text and "placement unchanged" not in text
+    # a node renamed by a new SDK: one only in A, one only in B
+    b2 = _doc("B", 10.0, {"conv1": "VSINPU", "conv2_fused": "VSINPU"})
+    c2 = compare(a, b2)
+    assert [n["name"] for n in c2["removed_nodes"]] == ["conv2"]
+    assert [n["name"] for n in c2["added_nodes"]] == ["conv2_fused"] and c2["moved"] == []
+    assert "nodes only in A: conv2 (Conv, VSINPU)" in render(c2)
+    assert "placement unchanged" in render(compare(a, a))
     pa, pb = tmp_path / "a.json", tmp_path / "b.json"
     pa.write_text(json.dumps(a))
     pb.write_text(json.dumps(b))

@@ -15,6 +15,7 @@ from agent.placement.litert import covered_nodes
 from agent.placement.logs import (
     capture_stderr,
     parse_delegate_logs,
+    parse_ort_ep_errors,
     parse_ort_placements,
     parse_tflite_delegate,
     parse_tidl,
@@ -246,6 +247,24 @@ def test_report_table_and_red_fallback_summary(state, tmp_path):
     assert summary(ok).endswith("no CPU fallback")
 
 
+def ev(name: str, op: str, provider: str, dur: float = 10) -> dict:
+    """One ORT profile Node event, as ORT writes it."""
+    return {
+        "cat": "Node",
+        "name": f"{name}_kernel_time",
+        "dur": dur,
+        "args": {"op_name": op, "provider": provider},
+    }
+
+
+def chain(*nodes: tuple[str, str]) -> list:
+    """A linear ONNX graph: each (name, op_type) node feeds the next."""
+    from agent.runtimes.onnx_proto import OnnxNode
+
+    tensors = ["x"] + [f"{name}_out" for name, _ in nodes]
+    return [OnnxNode(name, op, [tensors[i]], [tensors[i + 1]]) for i, (name, op) in enumerate(nodes)]
+
+
 def test_ort_profile_fused_trt_subgraph_expanded_and_memcpy_counted():
     """A TensorRT-style profile (one fused TRTKernel node, Memcpy copies, one CPU node)."""
     from agent.placement.onnxruntime import build
@@ -257,14 +276,6 @@ def test_ort_profile_fused_trt_subgraph_expanded_and_memcpy_counted():
         OnnxNode("nms", "NonMaxSuppression", ["b"], ["c"]),
         OnnxNode("conv2", "Conv", ["c", "w2"], ["d"]),
     ]
-
-    def ev(name, op, provider, dur):
-        return {
-            "cat": "Node",
-            "name": f"{name}_kernel_time",
-            "dur": dur,
-            "args": {"op_name": op, "provider": provider},
-        }
 
     trt = "TensorrtExecutionProvider"
     events = [
@@ -295,24 +306,65 @@ def test_ort_profile_per_node_ep_partitions_are_connected_runs():
     """CUDA-style EPs run original nodes one by one: partitions are the
     connected groups of accelerated nodes."""
     from agent.placement.onnxruntime import build
-    from agent.runtimes.onnx_proto import OnnxNode
 
-    graph = [
-        OnnxNode("conv1", "Conv", ["x"], ["a"]),
-        OnnxNode("relu1", "Relu", ["a"], ["b"]),
-        OnnxNode("topk", "TopK", ["b"], ["c"]),
-        OnnxNode("conv2", "Conv", ["c"], ["d"]),
-    ]
+    graph = chain(("conv1", "Conv"), ("relu1", "Relu"), ("topk", "TopK"), ("conv2", "Conv"))
     cuda, cpu = "CUDAExecutionProvider", "CPUExecutionProvider"
     events = [
-        {"cat": "Node", "name": f"{n}_kernel_time", "dur": 10, "args": {"op_name": op, "provider": prov}}
-        for n, op, prov in (
-            ("conv1", "Conv", cuda),
-            ("relu1", "Relu", cuda),
-            ("topk", "TopK", cpu),
-            ("conv2", "Conv", cuda),
-        )
+        ev("conv1", "Conv", cuda),
+        ev("relu1", "Relu", cuda),
+        ev("topk", "TopK", cpu),
+        ev("conv2", "Conv", cuda),
     ]
     p = build(events, graph, requested=[cuda, cpu], session_providers=[cuda, cpu], dropped=[])
     assert p["partitions"] == 2 and p["nodes_by_device"] == {"CUDA": 3, "CPU": 1}
     assert [n["name"] for n in p["fallback_nodes"]] == ["topk"] and p["cpu_time_share"] == pytest.approx(0.25)
+
+
+def test_ort_profile_node_names_that_prefix_each_other_stay_separate_nodes():
+    """``n1`` is a prefix of ``n10`` (executed on CPU): n1 is still a member of
+    the first fused subgraph. A CPU node ORT fused and renamed
+    (``fused n13/MatMulAddFusion``) accounts for its original n13."""
+    from agent.placement.onnxruntime import build
+
+    graph = chain(
+        ("n1", "Mul"), ("n2", "Relu"), ("n10", "Hardmax"), ("n11", "Mul"), ("n12", "Relu"), ("n13", "MatMul")
+    )
+    ov, cpu = "OpenVINOExecutionProvider", "CPUExecutionProvider"
+    events = [
+        ev(f"{ov}_OpenVINO-EP-subgraph_1_0", "OpenVINO-EP-subgraph_1", ov),
+        ev("n10", "Hardmax", cpu),
+        ev(f"{ov}_OpenVINO-EP-subgraph_2_1", "OpenVINO-EP-subgraph_2", ov),
+        ev("fused n13/MatMulAddFusion", "FusedGemm", cpu),
+    ]
+    p = build(events, graph, requested=[ov, cpu], session_providers=[ov, cpu], dropped=[])
+    assert [d["nodes"] for d in p["partitions_detail"]] == [["n1", "n2"], ["n11", "n12"]]
+    assert [n["name"] for n in p["nodes"]] == ["n1", "n2", "n10", "n11", "n12", "fused n13/MatMulAddFusion"]
+    assert p["total_nodes"] == 6 and p["nodes_by_device"] == {"OpenVINO": 4, "CPU": 2}
+
+
+ORT_EP_FAILED_LOG = (
+    "\x1b[1;31m2026-11-28 05:15:10.794625862 [E:onnxruntime:Default, provider_bridge_ort.cc:2310 Create] "
+    "/onnxruntime/onnxruntime/core/providers/openvino/openvino_provider_factory.cc:141 std::string "
+    "onnxruntime::openvino_ep::ParseDeviceType(std::shared_ptr<OVCore>, const onnxruntime::ProviderOptions&) "
+    "[ERROR] [OpenVINO] Device NPU is not available\n\x1b[m\n"
+    "\x1b[0;93m2026-11-28 05:15:10.794638711 [W:onnxruntime:Default, onnxruntime_pybind_state.cc:1066 "
+    "CreateExecutionProviderFactoryInstance] Failed to create OpenVINOExecutionProvider. Please refer "
+    "https://onnxruntime.ai/docs/execution-providers/OpenVINO-ExecutionProvider.html#requirements to ensure "
+    "all dependencies are met.\x1b[m\n"
+)
+
+
+def test_ort_log_says_why_an_ep_was_dropped_and_the_reason_names_it():
+    from agent.placement.onnxruntime import build
+    from agent.runtimes.onnx_proto import OnnxNode
+
+    ov, cpu = "OpenVINOExecutionProvider", "CPUExecutionProvider"
+    assert parse_ort_ep_errors(ORT_EP_FAILED_LOG) == {ov: "[OpenVINO] Device NPU is not available"}
+    assert parse_ort_ep_errors("Failed to create OpenVINOExecutionProvider. Please refer") == {ov: ""}
+    events = [{"cat": "Node", "name": "a_kernel_time", "dur": 5, "args": {"op_name": "Add", "provider": cpu}}]
+    dropped = [{"provider": ov, "reason": "dropped by onnxruntime at session creation"}]
+    p = build(events, [OnnxNode("a", "Add", ["x"], ["y"])], [ov, cpu], [cpu], dropped, ORT_EP_FAILED_LOG)
+    assert p["fallback"] is True and p["dropped_providers"] == [ov]
+    assert p["fallback_reasons"][0] == (
+        f"requested provider {ov} dropped by onnxruntime at session creation: [OpenVINO] Device NPU is not available"
+    )

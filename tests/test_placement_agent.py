@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
-from controller.models import onnx_graphs, tflite_builder
+from controller.models import tflite_builder
 
 
 def _run(agent, push, path, **kw) -> dict:
@@ -32,11 +32,12 @@ def test_xnnpack_fallback_gate_fails_through_the_agent(agent, push, tmp_path):
     assert doc["iterations"] >= 5 and doc["model"]["format"] == "tflite"
 
 
-def test_placement_kind_through_the_agent(agent, push, tmp_path):
-    doc = _run(
-        agent, push, onnx_graphs.middle_unsupported(tmp_path / "mid.onnx"), kind="placement", max_partitions=0
-    )
+def test_placement_kind_max_partitions_gate_counts_the_delegate_partitions(agent, push, tmp_path):
+    doc = _run(agent, push, tflite_builder.add_cumsum_add(tmp_path / "acs.tflite"), kind="placement",
+               max_partitions=1, max_cpu_ops=1)  # fmt: skip
     assert doc["status"] == "completed", doc.get("error")
-    assert doc["placement"]["nodes_by_device"] == {"CPU": 7}
-    (gate,) = [g for g in doc["gates"] if g["name"] == "max_partitions"]
-    assert gate["passed"] is True  # CPU only: no accelerator partitions
+    assert doc["kind"] == "placement" and doc["placement"]["partitions"] == 2
+    gates = {g["name"]: g for g in doc["gates"]}
+    assert gates["max_partitions"]["passed"] is False
+    assert gates["max_partitions"]["message"] == "graph cut into 2 accelerator partition(s) (limit 1)"
+    assert gates["max_cpu_ops"]["passed"] is True  # CUMSUM alone: 1 op, at the limit

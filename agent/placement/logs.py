@@ -15,6 +15,8 @@ Line formats (as the libraries print them):
 - TI TIDL delegate: ``Number of subgraphs:N , X nodes delegated out of Y nodes``
 - ORT verbose (session log level 0): ``Node placements`` followed by
   `` Node(s) placed on [PROVIDER]. Number of nodes: N`` and ``  OP (NAME)`` lines.
+- ORT, any level: an EP that fails to create logs ``[E:onnxruntime...] ...
+  [ERROR] <why>`` then ``Failed to create <Provider>.``; ORT goes on without it.
 """
 
 from __future__ import annotations
@@ -151,6 +153,30 @@ def parse_ort_placements(text: str) -> dict[str, dict]:
             continue
         if current is not None:
             in_block = False
+    return out
+
+
+_ORT_EP_FAILED = re.compile(r"Failed to create (?P<ep>\w+ExecutionProvider)")
+_ORT_ERROR = re.compile(r"\[E:onnxruntime[^\]]*\]\s*(?P<msg>.*)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def parse_ort_ep_errors(text: str) -> dict[str, str]:
+    """Why ORT dropped a provider at session creation: ``{provider: message}``
+    from its ``[E:onnxruntime...] ... [ERROR] <why>`` line followed by ``Failed
+    to create <Provider>. Please refer ...`` (the EP is then silently left out)."""
+    out: dict[str, str] = {}
+    last = ""
+    for line in text.splitlines():
+        m = _ORT_ERROR.search(line)
+        if m:
+            msg = _ANSI.sub("", m.group("msg"))
+            last = msg.rsplit("[ERROR] ", 1)[-1].strip()[:300]
+            continue
+        m = _ORT_EP_FAILED.search(line)
+        if m:
+            out[m.group("ep")] = last
+            last = ""
     return out
 
 

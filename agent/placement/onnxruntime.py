@@ -4,8 +4,9 @@ Each executed kernel is a profile event ``{"cat": "Node", "name":
 "<node>_kernel_time", "dur": us, "args": {"op_name", "provider"}}``. An EP that
 compiles subgraphs (OpenVINO, TensorRT, TIDL...) shows one fused node per
 partition (``OpenVINO-EP-subgraph_1``, ``TRTKernel_graph_*``); we expand it
-into the original graph's member nodes: the original nodes that are not
-executed by name anywhere else, grouped into connected components in graph
+into the original graph's member nodes: the original nodes that no other
+executed kernel accounts for (by exact name, or a name ORT derived from theirs,
+see ``_origin``), grouped into connected components in graph
 order and matched to the fused nodes in execution order. A member's time share
 is its fused node's time split evenly (the EP reports no finer timing).
 
@@ -16,10 +17,11 @@ count host<->device transitions.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 
-from agent.placement.logs import parse_ort_placements
+from agent.placement.logs import parse_ort_ep_errors, parse_ort_placements
 from agent.runtimes.onnx_proto import OnnxNode
 
 CPU = "CPUExecutionProvider"
@@ -67,6 +69,22 @@ def kernel_times(events: list[dict]) -> dict[str, dict]:
 def _fused_name(node: str, provider: str) -> str:
     # the profile prefixes fused nodes with their provider: OpenVINOExecutionProvider_OpenVINO-EP-subgraph_1_0
     return node[len(provider) + 1 :] if node.startswith(provider + "_") else node
+
+
+_TOKEN = re.compile(r"_token_\d+$")
+
+
+def _origin(name: str, orig_names: set[str]) -> str:
+    """The original node an ORT-made CPU node stands for, else ``name``. ORT
+    de-duplicates names as ``<name>_token_<N>`` and names fused nodes
+    ``<node>/<Pass>`` (``n1/MatMulAddFusion``) or ``fused <node>`` (activation
+    fusion). Matching is exact, never by prefix: ``n1`` and ``n10`` are different
+    nodes."""
+    if name in orig_names:
+        return name
+    base = _TOKEN.sub("", name)
+    base = base[len("fused ") :] if base.startswith("fused ") else base
+    return base if base in orig_names or "/" not in base else base.rsplit("/", 1)[0]
 
 
 def _components(members: list[OnnxNode]) -> list[list[OnnxNode]]:
@@ -117,10 +135,8 @@ def build(
     partitions_detail: list[dict] = []
     if fused:
         # original nodes that no executed kernel accounts for went into the fused subgraphs
-        claimed = set(executed)
-        members = [
-            n for n in graph_nodes if n.name not in claimed and not any(e.startswith(n.name) for e in claimed)
-        ]
+        claimed = set(executed) | {_origin(k, orig_names) for k in executed if k not in fused}
+        members = [n for n in graph_nodes if n.name not in claimed]
         comps = _components(members)
         fused_sorted = sorted(fused.items(), key=lambda kv: kv[1]["order"])
         if len(comps) != len(fused_sorted):
@@ -161,7 +177,12 @@ def build(
         partitions = len(fused)
     else:
         partitions = _accelerated_runs(rows, graph_nodes)
-    reasons: list[str] = [f"requested provider {d['provider']} {d['reason']}" for d in dropped]
+    ep_errors = parse_ort_ep_errors(log_text)
+    reasons: list[str] = [
+        f"requested provider {d['provider']} {d['reason']}"
+        + (f": {ep_errors[d['provider']]}" if ep_errors.get(d["provider"]) else "")
+        for d in dropped
+    ]
     if accel_requested and cpu_rows:
         reasons.append(
             f"{len(cpu_rows)} node(s) ran on CPU although {', '.join(accel_requested)} was requested"
