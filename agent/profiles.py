@@ -4,9 +4,9 @@ thermal zones / clocks / rails it has and what they are called, the power
 budget, and which runtime + provider/delegate reaches each accelerator.
 
 Search path for profile files: ``$EDGEBENCH_PROFILES_DIR`` (``:``-separated),
-then the repo's ``hw-profiles/`` next to the package (``<prefix>/share/
-edgebench/hw-profiles`` for a wheel install), then ``/etc/edgebench/hw-profiles``.
-A name found earlier wins.
+then ``/etc/edgebench/hw-profiles``, then the repo's ``hw-profiles/`` next to
+the package (``<prefix>/share/edgebench/hw-profiles`` for a wheel install).
+A name found earlier wins, so a board's own copy overrides a shipped one.
 
 Validation is a small JSON-schema-like walk (no jsonschema on boards): a bad
 file raises BadInput naming the file and the field, e.g.
@@ -36,9 +36,10 @@ def search_path() -> list[Path]:
     env = os.environ.get("EDGEBENCH_PROFILES_DIR")
     if env:
         dirs += [Path(p) for p in env.split(os.pathsep) if p]
+    # the board's own configuration overrides what the package ships
+    dirs.append(Path("/etc/edgebench/hw-profiles"))
     dirs.append(Path(__file__).resolve().parent.parent / "hw-profiles")
     dirs.append(Path(sys.prefix) / "share" / "edgebench" / "hw-profiles")
-    dirs.append(Path("/etc/edgebench/hw-profiles"))
     return dirs
 
 
