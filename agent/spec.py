@@ -87,6 +87,9 @@ class RunSpec:
             )
         popts = {k: dict(v) for k, v in acc["provider_options"].items()}
         for prov, opts in self.provider_options.items():
+            # --provider-opt tensorrt:K=V names the profile's TensorrtExecutionProvider
+            low = prov.lower()
+            prov = next((p for p in acc["providers"] if p.lower() in (low, low + "executionprovider")), prov)
             popts.setdefault(prov, {}).update(opts)
         d = self.to_dict()
         d.update(

@@ -89,7 +89,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "--fail-on-fallback", action="store_true", help="a CPU fallback fails the placement gate (exit 3)"
     )
     g.add_argument(
-        "--strict-placement", action="store_true", help="any op off the accelerator fails the gate"
+        "--strict-placement",
+        action="store_true",
+        help="ONNX Runtime: refuse to load a graph it cannot place without CPU fallback (run fails, exit 1)",
     )
     g.add_argument(
         "--max-cpu-ops", type=_nonneg_int, default=None, metavar="N", help="gate: at most N ops on CPU"
@@ -160,6 +162,8 @@ def spec_from_args(
     elif g("meter_opt"):
         raise BadInput("--meter-opt needs --meter KIND:PORT")
     soak = None
+    if g("target_ips") is not None and kind != "soak":
+        raise BadInput("--target-ips is the sustained-throughput target of a soak; use edgebench soak")
     if kind == "soak" or any(g(n) is not None for n in ("ambient_c", "enclosure", "target_ips")):
         soak = SoakSpec(ambient_c=g("ambient_c"), enclosure=g("enclosure"), target_ips=g("target_ips"))
     spec = RunSpec(

@@ -100,6 +100,17 @@ def test_user_options_override_the_profile_defaults():
     assert vx.env["VIV_VX_ENABLE_CACHE_GRAPH_BINARY"] == "1"
 
 
+def test_short_provider_names_in_options_merge_into_the_profile_options():
+    acc = _prof("agx-orin").accelerator("gpu", "onnxruntime")
+    out = _spec(provider_options={"tensorrt": {"trt_fp16_enable": "0"}}).with_accelerator(acc)
+    assert list(out.provider_options) == ["TensorrtExecutionProvider"]
+    assert out.provider_options["TensorrtExecutionProvider"] == {
+        "trt_fp16_enable": "0",  # the user's
+        "trt_engine_cache_enable": "1",  # the profile's, kept
+        "trt_engine_cache_path": "/var/cache/edgebench/trt",
+    }
+
+
 def test_accelerator_with_explicit_provider_or_runtime_is_ambiguous():
     acc = _prof("agx-orin").accelerator("gpu", "onnxruntime")
     with pytest.raises(BadInput, match=r"give either --accelerator or --provider/--delegate"):

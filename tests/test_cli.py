@@ -284,6 +284,12 @@ def test_usage_errors_are_one_line(env, capsys):
     ]
 
 
+def test_a_soak_target_on_a_bench_is_refused_not_ignored(served, env, tiny_onnx_model, capsys):
+    assert _bad(served, tiny_onnx_model, "--target-ips", "5") == 2
+    assert "--target-ips is the sustained-throughput target of a soak" in _one_error(capsys)
+    assert _rows() == []
+
+
 def test_fetch_waits_for_a_run_whose_controller_went_away(served, env, tiny_onnx_model, capsys):
     from agent.spec import RunSpec
     from controller.client import AgentClient
