@@ -77,3 +77,35 @@ def test_progress_bar_on_a_tty_and_plain_lines_otherwise():
             p.event(ev)
     lines = plain.getvalue().splitlines()
     assert lines[0] == "phase measure" and "100.0 inf/s" in lines[1] and "400 it" in lines[2]
+
+
+def test_junit_puts_properties_first_and_leaves_out_absent_values():
+    import xml.etree.ElementTree as ET
+
+    from controller.report import junit
+
+    failed = {
+        "run_id": "r1",
+        "kind": "bench",
+        "status": "failed",
+        "error": "worker died",
+        "model": {"name": "m"},
+    }
+    suite = ET.fromstring(junit.render(failed))
+    assert [c.tag for c in suite][0] == "properties"
+    props = {p.get("name"): p.get("value") for p in suite.find("properties")}
+    assert props == {"run_id": "r1", "status": "failed"}  # no throughput_ips="None"
+    assert suite.get("failures") == "1" and suite.find("testcase/failure").get("message") == "worker died"
+
+
+def test_the_collect_hint_carries_the_auth_options_the_call_used():
+    import argparse
+
+    from controller.commands.common import agent_flags
+
+    class Client:
+        addr = "board:50551"
+
+    args = argparse.Namespace(token_file="tok", tls_ca="ca.pem", tls_cert=None, tls_key=None)
+    assert agent_flags(args, Client()) == "--agent board:50551 --token-file tok --tls-ca ca.pem"
+    assert agent_flags(argparse.Namespace(), Client()) == "--agent board:50551"

@@ -110,16 +110,24 @@ def push_inputs(client: Any, args: argparse.Namespace) -> str | None:
     return client.push(args.inputs)
 
 
-def interrupted(client: Any, run_id: str, resume: str = "") -> None:
+def agent_flags(args: argparse.Namespace, client: Any) -> str:
+    """``--agent ADDR`` plus the auth options this call used, for a command to paste."""
+    flags = [f"--agent {client.addr}"]
+    for opt in ("token_file", "tls_ca", "tls_cert", "tls_key"):
+        if getattr(args, opt, None):
+            flags.append(f"--{opt.replace('_', '-')} {getattr(args, opt)}")
+    return " ".join(flags)
+
+
+def interrupted(client: Any, run_id: str, args: argparse.Namespace, resume: str = "") -> None:
     """Ctrl-C while watching: cancel an embedded run (that agent ends with us), or
     say how to collect a remote one, which goes on (`resume`: another way, appended)."""
     if getattr(client, "embedded", False):
         client.cancel_run(run_id)
     else:
-        print(
-            f"run {run_id} continues; collect it: edgebench fetch {run_id} --agent {client.addr}{resume}",
-            file=sys.stderr,
-        )
+        flags = agent_flags(args, client)
+        hint = f"run {run_id} continues; collect it: edgebench fetch {run_id} {flags}{resume}"
+        print(hint, file=sys.stderr)
 
 
 def agent_name(client: Any) -> str:
@@ -142,7 +150,7 @@ def execute(args: argparse.Namespace, kind: str) -> tuple[dict, str]:
                 client, run_id, getattr(args, "quiet", False), spec.warmup_s + spec.duration_s
             )  # noqa: E501
         except KeyboardInterrupt:
-            interrupted(client, run_id)
+            interrupted(client, run_id, args)
             raise
         agent = agent_name(client)
     if result.get("status") == "failed" and result.get("error_code") == "bad_input":

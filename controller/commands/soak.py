@@ -29,6 +29,7 @@ from agent.errors import BadInput, EdgebenchError, RunFailed
 from controller.commands.common import (
     add_agent_options,
     add_db_option,
+    agent_flags,
     agent_name,
     connect,
     exit_code_of,
@@ -296,8 +297,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             result = _follow(client, run_id, spec)
         except KeyboardInterrupt:
-            again = f" (or watch it again: edgebench soak --attach {run_id} --agent {client.addr})"
-            interrupted(client, run_id, again)
+            again = f" (or watch it again: edgebench soak --attach {run_id} {agent_flags(args, client)})"
+            interrupted(client, run_id, args, again)
             raise
         if result.get("status") == "failed" and result.get("error_code") == "bad_input":
             raise BadInput(str(result.get("error") or "bad input"))  # nothing stored

@@ -9,6 +9,11 @@ def render(result: dict) -> str:
     gates = result.get("gates") or []
     name = f"edgebench.{result.get('kind', 'run')}.{(result.get('model') or {}).get('name', 'model')}"
     suite = ET.Element("testsuite", name=name, tests=str(len(gates) + 1))
+    # JUnit's schema puts <properties> before the testcases; absent values are left out
+    props = ET.SubElement(suite, "properties")
+    for k in ("run_id", "status", "throughput_ips"):
+        if result.get(k) is not None:
+            ET.SubElement(props, "property", name=k, value=str(result[k]))
     failures = 0
     run = ET.SubElement(suite, "testcase", classname=name, name="run")
     if result.get("status") != "completed":
@@ -20,7 +25,4 @@ def render(result: dict) -> str:
             failures += 1
             ET.SubElement(tc, "failure", message=str(g.get("message") or "gate failed"))
     suite.set("failures", str(failures))
-    ET.SubElement(suite, "properties")
-    for k, v in (("run_id", result.get("run_id")), ("throughput_ips", result.get("throughput_ips"))):
-        ET.SubElement(suite.find("properties"), "property", name=k, value=str(v))
     return ET.tostring(suite, encoding="unicode", xml_declaration=True)
