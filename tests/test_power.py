@@ -16,6 +16,7 @@ from emulators.ina_csv import InaCsvEmulator
 from emulators.ppk2 import Ppk2Emulator
 from emulators.pty import PtyDevice
 from emulators.scpi import ScpiEmulator
+from emulators.tcp import LoopbackServer
 from emulators.waveform import Spike, Waveform
 
 from agent.errors import BadInput
@@ -199,52 +200,31 @@ def test_silent_port_is_not_a_ppk2(tmp_path):
         dev.close()
 
 
-class _Ser2NetInaCsv:
+class _Ser2NetInaCsv(LoopbackServer):
     """An ina-csv streamer behind a TCP port (ser2net style, socket://), one
     line per ~1/rate s stamped with its own clock. The first connection is cut
     after ``cut_s``; the meter then "reboots" and streams again from t_us = 0
     on the next connection."""
 
     def __init__(self, wf: Waveform, rate_hz: float = 2000.0, cut_s: float = 0.3) -> None:
-        import socket
-        import threading
-
         self.wf, self.rate, self.cut_s = wf, rate_hz, cut_s
-        self.srv = socket.create_server(("127.0.0.1", 0))
-        self.port = self.srv.getsockname()[1]
         self.t0_ns = time.monotonic_ns()
-        self.connections = 0
-        self._stop = threading.Event()
-        self._th = threading.Thread(target=self._serve, daemon=True)
-        self._th.start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        self.srv.settimeout(0.1)
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.srv.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            first = self.connections == 1
-            boot = time.monotonic_ns()
-            with conn:
-                while not self._stop.is_set():
-                    # like a real streamer: each line carries the time it was measured
-                    now = time.monotonic_ns()
-                    if first and now - boot > self.cut_s * 1e9:
-                        break  # unplugged
-                    a = float(self.wf.current(np.array([(now - self.t0_ns) / 1e9]))[0])
-                    try:
-                        conn.sendall(f"{(now - boot) // 1000},{a * 1000:.3f}\n".encode())
-                    except OSError:
-                        break
-                    time.sleep(1 / self.rate)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._th.join(timeout=5)
-        self.srv.close()
+    def handle(self, conn, n: int) -> None:
+        boot = time.monotonic_ns()
+        with conn:
+            while not self.stopping.is_set():
+                # like a real streamer: each line carries the time it was measured
+                now = time.monotonic_ns()
+                if n == 1 and now - boot > self.cut_s * 1e9:
+                    break  # unplugged
+                a = float(self.wf.current(np.array([(now - self.t0_ns) / 1e9]))[0])
+                try:
+                    conn.sendall(f"{(now - boot) // 1000},{a * 1000:.3f}\n".encode())
+                except OSError:
+                    break
+                time.sleep(1 / self.rate)
 
 
 def test_socket_meter_replugged_mid_run_starts_a_new_segment(tmp_path):

@@ -124,3 +124,104 @@ def test_meter_cross_checked_against_the_jetson_input_rail(emulators, agent_proc
     cc = res["power"]["cross_check"]
     assert cc["rail"] == "VDD_IN" and cc["board_mean_w"] == pytest.approx(5.056 * 0.868, rel=0.001)
     assert abs(cc["diff_pct"]) < 2 and cc["agree"] is True
+
+
+def run_soak(stub, sha: str, on_window=None, **kw) -> tuple[list[dict], dict]:
+    """A short soak; ``on_window(n)`` is called as the n-th window is streamed."""
+    spec = {"kind": "soak", "model_sha256": sha, "model_name": "tiny", "warmup_s": 0.2, "duration_s": 2.5,
+            "min_iterations": 1, "placement": False, "telemetry_rate_hz": 20.0,
+            "soak": {"window_s": 0.5}}  # fmt: skip
+    spec.update(kw)
+    run_id = stub.StartRun(pb.StartRunRequest(spec_json=json.dumps(spec))).run_id
+    streamed = []
+    for ev in stub.WatchRun(pb.WatchRunRequest(run_id=run_id), timeout=120):
+        if ev.kind == "window":
+            streamed.append(json.loads(ev.payload_json))
+            if on_window is not None:
+                on_window(len(streamed))
+    return streamed, json.loads(stub.GetRun(pb.GetRunRequest(run_id=run_id)).result_json)
+
+
+def test_soak_windows_take_mean_power_from_the_meter(emulators, agent_factory, push, tiny_onnx_model):
+    # am62a: no on-board rail monitor, so the meter is the only power source.
+    # A 0.3 s step of +0.5 A every 0.8 s: each 0.5 s window holds a different share of it.
+    wf = Waveform(baseline_a=0.4, bus_v=5.0, spikes=[Spike(0.8 * k, 0.5, 0.3) for k in range(40)])
+    agent = agent_factory(profile="am62a", sysfs_root=ROOT_AM62A)
+    sha = push(agent.stub, tiny_onnx_model)
+    emu = emulators(InaCsvEmulator, wf, rate_hz=2000)
+    streamed, res = run_soak(agent.stub, sha, meter={"kind": "ina-csv", "port": emu.port, "options": {}})
+    assert res["status"] == "completed", res.get("error")
+    soak = res["soak"]
+    windows = soak["windows"]
+    assert len(windows) >= 4 and soak["power_source"] == "meter"
+    expected = []
+    for w in windows:
+        a = (res["t0_ns"] - emu.t0_ns) / 1e9 + w["t_s"]
+        expected.append(5.0 * wf.integral(a, a + w["dur_s"]) / w["dur_s"])
+        assert w["power_source"] == "meter"
+    assert max(expected) - min(expected) > 0.3  # the windows really differ
+    assert [w["power_w"] for w in windows] == pytest.approx(expected, rel=0.02)
+    # what was streamed (journaled) carries the same figures
+    assert [w["power_w"] for w in streamed] == [w["power_w"] for w in windows]
+    # and the HTML report's power panel has them
+    from controller.report.html import collect_series
+
+    series = collect_series(res, [])["power_w"]
+    assert series["window mean"][1] == pytest.approx([w["power_w"] for w in windows])
+
+
+def test_agx_orin_meter_cross_checked_against_summed_input_rails(
+    emulators, agent_factory, push, tiny_onnx_model
+):
+    # agx-orin fixture: no single module-input rail; the profile's input_rails
+    # read 3.190368 + 0.802368 + 3.625792 + 0.496704 = 8.115232 W. The meter sees 8.40 W.
+    board_w, meter_w = 8.115232, 8.40
+    wf = Waveform(baseline_a=meter_w / 19.0, bus_v=19.0)
+    agent = agent_factory(profile="agx-orin", sysfs_root="tests/fixtures/agx-orin")
+    sha = push(agent.stub, tiny_onnx_model)
+    emu = emulators(InaCsvEmulator, wf, rate_hz=2000)
+    # the meter is unplugged after the second window: later windows fall back to the rails
+    streamed, res = run_soak(
+        agent.stub,
+        sha,
+        on_window=lambda n: n == 2 and emu.dev.unplug(),
+        meter={"kind": "ina-csv", "port": emu.port, "options": {}},
+    )
+    assert res["status"] == "completed", res.get("error")
+    cc = res["power"]["cross_check"]
+    assert cc["rails"] == ["VDD_GPU_SOC", "VDD_CPU_CV", "VIN_SYS_5V0", "VDDQ_VDD2_1V8AO"]
+    assert cc["board_mean_w"] == pytest.approx(board_w, rel=1e-4)
+    assert cc["meter_mean_w"] == pytest.approx(meter_w, rel=0.01)
+    assert cc["diff_pct"] == pytest.approx((meter_w - board_w) / board_w * 100, abs=1.0) and cc["agree"]
+    windows = res["soak"]["windows"]
+    assert res["soak"]["power_source"] == "mixed" and len(windows) >= 4
+    assert [w["power_source"] for w in windows[:2]] == ["meter", "meter"]
+    assert [w["power_w"] for w in windows[:2]] == pytest.approx([meter_w] * 2, rel=0.01)
+    assert windows[-1]["power_source"] == "board" and windows[-1]["power_w"] == pytest.approx(
+        board_w, rel=1e-3
+    )
+
+
+def test_meter_behind_an_rfc2217_server(emulators, agent, push, tiny_onnx_model):
+    from emulators.rfc2217 import Rfc2217Server
+
+    wf = Waveform(baseline_a=0.3, bus_v=5.0, spikes=[Spike(0.25 * k, 0.5, 0.02) for k in range(1, 80)])
+    sha = push(agent.stub, tiny_onnx_model)
+    emu = emulators(InaCsvEmulator, wf, rate_hz=1000)
+    with Rfc2217Server(emu.port) as srv:
+        rec, res = run_bench(agent.stub, sha, meter={"kind": "ina-csv", "port": srv.url, "options": {}})
+    assert rec.status == "completed", res.get("error")
+    assert srv.settings["baudrate"] == 921600  # set by the agent over RFC 2217, not a raw socket
+    p = res["power"]
+    assert p["source"] == f"ina-csv:{srv.url}" and p["partial"] is False and p["samples"] > 500
+    # (lines still in flight when the start-of-run purge reached the server leave a
+    # gap behind them: counted as dropped, so the rate stays right)
+    assert p["sample_rate_hz"] == pytest.approx(1000, rel=0.01)
+    assert p["peak_a"] == pytest.approx(0.8, rel=0.02) and p["voltage_source"] == "meter"
+    assert all(tr["peak_a"] == pytest.approx(0.8, rel=0.02) for tr in p["transients"])
+    print([(tr["t_s"], tr["duration_ms"], tr["peak_a"]) for tr in p["transients"]], p["samples"])
+    assert all(tr["duration_ms"] == pytest.approx(20.0, abs=1.5) for tr in p["transients"][1:-1])  # ends cut
+    it = np.load(agent.state_dir / "runs" / rec.run_id / "iterations.npy")
+    m = it[it[:, 2] == 1]
+    w0, w1 = (m[:, 0].min() - emu.t0_ns) / 1e9, (m[:, 1].max() - emu.t0_ns) / 1e9
+    assert p["mean_a"] == pytest.approx(wf.integral(w0, w1) / (w1 - w0), rel=0.02)

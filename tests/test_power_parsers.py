@@ -68,6 +68,15 @@ def test_ina_csv_counts_dropped_lines_from_timestamp_gaps():
     assert blk.dropped + p.feed(b"").dropped == 7
 
 
+def test_ina_csv_counts_a_gap_that_came_before_the_period_was_known():
+    # small reads (a network port): the gap is in the second read, the period
+    # is only known after 32 intervals
+    p = InaCsvParser()
+    t = [i * 500 for i in range(8)] + [i * 500 for i in range(20, 60)]
+    dropped = sum(p.feed(lines(*[f"{x},10.0" for x in t[k : k + 5]])).dropped for k in range(0, len(t), 5))
+    assert p.period_us == 500 and dropped == 12
+
+
 def test_ina_csv_first_partial_line_after_open_is_not_garbage():
     p = InaCsvParser()
     blk = p.feed(b"5,12.0\n1000,1.0\n2000,1.0\n")  # "5,12.0" is the tail of a line cut by open
@@ -144,6 +153,23 @@ def test_cross_check_against_board_input_rail():
     assert cross_check({"mean_w": 9.0}, samples)["agree"] is False
     assert cross_check({"mean_w": None}, samples) is None
     assert cross_check({"mean_w": 5.0}, [{"t_ns": 0, "rails": {}}]) is None
+
+
+def test_cross_check_sums_the_profile_input_rails_without_a_single_input_rail():
+    from agent import profiles
+    from agent.rootfs import RootFS
+    from agent.telemetry.sysfs import SysfsReader
+
+    root = RootFS("tests/fixtures/agx-orin")
+    prof = profiles.resolve(root, "agx-orin")
+    rails = SysfsReader(root, prof).read()["rails"]  # the fixture's INA3221 channels
+    samples = [{"t_ns": i, "rails": rails} for i in range(5)]
+    samples.append({"t_ns": 5, "rails": {"VDD_GPU_SOC": {"w": 50.0}}})  # not every input rail: skipped
+    assert cross_check({"mean_w": 8.4}, samples) is None  # no VDD_IN-like rail on AGX Orin
+    cc = cross_check({"mean_w": 8.4}, samples, input_rails=prof.input_rails)
+    assert cc["rails"] == prof.input_rails and len(prof.input_rails) == 4 and cc["samples"] == 5
+    assert cc["board_mean_w"] == pytest.approx(3.190368 + 0.802368 + 3.625792 + 0.496704)
+    assert cc["diff_pct"] == pytest.approx(3.508, abs=0.01) and cc["agree"]
 
 
 @pytest.mark.parametrize(

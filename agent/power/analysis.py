@@ -13,6 +13,7 @@ import numpy as np
 
 from agent.power.capture import load
 from agent.power.clockfit import ClockFit
+from agent.telemetry.sampler import input_power_w
 
 DEFAULT_K = 6.0  # transient threshold: median + k x robust spread (MAD as sigma)
 FIRST_N = 5  # "first inferences after idle"
@@ -83,6 +84,53 @@ def find_transients(
     return list(zip(starts.tolist(), ends.tolist(), strict=False))
 
 
+def voltage(bus: np.ndarray, supply_v: float | None) -> tuple[np.ndarray | None, str | None]:
+    """Volts per sample and where they came from: the meter's bus voltage where
+    it has one (gaps filled with the supply, else the bus mean), else the
+    profile's supply; (None, None) with neither."""
+    if not np.isnan(bus).all():
+        fill = supply_v if supply_v is not None else float(np.nanmean(bus))
+        return np.where(np.isnan(bus), fill, bus), "meter"
+    if supply_v is not None:
+        return np.full(bus.shape[0], float(supply_v)), "profile"
+    return None, None
+
+
+def window_power(
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    t0_ns: int,
+    t1_ns: int,
+    supply_v: float | None = None,
+    min_coverage: float = 0.5,
+) -> dict[str, Any] | None:
+    """Time-weighted mean current and power over [t0_ns, t1_ns] from
+    ``Capture.window()`` parts (one per meter segment). None when the meter's
+    samples cover less than ``min_coverage`` of the window (unplugged, not yet
+    streaming): the caller falls back to another source."""
+    if t1_ns <= t0_ns:
+        return None
+    q = e = covered = 0.0
+    have_w = True
+    for t, cur, bus in parts:
+        a, b = max(t0_ns, int(t[0])), min(t1_ns, int(t[-1]))
+        if b <= a:
+            continue
+        covered += (b - a) / 1e9
+        q += integrate(t, cur, a, b)
+        volts, _ = voltage(bus, supply_v)
+        if volts is None:
+            have_w = False
+        else:
+            e += integrate(t, cur * volts, a, b)
+    if covered < min_coverage * (t1_ns - t0_ns) / 1e9:
+        return None
+    return {
+        "current_a": q / covered,
+        "power_w": e / covered if have_w else None,
+        "coverage": covered / ((t1_ns - t0_ns) / 1e9),
+    }
+
+
 def analyze(
     run_dir: Path,
     iterations: np.ndarray | None,
@@ -132,15 +180,7 @@ def analyze(
     if not (np.diff(t) >= 0).all():
         t, cur, bus = t[order], cur[order], bus[order]
 
-    # Voltage: the meter's bus voltage where it has one, else the profile's supply.
-    volts: np.ndarray | None = None
-    if not np.isnan(bus).all():
-        fill = supply_v if supply_v is not None else float(np.nanmean(bus))
-        volts = np.where(np.isnan(bus), fill, bus)
-        out["voltage_source"] = "meter"
-    elif supply_v is not None:
-        volts = np.full(cur.shape[0], float(supply_v))
-        out["voltage_source"] = "profile"
+    volts, out["voltage_source"] = voltage(bus, supply_v)
     power = cur * volts if volts is not None else None
 
     it = np.asarray(iterations if iterations is not None else np.empty((0, 3)), dtype=np.int64).reshape(-1, 3)
@@ -214,9 +254,13 @@ def cross_check(
     rail: str | None = None,
     window_ns: tuple[int, int] | None = None,
     tolerance_pct: float = 15.0,
+    input_rails: list[str] | None = None,
 ) -> dict[str, Any] | None:
-    """Compare the meter's mean power with the board's own input rail (Jetson
-    INA3221 ``VDD_IN`` and kin) over the same window. None when either is missing."""
+    """Compare the meter's mean power with the board's own input power (Jetson
+    INA3221) over the same window. The board side is ``rail`` if given, else the
+    single module-input rail (``VDD_IN`` and kin), else the sum of the profile's
+    ``input_rails`` (AGX Orin has no single input channel), counting samples
+    that carry every one of them. None when either side is missing."""
     meter_w = power.get("mean_w")
     if meter_w is None:
         return None
@@ -225,24 +269,29 @@ def cross_check(
         names.update((s.get("rails") or {}).keys())
     if rail is None:
         # the module's total input: VDD_IN (Orin, Xavier NX), POM_5V_IN (Nano, TX2).
-        # Not VIN_SYS_5V0 (AGX Orin): a sub-rail, not what the meter sees.
+        # Not VIN_SYS_5V0 (AGX Orin) alone: a sub-rail, not what the meter sees.
         ins = [n for n in INPUT_RAILS if n in names] or sorted(n for n in names if n.upper().endswith("_IN"))
         rail = ins[0] if ins else None
-    if rail is None or rail not in names:
+    if rail is not None:
+        summed = [rail] if rail in names else []
+    else:
+        summed = list(input_rails or []) if set(input_rails or []) <= names else []
+    if not summed:
         return None
-    vals = [
-        s["rails"][rail]["w"]
-        for s in telemetry_samples
-        if rail in (s.get("rails") or {})
-        and s["rails"][rail].get("w") is not None
-        and (window_ns is None or window_ns[0] <= s.get("t_ns", 0) <= window_ns[1])
-    ]
+    vals = []
+    for s in telemetry_samples:
+        rails = s.get("rails") or {}
+        if window_ns is not None and not window_ns[0] <= s.get("t_ns", 0) <= window_ns[1]:
+            continue
+        if all(rails.get(r, {}).get("w") is not None for r in summed):
+            vals.append(input_power_w(s, summed))
     if not vals:
         return None
     board_w = float(np.mean(vals))
     diff = (meter_w - board_w) / board_w * 100.0 if board_w else None
     return {
-        "rail": rail,
+        "rail": "+".join(summed),
+        "rails": summed,
         "meter_mean_w": float(meter_w),
         "board_mean_w": board_w,
         "samples": len(vals),
@@ -251,7 +300,9 @@ def cross_check(
     }
 
 
-def cross_check_run(run_dir: Path, power: dict[str, Any]) -> dict[str, Any] | None:
+def cross_check_run(
+    run_dir: Path, power: dict[str, Any], input_rails: list[str] | None = None
+) -> dict[str, Any] | None:
     """cross_check over a run directory: telemetry.jsonl samples within the
     measured window of iterations.npy (the whole run when absent)."""
     import json
@@ -275,4 +326,4 @@ def cross_check_run(run_dir: Path, power: dict[str, Any]) -> dict[str, Any] | No
         m = it[it[:, 2] == 1] if (it[:, 2] == 1).any() else it
         if m.shape[0]:
             window = (int(m[:, 0].min()), int(m[:, 1].max()))
-    return cross_check(power, samples, window_ns=window)
+    return cross_check(power, samples, window_ns=window, input_rails=input_rails)

@@ -141,8 +141,11 @@ def open_port(url: str, baudrate: int, timeout: float = 0.05) -> Any:
     """pyserial's serial_for_url (device paths, rfc2217://, socket://), as BadInput on failure."""
     import serial  # pyserial: light, but only needed when a meter is used
 
+    # pyserial's rfc2217:// client refuses any write_timeout (NotImplementedError
+    # from its open()); its writes are socket sends, bounded by TCP instead.
+    kw = {} if url.lower().startswith("rfc2217://") else {"write_timeout": 1.0}
     try:
-        return serial.serial_for_url(url, baudrate=baudrate, timeout=timeout, write_timeout=1.0)
+        return serial.serial_for_url(url, baudrate=baudrate, timeout=timeout, **kw)
     except (serial.SerialException, ValueError, OSError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise BadInput(f"cannot open meter port {url!r}: {msg}") from None

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import threading
+from array import array
+from bisect import bisect_left, bisect_right
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +40,19 @@ _REOPEN_EVERY_S = 0.5
 # tty buffer (~4 KB per ms at 1 MS/s).
 _SMALL_READ = 1000
 _BATCH_WAIT_S = 0.004
+# window(): the clock pairs this far before a window feed its live clock fit
+_WINDOW_FIT_NS = 30_000_000_000
 
 
 class _Segment:
     def __init__(self, first: int) -> None:
         self.first = first
         self.count = 0
-        self.pair_dev: list[int] = []
-        self.pair_host: list[int] = []
+        # one entry per read (8 bytes each): the meter time of its last sample,
+        # the host receive time, and the segment's sample count after it
+        self.pair_dev = array("q")
+        self.pair_host = array("q")
+        self.pair_n = array("q")
         self.dev_first: int | None = None
         self.dev_last: int | None = None
 
@@ -139,6 +146,7 @@ class Capture:
                     seg.dev_last = int(blk.t_dev_ns[-1])
                     seg.pair_dev.append(seg.dev_last)
                     seg.pair_host.append(t_rx)
+                    seg.pair_n.append(seg.count)
                     self._samples += n
                     self._last_rx_ns = t_rx
                     self._last_current_a = float(blk.current_a[-1])
@@ -184,6 +192,84 @@ class Capture:
             self._meter = m
             return True
         return False
+
+    def window(
+        self, t0_ns: int, t1_ns: int, wait_s: float = 0.25
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The samples captured so far that fall in [t0_ns, t1_ns] on the agent
+        clock (plus one either side, for the edges), one ``(t_ns, current_a,
+        bus_v)`` per segment (bus_v NaN without a bus voltage), for a soak
+        window while the capture runs. Samples still on their way from the
+        meter are waited for, up to ``wait_s``, unless the meter is gone.
+        Meter times are mapped by a clock fit over the reads of the last
+        ``_WINDOW_FIT_NS`` (the stop-time fit uses all of them); only the
+        window's own samples are read back from power.bin."""
+        deadline = now_ns() + int(wait_s * 1e9)
+        while True:
+            parts, live = self._window_pairs(t0_ns, t1_ns)
+            if not parts:
+                return []
+            fits = [
+                clockfit.identity() if self._host_clock else clockfit.fit(dev, host)
+                for _, dev, host, _ in parts
+            ]
+            newest = int(fits[-1].apply(parts[-1][1][-1:])[0])
+            if newest >= t1_ns or not live or now_ns() >= deadline:
+                break
+            self._stop.wait(0.005)
+        out = []
+        for (first, dev, _, n_after), fit in zip(parts, fits, strict=True):
+            # host -> meter time: the fit's inverse; from the read before the one
+            # holding the window start through the one after the window end
+            d0, d1 = (np.array([t0_ns, t1_ns]) - fit.host0_ns - fit.intercept_ns) / fit.slope + fit.dev0_ns
+            k0 = max(int(np.searchsorted(dev, d0, side="left")) - 1, 0)
+            k1 = min(int(np.searchsorted(dev, d1, side="left")) + 1, dev.shape[0])
+            a, b = int(n_after[k0]), int(n_after[k1])
+            if b <= a:
+                continue
+            rec = np.fromfile(
+                self.run_dir / BIN_NAME,
+                dtype=SAMPLE_DTYPE,
+                count=b - a,
+                offset=(first + a) * SAMPLE_DTYPE.itemsize,
+            )
+            t = fit.apply(rec["t_dev_ns"])
+            inside = np.flatnonzero((t >= t0_ns) & (t <= t1_ns))
+            if not inside.shape[0]:
+                continue
+            sl = slice(max(int(inside[0]) - 1, 0), min(int(inside[-1]) + 2, t.shape[0]))
+            out.append((t[sl], rec["current_a"][sl].astype(np.float64), rec["bus_v"][sl].astype(np.float64)))
+        return out
+
+    def _window_pairs(self, t0_ns: int, t1_ns: int) -> tuple[list[tuple[int, Any, Any, Any]], bool]:
+        """For window(): per segment that may hold samples of the window, its
+        first record and copies of its clock pairs near the window (meter time,
+        host time, and the segment's sample count before each read: one more
+        entry); and whether the meter is still delivering. Flushes power.bin."""
+        parts = []
+        with self._lock:
+            if self._thread is None or self._file.closed:
+                return [], False
+            self._file.flush()
+            for seg in self._segments:
+                if not seg.count or seg.pair_host[-1] < t0_ns:
+                    continue
+                lo = bisect_left(seg.pair_host, t0_ns - _WINDOW_FIT_NS)
+                hi = bisect_right(seg.pair_host, t1_ns + _STALL_NS)
+                if hi <= lo:
+                    continue
+                # copies, not views: the reader thread appends to these arrays
+                n_after = array("q", [seg.pair_n[lo - 1] if lo else 0]) + seg.pair_n[lo:hi]
+                parts.append(
+                    (
+                        seg.first,
+                        np.array(seg.pair_dev[lo:hi], dtype=np.int64),
+                        np.array(seg.pair_host[lo:hi], dtype=np.int64),
+                        np.array(n_after, dtype=np.int64),
+                    )
+                )
+            live = self._meter is not None and self._thread.is_alive() and not self._stop.is_set()
+        return parts, live
 
     def _meter_info(self) -> dict[str, Any]:
         try:

@@ -149,11 +149,14 @@ class InaCsvParser:
         else:
             dt = np.diff(t_us)
         if self._period_us is None:
-            self._dts.extend(int(x) for x in dt[:256] if x > 0)
-            if len(self._dts) >= 32:
-                self._period_us = float(np.median(self._dts))
-            else:
+            # learning the period: keep the intervals (a few blocks' worth) and
+            # count the gaps among them once it is known
+            self._dts.extend(int(x) for x in dt if x > 0)
+            if len(self._dts) < 32:
                 return 0
+            self._period_us = float(np.median(self._dts))
+            dt = np.asarray(self._dts)
+            self._dts = []
         p = self._period_us
         gaps = dt[dt > 1.5 * p]
         return int(np.rint(gaps / p).sum() - gaps.shape[0]) if gaps.shape[0] else 0

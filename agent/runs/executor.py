@@ -319,7 +319,7 @@ class RunManager:
                     _one_line(str(msg.get("message") or "run failed")),
                 )
             elif mtype == "window":
-                windows.append(self._on_window(run, msg, sampler))
+                windows.append(self._on_window(run, msg, sampler, capture, profile))
             elif mtype == "progress":
                 run.iterations = int(msg.get("iterations") or 0)
                 run.throughput_ips = float(msg.get("throughput_ips") or 0.0)
@@ -441,7 +441,9 @@ class RunManager:
         run.cold_start = res  # type: ignore[attr-defined]  # read back in _assemble
         return res
 
-    def _on_window(self, run: _Run, msg: dict, sampler: Any) -> dict:
+    def _on_window(
+        self, run: _Run, msg: dict, sampler: Any, capture: Any = None, profile: Any = None
+    ) -> dict:
         t0 = int(msg.get("t_start_ns") or 0)
         t1 = int(msg.get("t_end_ns") or 0)
         w = {
@@ -458,6 +460,13 @@ class RunManager:
                 w.update(sampler.window(t0, t1))
             except Exception as exc:
                 log.warning("telemetry window failed: %s", exc)
+        # mean power: the current meter when it covers the window, else the board's rails
+        meter = _meter_window(capture, t0, t1, profile)
+        if meter is not None:
+            w["power_w"] = round(meter["power_w"], 4)
+            w["power_source"] = "meter"
+        elif w.get("power_w") is not None:
+            w["power_source"] = "board"
         run.journal.append("window", w, t_ns=t1 or None)
         return w
 
@@ -550,8 +559,8 @@ class RunManager:
                 spec.transient_a,
                 run_start_ns=doc.get("t0_ns"),  # transients' t_s from run start
             )
-            # the board's own input rail (Jetson INA3221) against the meter
-            cc = cross_check_run(rd.path, power)
+            # the board's own input rail(s) (Jetson INA3221) against the meter
+            cc = cross_check_run(rd.path, power, _profile_value(profile, "input_rails"))
             if cc is not None:
                 power["cross_check"] = cc
             return {**capture, **power}
@@ -561,7 +570,13 @@ class RunManager:
             return out
 
     def _soak(self, windows: list[dict], sampler: Any, spec: RunSpec, profile: Any, t0_ns: int) -> dict:
-        base = {"window_s": spec.soak.window_s if spec.soak else None, "windows": windows}
+        sources = {w.get("power_source") for w in windows} - {None}
+        base = {
+            "window_s": spec.soak.window_s if spec.soak else None,
+            "windows": windows,
+            # where the windows' power_w came from: meter, board, or mixed (a meter lost mid-soak)
+            "power_source": sources.pop() if len(sources) == 1 else ("mixed" if sources else None),
+        }
         try:
             from agent.soak.analysis import analyze_soak
         except ImportError:
@@ -600,6 +615,23 @@ def _soak_gate(soak: dict | None) -> dict | None:
     except ImportError:
         return None
     return soak_gate(soak)
+
+
+def _meter_window(capture: Any, t0_ns: int, t1_ns: int, profile: Any) -> dict | None:
+    """The meter's mean power over a soak window, None when there is no meter,
+    it has no voltage (no bus voltage, no profile supply) or it missed most of
+    the window."""
+    if capture is None or t1_ns <= t0_ns:
+        return None
+    try:
+        from agent.power.analysis import window_power
+
+        supply_v = (_profile_value(profile, "budget") or {}).get("supply_v")
+        res = window_power(capture.window(t0_ns, t1_ns), t0_ns, t1_ns, supply_v)
+    except Exception as exc:  # never lose a window for its power figure
+        log.warning("meter window failed: %s", exc)
+        return None
+    return res if res is not None and res["power_w"] is not None else None
 
 
 def _worker_entry() -> Callable[..., None]:

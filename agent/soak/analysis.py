@@ -51,6 +51,7 @@ def window_record(raw: dict[str, Any], t0_ns: int) -> dict[str, Any]:
         "temps_c": dict(raw.get("temps_c") or {}),
         "clocks_hz": dict(raw.get("clocks_hz") or {}),
         "power_w": raw.get("power_w"),
+        "power_source": raw.get("power_source"),  # meter | board, None without power
     }
     return rec
 
