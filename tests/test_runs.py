@@ -112,7 +112,9 @@ def test_bench_run_journals_gap_free_events_and_writes_the_result(agent, model_s
     assert [e.seq for e in _watch(agent.stub, run_id, after=k)] == list(range(k + 1, len(events) + 1))
     assert _watch(agent.stub, run_id, after=len(events)) == []
     stats = agent.server.runs.stats()
-    assert stats["runs_in_flight"] == 0 and stats["inferences_total"] == result["iterations"]
+    # every inference counts, cold and warm-up included: one row each in iterations.npy
+    assert stats["runs_in_flight"] == 0 and stats["inferences_total"] == its.shape[0]
+    assert its.shape[0] == result["iterations"] + result["warmup_iterations"] + 1
 
 
 def test_watch_resumes_mid_run_with_every_event_exactly_once(agent, model_sha):

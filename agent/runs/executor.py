@@ -54,6 +54,7 @@ class _Run:
         self.t0_ns = 0
         self.instruments_stopped = False
         self.accelerator: dict | None = None  # the profile accelerator it resolved to
+        self.unmeasured_inferences = 0  # cold + warm-up: in inferences_total, not in throughput
         self.lock = threading.Lock()
 
 
@@ -313,6 +314,10 @@ class RunManager:
                 part = msg.get("data") or {}
                 # the exact count (progress messages lag by up to 0.5 s)
                 run.iterations = int(part.get("iterations") or run.iterations)
+                # the cold first inference and the warm-up count as inferences too
+                run.unmeasured_inferences = int(part.get("warmup_iterations") or 0) + (
+                    1 if part.get("first_inference_ms") is not None else 0
+                )
             elif mtype == "error":
                 error = (
                     str(msg.get("code") or "run_failed"),
@@ -367,11 +372,12 @@ class RunManager:
         rd.update_state(status=status, ended_unix=ended, error=error, error_code=code, pid=None)
         run.journal.append("result", {"status": status, "error": error, "error_code": code})
         log.info("run %s %s%s", rd.run_id, status, f": {error}" if error else "")
-        run.journal.close()
-        self._inferences_done += run.iterations
-        run.throughput_ips = 0.0
+        # one step under the lock: a scrape never sees the run neither running nor done
         with self._lock:
+            self._inferences_done += run.iterations + run.unmeasured_inferences
             self._runs.pop(rd.run_id, None)
+        run.throughput_ips = 0.0
+        run.journal.close()
 
     # -- instruments ---------------------------------------------------------
     def _profile(self) -> Any:
