@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from agent.errors import BadInput
+from agent.runtimes.names import canonical_provider
 
 SCHEMA = "edgebench.runspec/v1"
 KINDS = ("bench", "soak", "validate", "placement")
@@ -88,8 +89,7 @@ class RunSpec:
         popts = {k: dict(v) for k, v in acc["provider_options"].items()}
         for prov, opts in self.provider_options.items():
             # --provider-opt tensorrt:K=V names the profile's TensorrtExecutionProvider
-            low = prov.lower()
-            prov = next((p for p in acc["providers"] if p.lower() in (low, low + "executionprovider")), prov)
+            prov = canonical_provider(prov, acc["providers"]) or prov
             popts.setdefault(prov, {}).update(opts)
         d = self.to_dict()
         d.update(

@@ -13,9 +13,9 @@ from conftest import put_artifact
 from agent.bench.inputs import quantized_range
 from agent.bench.task import open_model, run_task
 from agent.errors import EXIT_BAD_INPUT, BadInput
-from agent.runtimes.base import model_format
 from agent.runtimes.detect import runtime_info
 from agent.runtimes.litert import LiteRTRunner
+from agent.runtimes.names import model_format
 from agent.runtimes.onnxruntime import OrtRunner
 from agent.spec import RunSpec
 from controller.models import onnx_cnn, onnx_graphs, tflite_builder
@@ -229,3 +229,16 @@ def test_runtime_info_reports_versions_and_providers():
     assert "CPUExecutionProvider" in info["onnxruntime"]["providers"]
     assert info["litert"]["module"] in ("ai_edge_litert", "tflite_runtime")
     assert info["litert"]["delegates"]["XNNPACK"] == "builtin"
+
+
+def test_options_under_a_short_and_a_full_provider_name_merge():
+    from agent.runtimes.onnxruntime import OrtRunner
+
+    spec = RunSpec(
+        kind="bench",
+        model_sha256="0" * 64,
+        providers=["cpu"],
+        provider_options={"cpu": {"a": "1"}, "CPUExecutionProvider": {"b": "2"}},
+    )
+    use, opts = OrtRunner()._providers(spec)
+    assert use == ["CPUExecutionProvider"] and opts == [{"a": "1", "b": "2"}]

@@ -16,7 +16,8 @@ from typing import Any
 
 from agent.clock import now_ns
 from agent.errors import BadInput, EdgebenchError
-from agent.runtimes.base import Runner, make_runner, model_format
+from agent.runtimes.base import Runner, make_runner
+from agent.runtimes.names import RUNTIME_OF_FORMAT, model_format
 from agent.spec import RunSpec
 from agent.stats import latency_summary_ms
 from agent.store.paths import artifact_path, state_dir_of
@@ -49,8 +50,8 @@ def open_model(spec: RunSpec, run_dir: Path) -> tuple[Runner, Path, str, float]:
     """(runner, model path, format, init_ms): the model loaded as the spec asks."""
     model = locate_artifact(run_dir, spec.model_sha256, "model")
     fmt = model_format(model, spec.model_name)
-    runtime = spec.runtime or {"onnx": "onnxruntime", "tflite": "litert"}[fmt]
-    expected = {"onnxruntime": "onnx", "litert": "tflite"}.get(runtime)
+    runtime = spec.runtime or RUNTIME_OF_FORMAT[fmt]
+    expected = {r: f for f, r in RUNTIME_OF_FORMAT.items()}.get(runtime)
     if expected and expected != fmt:
         raise BadInput(f"runtime {runtime} cannot run a {fmt} model")
     if runtime == "litert" and (spec.providers or spec.provider_options):

@@ -30,6 +30,7 @@ from agent.rootfs import RootFS
 from agent.runs.journal import Journal, read_events
 from agent.runs.registry import RESULT_SCHEMA, Registry, RunDir, partial_result
 from agent.runs.worker import DEFAULT_TASK
+from agent.runtimes.names import RUNTIME_OF_FORMAT, model_format
 from agent.spec import RunSpec
 from agent.store.artifacts import ArtifactStore
 
@@ -124,14 +125,12 @@ class RunManager:
         """``--accelerator NAME`` -> the spec with the profile's runtime,
         providers/delegate, options and env; judged here so that a board
         without that accelerator is a bad input before any run exists."""
-        from agent.runtimes.base import model_format  # noqa: PLC0415 - numpy, only when asked
-
         profile = self._profile()
         if profile is None:
             raise BadInput(f"--accelerator {spec.accelerator} needs a hardware profile; none is loaded")
         path = self.store.path(spec.model_sha256)
         fmt = model_format(Path(path), spec.model_name)
-        runtime = spec.runtime or {"onnx": "onnxruntime", "tflite": "litert"}[fmt]
+        runtime = spec.runtime or RUNTIME_OF_FORMAT[fmt]
         acc = profile.accelerator(spec.accelerator, runtime)
         resolved = spec.with_accelerator(acc)
         summary = {k: acc[k] for k in ("name", "entry", "profile", "runtime", "providers", "delegate")}
@@ -195,12 +194,15 @@ class RunManager:
         return rd.last_seq() if rd else 0
 
     def stats(self) -> dict[str, float]:
+        # one snapshot: _finish moves a run's count into _inferences_done and
+        # drops it from _runs in one step under this lock
         with self._lock:
             runs = list(self._runs.values())
-        running = [r for r in runs if r.started and not r.journal.closed]
+            done = self._inferences_done
+        running = [r for r in runs if r.started]
         return {
             "runs_in_flight": len(runs),
-            "inferences_total": self._inferences_done + sum(r.iterations for r in running),
+            "inferences_total": done + sum(r.iterations for r in running),
             "current_throughput_ips": sum(r.throughput_ips for r in running),
         }
 

@@ -70,18 +70,6 @@ def make_runner(runtime: str) -> Runner:
     return getattr(importlib.import_module(mod), cls)()
 
 
-def model_format(path: Path, name: str | None = None) -> str:
-    """``onnx`` or ``tflite`` from the file's bytes (not its name); BadInput otherwise."""
-    with open(path, "rb") as f:
-        head = f.read(16)
-    if len(head) >= 8 and head[4:8] == b"TFL3":
-        return "tflite"
-    # an ONNX ModelProto starts with field 1 (ir_version, varint): tag byte 0x08
-    if head[:1] == b"\x08":
-        return "onnx"
-    raise BadInput(f"not a model file: {name or path.name} is neither ONNX nor TFLite")
-
-
 def npz_arrays(npz: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(npz, allow_pickle=False) as z:

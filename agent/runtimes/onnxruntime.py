@@ -23,6 +23,7 @@ import numpy as np
 from agent.errors import BadInput, RunFailed
 from agent.runtimes import onnx_proto
 from agent.runtimes.base import InputSpec, check_feeds, check_shape_names, npz_arrays, resolve_shape
+from agent.runtimes.names import canonical_provider
 from agent.spec import RunSpec
 
 CPU = "CPUExecutionProvider"
@@ -49,16 +50,6 @@ _ORT_DTYPES = {
     "tensor(uint64)": np.uint64,
     "tensor(bool)": np.bool_,
 }
-
-
-def canonical_provider(name: str, known: list[str]) -> str | None:
-    """``openvino`` / ``OpenVINO`` / ``OpenVINOExecutionProvider`` -> the ORT name."""
-    low = name.lower()
-    for p in known:
-        pl = p.lower()
-        if pl == low or pl == low + "executionprovider":
-            return p
-    return None
 
 
 class OrtRunner:
@@ -96,7 +87,8 @@ class OrtRunner:
             c = canonical_provider(name, known) or canonical_provider(name, available)
             if c is None or c not in canon:
                 raise BadInput(f"options given for provider {name!r}, which is not requested")
-            opts_by_name[c] = {str(k): str(v) for k, v in opts.items()}
+            # tensorrt:K=V and TensorrtExecutionProvider:K=V name one provider: merge
+            opts_by_name.setdefault(c, {}).update({str(k): str(v) for k, v in opts.items()})
         self.requested = list(canon)
         missing = [c for c in canon if c not in available]
         if missing and CPU not in canon:
