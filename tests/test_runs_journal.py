@@ -80,6 +80,23 @@ def test_memory_holds_only_the_tail_and_a_late_watcher_still_gets_every_event_on
     assert [e["seq"] for e in again.events_after(10)][:3] == [11, 12, 13]
 
 
+def test_a_late_watcher_seeks_to_a_mark_instead_of_rescanning(tmp_path, monkeypatch):
+    from agent.runs import journal
+
+    monkeypatch.setattr(journal, "MARK_EVERY", 8)
+    p = tmp_path / "journal.jsonl"
+    j = Journal(p, memory_events=16)
+    for i in range(100):
+        j.append("progress", {"iterations": i})
+    assert [m[0] for m in j._marks] == list(range(1, 100, 8))
+    # spoil the first line in place: a read that started at byte 0 would stop there
+    data = p.read_bytes()
+    first = data.index(b"\n")
+    p.write_bytes(b"x" * first + data[first:])
+    assert [e["seq"] for e in j.wait_after(50, timeout=0)] == list(range(51, 67))
+    j.close()
+
+
 def test_run_ids_sort_by_time_and_reject_paths():
     a = new_run_id(1_700_000_000.001)
     b = new_run_id(1_700_000_000.002)

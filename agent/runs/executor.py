@@ -27,7 +27,7 @@ from typing import Any
 from agent.clock import now_ns
 from agent.errors import BadInput, EdgebenchError
 from agent.rootfs import RootFS
-from agent.runs.journal import Journal, read_events
+from agent.runs.journal import Journal, iter_events
 from agent.runs.registry import RESULT_SCHEMA, Registry, RunDir, partial_result
 from agent.runs.worker import DEFAULT_TASK
 from agent.runtimes.names import RUNTIME_OF_FORMAT, model_format
@@ -174,7 +174,7 @@ class RunManager:
             rd = self.registry.get(run_id)
             if rd is None:
                 raise KeyError(run_id)
-            yield from read_events(rd.journal_path, after_seq)
+            yield from iter_events(rd.journal_path, after_seq)
             return
         seq = after_seq
         while active():
