@@ -257,25 +257,26 @@ def cross_check(
     input_rails: list[str] | None = None,
 ) -> dict[str, Any] | None:
     """Compare the meter's mean power with the board's own input power (Jetson
-    INA3221) over the same window. The board side is ``rail`` if given, else the
-    single module-input rail (``VDD_IN`` and kin), else the sum of the profile's
-    ``input_rails`` (AGX Orin has no single input channel), counting samples
-    that carry every one of them. None when either side is missing."""
+    INA3221) over the same window. The board side is ``rail`` if given, else
+    the sum of the profile's ``input_rails`` (the board power the sampler and
+    the soak windows use; AGX Orin has no single input channel), else a guess
+    at the single module-input rail (``VDD_IN`` and kin). Samples count when
+    they carry every rail summed. None when either side is missing."""
     meter_w = power.get("mean_w")
     if meter_w is None:
         return None
     names: set[str] = set()
     for s in telemetry_samples:
         names.update((s.get("rails") or {}).keys())
-    if rail is None:
-        # the module's total input: VDD_IN (Orin, Xavier NX), POM_5V_IN (Nano, TX2).
-        # Not VIN_SYS_5V0 (AGX Orin) alone: a sub-rail, not what the meter sees.
-        ins = [n for n in INPUT_RAILS if n in names] or sorted(n for n in names if n.upper().endswith("_IN"))
-        rail = ins[0] if ins else None
     if rail is not None:
         summed = [rail] if rail in names else []
+    elif input_rails:
+        summed = list(input_rails) if set(input_rails) <= names else []
     else:
-        summed = list(input_rails or []) if set(input_rails or []) <= names else []
+        # no profile: the module's total input, VDD_IN (Orin, Xavier NX) or
+        # POM_5V_IN (Nano, TX2); never a sub-rail like VIN_SYS_5V0 alone
+        ins = [n for n in INPUT_RAILS if n in names] or sorted(n for n in names if n.upper().endswith("_IN"))
+        summed = ins[:1]
     if not summed:
         return None
     vals = []
