@@ -74,12 +74,11 @@ class RunSpec:
     labels: dict[str, str] = field(default_factory=dict)
 
     def with_accelerator(self, acc: dict[str, Any]) -> RunSpec:
-        """This spec with a profile accelerator (``Profile.accelerator``) applied:
+        """This spec with a profile accelerator (``Profile.accelerator(name,
+        runtime)``, already the entry for this spec's runtime) applied:
         its runtime, providers or delegate, their options (the user's win) and
         its environment. Naming providers or a delegate as well is ambiguous."""
         name = self.accelerator
-        if self.runtime is not None and self.runtime != acc["runtime"]:
-            raise BadInput(f"--accelerator {name} runs {acc['runtime']}, not --runtime {self.runtime}")
         if self.providers or self.delegate:
             what = ", ".join(acc["providers"]) or acc["delegate"] or "its runtime's default"
             raise BadInput(

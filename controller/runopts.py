@@ -162,7 +162,7 @@ def spec_from_args(
     soak = None
     if g("target_ips") is not None and kind != "soak":
         raise BadInput("--target-ips is the sustained-throughput target of a soak; use edgebench soak")
-    if kind == "soak" or any(g(n) is not None for n in ("ambient_c", "enclosure", "target_ips")):
+    if kind == "soak" or any(g(n) is not None for n in ("ambient_c", "enclosure")):
         soak = SoakSpec(ambient_c=g("ambient_c"), enclosure=g("enclosure"), target_ips=g("target_ips"))
     spec = RunSpec(
         kind=kind,

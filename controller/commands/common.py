@@ -153,9 +153,15 @@ def execute(args: argparse.Namespace, kind: str) -> tuple[dict, str]:
             interrupted(client, run_id, args)
             raise
         agent = agent_name(client)
+    raise_bad_input(result)
+    return result, agent
+
+
+def raise_bad_input(result: dict) -> None:
+    """A run the agent failed as bad input is the caller's error: exit 2, one
+    line, nothing stored."""
     if result.get("status") == "failed" and result.get("error_code") == "bad_input":
         raise BadInput(str(result.get("error") or "bad input"))
-    return result, agent
 
 
 def finish(args: argparse.Namespace, result: dict, agent: str) -> int:

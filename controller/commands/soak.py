@@ -38,6 +38,7 @@ from controller.commands.common import (
     interrupted,
     push_inputs,
     push_model,
+    raise_bad_input,
     store,
     write_json,
 )
@@ -262,7 +263,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def _soak_spec(args: argparse.Namespace, sha: str, name: str, inputs_sha: str | None = None) -> dict:
     spec = spec_from_args(args, "soak", sha, name, inputs_sha=inputs_sha)
-    spec.duration_s = float(args.duration)
     spec.soak.window_s = float(args.window)
     spec.soak.start_cold = bool(args.start_cold)
     spec.soak.start_cold_max_s = float(args.start_cold_max)
@@ -300,8 +300,7 @@ def run(args: argparse.Namespace) -> int:
             again = f" (or watch it again: edgebench soak --attach {run_id} {agent_flags(args, client)})"
             interrupted(client, run_id, args, again)
             raise
-        if result.get("status") == "failed" and result.get("error_code") == "bad_input":
-            raise BadInput(str(result.get("error") or "bad input"))  # nothing stored
+        raise_bad_input(result)  # nothing stored
         store(args, result, agent_name(client))
         write_json(args, result)
         if args.html:
