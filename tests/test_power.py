@@ -228,10 +228,14 @@ class _Ser2NetInaCsv(LoopbackServer):
 
 
 def test_socket_meter_replugged_mid_run_starts_a_new_segment(tmp_path):
-    wf = Waveform(baseline_a=0.25, spikes=[Spike(1.1, 0.5, 0.1)])  # after the re-plug
+    # Cut at 0.3 s; the reader closes the dead port (pyserial's socket:// close()
+    # sleeps 0.3 s) and retries every 0.5 s: the new segment starts at ~1.1 s.
+    # The spike sits well inside it, so its rising edge is sampled, not the
+    # reconnect (a spike at 1.1 s read the reconnect's jitter as its time).
+    wf = Waveform(baseline_a=0.25, spikes=[Spike(1.4, 0.5, 0.1)])
     srv = _Ser2NetInaCsv(wf)
     try:
-        s = capture_for(MeterSpec("ina-csv", f"socket://127.0.0.1:{srv.port}"), tmp_path, 1.5)
+        s = capture_for(MeterSpec("ina-csv", f"socket://127.0.0.1:{srv.port}"), tmp_path, 1.8)
     finally:
         srv.close()
     assert srv.connections >= 2
@@ -245,8 +249,26 @@ def test_socket_meter_replugged_mid_run_starts_a_new_segment(tmp_path):
     p = analyze(tmp_path, None, run_start_ns=srv.t0_ns)
     assert p["transient_count"] == 1
     assert p["transients"][0]["peak_a"] == pytest.approx(0.75, rel=0.02)
-    # the emulator shares the GIL with the reader: under load the latency floor grows
-    assert p["transients"][0]["t_s"] == pytest.approx(1.1, abs=0.03)
+    assert p["transients"][0]["t_s"] == pytest.approx(1.4, abs=0.01)  # few clock pairs after a re-plug
+
+
+def test_unanswered_run_start_purge_over_rfc2217_does_not_fail_the_capture(emulators, tmp_path):
+    from emulators.rfc2217 import Rfc2217Server
+
+    emu = emulators(InaCsvEmulator, Waveform(baseline_a=0.3, bus_v=5.0), rate_hz=1000)
+    # pyserial's open() purges twice (answered); the run-start purge gets no answer
+    with Rfc2217Server(emu.port, purge_answers=2) as srv:
+        spec = MeterSpec("ina-csv", f"{srv.url}?timeout=1")  # the client's network timeout: 1 s
+        s = capture_for(spec, tmp_path, 0.5)
+    assert srv.purges == 3
+    meter = json.loads((tmp_path / "power.json").read_text())["meter"]
+    assert "timeout while waiting for option 'purge'" in meter["purge_error"]
+    assert s["partial"] is False and s["gaps"] == [] and s["samples"] > 300
+    _, _, cur, bus = load_trace(tmp_path)
+    # record 0 may be the tail of a line the purge cut that happens to parse
+    # (e.g. "0,5000.0": 5 A at t=0): a known limit of the ina-csv parser's first line
+    assert cur[1:] == pytest.approx(np.full(cur.shape[0] - 1, 0.3))
+    assert bus[1:] == pytest.approx(np.full(bus.shape[0] - 1, 5.0))
 
 
 def test_ppk2_source_mode_powers_the_board_and_gives_the_voltage(emulators, tmp_path):

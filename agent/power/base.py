@@ -9,6 +9,7 @@ only the meter it uses.
 from __future__ import annotations
 
 import importlib
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -16,6 +17,8 @@ import numpy as np
 
 from agent.errors import BadInput
 from agent.spec import MeterSpec
+
+log = logging.getLogger("edgebench.power")
 
 # kind -> (module, class). Imported lazily: the agent stays light.
 REGISTRY: dict[str, tuple[str, str]] = {
@@ -160,6 +163,36 @@ def close_port(ser: Any) -> None:
         ser.close()
     except Exception:
         pass
+
+
+def purge_input(ser: Any) -> str | None:
+    """Drop what the port queued before the run: best effort. None, or why not.
+
+    Over RFC 2217 the purge is a round trip: pyserial's client waits up to its
+    network timeout (3 s; ``?timeout=`` in the URL) for the server's answer and
+    raises if none comes: a slow or overloaded ser2net, or a server that just
+    dropped the link. None of that is a reason to fail the run: stale samples
+    only precede the run (analysis keeps the run's window), and a port that is
+    really gone fails the capture's first read, which records the gap and
+    reconnects as for any unplug.
+
+    pyserial clears its own receive queue only after the answer: without one,
+    drop what has arrived so far here. Else the bytes from before the server's
+    flush run straight into those after it, and the spliced line can carry a
+    timestamp that the parser takes for a real jump."""
+    try:
+        ser.reset_input_buffer()
+    except OSError as exc:  # SerialException (PortNotOpenError, purge timeout) or a socket error
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log.warning("meter port %s: could not purge input (%s); continuing", getattr(ser, "port", "?"), why)
+        try:
+            n = ser.in_waiting  # rfc2217://: the exact count in pyserial's queue
+            if n:
+                ser.read(n)
+        except OSError:
+            pass  # gone: the capture's first read reports it
+        return why
+    return None
 
 
 READ_CHUNK = 1 << 16

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.power.base import Block, Options, close_port, open_port, read_available
+from agent.power.base import Block, Options, close_port, open_port, purge_input, read_available
 
 WRAP = 1 << 32
 _MAX_JUMP_US = 10_000_000  # a bigger step between two lines needs the next line to confirm it
@@ -173,13 +173,14 @@ class InaCsvMeter:
         self.nominal_rate_hz: float | None = rate or None
         self.parser = InaCsvParser(self.nominal_rate_hz)
         self._ser: Any = None
+        self.purge_error: str | None = None
 
     def open(self) -> None:
         self._ser = open_port(self.port, self.baud)
 
     def start(self) -> None:
         # The streamer runs from power-on: drop what queued before the run.
-        self._ser.reset_input_buffer()
+        self.purge_error = purge_input(self._ser)
 
     def read(self) -> Block:
         return self.parser.feed(read_available(self._ser))
@@ -200,4 +201,5 @@ class InaCsvMeter:
             "garbage_lines": p.garbage,
             "comment_lines": p.comments,
             "wraps": p.wraps,
+            **({"purge_error": self.purge_error} if self.purge_error else {}),
         }

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from agent.errors import BadInput
-from agent.power.base import Block, MeterGone, Options, close_port, open_port, read_available
+from agent.power.base import Block, MeterGone, Options, close_port, open_port, purge_input, read_available
 
 OP_AVERAGE_START = 0x06
 OP_AVERAGE_STOP = 0x07
@@ -147,6 +147,7 @@ class Ppk2Meter:
         self._ser: Any = None
         self.meta: dict[str, Any] = {}
         self.decoder: Ppk2Decoder | None = None
+        self.purge_error: str | None = None
 
     def _write(self, *payload: int) -> None:
         try:
@@ -183,7 +184,8 @@ class Ppk2Meter:
         self.decoder = Ppk2Decoder(self.meta["cal"], self.vdd_mv / 1000.0, period)
 
     def start(self) -> None:
-        self._ser.reset_input_buffer()
+        # best effort (the PPK2 is stopped since open); a port that is gone fails the write
+        self.purge_error = purge_input(self._ser)
         self._write(OP_AVERAGE_START)
 
     def read(self) -> Block:
@@ -216,4 +218,5 @@ class Ppk2Meter:
             "counter_drops": d.dropped if d else 0,
             "logic_channels_seen": [i for i in range(8) if d and d.logic_seen >> i & 1],
             "logic_edges": d.logic_edges if d else 0,
+            **({"purge_error": self.purge_error} if self.purge_error else {}),
         }
