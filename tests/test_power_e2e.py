@@ -220,7 +220,7 @@ def test_meter_behind_an_rfc2217_server(emulators, agent, push, tiny_onnx_model)
     assert p["sample_rate_hz"] == pytest.approx(1000, rel=0.01)
     assert p["peak_a"] == pytest.approx(0.8, rel=0.02) and p["voltage_source"] == "meter"
     assert all(tr["peak_a"] == pytest.approx(0.8, rel=0.02) for tr in p["transients"])
-    print([(tr["t_s"], tr["duration_ms"], tr["peak_a"]) for tr in p["transients"]], p["samples"])
+    assert len(p["transients"]) >= 3  # the all() checks below must have something to check
     assert all(tr["duration_ms"] == pytest.approx(20.0, abs=1.5) for tr in p["transients"][1:-1])  # ends cut
     it = np.load(agent.state_dir / "runs" / rec.run_id / "iterations.npy")
     m = it[it[:, 2] == 1]

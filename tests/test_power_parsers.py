@@ -22,12 +22,20 @@ from agent.power.ppk2 import DEFAULT_CAL, Ppk2Decoder, decode, parse_metadata
 from agent.spec import MeterSpec, parse_meter
 
 
+def synced_parser(**kw) -> InaCsvParser:
+    """A parser past the cut line every port open starts with (it drops up to
+    the first newline), as after the meter's first read."""
+    p = InaCsvParser(**kw)
+    p.feed(b"\n")
+    return p
+
+
 def lines(*rows: str) -> bytes:
     return "".join(r + "\n" for r in rows).encode()
 
 
 def test_ina_csv_unwraps_the_32bit_counter_across_reads():
-    p = InaCsvParser()
+    p = synced_parser()
     a = p.feed(
         lines("# streamer v1", "t_us,current_mA,bus_mV", f"{WRAP - 1000},100.0,5000")
         + f"{WRAP - 500},2".encode()
@@ -45,7 +53,7 @@ def test_ina_csv_unwraps_the_32bit_counter_across_reads():
 
 
 def test_ina_csv_counts_garbage_and_skips_it():
-    p = InaCsvParser(nominal_rate_hz=1000)
+    p = synced_parser(nominal_rate_hz=1000)
     blk = p.feed(
         lines(
             "0,1.0", "1000,1.0", "\x00\xff\x13noise", "2000,x", "2000,1.0,", "1,2,3,4", "3000,1.5", "2500,9.0"
@@ -60,7 +68,7 @@ def test_ina_csv_counts_garbage_and_skips_it():
 
 
 def test_ina_csv_counts_dropped_lines_from_timestamp_gaps():
-    p = InaCsvParser()
+    p = synced_parser()
     t = [i * 500 for i in range(100)] + [i * 500 for i in range(107, 200)]
     blk = p.feed(lines(*[f"{x},10.0" for x in t]))
     assert len(blk) == 193
@@ -71,16 +79,21 @@ def test_ina_csv_counts_dropped_lines_from_timestamp_gaps():
 def test_ina_csv_counts_a_gap_that_came_before_the_period_was_known():
     # small reads (a network port): the gap is in the second read, the period
     # is only known after 32 intervals
-    p = InaCsvParser()
+    p = synced_parser()
     t = [i * 500 for i in range(8)] + [i * 500 for i in range(20, 60)]
     dropped = sum(p.feed(lines(*[f"{x},10.0" for x in t[k : k + 5]])).dropped for k in range(0, len(t), 5))
     assert p.period_us == 500 and dropped == 12
 
 
-def test_ina_csv_first_partial_line_after_open_is_not_garbage():
+def test_ina_csv_drops_the_cut_line_an_open_or_purge_starts_with():
     p = InaCsvParser()
-    blk = p.feed(b"5,12.0\n1000,1.0\n2000,1.0\n")  # "5,12.0" is the tail of a line cut by open
-    assert p.garbage == 0 and len(blk) >= 2
+    # "5,12.0" is the tail of "1234995,12.0" cut by the open: it parses, at a wrong time
+    assert len(p.feed(b"995,1")) == 0  # still inside the cut line
+    blk = p.feed(b"2.0\n1000,1.0\n2000,1.0\n")
+    assert p.garbage == 0 and blk.current_a.tolist() == pytest.approx([0.001, 0.001])  # mA -> A
+    p.resync()  # a purge mid-stream: the same again
+    blk = p.feed(b"00,7.5\n3000,1.0\n")
+    assert p.garbage == 0 and blk.current_a.tolist() == pytest.approx([0.001])
 
 
 def test_ina_csv_runaway_line_without_newline_is_garbage():
@@ -209,7 +222,7 @@ def test_meter_argument_parsing():
 
 
 def test_ina_csv_a_corrupt_far_timestamp_does_not_fake_a_wrap():
-    p = InaCsvParser(nominal_rate_hz=1000)
+    p = synced_parser(nominal_rate_hz=1000)
     blk = p.feed(lines("1000,1.0", "2000,1.0", "3000000000,1.0", "3000,1.0", "4000,1.0"))
     assert (blk.t_dev_ns // 1000).tolist() == [1000, 2000, 3000, 4000]
     assert p.garbage == 1 and p.wraps == 0 and blk.dropped == 0

@@ -26,7 +26,10 @@ class InaCsvParser:
 
     def __init__(self, nominal_rate_hz: float | None = None) -> None:
         self._rest = b""
-        self._synced = False  # the first fragment after open may be a partial line
+        # after an open or a purge the stream starts mid-line: what comes
+        # before the first newline is a cut line, whose tail can even parse
+        # ("12345,1500.0" cut to "5,1500.0": a sample at a wrong time)
+        self._synced = False
         self._last_raw: int | None = None
         self._offset = 0  # multiples of 2^32 added by unwrapping
         self._period_us: float | None = 1e6 / nominal_rate_hz if nominal_rate_hz else None
@@ -41,8 +44,20 @@ class InaCsvParser:
     def period_us(self) -> float | None:
         return self._period_us
 
+    def resync(self) -> None:
+        """The stream restarts mid-line (port opened or purged): drop up to the next newline."""
+        self._rest = b""
+        self._synced = False
+
     def feed(self, data: bytes) -> Block:
         buf = self._rest + data
+        if not self._synced:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                self._rest = b""  # still inside the cut line
+                return self._finish([], [], [], 0)
+            buf = buf[nl + 1 :]
+            self._synced = True
         lines = buf.split(b"\n")
         self._rest = lines.pop()
         garbage = 0
@@ -52,9 +67,7 @@ class InaCsvParser:
         ts: list[int] = []
         cur: list[float] = []
         bus: list[float] = []
-        first_uncounted = not self._synced
-        self._synced = True
-        for i, ln in enumerate(lines):
+        for ln in lines:
             if not ln or ln[0] == 35:  # '#'
                 if ln:
                     self.comments += 1
@@ -77,8 +90,7 @@ class InaCsvParser:
             except ValueError:
                 if ln.strip() == b"" or _HEADER.match(ln):
                     continue  # blank or header line: ignored, not garbage
-                if not (first_uncounted and i == 0):
-                    garbage += 1
+                garbage += 1
                 continue
             ts.append(t)
             cur.append(c)
@@ -181,6 +193,7 @@ class InaCsvMeter:
     def start(self) -> None:
         # The streamer runs from power-on: drop what queued before the run.
         self.purge_error = purge_input(self._ser)
+        self.parser.resync()
 
     def read(self) -> Block:
         return self.parser.feed(read_available(self._ser))
