@@ -158,7 +158,7 @@ class Ppk2Meter:
 
     def open(self) -> None:
         self._ser = open_port(self.port, self.baud)
-        self._ser.reset_input_buffer()
+        purge_input(self._ser)  # best effort, as at run start: a failed purge is logged, not fatal
         self._write(OP_AVERAGE_STOP)  # a PPK2 left streaming by a crashed reader
         self._write(OP_GET_METADATA)
         text = b""

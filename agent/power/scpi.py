@@ -22,7 +22,7 @@ import numpy as np
 
 from agent.clock import now_ns
 from agent.errors import BadInput
-from agent.power.base import Block, MeterGone, Options, close_port, open_port
+from agent.power.base import Block, MeterGone, Options, close_port, open_port, purge_input
 
 _NUM = re.compile(rb"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 # Keysight reports overload as +9.9E+37
@@ -79,7 +79,7 @@ class ScpiMeter:
     # -- Meter protocol -------------------------------------------------------
     def open(self) -> None:
         self._ser = open_port(self.port, self.baud)
-        self._ser.reset_input_buffer()
+        purge_input(self._ser)  # best effort, as at run start: a failed purge is logged, not fatal
         try:
             self.idn = self.query("*IDN?").decode("ascii", "replace")
         except MeterGone as exc:
