@@ -1,0 +1,143 @@
+"""The one owner of a run directory's file names and of the readers of its
+data files. Writers live with what produces the data (the iteration log in
+``agent/load/loop.py``, the telemetry sampler, the power capture, the
+journal) and take their names from here; everything that reads a run's files,
+on the agent or on the controller after ``fetch``, reads them through here.
+
+A run directory (``STATE/runs/<run_id>/``; docs/internals.md):
+
+| name | written by | what |
+| --- | --- | --- |
+| ``spec.json`` / ``state.json`` / ``result.json`` | registry, atomically | the run's spec, status, result |
+| ``journal.jsonl`` | ``agent/runs/journal.py`` | every event, fsynced, seq-numbered |
+| ``iterations.npy`` | ``agent/load/loop.py`` | int64 N x 3 (start_ns, end_ns, phase) |
+| ``telemetry.jsonl`` | ``agent/telemetry/sampler.py`` | one sample per line |
+| ``power.bin`` / ``power.json`` | ``agent/power/capture.py`` | meter samples, clock fits |
+| ``placement.json`` | the worker | the placement record |
+| ``stderr.log`` | the worker's fds 1/2 | runtime and delegate logs |
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.power.base import SAMPLE_DTYPE
+
+SPEC = "spec.json"
+STATE = "state.json"
+RESULT = "result.json"
+JOURNAL = "journal.jsonl"
+ITERATIONS = "iterations.npy"
+TELEMETRY = "telemetry.jsonl"
+POWER_BIN = "power.bin"
+POWER_JSON = "power.json"
+PLACEMENT = "placement.json"
+STDERR = "stderr.log"
+
+# iterations.npy's phase column
+WARMUP, MEASURED = 0, 1
+
+# the files the HTML report draws from: what `fetch` brings home for it
+PLOT_FILES = (TELEMETRY, ITERATIONS, POWER_BIN, POWER_JSON)
+
+
+# -- iterations.npy ------------------------------------------------------------
+def load_iterations(run_dir: Path) -> np.ndarray:
+    """Every row (start_ns, end_ns, phase), sorted by start; empty when the run
+    has none (a placement-only run, or one that failed before its first)."""
+    path = Path(run_dir) / ITERATIONS
+    try:
+        it = np.load(path)
+    except (OSError, ValueError):
+        return np.empty((0, 3), dtype=np.int64)
+    it = np.asarray(it, dtype=np.int64).reshape(-1, 3)
+    return it[np.argsort(it[:, 0], kind="stable")] if it.shape[0] else it
+
+
+def measured_rows(it: np.ndarray) -> np.ndarray:
+    """The measured phase's rows; all rows when none is marked measured (a run
+    cut short in warm-up still has inferences to align power with)."""
+    it = np.asarray(it, dtype=np.int64).reshape(-1, 3)
+    m = it[it[:, 2] == MEASURED]
+    return m if m.shape[0] else it
+
+
+def measured_span_ns(it: np.ndarray) -> tuple[int, int] | None:
+    """(first start, last end) of the measured rows; None without rows."""
+    m = measured_rows(it)
+    if not m.shape[0]:
+        return None
+    return int(m[:, 0].min()), int(m[:, 1].max())
+
+
+# -- telemetry.jsonl -----------------------------------------------------------
+def iter_telemetry(path: Path) -> Iterator[dict[str, Any]]:
+    """telemetry.jsonl samples; a torn last line (agent killed) is skipped."""
+    try:
+        f = open(path, encoding="utf-8")
+    except OSError:
+        return
+    with f:
+        for line in f:
+            try:
+                s = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(s, dict) and isinstance(s.get("t_ns"), int):
+                yield s
+
+
+def load_telemetry(run_dir: Path) -> list[dict[str, Any]]:
+    return list(iter_telemetry(Path(run_dir) / TELEMETRY))
+
+
+# -- power.bin / power.json ----------------------------------------------------
+def load_power(run_dir: Path) -> tuple[dict[str, Any], np.ndarray]:
+    """(power.json, power.bin records as SAMPLE_DTYPE, memory-mapped)."""
+    run_dir = Path(run_dir)
+    meta = json.loads((run_dir / POWER_JSON).read_text())
+    path = run_dir / POWER_BIN
+    n = path.stat().st_size // SAMPLE_DTYPE.itemsize if path.exists() else 0
+    if n == 0:
+        return meta, np.empty(0, dtype=SAMPLE_DTYPE)
+    return meta, np.memmap(path, dtype=SAMPLE_DTYPE, mode="r", shape=(n,))
+
+
+def load_trace(run_dir: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray]:
+    """(meta, t_ns host monotonic int64, current_a float64, bus_v float64 with NaN):
+    the meter's samples on the agent's clock, through each segment's clock fit."""
+    from agent.power.clockfit import ClockFit
+
+    meta, rec = load_power(run_dir)
+    t = np.empty(rec.shape[0], dtype=np.int64)
+    if meta.get("host_clock"):
+        t[:] = rec["t_dev_ns"]
+    else:
+        for seg in meta.get("segments", []):
+            a, n = int(seg["first"]), int(seg["count"])
+            t[a : a + n] = ClockFit.from_dict(seg["clock_fit"]).apply(rec["t_dev_ns"][a : a + n])
+    return meta, t, np.asarray(rec["current_a"], dtype=np.float64), np.asarray(rec["bus_v"], dtype=np.float64)
+
+
+def has_power(run_dir: Path) -> bool:
+    return (Path(run_dir) / POWER_BIN).is_file() and (Path(run_dir) / POWER_JSON).is_file()
+
+
+# -- stderr.log ----------------------------------------------------------------
+def stderr_tail(path: Path, lines: int = 3, max_bytes: int = 8192) -> str:
+    """The last non-empty lines of a worker's stderr.log, joined on one line."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    tail = [ln.strip() for ln in data.splitlines() if ln.strip()]
+    return " | ".join(tail[-lines:])
