@@ -34,3 +34,10 @@ EXIT_OK = 0
 EXIT_RUN_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_GATE_FAILED = 3
+
+
+def one_line(text: object, limit: int = 500) -> str:
+    """An error text as one line (a runtime's multi-line message, a traceback's
+    last words) of at most ``limit`` characters: what a user sees."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
