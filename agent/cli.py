@@ -91,16 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _info(args: argparse.Namespace) -> int:
+    from agent.fingerprint import collect_info
     from agent.rootfs import RootFS
 
-    try:
-        from agent.fingerprint import collect_info
-    except ImportError:
-        from agent.server.app import basic_info
-
-        info = basic_info(args.profile)
-    else:
-        info = collect_info(RootFS(args.sysfs_root), args.profile)
+    info = collect_info(RootFS(args.sysfs_root), args.profile)
     if args.json:
         print(json.dumps(info, indent=2, default=str))
     else:

@@ -56,42 +56,13 @@ _JETPACK = {
 }
 _L4T = re.compile(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)(?:.*?BOARD:\s*([\w-]+))?")
 
-# The probe runs in the workers' Python. It uses agent.runtimes.detect when the
-# package has it, else a minimal look of its own. Nothing heavy is imported here.
+# The probe runs in the workers' Python (PYTHONPATH reaches this package), so
+# the runtimes it reports are the ones a run will load.
 _PROBE = r"""
 import json, sys
-root = sys.argv[1]
-out = {}
-try:
-    from agent.rootfs import RootFS
-    from agent.runtimes.detect import runtime_info
-    out = runtime_info(RootFS(root))
-except ImportError:
-    try:
-        import onnxruntime as o
-        out["onnxruntime"] = {"version": o.__version__, "providers": o.get_available_providers()}
-    except Exception:
-        pass
-    for mod in ("ai_edge_litert", "tflite_runtime"):
-        try:
-            from importlib import metadata
-            m = __import__(mod)
-            ver = getattr(m, "__version__", None)
-            if ver is None:
-                for d in metadata.packages_distributions().get(mod, []):
-                    ver = metadata.version(d)
-                    break
-            out["litert"] = {"module": mod, "version": ver}
-            break
-        except Exception:
-            continue
-if "tensorrt" not in out:
-    try:
-        from importlib import metadata
-        out["tensorrt"] = {"version": metadata.version("tensorrt")}
-    except Exception:
-        pass
-print(json.dumps(out))
+from agent.rootfs import RootFS
+from agent.runtimes.detect import runtime_info
+print(json.dumps(runtime_info(RootFS(sys.argv[1]))))
 """
 
 _runtime_cache: dict[tuple[str, str], dict[str, Any]] = {}

@@ -39,8 +39,8 @@ def bare(model: str, threads: int, warmup_s: float, seconds: float, q: mp.Queue)
     import numpy as np
     import onnxruntime as ort
 
-    from agent.bench.inputs import random_inputs
     from agent.runtimes.base import InputSpec
+    from agent.runtimes.inputs import random_inputs
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
@@ -86,8 +86,8 @@ def edgebench(spec: dict, run_dir: str) -> dict:
 def interleaved(model: str, threads: int, slices: int, slice_s: float, q: mp.Queue) -> None:
     """One process, one session, same inputs: alternate bare-loop slices with
     edgebench Loop.measure slices, so machine noise hits both sides equally."""
-    from agent.bench.loop import Loop
-    from agent.bench.task import open_model
+    from agent.load.loop import Loop
+    from agent.load.task import open_model
     from agent.spec import RunSpec
 
     spec = RunSpec.from_dict(json.loads(Path(model).with_suffix(".spec").read_text()))
@@ -128,7 +128,7 @@ def interleaved(model: str, threads: int, slices: int, slice_s: float, q: mp.Que
 
 def noop_cost_ns() -> dict:
     """Per-iteration cost of the loop itself, on a function that does nothing."""
-    from agent.bench.loop import Loop
+    from agent.load.loop import Loop
 
     def f() -> None:
         return None

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     import onnxruntime as ort
 
-    from agent.bench.task import run_task
+    from agent.load.task import run_task
     from agent.spec import RunSpec
     from agent.store.paths import artifact_path
     from controller.models.onnx_cnn import large_cnn

@@ -22,7 +22,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from agent.bench.task import sha256_file
+from agent.load.task import sha256_file
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.rpc.edgebench.v1 import agent_pb2_grpc as pb_grpc
 from agent.store.paths import artifact_path

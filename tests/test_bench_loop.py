@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from conftest import put_artifact
 
-from agent.bench.loop import Loop
-from agent.bench.task import run_task
+from agent.load.loop import Loop
+from agent.load.task import run_task
 from agent.spec import RunSpec
 from agent.stats import latency_summary_ms
 from controller.models import onnx_cnn, tflite_builder
@@ -112,7 +112,8 @@ def test_soak_sends_windows_covering_the_run(state, models):
     for w in wins[:-1]:
         assert (w["t_end_ns"] - w["t_start_ns"]) / 1e9 == pytest.approx(0.3, abs=0.05)
         assert w["p50_ms"] <= w["p99_ms"] and w["throughput_ips"] > 0
-    assert part["soak_windows"] == [{k: v for k, v in w.items() if k != "type"} for w in wins]
+    # the windows reach the agent once, as messages: the result part carries no copy
+    assert "soak_windows" not in part
 
 
 def test_litert_bench_with_placement(state, models):
@@ -137,8 +138,8 @@ def test_placement_kind_runs_no_benchmark(state, models):
 
 def test_loop_flushes_full_chunks(tmp_path, monkeypatch):
     """More rows than one buffer: every row still lands in the file, in order."""
-    import agent.bench.loop as loop_mod
-    from agent.bench.loop import IterationLog
+    import agent.load.loop as loop_mod
+    from agent.load.loop import IterationLog
 
     monkeypatch.setattr(loop_mod, "CHUNK", 64)
     log = IterationLog(tmp_path / "iterations.npy")

@@ -19,7 +19,7 @@ FIX = Path(__file__).parent / "fixtures"
 
 
 class RunManager:
-    """The run manager's stats() contract (agent/runs/executor.py)."""
+    """The run manager's stats() contract (agent/runs/manager.py)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()

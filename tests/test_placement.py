@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import put_artifact
 
-from agent.bench.task import run_task
+from agent.load.task import run_task
 from agent.placement import gates
 from agent.placement.litert import covered_nodes
 from agent.placement.logs import (

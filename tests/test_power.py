@@ -20,8 +20,9 @@ from emulators.tcp import LoopbackServer
 from emulators.waveform import Spike, Waveform
 
 from agent.errors import BadInput
-from agent.power.analysis import analyze, load_trace
+from agent.power.analysis import analyze
 from agent.power.capture import Capture
+from agent.runs.files import load_trace
 from agent.spec import MeterSpec
 
 PERIOD_S = 0.05  # one inference every 50 ms, 40 ms long
@@ -62,7 +63,7 @@ def ppk2_run(tmp_path_factory):
         time.sleep(0.05)
         emu.stop()
     it = iterations_for(emu.t0_ns)
-    power = analyze(run_dir, it, budget_w=2.0, supply_v=5.0, run_start_ns=emu.t0_ns)
+    power = analyze(load_trace(run_dir), it, budget_w=2.0, supply_v=5.0, run_start_ns=emu.t0_ns)
     return {"wf": wf, "emu": emu, "summary": summary, "power": power, "dir": run_dir, "it": it}
 
 
@@ -138,7 +139,7 @@ def test_ina_csv_wrap_garbage_drops_and_bus_voltage(emulators, tmp_path):
         skips=[(0.7, 25)],
     )
     s = capture_for(MeterSpec("ina-csv", emu.port, {"baud": "921600"}), tmp_path, 0.9)
-    p = analyze(tmp_path, None, supply_v=5.0, run_start_ns=emu.t0_ns)
+    p = analyze(load_trace(tmp_path), None, supply_v=5.0, run_start_ns=emu.t0_ns)
     meta = json.loads((tmp_path / "power.json").read_text())
     assert meta["meter"]["wraps"] == 1
     assert s["garbage"] == 3 and s["dropped_samples"] == 25
@@ -160,7 +161,7 @@ def test_meter_unplugged_mid_run_marks_power_partial(emulators, tmp_path):
     gap = s["gaps"][0]
     assert gap["end_ns"] > gap["start_ns"]
     assert 0.3 * 2000 < s["samples"] < 0.45 * 2000
-    p = analyze(tmp_path, None, run_start_ns=emu.t0_ns)
+    p = analyze(load_trace(tmp_path), None, run_start_ns=emu.t0_ns)
     assert p["partial"] is True and p["gaps"][0]["t_s"] == pytest.approx(0.4, abs=0.05)
     assert p["peak_a"] == pytest.approx(0.8, rel=0.02)  # what came before the unplug is kept
 
@@ -170,7 +171,7 @@ def test_scpi_dmm_polled_readings(emulators, tmp_path, dialect):
     wf = Waveform(baseline_a=0.05, spikes=[Spike(0.3, 0.5, 0.3)])
     emu = emulators(ScpiEmulator, wf, dialect=dialect, garbage_every=9)
     s = capture_for(MeterSpec("scpi", emu.port, {"dialect": dialect}), tmp_path, 0.8)
-    p = analyze(tmp_path, None, supply_v=12.0, run_start_ns=emu.t0_ns)
+    p = analyze(load_trace(tmp_path), None, supply_v=12.0, run_start_ns=emu.t0_ns)
     assert "CONF:CURR:DC" in emu.commands and emu.commands[0] == "*IDN?"
     if dialect == "keysight":
         assert {"SAMP:COUN 1", "TRIG:SOUR IMM", "READ?", "*OPC?"} <= set(emu.commands)
@@ -246,7 +247,7 @@ def test_socket_meter_replugged_mid_run_starts_a_new_segment(tmp_path):
     assert len(meta["segments"]) == 2  # the re-plugged meter's clock restarted at 0
     _, t, _, _ = load_trace(tmp_path)
     assert np.all(np.diff(t) > 0)
-    p = analyze(tmp_path, None, run_start_ns=srv.t0_ns)
+    p = analyze(load_trace(tmp_path), None, run_start_ns=srv.t0_ns)
     assert p["transient_count"] == 1
     assert p["transients"][0]["peak_a"] == pytest.approx(0.75, rel=0.02)
     assert p["transients"][0]["t_s"] == pytest.approx(1.4, abs=0.01)  # few clock pairs after a re-plug
@@ -276,7 +277,7 @@ def test_ppk2_source_mode_powers_the_board_and_gives_the_voltage(emulators, tmp_
     capture_for(MeterSpec("ppk2", emu.port, {"mode": "source", "vdd_mv": "4200"}), tmp_path, 0.3)
     assert (0x11, 2) in emu.commands and (0x0D, 0x10, 0x68) in emu.commands  # source mode, 4200 mV
     assert (0x0C, 1) in emu.commands  # DeviceRunningSet: DUT power on
-    p = analyze(tmp_path, None, supply_v=12.0)
+    p = analyze(load_trace(tmp_path), None, supply_v=12.0)
     assert p["voltage_source"] == "meter" and p["mean_w"] == pytest.approx(0.2 * 4.2, rel=0.02)
 
 

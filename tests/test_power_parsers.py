@@ -10,7 +10,6 @@ from agent.errors import BadInput
 from agent.power import clockfit
 from agent.power.analysis import (
     cross_check,
-    cross_check_run,
     find_transients,
     integrate,
     robust_threshold,
@@ -19,6 +18,7 @@ from agent.power.analysis import (
 from agent.power.base import make_meter
 from agent.power.ina_csv import WRAP, InaCsvParser
 from agent.power.ppk2 import DEFAULT_CAL, Ppk2Decoder, decode, parse_metadata
+from agent.runs.files import load_iterations, load_telemetry, measured_span_ns
 from agent.spec import MeterSpec, parse_meter
 
 
@@ -231,7 +231,7 @@ def test_ina_csv_a_corrupt_far_timestamp_does_not_fake_a_wrap():
     assert (blk.t_dev_ns // 1000).tolist() == [60000000, 60001000] and p.garbage == 1
 
 
-def test_cross_check_run_reads_telemetry_within_the_measured_window(tmp_path):
+def test_cross_check_reads_telemetry_within_the_measured_window(tmp_path):
     import json
 
     rows = [
@@ -240,5 +240,6 @@ def test_cross_check_run_reads_telemetry_within_the_measured_window(tmp_path):
     ]
     (tmp_path / "telemetry.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n{torn")
     np.save(tmp_path / "iterations.npy", np.array([[0, 9, 0], [10, 20, 1], [20, 30, 1]], dtype=np.int64))
-    cc = cross_check_run(tmp_path, {"mean_w": 10.0})
+    window = measured_span_ns(load_iterations(tmp_path))
+    cc = cross_check({"mean_w": 10.0}, load_telemetry(tmp_path), window_ns=window)
     assert cc["board_mean_w"] == pytest.approx(10.0) and cc["samples"] == 2 and cc["agree"]

@@ -12,6 +12,7 @@ from emulators.waveform import Spike, Waveform
 
 from agent.power.analysis import analyze
 from agent.power.capture import Capture
+from agent.runs.files import load_trace
 from agent.spec import MeterSpec
 from controller.report.power_plot import envelope, power_plot_png, render, render_run
 
@@ -52,7 +53,7 @@ def test_render_run_from_a_capture(emulators, tmp_path):
     cap.stop()
     s = emu.t0_ns + int(0.19e9)
     np.save(tmp_path / "iterations.npy", np.array([[s, s + int(0.03e9), 1]], dtype=np.int64))
-    power = analyze(tmp_path, np.load(tmp_path / "iterations.npy"), run_start_ns=emu.t0_ns)
+    power = analyze(load_trace(tmp_path), np.load(tmp_path / "iterations.npy"), run_start_ns=emu.t0_ns)
     assert power["transient_count"] == 1
     png = render_run(tmp_path, power, run_start_ns=emu.t0_ns)
     assert png[:4] == b"\x89PNG" and red_pixels(png) > 50
@@ -66,7 +67,7 @@ def test_html_report_hook_draws_from_fetched_files(emulators, tmp_path):
     cap.start()
     time.sleep(0.3)
     cap.stop()
-    power = analyze(run_dir, None, run_start_ns=emu.t0_ns)
+    power = analyze(load_trace(run_dir), None, run_start_ns=emu.t0_ns)
     files = {n: run_dir / n for n in ("power.bin", "power.json")}
     png = power_plot_png({"power": power, "t0_ns": emu.t0_ns}, files)
     assert png is not None and png[:4] == b"\x89PNG" and red_pixels(png) > 50

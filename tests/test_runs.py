@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
+from agent.runs import execution
 
 LONG_S = 60.0  # runs that a test interrupts never get near their end
 
@@ -284,7 +285,7 @@ def test_an_agent_side_failure_fails_only_that_run(agent, model_sha, monkeypatch
     def broken(*args, **kwargs):
         raise RuntimeError("assembly exploded")
 
-    monkeypatch.setattr(agent.server.runs, "_assemble", broken)
+    monkeypatch.setattr(execution, "assemble", broken)
     run_id = _start(agent.stub, model_sha, duration_s=0.1, min_iterations=1)
     assert _watch(agent.stub, run_id)[-1].kind == "result"
     rec, result = _record(agent.stub, run_id)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from conftest import put_artifact
 
-from agent.bench.inputs import quantized_range
-from agent.bench.task import open_model, run_task
 from agent.errors import EXIT_BAD_INPUT, BadInput
+from agent.load.task import open_model, run_task
 from agent.runtimes.detect import runtime_info
+from agent.runtimes.inputs import quantized_range
 from agent.runtimes.litert import LiteRTRunner
 from agent.runtimes.names import model_format
 from agent.runtimes.onnxruntime import OrtRunner

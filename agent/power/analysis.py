@@ -6,32 +6,17 @@ the supply budget check.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from agent.power.capture import load
-from agent.power.clockfit import ClockFit
+from agent.runs.files import measured_rows
 from agent.telemetry.sampler import input_power_w
 
 DEFAULT_K = 6.0  # transient threshold: median + k x robust spread (MAD as sigma)
 FIRST_N = 5  # "first inferences after idle"
 MAX_TRANSIENTS = 500  # listed in the result; the count is always complete
 INPUT_RAILS = ("VDD_IN", "POM_5V_IN", "VDD_IN_TOTAL")
-
-
-def load_trace(run_dir: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray]:
-    """(meta, t_ns host monotonic int64, current_a float64, bus_v float64 with NaN)."""
-    meta, rec = load(run_dir)
-    t = np.empty(rec.shape[0], dtype=np.int64)
-    if meta.get("host_clock"):
-        t[:] = rec["t_dev_ns"]
-    else:
-        for seg in meta.get("segments", []):
-            a, n = int(seg["first"]), int(seg["count"])
-            t[a : a + n] = ClockFit.from_dict(seg["clock_fit"]).apply(rec["t_dev_ns"][a : a + n])
-    return meta, t, np.asarray(rec["current_a"], dtype=np.float64), np.asarray(rec["bus_v"], dtype=np.float64)
 
 
 def span_mask(t: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -132,7 +117,7 @@ def window_power(
 
 
 def analyze(
-    run_dir: Path,
+    trace: tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray],
     iterations: np.ndarray | None,
     budget_w: float | None = None,
     supply_v: float | None = None,
@@ -141,7 +126,9 @@ def analyze(
     first_n: int = FIRST_N,
     k: float = DEFAULT_K,
 ) -> dict[str, Any]:
-    meta, t, cur, bus = load_trace(run_dir)
+    """``power{}`` from a trace (``agent.runs.files.load_trace``) and the run's
+    iteration rows (start_ns, end_ns, phase)."""
+    meta, t, cur, bus = trace
     t0 = int(run_start_ns if run_start_ns is not None else meta.get("start_ns", 0))
     out: dict[str, Any] = {
         "source": meta.get("source"),
@@ -185,9 +172,7 @@ def analyze(
 
     it = np.asarray(iterations if iterations is not None else np.empty((0, 3)), dtype=np.int64).reshape(-1, 3)
     it = it[np.argsort(it[:, 0], kind="stable")] if it.shape[0] else it
-    measured = it[it[:, 2] == 1] if it.shape[0] else it
-    if not measured.shape[0]:
-        measured = it
+    measured = measured_rows(it)
     if measured.shape[0]:
         w0, w1 = int(measured[:, 0].min()), int(measured[:, 1].max())
     else:
@@ -299,32 +284,3 @@ def cross_check(
         "diff_pct": diff,
         "agree": diff is not None and abs(diff) <= tolerance_pct,
     }
-
-
-def cross_check_run(
-    run_dir: Path, power: dict[str, Any], input_rails: list[str] | None = None
-) -> dict[str, Any] | None:
-    """cross_check over a run directory: telemetry.jsonl samples within the
-    measured window of iterations.npy (the whole run when absent)."""
-    import json
-
-    run_dir = Path(run_dir)
-    tel = run_dir / "telemetry.jsonl"
-    if power.get("mean_w") is None or not tel.exists():
-        return None
-    samples = []
-    for line in tel.read_text().splitlines():
-        try:
-            s = json.loads(line)
-        except ValueError:
-            continue  # a torn last line of a killed run
-        if isinstance(s, dict) and s.get("rails"):
-            samples.append(s)
-    window = None
-    it_path = run_dir / "iterations.npy"
-    if it_path.exists():
-        it = np.load(it_path).reshape(-1, 3)
-        m = it[it[:, 2] == 1] if (it[:, 2] == 1).any() else it
-        if m.shape[0]:
-            window = (int(m[:, 0].min()), int(m[:, 1].max()))
-    return cross_check(power, samples, window_ns=window, input_rails=input_rails)

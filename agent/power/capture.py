@@ -3,7 +3,7 @@
 A reader thread pulls blocks from the meter and appends them to
 ``run_dir/power.bin`` (SAMPLE_DTYPE records, 16 bytes a sample, meter clock).
 At stop it fits the meter clock to CLOCK_MONOTONIC per segment and writes
-``power.json`` (layout, counts, gaps, fits) for analysis.py.
+``power.json`` (layout, counts, gaps, fits); ``agent/runs/files.py`` reads them back.
 
 An unplugged meter is not a failed run: the gap is recorded, the capture is
 marked partial and the reader keeps trying to reopen the port; a reopened
@@ -28,11 +28,10 @@ from agent.clock import now_ns
 from agent.errors import BadInput
 from agent.power import clockfit
 from agent.power.base import SAMPLE_DTYPE, Meter, MeterGone, make_meter
+from agent.runs.files import POWER_BIN, POWER_JSON
 from agent.spec import MeterSpec
 
 SCHEMA = "edgebench.power/v1"
-BIN_NAME = "power.bin"
-JSON_NAME = "power.json"
 _STALL_NS = 1_000_000_000  # no samples for this long while the port stays open: a gap
 _REOPEN_EVERY_S = 0.5
 # After a small read, let data pile up briefly: one wakeup per few ms instead of
@@ -97,7 +96,7 @@ class Capture:
         self._meter = meter
         self._host_clock = meter.host_clock
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.run_dir / BIN_NAME, "wb")  # noqa: SIM115 - closed by stop()
+        self._file = open(self.run_dir / POWER_BIN, "wb")  # noqa: SIM115 - closed by stop()
         self._start_ns = now_ns()
         self._segments.append(_Segment(0))
         self._thread = threading.Thread(target=self._run, name="power-capture", daemon=True)
@@ -228,7 +227,7 @@ class Capture:
             if b <= a:
                 continue
             rec = np.fromfile(
-                self.run_dir / BIN_NAME,
+                self.run_dir / POWER_BIN,
                 dtype=SAMPLE_DTYPE,
                 count=b - a,
                 offset=(first + a) * SAMPLE_DTYPE.itemsize,
@@ -340,9 +339,9 @@ class Capture:
             "meter": self._info,
             "error": self._error,
         }
-        tmp = self.run_dir / (JSON_NAME + ".tmp")
+        tmp = self.run_dir / (POWER_JSON + ".tmp")
         tmp.write_text(json.dumps(doc, indent=1, default=float))
-        tmp.replace(self.run_dir / JSON_NAME)
+        tmp.replace(self.run_dir / POWER_JSON)
         self._summary = summary
         return summary
 
@@ -360,15 +359,3 @@ def _fit_summary(fits: list[dict[str, Any]], host_clock: bool) -> dict[str, Any]
         "residual_us": max(f["residual_us"] for f in fits),
         "latency_p95_us": max(f["latency_p95_us"] for f in fits),
     }
-
-
-def load(run_dir: Path) -> tuple[dict[str, Any], np.ndarray]:
-    """power.json and the samples of power.bin (a memory map)."""
-    run_dir = Path(run_dir)
-    meta = json.loads((run_dir / JSON_NAME).read_text())
-    dtype = np.dtype([(n, t) for n, t in meta["dtype"]])
-    path = run_dir / BIN_NAME
-    n = path.stat().st_size // dtype.itemsize
-    if n == 0:
-        return meta, np.empty(0, dtype=dtype)
-    return meta, np.memmap(path, dtype=dtype, mode="r", shape=(n,))

@@ -98,14 +98,16 @@ def load_telemetry(run_dir: Path) -> list[dict[str, Any]]:
 
 # -- power.bin / power.json ----------------------------------------------------
 def load_power(run_dir: Path) -> tuple[dict[str, Any], np.ndarray]:
-    """(power.json, power.bin records as SAMPLE_DTYPE, memory-mapped)."""
+    """(power.json, power.bin's records, memory-mapped)."""
     run_dir = Path(run_dir)
     meta = json.loads((run_dir / POWER_JSON).read_text())
+    # power.json names its record layout; SAMPLE_DTYPE is what capture writes today
+    dtype = np.dtype([(n, t) for n, t in meta["dtype"]]) if meta.get("dtype") else SAMPLE_DTYPE
     path = run_dir / POWER_BIN
-    n = path.stat().st_size // SAMPLE_DTYPE.itemsize if path.exists() else 0
+    n = path.stat().st_size // dtype.itemsize if path.exists() else 0
     if n == 0:
-        return meta, np.empty(0, dtype=SAMPLE_DTYPE)
-    return meta, np.memmap(path, dtype=SAMPLE_DTYPE, mode="r", shape=(n,))
+        return meta, np.empty(0, dtype=dtype)
+    return meta, np.memmap(path, dtype=dtype, mode="r", shape=(n,))
 
 
 def load_trace(run_dir: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray]:

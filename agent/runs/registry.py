@@ -17,11 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.runs.journal import read_events
+from agent.runs import files
+from agent.runs.result import ACTIVE, partial_result
 
-RESULT_SCHEMA = "edgebench.result/v1"
-ACTIVE = ("queued", "running")
-FINAL = ("completed", "failed", "cancelled", "interrupted")
 _RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{6}$")
 
 
@@ -62,25 +60,25 @@ class RunDir:
 
     @property
     def journal_path(self) -> Path:
-        return self.path / "journal.jsonl"
+        return self.path / files.JOURNAL
 
     def spec(self) -> dict:
-        return _read_json(self.path / "spec.json") or {}
+        return _read_json(self.path / files.SPEC) or {}
 
     def state(self) -> dict:
-        return _read_json(self.path / "state.json") or {"status": "interrupted"}
+        return _read_json(self.path / files.STATE) or {"status": "interrupted"}
 
     def update_state(self, **changes: Any) -> dict:
         st = self.state()
         st.update(changes)
-        write_json_atomic(self.path / "state.json", st)
+        write_json_atomic(self.path / files.STATE, st)
         return st
 
     def result(self) -> dict | None:
-        return _read_json(self.path / "result.json")
+        return _read_json(self.path / files.RESULT)
 
     def write_result(self, doc: dict) -> None:
-        write_json_atomic(self.path / "result.json", doc)
+        write_json_atomic(self.path / files.RESULT, doc)
 
     def files(self) -> list[str]:
         return sorted(p.name for p in self.path.iterdir() if p.is_file() and not p.name.endswith(".tmp"))
@@ -117,9 +115,9 @@ class Registry:
         path = self.root / run_id
         path.mkdir()
         rd = RunDir(path)
-        write_json_atomic(path / "spec.json", spec_dict)
+        write_json_atomic(path / files.SPEC, spec_dict)
         write_json_atomic(
-            path / "state.json",
+            path / files.STATE,
             {
                 "status": "queued",
                 "created_unix": now,
@@ -136,13 +134,11 @@ class Registry:
         if not valid_run_id(run_id):
             return None
         path = self.root / run_id
-        return RunDir(path) if (path / "spec.json").is_file() else None
+        return RunDir(path) if (path / files.SPEC).is_file() else None
 
     def list(self, limit: int = 0) -> list[RunDir]:
         """Newest first."""
-        runs = [
-            RunDir(p) for p in self.root.iterdir() if valid_run_id(p.name) and (p / "spec.json").is_file()
-        ]
+        runs = [RunDir(p) for p in self.root.iterdir() if valid_run_id(p.name) and (p / files.SPEC).is_file()]
         runs.sort(key=lambda r: (r.state().get("created_unix") or 0, r.run_id), reverse=True)
         return runs[:limit] if limit else runs
 
@@ -157,38 +153,3 @@ class Registry:
                 rd.write_result(partial_result(rd, "interrupted", error))
                 done.append(rd.run_id)
         return done
-
-
-def partial_result(rd: RunDir, status: str, error: str | None) -> dict:
-    """A result document from the journal alone: what a run had reached."""
-    spec = rd.spec()
-    st = rd.state()
-    events = read_events(rd.journal_path)
-    windows = [e["payload"] for e in events if e["kind"] == "window"]
-    progress = [e["payload"] for e in events if e["kind"] == "progress"]
-    phases = [e["payload"].get("phase") for e in events if e["kind"] == "phase"]
-    doc: dict[str, Any] = {
-        "schema": RESULT_SCHEMA,
-        "run_id": rd.run_id,
-        "kind": spec.get("kind"),
-        "status": status,
-        "error": error,
-        "error_code": None,
-        "created_unix": st.get("created_unix"),
-        "started_unix": st.get("started_unix"),
-        "ended_unix": st.get("ended_unix"),
-        "model": {"name": spec.get("model_name"), "sha256": spec.get("model_sha256")},
-        "labels": spec.get("labels") or {},
-        "partial": True,
-        "last_phase": phases[-1] if phases else None,
-        "journal_events": len(events),
-    }
-    if progress:
-        last = progress[-1]
-        doc["iterations"] = last.get("iterations")
-        doc["throughput_ips"] = last.get("throughput_ips")
-        doc["duration_s"] = last.get("elapsed_s")
-    if windows:
-        soak = spec.get("soak") or {}
-        doc["soak"] = {"window_s": soak.get("window_s"), "windows": windows, "verdict": "incomplete"}
-    return doc

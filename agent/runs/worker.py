@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.clock import now_ns
+from agent.runs import files
 
-DEFAULT_TASK = "agent.bench.task:run_task"
+DEFAULT_TASK = "agent.load.task:run_task"
 
 
 def _die_with_parent() -> None:
@@ -34,7 +35,7 @@ def _die_with_parent() -> None:
 
 
 def _redirect_output(run_dir: Path) -> None:
-    fd = os.open(run_dir / "stderr.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(run_dir / files.STDERR, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     sys.stdout.flush()
     sys.stderr.flush()
     os.dup2(fd, 1)
@@ -61,7 +62,7 @@ def entry(spec_dict: dict, run_dir: str, conn: Connection, task: str = DEFAULT_T
     def send(msg: dict) -> None:
         conn.send(msg)
 
-    from agent.errors import EdgebenchError
+    from agent.errors import EdgebenchError, one_line
     from agent.spec import RunSpec
 
     try:
@@ -70,17 +71,12 @@ def entry(spec_dict: dict, run_dir: str, conn: Connection, task: str = DEFAULT_T
         os.environ.update(spec.env)
         _load(task)(spec, rd, send)
     except EdgebenchError as exc:
-        send({"type": "error", "code": exc.code, "message": _one_line(str(exc)), "t_ns": now_ns()})
+        send({"type": "error", "code": exc.code, "message": one_line(str(exc)), "t_ns": now_ns()})
     except Exception as exc:  # the run failed; say why in one line, keep the trace in stderr.log
         traceback.print_exc()
         msg = f"{type(exc).__name__}: {exc}"
-        send({"type": "error", "code": "run_failed", "message": _one_line(msg), "t_ns": now_ns()})
+        send({"type": "error", "code": "run_failed", "message": one_line(msg), "t_ns": now_ns()})
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
         conn.close()
-
-
-def _one_line(text: str, limit: int = 500) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.errors import BadInput, RunFailed
+from agent.errors import BadInput, RunFailed, one_line
 from agent.runtimes.base import InputSpec, check_feeds, check_shape_names, npz_arrays, resolve_shape
 from agent.spec import RunSpec
 
@@ -72,7 +72,7 @@ class LiteRTRunner:
                 try:
                     delegates.append(self.mod.load_delegate(spec.delegate, dict(spec.delegate_options or {})))
                 except (ValueError, OSError, RuntimeError) as exc:
-                    raise BadInput(f"cannot load delegate {spec.delegate}: {_one_line(exc)}") from None
+                    raise BadInput(f"cannot load delegate {spec.delegate}: {one_line(exc, 300)}") from None
             try:
                 self.interp = self.mod.Interpreter(
                     model_path=str(model_path),
@@ -80,14 +80,14 @@ class LiteRTRunner:
                     experimental_delegates=delegates or None,
                 )
             except ValueError as exc:
-                raise BadInput(f"not a valid TFLite model {spec.model_name}: {_one_line(exc)}") from None
+                raise BadInput(f"not a valid TFLite model {spec.model_name}: {one_line(exc, 300)}") from None
             except RuntimeError as exc:
-                raise RunFailed(f"LiteRT could not load {spec.model_name}: {_one_line(exc)}") from None
+                raise RunFailed(f"LiteRT could not load {spec.model_name}: {one_line(exc, 300)}") from None
             self._resize(spec)
             try:
                 self.interp.allocate_tensors()  # the default XNNPACK delegate applies here
             except (RuntimeError, ValueError) as exc:
-                raise BadInput(f"LiteRT could not allocate tensors: {_one_line(exc)}") from None
+                raise BadInput(f"LiteRT could not allocate tensors: {one_line(exc, 300)}") from None
         init_ms = (time.perf_counter_ns() - t0) / 1e6
         self.load_log = cap.text
         self._inputs = self._input_specs()
@@ -128,7 +128,7 @@ class LiteRTRunner:
         if npz is not None:
             feeds = check_feeds(self._inputs, npz_arrays(npz))
         else:
-            from agent.bench.inputs import random_inputs
+            from agent.runtimes.inputs import random_inputs
 
             feeds = random_inputs(self._inputs)
         return [(idx, feeds[s.name]) for idx, s in zip(self._in_idx, self._inputs, strict=True)]
@@ -144,9 +144,9 @@ class LiteRTRunner:
         try:
             return self.run(feeds)
         except ValueError as exc:
-            raise BadInput(f"wrong input: {_one_line(exc)}") from None
+            raise BadInput(f"wrong input: {one_line(exc, 300)}") from None
         except RuntimeError as exc:
-            raise RunFailed(f"first inference failed: {_one_line(exc)}") from None
+            raise RunFailed(f"first inference failed: {one_line(exc, 300)}") from None
 
     def placement(self, feeds: Any = None, log_text: str = "") -> dict:
         from agent.placement import litert as lp
@@ -168,8 +168,3 @@ class LiteRTRunner:
 
     def close(self) -> None:
         self.interp = None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= 300 else text[:297] + "..."

@@ -182,7 +182,7 @@ class OrtRunner:
     def make_inputs(self, spec: RunSpec, npz: Path | None) -> dict[str, np.ndarray]:
         if npz is not None:
             return check_feeds(self._inputs, npz_arrays(npz))
-        from agent.bench.inputs import random_inputs
+        from agent.runtimes.inputs import random_inputs
 
         return random_inputs(self._inputs)
 

@@ -11,22 +11,22 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import platform
-import socket
 import threading
 from concurrent import futures
 from pathlib import Path
-from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from agent import profiles
 from agent.errors import BadInput
+from agent.fingerprint import collect_info
 from agent.rootfs import RootFS
 from agent.rpc.edgebench.v1 import agent_pb2_grpc as pb_grpc
-from agent.runs.executor import RunManager
+from agent.runs.manager import RunManager
 from agent.runs.worker import DEFAULT_TASK
 from agent.server.auth import TokenInterceptor, is_loopback, server_credentials, split_listen
+from agent.server.metrics import MetricsServer, start_metrics_server
 from agent.server.service import AgentService
 from agent.spec import parse_meter
 from agent.store.artifacts import DEFAULT_QUOTA_BYTES, ArtifactStore
@@ -36,18 +36,6 @@ log = logging.getLogger("edgebench.agent")
 SERVICE_NAME = "edgebench.v1.Agent"
 # uploads send ~1 MiB chunks; leave headroom for clients that send bigger ones
 MAX_MESSAGE_BYTES = 64 << 20
-
-
-def basic_info(profile: str) -> dict:
-    """What we can say without agent.fingerprint: enough to identify the host."""
-    return {
-        "schema": "edgebench.info/v1",
-        "hostname": socket.gethostname(),
-        "profile": profile,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-    }
 
 
 class AgentServer:
@@ -99,7 +87,7 @@ class AgentServer:
         self.runs: RunManager | None = None
         self._server: grpc.Server | None = None
         self._health: health.HealthServicer | None = None
-        self._metrics: Any = None
+        self._metrics: MetricsServer | None = None
         self._lock_fd: int | None = None
         self._info: dict | None = None
         self._info_lock = threading.Lock()
@@ -108,12 +96,7 @@ class AgentServer:
     def info(self) -> dict:
         with self._info_lock:
             if self._info is None:
-                try:
-                    from agent.fingerprint import collect_info
-                except ImportError:
-                    self._info = basic_info(self.profile)
-                else:
-                    self._info = collect_info(self.root, self.profile)
+                self._info = collect_info(self.root, self.profile)
             return self._info
 
     # -- lifecycle -------------------------------------------------------------
@@ -182,18 +165,9 @@ class AgentServer:
         surprise at the first run."""
         if self.profile in ("", "auto"):
             return
-        try:
-            from agent import profiles
-        except ImportError:
-            return
         profiles.resolve(self.root, self.profile)  # BadInput names what is available
 
     def _start_metrics(self) -> None:
-        try:
-            from agent.server.metrics import start_metrics_server
-        except ImportError:
-            log.warning("metrics module unavailable; --metrics-port ignored")
-            return
         # /metrics binds where gRPC does: a loopback agent keeps it local too
         self._metrics = start_metrics_server(
             self.metrics_port, self.root, self.profile, self.runs, addr=self.host
@@ -201,7 +175,7 @@ class AgentServer:
 
     @property
     def metrics_url(self) -> str | None:
-        return getattr(self._metrics, "url", None)
+        return self._metrics.url if self._metrics is not None else None
 
     def stop(self, grace: float | None = None) -> None:
         if self._health is not None:
@@ -210,17 +184,9 @@ class AgentServer:
             self._server.stop(grace).wait()
         if self.runs is not None:
             self.runs.close()
-        m = self._metrics
-        if m is not None:
-            for name in ("shutdown", "stop", "close"):
-                fn = getattr(m, name, None)
-                if callable(fn):
-                    try:
-                        fn()
-                    except Exception:
-                        pass
-                    break
-        self._metrics = None
+        if self._metrics is not None:
+            self._metrics.shutdown()
+            self._metrics = None
         self._unlock_state_dir()
 
     def wait(self) -> None:

@@ -14,7 +14,7 @@ import grpc
 from agent.errors import BadInput, EdgebenchError
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.rpc.edgebench.v1 import agent_pb2_grpc as pb_grpc
-from agent.runs.executor import RunManager
+from agent.runs.manager import RunManager
 from agent.runs.registry import RunDir
 from agent.spec import RunSpec
 from agent.store.artifacts import ArtifactStore, StoreError

@@ -125,7 +125,7 @@ def _panel(
 
 def render_run(run_dir: Path, power: dict[str, Any] | None = None, run_start_ns: int | None = None) -> bytes:
     """The figure for a run directory (power.bin/json, iterations.npy) and its power{}."""
-    from agent.power.analysis import load_trace
+    from agent.runs.files import load_trace
 
     run_dir = Path(run_dir)
     meta, t_ns, cur, _ = load_trace(run_dir)

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.clock import now_ns
-from agent.errors import BadInput, EdgebenchError
+from agent.errors import BadInput, EdgebenchError, one_line
+from agent.load.loop import IterationLog, Loop
+from agent.runs import files
 from agent.runtimes.base import Runner, make_runner
 from agent.runtimes.names import RUNTIME_OF_FORMAT, model_format
 from agent.spec import RunSpec
@@ -68,10 +70,10 @@ def run_task(spec: RunSpec, run_dir: Path, send: Send) -> dict | None:
     try:
         part = _run(spec, Path(run_dir), send)
     except EdgebenchError as exc:
-        send({"type": "error", "code": exc.code, "message": _one_line(str(exc))})
+        send({"type": "error", "code": exc.code, "message": one_line(str(exc))})
         return None
     except Exception as exc:  # a runtime bug must still end in one clear line
-        send({"type": "error", "code": "run_failed", "message": _one_line(f"{type(exc).__name__}: {exc}")})
+        send({"type": "error", "code": "run_failed", "message": one_line(f"{type(exc).__name__}: {exc}")})
         return None
     send({"type": "result", "data": part})
     return part
@@ -82,8 +84,6 @@ def _phase(send: Send, phase: str) -> None:
 
 
 def _run(spec: RunSpec, run_dir: Path, send: Send) -> dict:
-    from agent.bench.loop import IterationLog, Loop
-
     run_dir.mkdir(parents=True, exist_ok=True)
     _phase(send, "load")
     runner, model, fmt, init_ms = open_model(spec, run_dir)
@@ -111,16 +111,16 @@ def _run(spec: RunSpec, run_dir: Path, send: Send) -> dict:
         def once() -> Any:
             return run(feeds)
 
-        log = IterationLog(run_dir / "iterations.npy")
+        log = IterationLog(run_dir / files.ITERATIONS)
         try:
             loop = Loop(once, log, send)
             loop.record(t0, t1, 0)
             _phase(send, "warmup")
             part["warmup_iterations"] = loop.warmup(spec.warmup_s)
             _phase(send, "measure")
-            windows: list[dict] = []
+            # soak windows reach the agent as messages only; it enriches and keeps them
             window_s = spec.soak.window_s if spec.kind == "soak" and spec.soak else None
-            m = loop.measure(spec.duration_s, spec.min_iterations, window_s, windows.append)
+            m = loop.measure(spec.duration_s, spec.min_iterations, window_s)
         finally:
             log.close()
         span_s = (m["end_ns"] - m["start_ns"]) / 1e9
@@ -134,8 +134,6 @@ def _run(spec: RunSpec, run_dir: Path, send: Send) -> dict:
                 "measure_end_ns": m["end_ns"],
             }
         )
-        if window_s:
-            part["soak_windows"] = windows
     part["runtime"] = runner.info()
 
     if (
@@ -151,16 +149,11 @@ def _run(spec: RunSpec, run_dir: Path, send: Send) -> dict:
         except EdgebenchError:
             raise
         except Exception as exc:
-            placement = {"runtime": runner.name, "error": _one_line(f"{type(exc).__name__}: {exc}")}
-        with open(run_dir / "placement.json", "w") as f:
+            placement = {"runtime": runner.name, "error": one_line(f"{type(exc).__name__}: {exc}")}
+        with open(run_dir / files.PLACEMENT, "w") as f:
             json.dump(placement, f, indent=1)
         part["placement"] = placement
     part["peak_rss_bytes"] = peak_rss_bytes()
     runner.close()
     _phase(send, "done")
     return part
-
-
-def _one_line(text: str, limit: int = 500) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."

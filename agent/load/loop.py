@@ -5,7 +5,8 @@ The hot loop does two clock reads, two stores into a preallocated int64 buffer
 and one compare per iteration; everything else (progress, soak windows, disk
 flushes) happens at check points at most every 0.5 s or when the buffer fills.
 Rows go to ``iterations.npy`` (int64 N x 3: start_ns, end_ns, phase) in chunks,
-with the header rewritten at each flush so a killed run leaves a readable file.
+with the header rewritten at each flush so a killed run leaves a readable file;
+``agent/runs/files.py`` reads it.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from agent.runs.files import MEASURED, WARMUP
 from agent.stats import nearest_rank
 
-WARMUP, MEASURED = 0, 1
 CHUNK = 65536  # rows per flush: 1.5 MiB, ~65 s at 1 kHz
 PROGRESS_S = 0.5  # progress messages at most 2 Hz
 _HEADER_LEN = 128  # fixed .npy v1 header so the row count can be rewritten in place
@@ -130,7 +131,6 @@ class Loop:
         duration_s: float,
         min_iterations: int,
         window_s: float | None = None,
-        on_window: Callable[[dict], None] | None = None,
     ) -> dict:
         """The measured phase. Returns {iterations, start_ns, end_ns, latencies_ns}."""
         fn, clock, buf = self.fn, self.clock, self.buf
@@ -162,10 +162,7 @@ class Loop:
                 n_total += i
                 i = 0
                 if next_window is not None and t1 >= next_window:
-                    msg = _window(win_t0, t1, lat.view(win_i0))
-                    if on_window is not None:
-                        on_window(msg)
-                    self.send({"type": "window", **msg})
+                    self.send({"type": "window", **_window(win_t0, t1, lat.view(win_i0))})
                     win_t0, win_i0 = t1, lat.n
                     while next_window <= t1:
                         next_window += win_ns
@@ -193,10 +190,7 @@ class Loop:
         n = n_total
         # the last (partial) window of a soak
         if next_window is not None and lat.n > win_i0:
-            msg = _window(win_t0, t1, lat.view(win_i0))
-            if on_window is not None:
-                on_window(msg)
-            self.send({"type": "window", **msg})
+            self.send({"type": "window", **_window(win_t0, t1, lat.view(win_i0))})
         return {
             "iterations": n,
             # the phase start, so duration_s >= the requested duration exactly

@@ -1,0 +1,373 @@
+"""One run, from start to its committed result: the instruments around it
+(telemetry sampler, current meter), the worker process, the pump that
+journals the worker's messages (fsynced, before any watcher sees them), and
+``finish``, the run's one commit point.
+
+The worker is ``agent.runs.worker.entry`` started with the ``spawn`` context:
+never fork a process holding gRPC threads. A crash in a runtime or vendor
+delegate ends the worker, never the agent.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent.clock import now_ns
+from agent.errors import EdgebenchError, one_line
+from agent.power.analysis import window_power
+from agent.power.capture import Capture
+from agent.profiles import Profile
+from agent.rootfs import RootFS
+from agent.runs import files, worker
+from agent.runs.journal import Journal
+from agent.runs.registry import RunDir
+from agent.runs.result import Outcome, assemble, partial_result
+from agent.soak.coldstart import wait_with_sampler
+from agent.spec import MeterSpec, RunSpec
+from agent.telemetry.sampler import Sampler
+
+log = logging.getLogger("edgebench.agent.runs")
+
+SAMPLE_STREAM_PERIOD_NS = 1_000_000_000  # telemetry reaches the journal/stream at 1 Hz
+
+
+class ActiveRun:
+    """A run the agent holds in memory while it is queued or running."""
+
+    def __init__(
+        self,
+        rd: RunDir,
+        spec: RunSpec,
+        journal: Journal,
+        accelerator: dict | None = None,
+        on_end: Callable[[ActiveRun], None] = lambda run: None,
+    ) -> None:
+        self.rd = rd
+        self.spec = spec
+        self.journal = journal
+        self.accelerator = accelerator  # the profile accelerator --accelerator resolved to
+        self.proc: multiprocessing.process.BaseProcess | None = None
+        self.cancelled = False
+        self.started = False
+        self.iterations = 0
+        self.throughput_ips = 0.0
+        self.unmeasured_inferences = 0  # cold + warm-up: in inferences_total, not in throughput
+        self.t0_ns = 0
+        # the manager's bookkeeping, done before the journal closes: a caller
+        # woken by the end of the run finds the run's counts already retired
+        self.on_end = on_end
+        self.lock = threading.Lock()
+
+    def terminate(self) -> None:
+        """Ask the worker to stop (SIGTERM: it exits at once)."""
+        with self.lock:
+            proc = self.proc
+        if proc is not None and proc.is_alive():
+            proc.terminate()
+
+
+def finish(run: ActiveRun, status: str, error: str | None, code: str | None, doc: dict | None = None) -> None:
+    """Commit a run's end: result.json, then state.json, then the journal's
+    ``result`` event, so a reader that sees the final status finds the result.
+    Without ``doc`` (a run that never started its worker) the result is built
+    from the journal."""
+    rd = run.rd
+    ended = time.time()
+    if doc is None:
+        rd.update_state(ended_unix=ended)
+        doc = partial_result(rd, status, error, code)
+    rd.write_result(doc)
+    rd.update_state(status=status, ended_unix=ended, error=error, error_code=code, pid=None)
+    run.journal.append("result", {"status": status, "error": error, "error_code": code})
+    log.info("run %s %s%s", rd.run_id, status, f": {error}" if error else "")
+    run.on_end(run)
+    run.throughput_ips = 0.0
+    run.journal.close()
+
+
+class Execution:
+    """Runs one ``ActiveRun`` to its committed result (``execute``)."""
+
+    def __init__(
+        self,
+        run: ActiveRun,
+        *,
+        ctx: multiprocessing.context.BaseContext,
+        task: str,
+        root: RootFS,
+        profile: Profile | None,
+        meter: MeterSpec | None,
+        agent_info: Callable[[], dict],
+        stopping: Callable[[], bool],
+    ) -> None:
+        self.run = run
+        self.ctx = ctx
+        self.task = task
+        self.root = root
+        self.profile = profile
+        self.meter = meter
+        self.agent_info = agent_info
+        self.stopping = stopping
+        self.warnings: list[str] = []
+        self.sampler: Sampler | None = None
+        self.capture: Capture | None = None
+        self.windows: list[dict] = []
+        self.cold_start: dict | None = None
+        self._summaries: tuple[dict | None, dict | None] | None = None
+
+    # -- the run ----------------------------------------------------------------
+    def execute(self) -> None:
+        run = self.run
+        run.t0_ns = now_ns()
+        run.started = True
+        run.rd.update_state(status="running", started_unix=time.time(), t0_ns=run.t0_ns)
+        log.info("run %s started: %s %s", run.rd.run_id, run.spec.kind, run.spec.model_name)
+        run.journal.append("state", {"status": "running"}, t_ns=run.t0_ns)
+        self.sampler = self._start_sampler()
+        try:
+            self.capture = self._start_capture()
+        except EdgebenchError as exc:  # a meter that cannot be opened fails the run
+            self._stop_instruments()
+            finish(run, "failed", one_line(exc), exc.code)
+            return
+        try:
+            self._run_worker()
+        except BaseException:
+            # an agent-side bug: leave no worker, sampler or meter behind
+            with run.lock:
+                proc = run.proc
+            if proc is not None and proc.is_alive():
+                proc.kill()
+            self._stop_instruments()
+            raise
+
+    def _run_worker(self) -> None:
+        run = self.run
+        self._start_cold()
+        parent, child = self.ctx.Pipe(duplex=False)
+        proc = self.ctx.Process(
+            target=worker.entry,
+            args=(run.spec.to_dict(), str(run.rd.path), child, self.task),
+            name=f"edgebench-worker-{run.rd.run_id}",
+        )
+        with run.lock:
+            if not run.cancelled:
+                proc.start()
+                run.proc = proc
+        child.close()
+        if run.proc is None:
+            parent.close()
+            self._stop_instruments()
+            finish(run, "cancelled", "cancelled", None)
+            return
+        run.rd.update_state(pid=proc.pid)
+        part, error = self._pump(parent)
+        parent.close()
+        proc.join()
+        telemetry, capture = self._stop_instruments()
+        outcome = Outcome(
+            *self._status(part, error, proc.exitcode),
+            part=part,
+            windows=self.windows,
+            iterations=run.iterations,
+            throughput_ips=run.throughput_ips,
+            telemetry=telemetry,
+            samples=self.sampler.samples() if self.sampler is not None else [],
+            capture=capture,
+            cold_start=self.cold_start,
+            warnings=self.warnings,
+        )
+        doc = assemble(
+            run.rd,
+            run.spec,
+            outcome,
+            t0_ns=run.t0_ns,
+            agent=self._agent(),
+            accelerator=run.accelerator,
+            profile=self.profile,
+        )
+        finish(run, outcome.status, outcome.error, outcome.code, doc)
+
+    def _pump(self, conn: Any) -> tuple[dict | None, tuple[str, str] | None]:
+        """Journal the worker's messages until it closes the pipe; returns its
+        result part and its error (code, message), either may be None."""
+        run = self.run
+        part: dict | None = None
+        error: tuple[str, str] | None = None
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                return part, error
+            except Exception as exc:  # an unpicklable message: note it, keep reading
+                self.warnings.append(f"bad worker message: {exc}")
+                continue
+            if not isinstance(msg, dict):
+                continue
+            mtype = msg.get("type")
+            payload = {k: v for k, v in msg.items() if k != "type"}
+            if mtype == "result":
+                part = msg.get("data") or {}
+                # the exact count (progress messages lag by up to 0.5 s)
+                run.iterations = int(part.get("iterations") or run.iterations)
+                # the cold first inference and the warm-up count as inferences too
+                run.unmeasured_inferences = int(part.get("warmup_iterations") or 0) + (
+                    1 if part.get("first_inference_ms") is not None else 0
+                )
+            elif mtype == "error":
+                error = (str(msg.get("code") or "run_failed"), one_line(msg.get("message") or "run failed"))
+            elif mtype == "window":
+                self.windows.append(self._on_window(msg))
+            elif mtype == "progress":
+                run.iterations = int(msg.get("iterations") or 0)
+                run.throughput_ips = float(msg.get("throughput_ips") or 0.0)
+                run.journal.append("progress", payload, t_ns=msg.get("t_ns"))
+            elif mtype == "phase":
+                run.journal.append("phase", payload, t_ns=msg.get("t_ns"))
+            else:
+                run.journal.append("log", payload, t_ns=msg.get("t_ns"))
+
+    def _status(
+        self, part: dict | None, error: tuple[str, str] | None, exitcode: int | None
+    ) -> tuple[str, str | None, str | None]:
+        if self.run.cancelled:
+            return "cancelled", "cancelled", None
+        if self.stopping() and part is None and error is None:
+            return "interrupted", "interrupted: the agent stopped during this run", None
+        if part is not None:
+            return "completed", None, None
+        if error is not None:
+            return "failed", error[1], error[0]
+        return "failed", worker_died_message(exitcode, self.run.rd.path / files.STDERR), "run_failed"
+
+    def _agent(self) -> dict:
+        try:
+            return self.agent_info()
+        except Exception as exc:
+            return {"error": one_line(exc)}
+
+    # -- instruments ----------------------------------------------------------------
+    def _start_sampler(self) -> Sampler | None:
+        run = self.run
+        if not run.spec.telemetry:
+            return None
+        last = [0]
+
+        def on_sample(sample: dict) -> None:
+            t = int(sample.get("t_ns") or now_ns())
+            if t - last[0] >= SAMPLE_STREAM_PERIOD_NS and not run.journal.closed:
+                last[0] = t
+                try:
+                    run.journal.append("sample", sample, t_ns=t)
+                except RuntimeError:  # journal closed under us at the end of the run
+                    pass
+
+        try:
+            sampler = Sampler(self.root, self.profile, rate_hz=run.spec.telemetry_rate_hz)
+            sampler.start(run.rd.path / files.TELEMETRY, on_sample)
+            return sampler
+        except Exception as exc:
+            self.warnings.append(f"telemetry unavailable: {one_line(exc)}")
+            return None
+
+    def _start_capture(self) -> Capture | None:
+        meter = self.run.spec.meter or self.meter
+        if meter is None:
+            return None
+        capture = Capture(meter, self.run.rd.path)
+        capture.start()
+        return capture
+
+    def _stop_instruments(self) -> tuple[dict | None, dict | None]:
+        """(telemetry summary, capture summary); the instruments stop once."""
+        if self._summaries is None:
+            self._summaries = (self._stop(self.sampler), self._stop(self.capture))
+        return self._summaries
+
+    def _stop(self, instrument: Sampler | Capture | None) -> dict | None:
+        if instrument is None:
+            return None
+        try:
+            return instrument.stop()
+        except Exception as exc:
+            self.warnings.append(f"{type(instrument).__name__}.stop failed: {one_line(exc)}")
+            return None
+
+    def _start_cold(self) -> None:
+        """soak --start-cold: wait at idle (bounded) until temperatures stop falling."""
+        run, soak = self.run, self.run.spec.soak
+        if run.spec.kind != "soak" or soak is None or not soak.start_cold or self.sampler is None:
+            return
+        run.journal.append("log", {"message": f"waiting up to {soak.start_cold_max_s:g} s for a cold start"})
+        res = wait_with_sampler(self.sampler, soak.start_cold_max_s, should_stop=lambda: run.cancelled)
+        run.journal.append("log", {"message": "cold start: " + res["reason"], "cold_start": res})
+        self.cold_start = res
+
+    def _on_window(self, msg: dict) -> dict:
+        """A soak window from the worker, with the telemetry and the meter's power
+        over its span; journaled, and kept for the soak analysis."""
+        t0 = int(msg.get("t_start_ns") or 0)
+        t1 = int(msg.get("t_end_ns") or 0)
+        w = {
+            "t_s": (t0 - self.run.t0_ns) / 1e9,
+            "t_start_ns": t0,
+            "t_end_ns": t1,
+            "iterations": msg.get("iterations"),
+            "throughput_ips": msg.get("throughput_ips"),
+            "p50_ms": msg.get("p50_ms"),
+            "p99_ms": msg.get("p99_ms"),
+        }
+        if self.sampler is not None:
+            try:
+                w.update(self.sampler.window(t0, t1))
+            except Exception as exc:
+                log.warning("telemetry window failed: %s", exc)
+        # mean power: the current meter when it covers the window, else the board's rails
+        meter = self._meter_window(t0, t1)
+        if meter is not None:
+            w["power_w"] = round(meter["power_w"], 4)
+            w["power_source"] = "meter"
+        elif w.get("power_w") is not None:
+            w["power_source"] = "board"
+        self.run.journal.append("window", w, t_ns=t1 or None)
+        return w
+
+    def _meter_window(self, t0_ns: int, t1_ns: int) -> dict | None:
+        """The meter's mean power over a soak window; None without a meter, a
+        voltage (no bus voltage, no profile supply), or most of the window."""
+        if self.capture is None or t1_ns <= t0_ns:
+            return None
+        try:
+            supply_v = ((self.profile.budget if self.profile else None) or {}).get("supply_v")
+            res = window_power(self.capture.window(t0_ns, t1_ns), t0_ns, t1_ns, supply_v)
+        except Exception as exc:  # never lose a window for its power figure
+            log.warning("meter window failed: %s", exc)
+            return None
+        return res if res is not None and res["power_w"] is not None else None
+
+
+def worker_died_message(exitcode: int | None, stderr_path: Path) -> str:
+    """``worker died: SIGSEGV (signal 11); stderr: ...``: one line."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        msg = f"worker died: {name} (signal {-exitcode})"
+        if -exitcode == signal.SIGKILL:
+            msg += ", killed (out of memory?)"
+    elif exitcode is None:
+        msg = "worker died: unknown cause"
+    else:
+        msg = f"worker died: exit code {exitcode} without a result"
+    tail = files.stderr_tail(stderr_path)
+    if tail:
+        msg += f"; stderr: {tail}"
+    return one_line(msg)

@@ -1,0 +1,197 @@
+"""The result document (``edgebench.result/v1``, DESIGN.md) of one run: built
+once, when the run ends, from what the run holds in memory (the worker's
+result part, the enriched soak windows, the telemetry samples, the meter's
+capture summary), plus the iteration rows and the meter trace the run
+directory has. ``partial_result`` builds the same header from the journal
+alone, for a run whose agent died (``Registry.recover``) or that never ran.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from agent.errors import one_line
+from agent.placement.gates import evaluate as placement_gates
+from agent.power.analysis import analyze as analyze_power
+from agent.power.analysis import cross_check
+from agent.profiles import Profile
+from agent.runs import files, series
+from agent.runs.journal import read_events
+from agent.soak.analysis import analyze_soak, soak_gate
+from agent.spec import RunSpec
+
+if TYPE_CHECKING:
+    from agent.runs.registry import RunDir
+
+log = logging.getLogger("edgebench.agent.runs")
+
+RESULT_SCHEMA = "edgebench.result/v1"
+ACTIVE = ("queued", "running")
+FINAL = ("completed", "failed", "cancelled", "interrupted")
+
+
+@dataclass
+class Outcome:
+    """How one run ended and what it gathered: the inputs of its result."""
+
+    status: str
+    error: str | None = None
+    code: str | None = None
+    part: dict | None = None  # the worker's ``result`` message
+    windows: list[dict] = field(default_factory=list)  # soak windows, enriched by the agent
+    iterations: int = 0  # the last progress count (a run that never sent its result)
+    throughput_ips: float = 0.0
+    telemetry: dict | None = None  # the sampler's summary
+    samples: list[dict] = field(default_factory=list)  # the sampler's samples, in memory
+    capture: dict | None = None  # the meter capture's summary
+    cold_start: dict | None = None  # soak --start-cold
+    warnings: list[str] = field(default_factory=list)
+
+
+def header(run_id: str, spec: dict, state: dict, status: str, error: str | None, code: str | None) -> dict:
+    """The keys every result has, complete or partial."""
+    return {
+        "schema": RESULT_SCHEMA,
+        "run_id": run_id,
+        "kind": spec.get("kind"),
+        "status": status,
+        "error": error,
+        "error_code": code,
+        "created_unix": state.get("created_unix"),
+        "started_unix": state.get("started_unix"),
+        "ended_unix": state.get("ended_unix") or time.time(),
+        "model": {"name": spec.get("model_name"), "sha256": spec.get("model_sha256")},
+        "labels": spec.get("labels") or {},
+    }
+
+
+def assemble(
+    rd: RunDir,
+    spec: RunSpec,
+    outcome: Outcome,
+    *,
+    t0_ns: int,
+    agent: dict,
+    accelerator: dict | None,
+    profile: Profile | None,
+) -> dict:
+    """The result of a run that started its worker."""
+    spec_dict = spec.to_dict()
+    doc = header(rd.run_id, spec_dict, rd.state(), outcome.status, outcome.error, outcome.code)
+    doc["ended_unix"] = time.time()
+    doc.update(t0_ns=t0_ns, spec=spec_dict, agent=agent)
+    if accelerator:
+        doc["accelerator"] = accelerator
+    if outcome.part:
+        doc.update(outcome.part)
+    elif outcome.iterations:
+        doc.update(iterations=outcome.iterations, throughput_ips=outcome.throughput_ips, partial=True)
+    if outcome.telemetry is not None:
+        doc["telemetry"] = outcome.telemetry
+
+    iterations = files.load_iterations(rd.path)
+    trace = files.load_trace(rd.path) if outcome.capture is not None and files.has_power(rd.path) else None
+    if outcome.capture is not None:
+        doc["power"] = _power(spec, outcome, profile, t0_ns, iterations, trace)
+    if spec.kind == "soak":
+        doc["soak"] = _soak(spec, outcome, profile, t0_ns)
+    soak_windows = (doc.get("soak") or {}).get("windows") or []
+    doc["series"] = series.build(t0_ns, soak_windows, iterations, outcome.samples, trace)
+    if outcome.status == "completed":
+        doc["gates"] = _gates(doc, spec)
+    if outcome.warnings:
+        doc["warnings"] = outcome.warnings
+    return doc
+
+
+def partial_result(rd: RunDir, status: str, error: str | None, code: str | None = None) -> dict:
+    """A result from the journal alone: what a run had reached."""
+    spec = rd.spec()
+    events = read_events(rd.journal_path)
+    windows = [e["payload"] for e in events if e["kind"] == "window"]
+    progress = [e["payload"] for e in events if e["kind"] == "progress"]
+    phases = [e["payload"].get("phase") for e in events if e["kind"] == "phase"]
+    doc = header(rd.run_id, spec, rd.state(), status, error, code)
+    doc.update(partial=True, last_phase=phases[-1] if phases else None, journal_events=len(events))
+    if progress:
+        last = progress[-1]
+        doc["iterations"] = last.get("iterations")
+        doc["throughput_ips"] = last.get("throughput_ips")
+        doc["duration_s"] = last.get("elapsed_s")
+    if windows:
+        soak = spec.get("soak") or {}
+        doc["soak"] = {"window_s": soak.get("window_s"), "windows": windows, "verdict": "incomplete"}
+    return doc
+
+
+def _power(
+    spec: RunSpec,
+    outcome: Outcome,
+    profile: Profile | None,
+    t0_ns: int,
+    iterations: np.ndarray,
+    trace: Any,
+) -> dict:
+    capture = dict(outcome.capture or {})
+    if trace is None:
+        return capture
+    try:
+        budget = (profile.budget if profile else None) or {}
+        power = analyze_power(
+            trace,
+            iterations,
+            budget.get("budget_w"),
+            budget.get("supply_v"),
+            spec.transient_a,
+            run_start_ns=t0_ns,  # transients' t_s from run start
+        )
+        # the board's own input rail(s) (Jetson INA3221) against the meter, over the measured phase
+        cc = cross_check(
+            power,
+            [s for s in outcome.samples if s.get("rails")],
+            window_ns=files.measured_span_ns(iterations),
+            input_rails=profile.input_rails if profile else None,
+        )
+        if cc is not None:
+            power["cross_check"] = cc
+        return {**capture, **power}
+    except Exception as exc:  # a broken capture costs the power figures, not the run
+        log.exception("power analysis failed")
+        capture["error"] = f"power analysis failed: {one_line(exc)}"
+        return capture
+
+
+def _soak(spec: RunSpec, outcome: Outcome, profile: Profile | None, t0_ns: int) -> dict:
+    windows = outcome.windows
+    sources = {w.get("power_source") for w in windows} - {None}
+    base: dict[str, Any] = {
+        "window_s": spec.soak.window_s if spec.soak else None,
+        "windows": windows,
+        # where the windows' power_w came from: meter, board, or mixed (a meter lost mid-soak)
+        "power_source": sources.pop() if len(sources) == 1 else ("mixed" if sources else None),
+    }
+    try:
+        soak = {**base, **analyze_soak(windows, outcome.samples, spec, profile, t0_ns=t0_ns)}
+    except Exception as exc:
+        log.exception("soak analysis failed")
+        soak = {**base, "error": f"soak analysis failed: {one_line(exc)}"}
+    if outcome.cold_start is not None:
+        soak["cold_start"] = outcome.cold_start
+    return soak
+
+
+def _gates(doc: dict, spec: RunSpec) -> list[dict]:
+    try:
+        gates = list(placement_gates(doc, spec))
+    except Exception as exc:
+        log.exception("gate evaluation failed")
+        gates = [{"name": "gates", "passed": False, "message": f"gate evaluation failed: {one_line(exc)}"}]
+    target = soak_gate(doc["soak"]) if doc.get("soak") else None
+    if target is not None:
+        gates.append(target)
+    return gates
