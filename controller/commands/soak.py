@@ -42,7 +42,7 @@ from controller.commands.common import (
     store,
     write_json,
 )
-from controller.embedded import data_dir
+from controller.paths import data_dir
 from controller.runopts import _seconds, add_run_options, spec_from_args
 
 
