@@ -13,11 +13,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("placement", help="per-op placement of a model (accelerator or CPU fallback)")
     p.add_argument("model", help="model file (.onnx, .tflite)")
     add_run_options(p)
-    for a in p._actions:  # placement needs a few iterations, not a timed run
-        if a.dest in ("duration", "warmup"):
-            a.default = 0.0
-        elif a.dest == "min_iterations":
-            a.default = 1
+    p.set_defaults(duration=0.0, warmup=0.0, min_iterations=1)  # a few iterations, not a timed run
     add_agent_options(p)
     add_db_option(p)
     p.add_argument("--json", metavar="FILE", default=None)
