@@ -118,7 +118,7 @@ def _figure(
             else:
                 _panel(az, np.empty(0), np.empty(0), spans, [big], threshold_a)
                 note = "raw samples are not stored with the result: the transient as analysed"
-                az.text(0.5, 0.5, note, transform=az.transAxes, ha="center", va="center", color="0.4")
+                az.text(0.5, 0.3, note, transform=az.transAxes, ha="center", va="center", color="0.4")
             az.set_xlim(lo, hi)
             az.set_title(
                 f"Largest transient: {big['peak_a']:.3f} A for {big['duration_ms']:.2f} ms"
