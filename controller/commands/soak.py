@@ -130,7 +130,7 @@ class SoakView:
                     self._render(), console=self._console, refresh_per_second=4, transient=False
                 )
                 self._live.__enter__()
-            except ImportError:
+            except ImportError:  # rich: third-party, from the [controller] extra
                 self.plain = True
         return self
 
