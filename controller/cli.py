@@ -5,36 +5,26 @@ one `edgebench: error: ...` line and the exit code of DESIGN.md."""
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import sys
 from collections.abc import Sequence
 
-from agent.errors import EXIT_BAD_INPUT, EXIT_RUN_FAILED, EdgebenchError
-
-COMMANDS = (
-    "info",
-    "push",
-    "bench",
-    "placement",
-    "soak",
-    "reference",
-    "runs",
-    "fetch",
-    "report",
-    "compare",
-    "demo",
+from agent.errors import EXIT_BAD_INPUT, EXIT_RUN_FAILED, EdgebenchError, one_line
+from controller.commands import (
+    bench,
+    compare,
+    demo,
+    fetch,
+    info,
+    placement,
+    push,
+    reference,
+    report,
+    runs,
+    soak,
 )
 
-
-def _modules() -> list:
-    mods = []
-    for name in COMMANDS:
-        modname = f"controller.commands.{name}"
-        if importlib.util.find_spec(modname) is None:  # another engineer's command not landed yet
-            continue
-        mods.append(importlib.import_module(modname))
-    return mods
+# in `edgebench --help` order
+COMMANDS = (info, push, bench, placement, soak, reference, runs, fetch, report, compare, demo)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,15 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="edgebench", description="on-device benchmarking for edge AI boards")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for mod in _modules():
+    for mod in COMMANDS:
         p = mod.add_parser(sub)
         p.set_defaults(_run=mod.run)
     return parser
 
 
-def _one_line(msg: object) -> str:
-    text = " ".join(str(msg).split())
-    return text or "unknown error"
+def _say(exc: BaseException) -> None:
+    print(f"edgebench: error: {one_line(exc) or 'unknown error'}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,13 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args))
     except EdgebenchError as exc:
-        print(f"edgebench: error: {_one_line(exc)}", file=sys.stderr)
+        _say(exc)
         return exc.exit_code
     except KeyboardInterrupt:
         print("edgebench: error: interrupted", file=sys.stderr)
         return 130
     except OSError as exc:
-        print(f"edgebench: error: {_one_line(exc)}", file=sys.stderr)
+        _say(exc)
         return (
             EXIT_BAD_INPUT
             if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError))

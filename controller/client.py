@@ -20,6 +20,7 @@ import grpc
 from agent.errors import BadInput, RunFailed
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.rpc.edgebench.v1 import agent_pb2_grpc as pb_grpc
+from controller.paths import data_dir
 
 CHUNK = 1 << 20
 _BAD = {
@@ -90,8 +91,6 @@ def sha256_file(path: Path, cache: bool = True) -> str:
 
 
 def _cache_file() -> Path | None:
-    from controller.embedded import data_dir
-
     return data_dir() / "sha256-cache.json"
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from controller.embedded import data_dir
+from controller.paths import data_dir
 
 metadata = sa.MetaData()
 runs = sa.Table(

@@ -3,22 +3,10 @@ itself (or `edgebench demo`) needs no daemon."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-
-def data_dir() -> Path:
-    """$EDGEBENCH_HOME, else the platformdirs user data dir."""
-    env = os.environ.get("EDGEBENCH_HOME")
-    if env:
-        return Path(env)
-    try:
-        import platformdirs
-
-        return Path(platformdirs.user_data_dir("edgebench"))
-    except ImportError:
-        return Path.home() / ".local" / "share" / "edgebench"
+from controller.paths import data_dir
 
 
 class EmbeddedAgent:

@@ -15,7 +15,8 @@ from agent.errors import BadInput
 from agent.spec import METER_KINDS, RunSpec, SoakSpec, parse_duration, parse_meter, parse_shape
 
 
-def _seconds(text: str) -> float:
+def seconds(text: str) -> float:
+    """argparse type: a duration (``10``, ``90s``, ``30m``, ``1h``) in seconds."""
     try:
         v = parse_duration(text)
     except BadInput as exc:
@@ -42,8 +43,16 @@ _positive_int = _int_at_least(1, "positive")
 _nonneg_int = _int_at_least(0, "non-negative")
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """Add every run option of DESIGN.md to a run command's parser."""
+def add_run_options(
+    parser: argparse.ArgumentParser,
+    *,
+    duration_s: float = 10.0,
+    duration_metavar: str = "SECONDS",
+    duration_help: str = "measured run length (default 10 s)",
+) -> None:
+    """Add every run option of DESIGN.md to a run command's parser. A command
+    whose --duration means something else (soak: the whole soak, 30m) says so
+    through the ``duration_*`` parameters."""
     g = parser.add_argument_group("run options")
     g.add_argument(
         "--runtime",
@@ -73,14 +82,10 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224")
     g.add_argument("--inputs", default=None, metavar="FILE.npz", help="input data")
     g.add_argument(
-        "--warmup", type=_seconds, default=1.0, metavar="SECONDS", help="warm-up time (default 1 s)"
+        "--warmup", type=seconds, default=1.0, metavar="SECONDS", help="warm-up time (default 1 s)"
     )
     g.add_argument(
-        "--duration",
-        type=_seconds,
-        default=10.0,
-        metavar="SECONDS",
-        help="measured run length (default 10 s)",
+        "--duration", type=seconds, default=duration_s, metavar=duration_metavar, help=duration_help
     )
     g.add_argument("--min-iterations", type=_positive_int, default=100, metavar="N")
     g.add_argument(

@@ -7,8 +7,8 @@ import io
 import json
 
 from controller.cli import main
-from controller.compare import compare, render
 from controller.progress import Progress
+from controller.report.compare import compare, render
 
 
 def _doc(run_id: str, ips: float, devices: dict[str, str]) -> dict:

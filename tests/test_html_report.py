@@ -13,7 +13,8 @@ from scenario.synthetic import T0, throttling_board
 
 from agent.soak.analysis import analyze_soak, soak_gate
 from agent.spec import RunSpec, SoakSpec
-from controller.report.html import collect_series, write_html
+from controller.report.html import write_html
+from controller.report.timeline import collect_series
 
 
 class Collector(HTMLParser):
@@ -98,12 +99,12 @@ def soak_result(tmp_path, duration_s=600, drop_at=300.0):
             },
         },
     }
-    return result, {"telemetry.jsonl": tele}
+    return result, tmp_path
 
 
 def test_soak_report_is_self_contained_with_plots_events_and_placement(tmp_path):
-    result, files = soak_result(tmp_path)
-    out = write_html(result, files, tmp_path / "r" / "report.html")
+    result, run_dir = soak_result(tmp_path)
+    out = write_html(result, run_dir, tmp_path / "r" / "report.html")
     c, text = parse(out)
     # self-contained: no scripts, stylesheets or remote images; every image inline
     assert c.scripts == [] and c.links == []
@@ -128,10 +129,8 @@ def test_soak_report_is_self_contained_with_plots_events_and_placement(tmp_path)
 
 
 def test_series_share_the_run_start_axis(tmp_path):
-    result, files = soak_result(tmp_path)
-    from controller.report.html import load_samples
-
-    series = collect_series(result, load_samples(files["telemetry.jsonl"]))
+    result, run_dir = soak_result(tmp_path)
+    series = collect_series(result, run_dir)
     ts, mhz = series["clocks_mhz"]["gpu"]
     # the clock falls at 300 s on the same axis the windows use
     assert ts[mhz.index(828.0)] == 300.0
@@ -156,16 +155,15 @@ def test_bench_report_without_telemetry_bins_iterations(tmp_path):
         "t0_ns": T0,
         "model": {"name": "m.onnx"},
     }
-    files = {"iterations.npy": tmp_path / "iterations.npy", "telemetry.jsonl": tmp_path / "missing.jsonl"}
-    series = collect_series(result, [], tmp_path / "iterations.npy")
+    series = collect_series(result, tmp_path)  # iterations.npy and no telemetry.jsonl
     ts, ips = series["throughput"]["inferences/s (1 s bins)"]
     assert all(abs(v - 200) <= 1 for v in ips) and ts[0] == 2.5
-    out = write_html(result, files, tmp_path / "bench.html")
+    out = write_html(result, tmp_path, tmp_path / "bench.html")
     c, text = parse(out)
     assert len(c.imgs) == 1 and "worker died: SIGSEGV" in text and "Soak" not in text
 
 
 def test_report_of_a_result_with_nothing_but_ids(tmp_path):
-    out = write_html({"run_id": "x", "status": "interrupted"}, {}, tmp_path / "x.html")
+    out = write_html({"run_id": "x", "status": "interrupted"}, None, tmp_path / "x.html")
     c, text = parse(out)
     assert c.imgs == [] and "interrupted" in text

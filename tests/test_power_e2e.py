@@ -70,8 +70,7 @@ def test_agent_with_ppk2_meter_reports_power(emulators, agent_process, push, tin
     from controller.report.html import write_html
 
     run_dir = ap.state_dir / "runs" / rec.run_id
-    files = {n: run_dir / n for n in ("power.bin", "power.json", "iterations.npy", "telemetry.jsonl")}
-    page = write_html(res, files, run_dir.parent / "report.html").read_text()
+    page = write_html(res, run_dir, run_dir.parent / "report.html").read_text()
     assert "Current draw" in page and page.count("data:image/png;base64,") >= 2
 
 
@@ -164,9 +163,9 @@ def test_soak_windows_take_mean_power_from_the_meter(emulators, agent_factory, p
     # what was streamed (journaled) carries the same figures
     assert [w["power_w"] for w in streamed] == [w["power_w"] for w in windows]
     # and the HTML report's power panel has them
-    from controller.report.html import collect_series
+    from controller.report.timeline import collect_series
 
-    series = collect_series(res, [])["power_w"]
+    series = collect_series(res)["power_w"]
     assert series["window mean"][1] == pytest.approx([w["power_w"] for w in windows])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import time
 
 import numpy as np
@@ -68,7 +69,9 @@ def test_html_report_hook_draws_from_fetched_files(emulators, tmp_path):
     time.sleep(0.3)
     cap.stop()
     power = analyze(load_trace(run_dir), None, run_start_ns=emu.t0_ns)
-    files = {n: run_dir / n for n in ("power.bin", "power.json")}
-    png = power_plot_png({"power": power, "t0_ns": emu.t0_ns}, files)
+    png = power_plot_png({"power": power, "t0_ns": emu.t0_ns}, run_dir)
     assert png is not None and png[:4] == b"\x89PNG" and red_pixels(png) > 50
-    assert power_plot_png({"power": power}, {"power.bin": run_dir / "power.bin"}) is None
+    half = tmp_path / "half"  # power.bin without its power.json
+    half.mkdir()
+    shutil.copy(run_dir / "power.bin", half / "power.bin")
+    assert power_plot_png({"power": power}, half) is None

@@ -11,6 +11,7 @@ from agent.runs.execution import worker_died_message
 from agent.runs.files import stderr_tail
 from agent.runs.journal import Journal, read_events
 from agent.runs.registry import Registry, new_run_id, valid_run_id
+from agent.runs.result import partial_result
 
 
 def test_seq_is_gap_free_and_continues_after_reopen(tmp_path):
@@ -123,7 +124,7 @@ def test_recover_marks_in_flight_runs_interrupted_from_their_journal(tmp_path):
     j.close()
     queued = reg.create({"kind": "bench", "model_sha256": "c" * 64})
 
-    assert sorted(Registry(tmp_path).recover()) == sorted([soak.run_id, queued.run_id])
+    assert sorted(Registry(tmp_path).recover(partial_result)) == sorted([soak.run_id, queued.run_id])
     assert done.state()["status"] == "completed" and done.result() is None
     st = soak.state()
     assert st["status"] == "interrupted" and st["pid"] is None and "running" in st["error"]
@@ -134,7 +135,7 @@ def test_recover_marks_in_flight_runs_interrupted_from_their_journal(tmp_path):
     assert r["soak"]["window_s"] == 5.0 and r["soak"]["verdict"] == "incomplete"
     assert queued.result()["status"] == "interrupted"
     # a second start has nothing left to recover
-    assert Registry(tmp_path).recover() == []
+    assert Registry(tmp_path).recover(partial_result) == []
 
 
 def test_worker_died_message_is_one_line_with_signal_and_stderr_tail(tmp_path):

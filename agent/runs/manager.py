@@ -22,6 +22,7 @@ from agent.rootfs import RootFS
 from agent.runs.execution import ActiveRun, Execution, finish
 from agent.runs.journal import Journal, iter_events
 from agent.runs.registry import Registry
+from agent.runs.result import partial_result
 from agent.runs.worker import DEFAULT_TASK
 from agent.runtimes.names import RUNTIME_OF_FORMAT, model_format
 from agent.spec import MeterSpec, RunSpec
@@ -59,7 +60,7 @@ class RunManager:
         self._stopping = False
         self._profile_obj: Profile | None = None
         self._profile_loaded = False
-        self.recovered = self.registry.recover()
+        self.recovered = self.registry.recover(partial_result)
         self._threads = [
             threading.Thread(target=self._dispatch, name=f"edgebench-run-{i}", daemon=True)
             for i in range(max(1, concurrency))

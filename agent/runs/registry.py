@@ -14,11 +14,15 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from agent.runs import files
-from agent.runs.result import ACTIVE, partial_result
+
+# a run's status in state.json
+ACTIVE = ("queued", "running")
+FINAL = ("completed", "failed", "cancelled", "interrupted")
 
 _RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{6}$")
 
@@ -142,8 +146,11 @@ class Registry:
         runs.sort(key=lambda r: (r.state().get("created_unix") or 0, r.run_id), reverse=True)
         return runs[:limit] if limit else runs
 
-    def recover(self) -> list[str]:
-        """Mark runs a dead agent left in flight as interrupted; returns their ids."""
+    def recover(self, partial_result: Callable[[RunDir, str, str], dict]) -> list[str]:
+        """Mark runs a dead agent left in flight as interrupted, with the result
+        ``partial_result(rd, status, error)`` builds from their journal (agent/runs/
+        result.py; passed in so that the registry, which the controller imports for
+        FINAL, stays free of the result's analyses); returns their ids."""
         done = []
         for rd in self.list():
             st = rd.state()

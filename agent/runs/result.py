@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("edgebench.agent.runs")
 
 RESULT_SCHEMA = "edgebench.result/v1"
-ACTIVE = ("queued", "running")
-FINAL = ("completed", "failed", "cancelled", "interrupted")
 
 
 @dataclass

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import BadInput, RunFailed
-
-FINAL = ("completed", "failed", "cancelled", "interrupted")
+from agent.runs.registry import FINAL
 
 
 def add_agent_options(p: argparse.ArgumentParser) -> None:

@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from controller.commands.report import load_result
-    from controller.compare import compare, render
+    from controller.report.compare import compare, render
 
     a, _ = load_result(args.run_a, args)
     b, _ = load_result(args.run_b, args)

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from agent.runs.registry import FINAL
 from controller.commands.common import (
-    FINAL,
     add_agent_options,
     add_db_option,
     agent_name,

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from controller.commands.common import add_agent_options, add_db_option, execute, exit_code_of, open_db
+from controller.commands.common import (
+    add_agent_options,
+    add_db_option,
+    execute,
+    exit_code_of,
+    store,
+    write_json,
+)
 from controller.runopts import add_run_options
 
 
@@ -13,11 +20,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("placement", help="per-op placement of a model (accelerator or CPU fallback)")
     p.add_argument("model", help="model file (.onnx, .tflite)")
     add_run_options(p)
-    for a in p._actions:  # placement needs a few iterations, not a timed run
-        if a.dest in ("duration", "warmup"):
-            a.default = 0.0
-        elif a.dest == "min_iterations":
-            a.default = 1
+    p.set_defaults(duration=0.0, warmup=0.0, min_iterations=1)  # a few iterations, not a timed run
     add_agent_options(p)
     add_db_option(p)
     p.add_argument("--json", metavar="FILE", default=None)
@@ -27,20 +30,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
     from controller.report import placement as pr
     from controller.report.terminal import gate_lines
 
     result, agent = execute(args, "placement")
-    db = open_db(args)
-    try:
-        db.store(result, agent)
-    finally:
-        db.close()
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+    store(args, result, agent)
+    write_json(args, result)
     color = pr.use_color()
     if result.get("placement"):
         print(pr.render(result["placement"], color=color, max_rows=args.max_rows))

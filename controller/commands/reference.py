@@ -57,7 +57,7 @@ def _onnx(model: Path, feeds: dict) -> dict:
 def _tflite(model: Path, feeds: dict) -> dict:
     try:
         from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
+    except ImportError:  # a board's vendor build ships tflite_runtime instead (DESIGN.md)
         from tflite_runtime.interpreter import Interpreter
     try:
         it = Interpreter(model_path=str(model))

@@ -22,7 +22,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--files",
         metavar="DIR",
         default=None,
-        help="run files for the HTML plots (default: beside result.json)",
+        help="the run directory for the HTML plots (default: beside result.json); a result from the DB "
+        "draws from the series it carries",
     )
     return p
 
@@ -62,7 +63,6 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         from controller.report.html import write_html
 
-        d = Path(args.files) if args.files else here
-        files = {f.name: f for f in d.iterdir() if f.is_file()} if d and d.is_dir() else {}
-        write_html(result, files, Path(args.html))
+        run_dir = Path(args.files) if args.files else here
+        write_html(result, run_dir if run_dir is not None and run_dir.is_dir() else None, Path(args.html))
     return 0

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent.errors import BadInput, EdgebenchError, RunFailed
+from agent.soak.attribution import hottest
 from controller.commands.common import (
     add_agent_options,
     add_db_option,
@@ -42,8 +43,8 @@ from controller.commands.common import (
     store,
     write_json,
 )
-from controller.embedded import data_dir
-from controller.runopts import _seconds, add_run_options, spec_from_args
+from controller.paths import data_dir
+from controller.runopts import add_run_options, seconds, spec_from_args
 
 
 def cursor_dir() -> Path:
@@ -89,15 +90,6 @@ class Cursor:
             pass
 
 
-def hottest(temps: dict[str, Any] | None) -> tuple[str | None, float | None]:
-    best: tuple[str | None, float | None] = (None, None)
-    for z, v in (temps or {}).items():
-        t = v.get("max") if isinstance(v, dict) else v
-        if isinstance(t, (int, float)) and (best[1] is None or t > best[1]):
-            best = (z, float(t))
-    return best
-
-
 def clocks_text(clocks: dict[str, Any] | None) -> str:
     parts = []
     for d, v in sorted((clocks or {}).items()):
@@ -138,7 +130,7 @@ class SoakView:
                     self._render(), console=self._console, refresh_per_second=4, transient=False
                 )
                 self._live.__enter__()
-            except ImportError:
+            except ImportError:  # rich: third-party, from the [controller] extra
                 self.plain = True
         return self
 
@@ -219,7 +211,6 @@ class SoakView:
 # -- the command -------------------------------------------------------------
 DEFAULT_DURATION_S = 30 * 60.0
 DEFAULT_WINDOW_S = 10.0
-RUN_FILES = ("telemetry.jsonl", "iterations.npy", "power.bin", "power.json")  # what the HTML report plots
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -229,16 +220,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     p.add_argument("model", nargs="?", help="model file (.onnx, .tflite); omit with --attach")
-    add_run_options(p)  # --ambient-c, --enclosure and --target-ips among them
-    # soak defaults: 30 minutes (bench's --duration means seconds of measurement)
-    p.set_defaults(duration=DEFAULT_DURATION_S)
-    for a in p._actions:
-        if a.dest == "duration":
-            a.metavar, a.help = "DURATION", "soak length, e.g. 30m, 90s, 1h (default 30m)"
+    # --ambient-c, --enclosure and --target-ips among them; --duration is the
+    # whole soak here (bench's means seconds of measurement)
+    add_run_options(
+        p,
+        duration_s=DEFAULT_DURATION_S,
+        duration_metavar="DURATION",
+        duration_help="soak length, e.g. 30m, 90s, 1h (default 30m)",
+    )
     g = p.add_argument_group("soak")
     g.add_argument(
         "--window",
-        type=_seconds,
+        type=seconds,
         default=DEFAULT_WINDOW_S,
         metavar="DURATION",
         help="window length (default 10s)",
@@ -248,7 +241,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--start-cold-max",
-        type=_seconds,
+        type=seconds,
         default=600.0,
         metavar="DURATION",
         help="bound on the --start-cold wait (10m)",
@@ -350,17 +343,18 @@ def _follow(client: Any, run_id: str, spec: dict) -> dict:
 
 
 def _write_html(client: Any, run_id: str, result: dict, out: Path) -> None:
-    """The HTML report with the run's files fetched from the agent (a missing one is left out)."""
+    """The HTML report, with the run's plot files fetched from the agent into a
+    scratch run directory (a missing one is left out: no meter, no power.bin)."""
+    from agent.runs import files  # numpy: paid only when a report is written
     from controller.report.html import write_html
 
     with tempfile.TemporaryDirectory() as tmp:
-        files = {}
-        for name in RUN_FILES:
+        for name in files.PLOT_FILES:
             try:
-                files[name] = client.fetch_file(run_id, name, Path(tmp) / name)
-            except EdgebenchError:  # no meter: no power.bin, and so on
+                client.fetch_file(run_id, name, Path(tmp) / name)
+            except EdgebenchError:
                 pass
-        write_html(result, files, out)
+        write_html(result, Path(tmp), out)
     print(f"report: {out}")
 
 

@@ -1,54 +1,51 @@
 """Self-contained HTML report of one run: a single file with every plot
 embedded as a base64 PNG, so it can be mailed or attached to a CI job.
 
-The time series (throughput, temperatures, clocks, power) share one time axis
-in seconds from run start, with throttle events marked on every panel, so a
-throughput drop lines up by eye with the clock that fell and the zone that got
-hot. matplotlib is imported lazily: the controller only pays for it here.
+The plots come from the result alone (its ``series{}``), or, for the current
+draw, from the run's raw meter trace when its run directory is at hand:
+controller/report/timeline.py and power_plot.py draw them.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import io
 import json
-import math
 from pathlib import Path
 from typing import Any
 
-# more points than this per series are thinned before plotting
-MAX_POINTS = 4000
+from agent.errors import one_line
+from controller.report import power_plot, timeline
+
 # the per-op table stops here (a big graph has thousands of nodes)
 MAX_NODE_ROWS = 500
 
 
-def write_html(result: dict, files: dict[str, Path] | None, out: Path) -> Path:
+def write_html(result: dict, run_dir: Path | None, out: Path) -> Path:
     """Write the report for ``result`` (an edgebench.result/v1 document) to
-    ``out``. ``files`` maps run-directory file names (telemetry.jsonl,
-    iterations.npy, power.bin...) to local copies; any may be missing."""
-    files = {k: Path(v) for k, v in (files or {}).items() if v is not None and Path(v).exists()}
+    ``out``. ``run_dir``: the run's files (fetched, or the agent's run
+    directory), any of which may be missing; None for a result alone."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_html(result, files), encoding="utf-8")
+    out.write_text(render_html(result, run_dir), encoding="utf-8")
     return out
 
 
-def render_html(result: dict, files: dict[str, Path]) -> str:
-    samples = load_samples(files.get("telemetry.jsonl"))
-    series = collect_series(result, samples, files.get("iterations.npy"))
+def render_html(result: dict, run_dir: Path | None = None) -> str:
+    series, source = timeline.series_of(result, run_dir)
     parts = [_head(result), _overview(result)]
     soak = result.get("soak") or {}
     if soak:
         parts.append(_soak_section(soak))
-    png = timeline_png(series, soak.get("throttle_events") or [])
+    panels = timeline.panels(series, soak.get("windows") or [])
+    png = timeline.timeline_png(panels, soak.get("throttle_events") or [])
     if png:
-        parts.append(
-            _section("Timeline", _img(png, "throughput, temperatures, clocks and power against time"))
-        )
-    power_png = _power_plot(result, files)
-    if power_png:
-        parts.append(_section("Current draw", _img(power_png, "current against time")))
+        alt = "throughput, temperatures, clocks and power against time"
+        note = f"<p class=muted>{_e(timeline.resolution_note(series, source))}</p>"
+        parts.append(_section("Timeline", _img(png, alt) + note))
+    current = _current_section(result, run_dir)
+    if current:
+        parts.append(current)
     if result.get("power"):
         parts.append(_power_section(result["power"]))
     if result.get("placement"):
@@ -60,171 +57,18 @@ def render_html(result: dict, files: dict[str, Path]) -> str:
     return "\n".join(parts)
 
 
-# -- data ----------------------------------------------------------------------
-def load_samples(path: Path | None) -> list[dict]:
-    """telemetry.jsonl -> samples; a torn last line (agent killed) is skipped."""
-    if path is None:
-        return []
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                s = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(s, dict) and isinstance(s.get("t_ns"), int):
-                out.append(s)
-    return out
-
-
-def collect_series(result: dict, samples: list[dict], iterations_path: Path | None = None) -> dict[str, Any]:
-    """The panels' data: {throughput: {label: (t, y)}, temps_c: {...}, clocks_mhz: {...}, power_w: {...}}.
-
-    Times are seconds from run start (the result's ``t0_ns``; without it the
-    first sample's). Windows give throughput; without windows (a bench run)
-    the measured iterations are binned per second.
-    """
-    t0 = result.get("t0_ns")
-    if not isinstance(t0, int):
-        t0 = samples[0]["t_ns"] if samples else 0
-    series: dict[str, dict[str, tuple[list[float], list[float]]]] = {
-        "throughput": {},
-        "temps_c": {},
-        "clocks_mhz": {},
-        "power_w": {},
-    }
-    windows = (result.get("soak") or {}).get("windows") or []
-    if windows:
-        t = [float(w["t_s"]) + float(w.get("dur_s") or 0) / 2 for w in windows]
-        series["throughput"]["inferences/s (window)"] = (t, [float(w["throughput_ips"]) for w in windows])
-    elif iterations_path is not None:
-        binned = _binned_throughput(iterations_path, t0)
-        if binned:
-            series["throughput"]["inferences/s (1 s bins)"] = binned
-    for s in samples:
-        t = (s["t_ns"] - t0) / 1e9
-        for z, v in (s.get("temps_c") or {}).items():
-            _push(series["temps_c"], z, t, v)
-        for d, v in (s.get("clocks_hz") or {}).items():
-            _push(series["clocks_mhz"], d, t, v / 1e6 if isinstance(v, (int, float)) else None)
-        for r, v in (s.get("rails") or {}).items():
-            _push(series["power_w"], r, t, v.get("w") if isinstance(v, dict) else None)
-    # what the telemetry file did not give, the windows' own figures stand in for
-    need = {k for k in ("temps_c", "clocks_mhz", "power_w") if not series[k]}
-    for w in windows if need else []:
-        t = float(w["t_s"]) + float(w.get("dur_s") or 0) / 2
-        if "temps_c" in need:
-            for z, v in (w.get("temps_c") or {}).items():
-                _push(series["temps_c"], z, t, v.get("max") if isinstance(v, dict) else v)
-        if "clocks_mhz" in need:
-            for d, v in (w.get("clocks_hz") or {}).items():
-                hz = v.get("min") if isinstance(v, dict) else v
-                _push(series["clocks_mhz"], d, t, hz / 1e6 if isinstance(hz, (int, float)) else None)
-        if "power_w" in need:
-            _push(series["power_w"], "window mean", t, w.get("power_w"))
-    return series
-
-
-def _push(group: dict, name: str, t: float, v: Any) -> None:
-    if isinstance(v, (int, float)) and math.isfinite(v):
-        ts, ys = group.setdefault(name, ([], []))
-        ts.append(t)
-        ys.append(float(v))
-
-
-def _binned_throughput(path: Path, t0: int) -> tuple[list[float], list[float]] | None:
-    import numpy as np
-
+def _current_section(result: dict, run_dir: Path | None) -> str | None:
     try:
-        it = np.load(path)
-    except (OSError, ValueError):
+        png = power_plot.power_plot_png(result, run_dir)
+    except (OSError, ValueError, KeyError) as exc:  # a damaged capture must not cost the rest of the report
+        return _section("Current draw", f"<p class=muted>power capture unreadable: {_e(one_line(exc))}</p>")
+    if png is None:
         return None
-    if it.ndim != 2 or it.shape[0] == 0:
-        return None
-    ends = it[it[:, 2] == 1, 1] if it.shape[1] > 2 else it[:, 1]
-    if ends.size == 0:
-        return None
-    secs = (ends - t0) / 1e9
-    lo, hi = math.floor(secs.min()), math.ceil(secs.max())
-    counts, edges = np.histogram(secs, bins=max(1, hi - lo), range=(lo, max(hi, lo + 1)))
-    # the partial first and last bins would read as dips
-    keep = slice(1, -1) if counts.size > 2 else slice(None)
-    return [float(x) + 0.5 for x in edges[:-1][keep]], [float(c) for c in counts[keep]]
-
-
-# -- plots ---------------------------------------------------------------------
-PANELS = (
-    ("throughput", "inferences/s"),
-    ("temps_c", "temperature (°C)"),
-    ("clocks_mhz", "clock (MHz)"),
-    ("power_w", "power (W)"),
-)
-
-
-def timeline_png(series: dict[str, Any], events: list[dict]) -> bytes | None:
-    """One PNG: the non-empty panels stacked on a shared time axis, throttle
-    events as dashed lines on each."""
-    panels = [(key, label) for key, label in PANELS if series.get(key)]
-    if not panels:
-        return None
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 2.3 * len(panels) + 0.6), dpi=90)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
-    for ax, (key, label) in zip(axes, panels, strict=True):
-        for name, (ts, ys) in sorted(series[key].items()):
-            ts, ys = _thin(ts, ys)
-            ax.plot(
-                ts, ys, label=name, linewidth=1.2, drawstyle="steps-mid" if key == "throughput" else "default"
-            )
-        ax.set_ylabel(label)
-        ax.grid(True, alpha=0.3)
-        for i, e in enumerate(events):
-            ax.axvline(e["t_s"], color="crimson", linestyle="--", linewidth=1, alpha=0.8)
-            if key == "clocks_mhz" and i < 8:
-                ax.annotate(
-                    f"{e['domain']} {e['from_hz'] / 1e6:.0f}→{e['to_hz'] / 1e6:.0f}",
-                    (e["t_s"], e["to_hz"] / 1e6),
-                    fontsize=7,
-                    color="crimson",
-                    xytext=(3, 3),
-                    textcoords="offset points",
-                )
-        if len(series[key]) <= 12:
-            ax.legend(loc="best", fontsize=7, ncol=min(4, len(series[key])))
-    axes[-1].set_xlabel("time from run start (s)")
-    if events:
-        axes[0].set_title("dashed: throttle events", fontsize=8, loc="right", color="crimson")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
-
-
-def _thin(ts: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
-    step = max(1, len(ts) // MAX_POINTS)
-    return ts[::step], ys[::step]
-
-
-def _power_plot(result: dict, files: dict[str, Path]) -> bytes | None:
-    """The power engineer's current plot (controller/report/power_plot.py) when
-    it and the capture files are there."""
-    if "power.bin" not in files:
-        return None
-    try:
-        from controller.report import power_plot
-    except ImportError:
-        return None
-    fn = getattr(power_plot, "power_plot_png", None) or getattr(power_plot, "plot_power", None)
-    if fn is None:
-        return None
-    try:
-        png = fn(result, files)
-    except Exception:  # a broken capture must not cost the rest of the report
-        return None
-    return png if isinstance(png, bytes) else None
+    body = _img(png, "current against time")
+    if power_plot.source(result, run_dir) == power_plot.SERIES:
+        note = f"Drawn from the {power_plot.envelope_note(result)}; raw samples stay in the run's power.bin."
+        body += f"<p class=muted>{_e(note)}</p>"
+    return _section("Current draw", body)
 
 
 # -- HTML ----------------------------------------------------------------------

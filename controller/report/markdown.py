@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controller.report.terminal import LAT_KEYS, _f
+from controller.report.terminal import LAT_KEYS, num
 
 
 def render(result: dict) -> str:
@@ -17,7 +17,7 @@ def render(result: dict) -> str:
     ]
     if result.get("throughput_ips") is not None:
         out.append(
-            f"- throughput: **{_f(result.get('throughput_ips'), '.2f')} inf/s** over {result.get('iterations')} iterations"  # noqa: E501
+            f"- throughput: **{num(result.get('throughput_ips'), '.2f')} inf/s** over {result.get('iterations')} iterations"  # noqa: E501
         )
     lat = result.get("latency_ms")
     if lat:
@@ -25,7 +25,7 @@ def render(result: dict) -> str:
             "",
             "| " + " | ".join(LAT_KEYS) + " |",
             "|" + "---:|" * len(LAT_KEYS),
-            "| " + " | ".join(_f(lat.get(k)) for k in LAT_KEYS) + " |",
+            "| " + " | ".join(num(lat.get(k)) for k in LAT_KEYS) + " |",
         ]
     pl = result.get("placement")
     if pl:

@@ -11,7 +11,8 @@ from controller.report.placement import summary as placement_summary
 LAT_KEYS = ("min", "mean", "p50", "p90", "p95", "p99", "p999", "max")
 
 
-def _f(x: Any, fmt: str = ".3f") -> str:
+def num(x: Any, fmt: str = ".3f") -> str:
+    """A number in ``fmt``, "-" for a missing one (every text report's cell)."""
     return format(x, fmt) if isinstance(x, (int, float)) and not isinstance(x, bool) else "-"
 
 
@@ -42,7 +43,7 @@ def fingerprint(result: dict) -> str:
 
 def latency_table(lat: dict) -> str:
     head = "  ".join(f"{k:>8}" for k in LAT_KEYS)
-    vals = "  ".join(f"{_f(lat.get(k)):>8}" for k in LAT_KEYS)
+    vals = "  ".join(f"{num(lat.get(k)):>8}" for k in LAT_KEYS)
     return f"latency ms\n{head}\n{vals}"
 
 
@@ -70,9 +71,10 @@ def render(result: dict, color: bool = False) -> str:
     if result.get("latency_ms"):
         lines += ["", latency_table(result["latency_ms"])]
         lines.append(
-            f"throughput {_f(result.get('throughput_ips'), '.2f')} inf/s  iterations {result.get('iterations', '-')}"  # noqa: E501
-            f"  duration {_f(result.get('duration_s'), '.1f')} s  init {_f(result.get('init_ms'), '.1f')} ms"
-            f"  first {_f(result.get('first_inference_ms'), '.2f')} ms"
+            f"throughput {num(result.get('throughput_ips'), '.2f')} inf/s  iterations {result.get('iterations', '-')}"  # noqa: E501
+            f"  duration {num(result.get('duration_s'), '.1f')} s"
+            f"  init {num(result.get('init_ms'), '.1f')} ms"
+            f"  first {num(result.get('first_inference_ms'), '.2f')} ms"
         )
     pl = result.get("placement")
     if pl:
@@ -82,26 +84,26 @@ def render(result: dict, color: bool = False) -> str:
     if tel:
         lines += [
             "",
-            f"telemetry {', '.join(tel_doc.get('sources') or [])} at {_f(tel_doc.get('rate_hz'), '.0f')} Hz",
+            f"telemetry {', '.join(tel_doc.get('sources') or [])} at {num(tel_doc.get('rate_hz'), '.0f')} Hz",
         ]
         if tel.get("cpu_util_mean") is not None:
             lines.append(f"  cpu util mean {tel['cpu_util_mean'] * 100:.0f}%")
         for z, v in sorted((tel.get("temps_c") or {}).items()):
             lines.append(
-                f"  temp  {z:<16} {_f(v.get('min'), '.1f')} .. {_f(v.get('max'), '.1f')} C (mean {_f(v.get('mean'), '.1f')})"  # noqa: E501
+                f"  temp  {z:<16} {num(v.get('min'), '.1f')} .. {num(v.get('max'), '.1f')} C (mean {num(v.get('mean'), '.1f')})"  # noqa: E501
             )
         for d, v in sorted((tel.get("clocks_hz") or {}).items()):
             lines.append(
-                f"  clock {d:<16} {_f((v.get('min') or 0) / 1e6, '.0f')} .. {_f((v.get('max') or 0) / 1e6, '.0f')} MHz"  # noqa: E501
+                f"  clock {d:<16} {num((v.get('min') or 0) / 1e6, '.0f')} .. {num((v.get('max') or 0) / 1e6, '.0f')} MHz"  # noqa: E501
             )
         for r, v in sorted((tel.get("rails_w") or {}).items()):
-            lines.append(f"  rail  {r:<16} {v if not isinstance(v, dict) else _f(v.get('mean'), '.2f')} W")
+            lines.append(f"  rail  {r:<16} {v if not isinstance(v, dict) else num(v.get('mean'), '.2f')} W")
     pw = result.get("power")
     if pw:
         lines += [
             "",
-            f"power     {pw.get('source', '-')}: mean {_f(pw.get('mean_w'), '.3f')} W, peak {_f(pw.get('peak_w'), '.3f')} W,"  # noqa: E501
-            f" peak {_f(pw.get('peak_a'), '.3f')} A, {_f(pw.get('energy_per_inference_j'), '.4f')} J/inference,"  # noqa: E501
+            f"power     {pw.get('source', '-')}: mean {num(pw.get('mean_w'), '.3f')} W, peak {num(pw.get('peak_w'), '.3f')} W,"  # noqa: E501
+            f" peak {num(pw.get('peak_a'), '.3f')} A, {num(pw.get('energy_per_inference_j'), '.4f')} J/inference,"  # noqa: E501
             f" {len(pw.get('transients') or [])} transient(s)",
         ]
         if pw.get("over_budget"):
@@ -111,8 +113,8 @@ def render(result: dict, color: bool = False) -> str:
     if soak:
         lines += [
             "",
-            f"soak      {soak.get('verdict', '-')}: cold {_f(soak.get('cold_throughput_ips'), '.1f')} -> sustained"  # noqa: E501
-            f" {_f(soak.get('sustained_throughput_ips'), '.1f')} inf/s (ratio {_f(soak.get('sustained_ratio'), '.2f')})",  # noqa: E501
+            f"soak      {soak.get('verdict', '-')}: cold {num(soak.get('cold_throughput_ips'), '.1f')} -> sustained"  # noqa: E501
+            f" {num(soak.get('sustained_throughput_ips'), '.1f')} inf/s (ratio {num(soak.get('sustained_ratio'), '.2f')})",  # noqa: E501
         ]
         if soak.get("summary"):
             lines.append(f"  {soak['summary']}")
@@ -120,7 +122,7 @@ def render(result: dict, color: bool = False) -> str:
     if val:
         for o in val.get("outputs") or []:
             lines.append(
-                f"validate  {o.get('name')}: cosine {_f(o.get('cosine'), '.5f')} max_abs_err {_f(o.get('max_abs_err'), '.3g')}"  # noqa: E501
+                f"validate  {o.get('name')}: cosine {num(o.get('cosine'), '.5f')} max_abs_err {num(o.get('max_abs_err'), '.3g')}"  # noqa: E501
             )
     gl = gate_lines(result, color)
     if gl:

@@ -6,7 +6,7 @@ that fused or split them)."""
 
 from __future__ import annotations
 
-from controller.report.terminal import _f
+from controller.report.terminal import num
 
 # placement counts and flag whose change is a placement change; cpu_time_share
 # is shown beside them but varies run to run, so it alone is not a change
@@ -89,7 +89,7 @@ def _listed(nodes: list[dict]) -> str:
 def render(c: dict) -> str:
     def row(label: str, d: dict) -> str:
         pct = f"{d['pct']:+.1f}%" if d["pct"] is not None else "-"
-        return f"{label:<14} {_f(d['a']):>10} {_f(d['b']):>10} {_f(d['delta'], '+.3f'):>10} {pct:>8}"
+        return f"{label:<14} {num(d['a']):>10} {num(d['b']):>10} {num(d['delta'], '+.3f'):>10} {pct:>8}"
 
     lines = [
         f"{'':<14} {'A':>10} {'B':>10} {'delta':>10} {'':>8}",
