@@ -123,3 +123,16 @@ def test_telemetry_reader_skips_a_torn_last_line(tmp_path):
     (tmp_path / files.TELEMETRY).write_text('{"t_ns": 1, "temps_c": {}}\n{"t_ns": 2}\n{"t_ns": 3, "tem')
     assert [s["t_ns"] for s in files.load_telemetry(tmp_path)] == [1, 2]
     assert files.load_telemetry(tmp_path / "missing") == []
+
+
+def test_latency_quantiles_match_the_result_percentiles(board_agent, push, tiny_onnx_model):
+    res = _run(board_agent, push(board_agent.stub, tiny_onnx_model))
+    lat = res["series"]["latency_ms"]
+    q = lat["quantiles"]
+    assert lat["n"] == res["iterations"] and len(q) == series.LATENCY_QUANTILES + 1
+    assert q == sorted(q)
+    assert q[0] == pytest.approx(res["latency_ms"]["min"], rel=1e-3)
+    assert q[-1] == pytest.approx(res["latency_ms"]["max"], rel=1e-3)
+    # nearest-rank p50/p99 against the interpolated quantiles: within one step of the distribution
+    assert q[495] <= res["latency_ms"]["p50"] <= q[505]
+    assert q[985] <= res["latency_ms"]["p99"] <= q[995]

@@ -11,9 +11,12 @@ Layout (times are seconds from run start, ``t0_ns``)::
       telemetry{resolution_s, t_s[],                # one shared time axis
                 temps_c{zone: []}, clocks_mhz{domain: []}, power_w{rail: []}},
       current_a{resolution_s, t_s[], min[], max[]}, # the meter's min/max envelope per bucket
-    }
+      latency_ms{n, quantiles[]},                   # LATENCY_QUANTILES+1 evenly spaced quantiles
+    }                                               #   of the measured latencies (0 .. 100 %)
 
-A missing reading is ``null``. Each panel is absent when the run had no such
+``latency_ms`` lets a comparison from the DB alone resample the run's latency
+distribution (``compare``'s bootstrap) without the per-iteration file: the
+quantiles are its inverse CDF at a 0.1 % step. A missing reading is ``null``. Each panel is absent when the run had no such
 data. The envelope keeps every peak: a 100 kS/s capture of 30 minutes becomes
 ``max_points`` buckets whose max is the highest sample in each.
 """
@@ -29,6 +32,7 @@ import numpy as np
 from agent.runs.files import measured_rows
 
 MAX_POINTS = 600
+LATENCY_QUANTILES = 1000
 _DIGITS = 5  # significant digits kept: far below any sensor's resolution
 
 
@@ -121,6 +125,16 @@ def current(t0_ns: int, t_ns: np.ndarray, current_a: np.ndarray) -> dict | None:
     }
 
 
+def latency(iterations: np.ndarray) -> dict | None:
+    """The measured latencies' distribution: n, and quantiles 0, 0.1, ..., 100 %."""
+    it = measured_rows(iterations)
+    if not it.shape[0]:
+        return None
+    lat_ms = (it[:, 1] - it[:, 0]) / 1e6
+    q = np.quantile(lat_ms, np.linspace(0.0, 1.0, LATENCY_QUANTILES + 1))
+    return {"n": int(lat_ms.shape[0]), "quantiles": [_r(v) for v in q]}
+
+
 def build(
     t0_ns: int,
     windows: Sequence[dict[str, Any]],
@@ -134,6 +148,9 @@ def build(
     tp = throughput(t0_ns, windows, iterations)
     if tp is not None:
         out["throughput"] = tp
+    lat = latency(iterations)
+    if lat is not None:
+        out["latency_ms"] = lat
     tel = telemetry(t0_ns, samples)
     if tel is not None:
         out["telemetry"] = tel
