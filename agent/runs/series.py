@@ -16,9 +16,10 @@ Layout (times are seconds from run start, ``t0_ns``)::
 
 ``latency_ms`` lets a comparison from the DB alone resample the run's latency
 distribution (``compare``'s bootstrap) without the per-iteration file: the
-quantiles are its inverse CDF at a 0.1 % step. A missing reading is ``null``. Each panel is absent when the run had no such
-data. The envelope keeps every peak: a 100 kS/s capture of 30 minutes becomes
-``max_points`` buckets whose max is the highest sample in each.
+quantiles are its inverse CDF at a 0.1 % step. A missing reading is ``null``.
+Each panel is absent when the run had no such data. The envelope keeps every
+peak: a 100 kS/s capture of 30 minutes becomes ``max_points`` buckets whose
+max is the highest sample in each.
 """
 
 from __future__ import annotations
