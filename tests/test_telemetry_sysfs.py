@@ -16,7 +16,17 @@ from agent.rootfs import RootFS
 from agent.telemetry.sysfs import SysfsReader
 
 FIX = Path(__file__).parent / "fixtures"
-BOARDS = ["agx-orin", "orin-nx", "orin-nano", "xavier-nx", "jetson-nano", "imx8mp", "am62a", "x86"]
+BOARDS = [
+    "agx-orin",
+    "agx-orin-r36",
+    "orin-nx",
+    "orin-nano",
+    "xavier-nx",
+    "jetson-nano",
+    "imx8mp",
+    "am62a",
+    "x86",
+]
 
 
 def reader(root) -> SysfsReader:
