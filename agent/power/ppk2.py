@@ -11,7 +11,7 @@ Profiler and the ppk2-api-python project):
 - streaming at 100 kS/s, each sample a little-endian uint32: ADC value bits
   0-13, measurement range bits 14-16, a 6-bit counter bits 18-23, the 8
   digital channels bits 24-31. The counter steps by one per sample, so a jump
-  is samples lost on the link.
+  is samples lost on the link (modulo 64: see Ppk2Decoder for longer runs).
 """
 
 from __future__ import annotations
