@@ -162,6 +162,15 @@ def _check(value: Any, schema: Any, where: str, fname: str) -> None:
 # --- the profile -------------------------------------------------------------
 
 
+def short_zone_name(zone_type: str) -> str:
+    """The name tegrastats and jtop give a thermal zone: its type up to the
+    first ``-``, else up to the first ``_`` (jetson-stats'
+    jtop/core/temperature.py does this): ``CPU-therm`` (L4T R35) -> ``CPU``,
+    ``cpu-thermal`` (R36) -> ``cpu``, ``Tboard_tegra`` -> ``Tboard``,
+    ``thermal-fan-est`` -> ``thermal``."""
+    return zone_type.split("-", 1)[0] if "-" in zone_type else zone_type.split("_", 1)[0]
+
+
 @dataclass
 class Profile:
     name: str
@@ -250,6 +259,24 @@ class Profile:
         if zone_type in self.zones:
             return self.zones[zone_type]
         return zone_type.strip().replace(" ", "_") or "zone"
+
+    def zone_for_short(self, short: str) -> str:
+        """Stable name for a zone as tegrastats and jtop name it (``CPU``,
+        ``cpu``, ``Tboard``, ``tj``): the profile zone with that short name.
+        The exact spelling wins; then any case, so that a profile listing
+        only one L4T release's zone types still names the other's. Unknown
+        zones keep the short name, lowercased."""
+        if short in self.zones:
+            return self.zones[short]
+        folded = short.casefold()
+        loose = None
+        for ztype, name in self.zones.items():
+            s = short_zone_name(ztype)
+            if s == short:
+                return name
+            if loose is None and s.casefold() == folded:
+                loose = name
+        return loose if loose is not None else short.lower()
 
     def rail_name(self, label: str) -> str:
         rails = (self.power or {}).get("rails") or {}

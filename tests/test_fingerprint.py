@@ -30,6 +30,16 @@ EXPECT = {
         "5.1.2",
         "8.5.2",
     ),
+    "agx-orin-r36": (
+        "agx-orin",
+        "Jetson AGX Orin Developer Kit",
+        "tegra234",
+        "5.15.148-tegra",
+        12,
+        "36.4.0",
+        "6.1",
+        "10.3.0.30",
+    ),
     "orin-nx": (
         "orin-nx",
         "NVIDIA Orin NX Developer Kit",

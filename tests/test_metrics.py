@@ -54,8 +54,8 @@ def test_metrics_serve_the_fixture_values_with_base_units(orin):
     m = scrape(srv.url)
     assert m[("edgebench_agent_info", (("profile", "agx-orin"), ("soc", "tegra234")))] == 1.0
     temp = "edgebench_thermal_zone_celsius"
-    assert m[(temp, (("type", "cpu-thermal"), ("zone", "cpu")))] == 47.343
-    assert m[(temp, (("type", "tj-thermal"), ("zone", "tj")))] == 47.343
+    assert m[(temp, (("type", "CPU-therm"), ("zone", "cpu")))] == 47.343
+    assert m[(temp, (("type", "tj-therm"), ("zone", "tj")))] == 47.343
     assert not [k for k in m if k[0] == temp and ("zone", "cv0") in k[1]]  # offline zone not exported
     assert m[("edgebench_thermal_trip_celsius", (("trip_type", "critical"), ("zone", "cpu")))] == 104.5
     assert m[("edgebench_clock_hertz", (("domain", "cpu8"),))] == 2201600 * 1000
@@ -82,7 +82,7 @@ def test_values_are_read_fresh_on_each_scrape(orin):
     (root / "sys/devices/virtual/thermal/thermal_zone1/temp").write_text("88125\n")
     (root / "sys/devices/platform/17000000.ga10b/load").write_text("734\n")
     m = scrape(srv.url)
-    assert m[("edgebench_thermal_zone_celsius", (("type", "gpu-thermal"), ("zone", "gpu")))] == 88.125
+    assert m[("edgebench_thermal_zone_celsius", (("type", "GPU-therm"), ("zone", "gpu")))] == 88.125
     assert m[("edgebench_engine_load_ratio", (("engine", "gpu"),))] == pytest.approx(0.734)
 
 

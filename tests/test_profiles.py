@@ -19,6 +19,7 @@ REPO_PROFILES = Path(__file__).resolve().parent.parent / "hw-profiles"
 
 BOARDS = {
     "agx-orin": "agx-orin",
+    "agx-orin-r36": "agx-orin",
     "orin-nx": "orin-nx",
     "orin-nano": "orin-nano",
     "xavier-nx": "xavier-nx",

@@ -123,9 +123,7 @@ def test_throttle_is_found_at_the_right_time_and_attributed_to_the_gpu(
     assert (ev["from_hz"], ev["to_hz"]) == (FROM_HZ, TO_HZ)
     assert abs(ev["t_s"] - throttle_t) <= 0.25  # one 10 Hz sample
     assert soak["time_to_throttle_s"] == ev["t_s"]
-    assert ev["zone"] == "tj" and ev["temp_c"] == pytest.approx(
-        board.temps_at_throttle["tj-thermal"], abs=1.5
-    )
+    assert ev["zone"] == "tj" and ev["temp_c"] == pytest.approx(board.temps_at_throttle["tj-therm"], abs=1.5)
     # (other load on a shared CI core may dip a window before it: that one is "unexplained")
     by_clock = [a for a in soak["attributions"] if a["cause"] == "clock"]
     assert by_clock and all(a["domain"] == "gpu" for a in by_clock)
@@ -268,7 +266,7 @@ def test_start_cold_waits_at_idle_before_the_soak_and_is_bounded(
     agent = agent_factory(sysfs_root=board_root, profile="agx-orin")
     sha = push(agent.stub, tiny_onnx_model)
     # the board is still cooling: tj falls 1 °C every 0.1 s, so it never settles within the bound
-    tj = online_zones(board_root)["tj-thermal"]
+    tj = online_zones(board_root)["tj-therm"]
     stop = threading.Event()
 
     write_in_place(tj, "90000\n")

@@ -13,10 +13,20 @@ import pytest
 
 from agent import profiles
 from agent.rootfs import RootFS
-from agent.telemetry.sysfs import SysfsReader
+from agent.telemetry.sysfs import SysfsReader, hwmon_parent
 
 FIX = Path(__file__).parent / "fixtures"
-BOARDS = ["agx-orin", "orin-nx", "orin-nano", "xavier-nx", "jetson-nano", "imx8mp", "am62a", "x86"]
+BOARDS = [
+    "agx-orin",
+    "agx-orin-r36",
+    "orin-nx",
+    "orin-nano",
+    "xavier-nx",
+    "jetson-nano",
+    "imx8mp",
+    "am62a",
+    "x86",
+]
 
 
 def reader(root) -> SysfsReader:
@@ -217,3 +227,32 @@ def test_missing_sensor_files_are_absent_not_errors(tmp_path):
 def test_empty_root_reads_nothing():
     snap = SysfsReader(RootFS("/nonexistent-root"), profiles.load("agx-orin")).read()
     assert snap == {"temps_c": {}, "clocks_hz": {}, "rails": {}, "load": {}}
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_hwmon_devices_sit_where_the_kernel_puts_them(board):
+    # The driver core puts a class device whose parent is a class device (the
+    # hwmon of a thermal zone, thermal_hwmon.c) straight into the parent's
+    # directory: thermal_zone0/hwmon0. Only under a plain device (an i2c chip)
+    # does it add a "hwmon/" glue directory: 1-0040/hwmon/hwmon3.
+    links = sorted((FIX / board / "sys/class/hwmon").glob("hwmon*"))
+    for link in links:
+        real = link.resolve()
+        parent = (real / "device").resolve()
+        if parent.name.startswith("thermal_zone"):
+            assert real.parent == parent, os.readlink(link)
+        else:
+            assert real.parent.name == "hwmon" and real.parent.parent == parent, os.readlink(link)
+        assert hwmon_parent(RootFS(FIX / board).realpath(f"/sys/class/hwmon/{link.name}")) == parent.name
+
+
+def test_thermal_zone_hwmon_reads_the_zone_temperature():
+    # thermal_hwmon: one hwmon per zone type, tempN_input is the zone's temp
+    for board, zone, hw, n in [("imx8mp", 0, 0, 1), ("imx8mp", 1, 1, 1), ("x86", 1, 0, 2)]:
+        z = FIX / board / f"sys/class/thermal/thermal_zone{zone}"
+        h = FIX / board / f"sys/class/hwmon/hwmon{hw}"
+        assert (h / f"temp{n}_input").read_text() == (z / "temp").read_text()
+    # the zones are still read, and the hwmon directories are not taken for zones
+    rd = reader(FIX / "imx8mp")
+    assert {z.type for z in rd.zones} == {"cpu-thermal", "soc-thermal"}
+    assert rd.read()["temps_c"] == {"cpu": 43.0, "soc": 42.0}

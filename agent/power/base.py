@@ -75,6 +75,9 @@ class Meter(Protocol):
     def read(self) -> Block:
         """Block up to ~50 ms; return what arrived (maybe empty). MeterGone when unplugged."""
 
+    def flush(self) -> Block:
+        """Samples the meter still holds back (at stop, after the last read)."""
+
     def stop(self) -> None: ...
 
     def close(self) -> None: ...

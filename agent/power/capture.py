@@ -27,7 +27,7 @@ import numpy as np
 from agent.clock import now_ns
 from agent.errors import BadInput
 from agent.power import clockfit
-from agent.power.base import SAMPLE_DTYPE, Meter, MeterGone, make_meter
+from agent.power.base import SAMPLE_DTYPE, Block, Meter, MeterGone, make_meter
 from agent.runs.files import POWER_BIN, POWER_JSON
 from agent.spec import MeterSpec
 
@@ -126,29 +126,8 @@ class Capture:
                 except MeterGone as exc:
                     self._lost(str(exc))
                     continue
-                t_rx = now_ns()
-                n = len(blk)
-                with self._lock:
-                    self._dropped += blk.dropped
-                    self._garbage += blk.garbage
-                    if not n:
-                        continue
-                    seg = self._segments[-1]
-                    if self._last_rx_ns is not None and t_rx - self._last_rx_ns > _STALL_NS and seg.count:
-                        self._gaps.append(
-                            {"start_ns": self._last_rx_ns, "end_ns": t_rx, "reason": "no data from meter"}
-                        )
-                    self._file.write(blk.to_records().tobytes())
-                    seg.count += n
-                    if seg.dev_first is None:
-                        seg.dev_first = int(blk.t_dev_ns[0])
-                    seg.dev_last = int(blk.t_dev_ns[-1])
-                    seg.pair_dev.append(seg.dev_last)
-                    seg.pair_host.append(t_rx)
-                    seg.pair_n.append(seg.count)
-                    self._samples += n
-                    self._last_rx_ns = t_rx
-                    self._last_current_a = float(blk.current_a[-1])
+                # (an empty block may come from bytes a meter holds back: wait too)
+                n = self._store(blk, now_ns())
                 if n < _SMALL_READ and not self._host_clock:
                     self._stop.wait(_BATCH_WAIT_S)
         except Exception as exc:  # a bug here must not take the run down: record it
@@ -156,6 +135,39 @@ class Capture:
                 self._partial = True
                 self._error = f"{type(exc).__name__}: {exc}"
                 self._gaps.append({"start_ns": now_ns(), "end_ns": None, "reason": self._error})
+
+    def _store(self, blk: Block, t_rx: int | None) -> int:
+        """Append one block to power.bin, with its clock pair unless there is
+        no receive time (``t_rx`` None); its sample count."""
+        n = len(blk)
+        with self._lock:
+            self._dropped += blk.dropped
+            self._garbage += blk.garbage
+            if not n:
+                return 0
+            seg = self._segments[-1]
+            if (
+                t_rx is not None
+                and self._last_rx_ns is not None
+                and t_rx - self._last_rx_ns > _STALL_NS
+                and seg.count
+            ):
+                self._gaps.append(
+                    {"start_ns": self._last_rx_ns, "end_ns": t_rx, "reason": "no data from meter"}
+                )
+            self._file.write(blk.to_records().tobytes())
+            seg.count += n
+            if seg.dev_first is None:
+                seg.dev_first = int(blk.t_dev_ns[0])
+            seg.dev_last = int(blk.t_dev_ns[-1])
+            self._samples += n
+            self._last_current_a = float(blk.current_a[-1])
+            if t_rx is not None:
+                seg.pair_dev.append(seg.dev_last)
+                seg.pair_host.append(t_rx)
+                seg.pair_n.append(seg.count)
+                self._last_rx_ns = t_rx
+        return n
 
     def _lost(self, reason: str) -> None:
         with self._lock:
@@ -288,6 +300,9 @@ class Capture:
             self._thread.join(timeout=10.0)
         self._stop_ns = now_ns()
         if self._meter is not None:
+            # samples the meter held back to settle a gap (ppk2); their last one
+            # arrived at the last read, not now: no clock pair for them
+            self._store(self._meter.flush(), None)
             try:
                 self._meter.stop()
             except MeterGone:

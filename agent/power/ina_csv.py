@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.power.base import Block, Options, close_port, open_port, purge_input, read_available
+from agent.power.base import Block, Options, close_port, empty_block, open_port, purge_input, read_available
 
 WRAP = 1 << 32
 _MAX_JUMP_US = 10_000_000  # a bigger step between two lines needs the next line to confirm it
@@ -197,6 +197,9 @@ class InaCsvMeter:
 
     def read(self) -> Block:
         return self.parser.feed(read_available(self._ser))
+
+    def flush(self) -> Block:
+        return empty_block()  # nothing is held back
 
     def stop(self) -> None:
         pass

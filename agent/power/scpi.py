@@ -22,7 +22,7 @@ import numpy as np
 
 from agent.clock import now_ns
 from agent.errors import BadInput
-from agent.power.base import Block, MeterGone, Options, close_port, open_port, purge_input
+from agent.power.base import Block, MeterGone, Options, close_port, empty_block, open_port, purge_input
 
 _NUM = re.compile(rb"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 # Keysight reports overload as +9.9E+37
@@ -131,6 +131,9 @@ class ScpiMeter:
         step = int(self.interval_s * 1e9)
         t = mid - step * np.arange(n - 1, -1, -1, dtype=np.int64)
         return Block(t_dev_ns=t, current_a=np.asarray(vals, dtype=np.float32))
+
+    def flush(self) -> Block:
+        return empty_block()  # nothing is held back
 
     def stop(self) -> None:
         pass

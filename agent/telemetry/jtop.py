@@ -40,9 +40,9 @@ def from_jtop(
     temps = {}
     for name, t in (temperature or {}).items():
         if t.get("online", True) and t.get("temp", -256) > -256:
-            temps[profile.zone_name(f"{name}-thermal") if f"{name}-thermal" in profile.zones else name] = (
-                float(t["temp"])
-            )
+            # jtop names a zone by its type cut at the first - or _ (CPU-therm
+            # -> CPU, Tboard_tegra -> Tboard), never by the whole type
+            temps[profile.zone_for_short(name)] = float(t["temp"])
     engines = {}
     for group in (engine or {}).values():
         for name, e in group.items():

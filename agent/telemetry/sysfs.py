@@ -63,6 +63,15 @@ class Attr:
             self._fd = None
 
 
+def hwmon_parent(real: str) -> str:
+    """The device an hwmon class device belongs to, from its resolved path.
+    Under a plain device (an i2c chip) the driver core adds a ``hwmon/`` glue
+    directory: ``.../1-0040/hwmon/hwmon3``; under a class device (a thermal
+    zone) it does not: ``.../thermal_zone0/hwmon0``."""
+    parts = real.rstrip("/").split("/")
+    return parts[-3] if len(parts) >= 3 and parts[-2] == "hwmon" else parts[-2]
+
+
 def offline_temp(raw: int | None) -> bool:
     # Jetson reports -256 C (raw -256000) for zones of powered-off clusters;
     # some kernels report the bare -256.
@@ -230,7 +239,7 @@ class SysfsReader:
         for hp in sorted(self.root.glob("/sys/class/hwmon/hwmon*"), key=_num_suffix):
             if self.root.read_text(f"{hp}/name") != "ina3221":
                 continue
-            dev = self.root.realpath(hp).rstrip("/").split("/")[-3]  # .../1-0040/hwmon/hwmonN
+            dev = hwmon_parent(self.root.realpath(hp))
             for ch in (1, 2, 3):
                 if not self.root.exists(f"{hp}/curr{ch}_input"):
                     continue

@@ -85,20 +85,10 @@ def parse_line(line: str) -> dict[str, Any]:
 
 
 def zone_for(name: str, profile: Profile) -> str:
-    """Map a tegrastats zone name (CPU, cpu, tj, SOC0...) to the profile's stable
-    name, trying the sysfs spellings of each JetPack generation."""
-    # Tboard/Tdiode are the tboard_tegra/tdiode_tegra zones of Orin/Xavier
-    cands = (
-        f"{name.lower()}-thermal",
-        f"{name.upper()}-therm",
-        f"{name}-therm",
-        f"{name.lower()}_tegra",
-        name,
-    )
-    for cand in cands:
-        if cand in profile.zones:
-            return profile.zones[cand]
-    return name.lower()
+    """Map a tegrastats zone name (CPU, cpu, tj, SOC0, Tboard...) to the profile's
+    stable name: tegrastats prints each zone's type cut at its first - or _
+    (CPU-therm on L4T R35, cpu-thermal on R36, Tboard_tegra)."""
+    return profile.zone_for_short(name)
 
 
 def to_sample(parsed: dict[str, Any], profile: Profile) -> dict[str, Any]:

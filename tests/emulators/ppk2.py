@@ -88,11 +88,12 @@ class Ppk2Emulator(StreamEmulator):
                 self.vdd_mv = (cmd[1] << 8) | cmd[2]
         self.emit_due()
 
-    def encode(self, idx: np.ndarray, t_s: np.ndarray, amps: np.ndarray) -> list[bytes]:
+    sample_bytes = 4
+
+    def encode(self, idx: np.ndarray, t_s: np.ndarray, amps: np.ndarray) -> bytes:
         words = encode_words(amps, idx, self.vdd_mv / 1000.0)
         words |= (self.wf.clean(t_s) > self.wf.baseline_a).astype(np.uint32) << 24  # D0: "busy" GPIO
-        raw = words.astype("<u4").tobytes()
-        return [raw[i * 4 : i * 4 + 4] for i in range(idx.shape[0])]
+        return words.astype("<u4").tobytes()
 
     def emit_due(self) -> None:
         # Fast path (no faults scheduled): one bytes object for the whole batch.

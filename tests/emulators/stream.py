@@ -13,6 +13,8 @@ from .waveform import Waveform
 
 
 class StreamEmulator(EmulatorThread):
+    sample_bytes: int | None = None  # fixed-size binary samples: encode() returns one bytes object
+
     def __init__(
         self,
         waveform: Waveform,
@@ -41,9 +43,17 @@ class StreamEmulator(EmulatorThread):
         self.t0_ns = time.monotonic_ns()
         self.streaming = True
 
-    def encode(self, idx: np.ndarray, t_s: np.ndarray, amps: np.ndarray) -> list[bytes]:
-        """One bytes object per sample."""
+    def encode(self, idx: np.ndarray, t_s: np.ndarray, amps: np.ndarray) -> list[bytes] | bytes:
+        """One bytes object per sample (or one for all, see ``sample_bytes``)."""
         raise NotImplementedError
+
+    def join(self, chunks: list[bytes] | bytes, keep: np.ndarray, a: int, b: int) -> bytes:
+        """The kept samples a..b-1 as one bytes object. ``encode`` gives one
+        bytes object per sample, or (``sample_bytes`` set) all of them in one."""
+        if self.sample_bytes:
+            rows = np.frombuffer(chunks, dtype=np.uint8).reshape(-1, self.sample_bytes)
+            return rows[a:b][keep[a:b]].tobytes()
+        return b"".join(chunks[k] for k in range(a, b) if keep[k])
 
     def emit_due(self) -> None:
         if not self.streaming:
@@ -62,14 +72,18 @@ class StreamEmulator(EmulatorThread):
         amps = self.wf.current(t_s)
         chunks = self.encode(idx, t_s, amps)
         out = bytearray()
-        gi = 0
-        while gi < len(self.garbage) and self.garbage[gi][0] < idx[0]:
-            gi += 1  # garbage scheduled before the stream began is not sent
-        for k in range(idx.shape[0]):
+        # garbage goes in before the sample it is scheduled at; the kept
+        # samples between are joined at once (a per-sample loop at 100 kS/s
+        # makes the emulator itself fall behind)
+        k = 0
+        while k < idx.shape[0]:
             while self.garbage and self.garbage[0][0] <= idx[k]:
                 out += self.garbage.pop(0)[1]
-            if keep[k]:
-                out += chunks[k]
+            stop = idx.shape[0]
+            if self.garbage and self.garbage[0][0] <= idx[-1]:
+                stop = k + int(np.searchsorted(idx[k:], self.garbage[0][0]))
+            out += self.join(chunks, keep, k, stop)
+            k = stop
         n = int(keep.sum())
         if self.dev.push(bytes(out), n):
             self.emitted += n

@@ -24,12 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # how much of the heat each zone sees (tj is the hottest point of the die)
+# (zone types of both L4T releases: R35 "-therm", R36 "-thermal")
 ZONE_GAIN = {
+    "tj-therm": 1.0,
     "tj-thermal": 1.0,
+    "GPU-therm": 0.95,
     "gpu-thermal": 0.95,
+    "CPU-therm": 0.9,
     "cpu-thermal": 0.9,
-    "tboard_tegra": 0.3,
-    "tdiode_tegra": 0.35,
+    "Tboard_tegra": 0.3,
+    "Tdiode_tegra": 0.35,
 }
 DEFAULT_GAIN = 0.85
 
