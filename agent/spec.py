@@ -8,6 +8,7 @@ worker reports the rest (malformed model, unknown provider...) as bad input.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -37,6 +38,59 @@ class SoakSpec:
     target_ips: float | None = None
     start_cold: bool = False
     start_cold_max_s: float = 600.0
+
+
+# validate gates: the gate's name -> (the metric it reads, True when higher is better)
+GATES = {
+    "min_cosine": ("cosine", True),
+    "max_nmse": ("nmse", False),
+    "min_sqnr_db": ("sqnr_db", True),
+    "min_top1_agreement": ("top1_agreement", True),
+    "min_top5_agreement": ("top5_agreement", True),
+    "min_mask_iou": ("mask_iou", True),
+    "min_box_recall": ("box_recall", True),
+    "min_box_precision": ("box_precision", True),
+}
+
+
+@dataclass
+class ValidateSpec:
+    # gate -> {output name, or "*" for every output that has the metric: threshold}
+    gates: dict[str, dict[str, float]] = field(default_factory=dict)
+    mask_threshold: float = 0.5
+    boxes: dict[str, str] = field(default_factory=dict)  # output -> column layout, e.g. xyxy,score,class
+    box_iou: float = 0.5
+    box_score: float = 0.25
+    keep_outputs: bool = False  # outputs.npz in the run directory
+    # (scale, zero_point) of integer outputs the agent cannot read from the model
+    # (an ONNX QDQ graph output); the controller reads them from the graph
+    output_quantization: dict[str, list[float]] = field(default_factory=dict)
+    worst: int = 5  # worst samples listed per output and metric
+
+    def check(self) -> None:
+        for gate, per_output in self.gates.items():
+            if gate not in GATES:
+                raise BadInput(f"unknown validate gate {gate!r}; expected one of {', '.join(GATES)}")
+            if not isinstance(per_output, dict) or not per_output:
+                raise BadInput(f"validate gate {gate}: expected {{OUTPUT or '*': threshold}}")
+            for out, v in per_output.items():
+                if not isinstance(out, str) or not _finite(v):
+                    raise BadInput(f"validate gate {gate}: {out}={v!r} is not a finite number")
+        if not _finite(self.mask_threshold) or not 0 < self.mask_threshold < 1:
+            raise BadInput("mask threshold must be in (0, 1)")
+        if not _finite(self.box_iou) or not 0 < self.box_iou <= 1:
+            raise BadInput("box IoU must be in (0, 1]")
+        if not _finite(self.box_score):
+            raise BadInput("box score threshold must be a number")
+        for name, q in self.output_quantization.items():
+            if not isinstance(q, list) or len(q) != 2 or not all(_finite(x) for x in q) or q[0] <= 0:
+                raise BadInput(f"output quantization of {name!r} must be [scale > 0, zero_point]")
+        if not isinstance(self.worst, int) or not 0 <= self.worst <= 1000:
+            raise BadInput("worst must be an integer in [0, 1000]")
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 @dataclass
@@ -71,6 +125,7 @@ class RunSpec:
     meter: MeterSpec | None = None
     transient_a: float | None = None
     soak: SoakSpec | None = None
+    validation: ValidateSpec | None = None
     labels: dict[str, str] = field(default_factory=dict)
 
     def with_accelerator(self, acc: dict[str, Any]) -> RunSpec:
@@ -122,6 +177,8 @@ class RunSpec:
             data["meter"] = _sub(MeterSpec, data["meter"], "meter")
         if data.get("soak") is not None:
             data["soak"] = _sub(SoakSpec, data["soak"], "soak")
+        if data.get("validation") is not None:
+            data["validation"] = _sub(ValidateSpec, data["validation"], "validation")
         try:
             spec = cls(**data)
         except TypeError as exc:
@@ -159,8 +216,12 @@ class RunSpec:
                 self.soak = SoakSpec()
             if self.soak.window_s <= 0:
                 raise BadInput("soak window must be positive")
-        if self.kind == "validate" and self.reference_sha256 is None:
-            raise BadInput("validate needs a reference (.npz of expected outputs)")
+        if self.kind == "validate":
+            if self.reference_sha256 is None:
+                raise BadInput("validate needs a reference (.npz of expected outputs)")
+            if self.validation is None:
+                self.validation = ValidateSpec()
+            self.validation.check()
         if not isinstance(self.env, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in self.env.items()
         ):

@@ -21,10 +21,11 @@ from controller.commands import (
     report,
     runs,
     soak,
+    validate,
 )
 
 # in `edgebench --help` order
-COMMANDS = (info, push, bench, placement, soak, reference, runs, fetch, report, compare, demo)
+COMMANDS = (info, push, bench, placement, soak, validate, reference, runs, fetch, report, compare, demo)
 
 
 class _Parser(argparse.ArgumentParser):

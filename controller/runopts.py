@@ -49,10 +49,13 @@ def add_run_options(
     duration_s: float = 10.0,
     duration_metavar: str = "SECONDS",
     duration_help: str = "measured run length (default 10 s)",
+    timed: bool = True,
 ) -> None:
     """Add every run option of DESIGN.md to a run command's parser. A command
     whose --duration means something else (soak: the whole soak, 30m) says so
-    through the ``duration_*`` parameters."""
+    through the ``duration_*`` parameters; one that runs no timed phase
+    (placement: one pass; validate: each sample once) has ``timed=False`` and
+    no --warmup/--duration/--min-iterations to mislead."""
     g = parser.add_argument_group("run options")
     g.add_argument(
         "--runtime",
@@ -81,13 +84,16 @@ def add_run_options(
     g.add_argument("--threads", type=_positive_int, default=None, metavar="N")
     g.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224")
     g.add_argument("--inputs", default=None, metavar="FILE.npz", help="input data")
-    g.add_argument(
-        "--warmup", type=seconds, default=1.0, metavar="SECONDS", help="warm-up time (default 1 s)"
-    )
-    g.add_argument(
-        "--duration", type=seconds, default=duration_s, metavar=duration_metavar, help=duration_help
-    )
-    g.add_argument("--min-iterations", type=_positive_int, default=100, metavar="N")
+    if timed:
+        g.add_argument(
+            "--warmup", type=seconds, default=1.0, metavar="SECONDS", help="warm-up time (default 1 s)"
+        )
+        g.add_argument(
+            "--duration", type=seconds, default=duration_s, metavar=duration_metavar, help=duration_help
+        )
+        g.add_argument("--min-iterations", type=_positive_int, default=100, metavar="N")
+    else:
+        parser.set_defaults(duration=0.0, warmup=0.0, min_iterations=1)
     g.add_argument(
         "--fail-on-fallback", action="store_true", help="a CPU fallback fails the placement gate (exit 3)"
     )

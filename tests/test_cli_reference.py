@@ -19,9 +19,31 @@ def test_reference_outputs_match_numpy(tiny_onnx_model, tmp_path, capsys):
     assert (
         main(["reference", str(tiny_onnx_model), "--inputs", str(tmp_path / "x.npz"), "--out", str(out)]) == 0
     )
-    with np.load(out) as z:
-        got = z[m.graph.output[0].name]
+    with np.load(out) as z:  # REF.npz (DESIGN.md): inputs/NAME and outputs/NAME
+        got = z["outputs/" + m.graph.output[0].name]
+        np.testing.assert_array_equal(z["inputs/" + m.graph.input[0].name], x)
     np.testing.assert_allclose(got, np.maximum(x @ init["w"] + init["b"], 0), rtol=1e-4, atol=1e-4)
+
+
+def test_reference_runs_each_sample_of_the_first_axis(tiny_onnx_model, tmp_path):
+    m = onnx.load(str(tiny_onnx_model))
+    init = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    # six samples of shape (64,): each gets the model's batch axis of 1
+    x = np.random.default_rng(2).standard_normal((6, 64)).astype(np.float32)
+    np.savez(tmp_path / "x.npz", x=x)
+    out = tmp_path / "ref.npz"
+    assert (
+        main(["reference", str(tiny_onnx_model), "--inputs", str(tmp_path / "x.npz"), "--out", str(out)]) == 0
+    )
+    with np.load(out) as z:
+        y = z["outputs/y"]
+    assert y.shape == (6, 64)
+    np.testing.assert_allclose(y, np.maximum(x @ init["w"] + init["b"], 0), rtol=1e-4, atol=1e-4)
+    np.savez(tmp_path / "bad.npz", x=np.zeros((2, 63), np.float32))
+    assert (
+        main(["reference", str(tiny_onnx_model), "--inputs", str(tmp_path / "bad.npz"), "--out", str(out)])
+        == 2
+    )
 
 
 def test_reference_tflite(tmp_path):

@@ -12,9 +12,9 @@ from emulators.fixtures import emulators_fixture  # noqa: F401  (the `emulators`
 from emulators.ppk2 import Ppk2Emulator, encode_words, metadata_text
 from emulators.waveform import Spike, Waveform
 
-from agent.power.analysis import load_trace
 from agent.power.capture import Capture
 from agent.power.ppk2 import DEFAULT_CAL, Ppk2Decoder, parse_metadata
+from agent.runs.files import load_trace
 from agent.spec import MeterSpec
 
 P = 10_000  # ns per sample at 100 kS/s

@@ -13,7 +13,8 @@ import pytest
 from conftest import CHUNK, push_file, upload_chunks
 
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
-from agent.store.artifacts import ArtifactStore, StoreError, artifact_path, locate
+from agent.store.artifacts import ArtifactStore, StoreError, artifact_path
+from agent.store.paths import locate_artifact
 
 
 def _blob(n: int, seed: int = 1) -> bytes:
@@ -66,8 +67,8 @@ def test_upload_stores_verified_bytes_and_repush_is_a_stat_hit(agent, tmp_path):
     resp = agent.stub.Upload(only_header())
     assert resp.deduplicated and resp.sha256 == sha
     assert stored.stat().st_mtime_ns == mtime
-    path, name = locate(agent.state_dir / "runs" / "x", sha)
-    assert path == stored and name == "model.onnx"
+    path = locate_artifact(agent.state_dir / "runs" / "x", sha, "model")
+    assert path == stored and ArtifactStore(agent.state_dir).name(sha) == "model.onnx"
 
 
 def test_wrong_sha_is_data_loss_and_nothing_is_stored(agent):

@@ -22,7 +22,8 @@ from agent.runtimes.base import Runner, make_runner
 from agent.runtimes.names import RUNTIME_OF_FORMAT, model_format
 from agent.spec import RunSpec
 from agent.stats import latency_summary_ms
-from agent.store.paths import artifact_path, state_dir_of
+from agent.store.paths import locate_artifact
+from agent.validate.run import validate_samples
 
 Send = Callable[[dict], None]
 
@@ -39,13 +40,6 @@ def peak_rss_bytes() -> int:
     # ru_maxrss is KiB on Linux (bytes on macOS)
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(r if sys.platform == "darwin" else r * 1024)
-
-
-def locate_artifact(run_dir: Path, sha: str, what: str) -> Path:
-    path = artifact_path(state_dir_of(run_dir), sha)
-    if not path.is_file():
-        raise BadInput(f"{what} artifact {sha[:12]} is not in the agent's store; push it first")
-    return path
 
 
 def open_model(spec: RunSpec, run_dir: Path) -> tuple[Runner, Path, str, float]:
@@ -83,12 +77,53 @@ def _phase(send: Send, phase: str) -> None:
     send({"type": "phase", "phase": phase, "t_ns": now_ns()})
 
 
+def _timed(runner: Runner, spec: RunSpec, run_dir: Path, send: Send, part: dict) -> Any:
+    """bench, soak, placement: a cold first inference, then (not for placement)
+    warm-up and the measured phase; returns the feeds it ran."""
+    npz = locate_artifact(run_dir, spec.inputs_sha256, "inputs") if spec.inputs_sha256 else None
+    feeds = runner.make_inputs(spec, npz)
+    first_run = getattr(runner, "first_run", runner.run)
+    t0 = now_ns()
+    first_run(feeds)  # cold: the first inference pays lazy allocation and kernel selection
+    t1 = now_ns()
+    part["first_inference_ms"] = (t1 - t0) / 1e6
+    if spec.kind == "placement":
+        return feeds
+    run = runner.run
+
+    def once() -> Any:
+        return run(feeds)
+
+    log = IterationLog(run_dir / files.ITERATIONS)
+    try:
+        loop = Loop(once, log, send)
+        loop.record(t0, t1, 0)
+        _phase(send, "warmup")
+        part["warmup_iterations"] = loop.warmup(spec.warmup_s)
+        _phase(send, "measure")
+        # soak windows reach the agent as messages only; it enriches and keeps them
+        window_s = spec.soak.window_s if spec.kind == "soak" and spec.soak else None
+        m = loop.measure(spec.duration_s, spec.min_iterations, window_s)
+    finally:
+        log.close()
+    span_s = (m["end_ns"] - m["start_ns"]) / 1e9
+    part.update(
+        {
+            "latency_ms": latency_summary_ms(m["latencies_ns"]),
+            "iterations": m["iterations"],
+            "duration_s": span_s,
+            "throughput_ips": m["iterations"] / span_s if span_s > 0 else 0.0,
+            "measure_start_ns": m["start_ns"],
+            "measure_end_ns": m["end_ns"],
+        }
+    )
+    return feeds
+
+
 def _run(spec: RunSpec, run_dir: Path, send: Send) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     _phase(send, "load")
     runner, model, fmt, init_ms = open_model(spec, run_dir)
-    npz = locate_artifact(run_dir, spec.inputs_sha256, "inputs") if spec.inputs_sha256 else None
-    feeds = runner.make_inputs(spec, npz)
     part: dict[str, Any] = {
         "model": {
             "name": spec.model_name,
@@ -99,41 +134,11 @@ def _run(spec: RunSpec, run_dir: Path, send: Send) -> dict:
         "runtime": runner.info(),
         "init_ms": init_ms,
     }
-    first_run = getattr(runner, "first_run", runner.run)
-    t0 = now_ns()
-    first_run(feeds)  # cold: the first inference pays lazy allocation and kernel selection
-    t1 = now_ns()
-    part["first_inference_ms"] = (t1 - t0) / 1e6
-
-    if spec.kind != "placement":
-        run = runner.run
-
-        def once() -> Any:
-            return run(feeds)
-
-        log = IterationLog(run_dir / files.ITERATIONS)
-        try:
-            loop = Loop(once, log, send)
-            loop.record(t0, t1, 0)
-            _phase(send, "warmup")
-            part["warmup_iterations"] = loop.warmup(spec.warmup_s)
-            _phase(send, "measure")
-            # soak windows reach the agent as messages only; it enriches and keeps them
-            window_s = spec.soak.window_s if spec.kind == "soak" and spec.soak else None
-            m = loop.measure(spec.duration_s, spec.min_iterations, window_s)
-        finally:
-            log.close()
-        span_s = (m["end_ns"] - m["start_ns"]) / 1e9
-        part.update(
-            {
-                "latency_ms": latency_summary_ms(m["latencies_ns"]),
-                "iterations": m["iterations"],
-                "duration_s": span_s,
-                "throughput_ips": m["iterations"] / span_s if span_s > 0 else 0.0,
-                "measure_start_ns": m["start_ns"],
-                "measure_end_ns": m["end_ns"],
-            }
-        )
+    if spec.kind == "validate":
+        # every reference sample once, through the same runner, options and placement as bench
+        feeds = validate_samples(runner, spec, run_dir, send, part)
+    else:
+        feeds = _timed(runner, spec, run_dir, send, part)
     part["runtime"] = runner.info()
 
     if (

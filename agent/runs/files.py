@@ -14,6 +14,7 @@ A run directory (``STATE/runs/<run_id>/``; docs/internals.md):
 | ``telemetry.jsonl`` | ``agent/telemetry/sampler.py`` | one sample per line |
 | ``power.bin`` / ``power.json`` | ``agent/power/capture.py`` | meter samples, clock fits |
 | ``placement.json`` | the worker | the placement record |
+| ``outputs.npz`` | ``agent/validate/run.py`` | validate --keep-outputs: the device's outputs |
 | ``stderr.log`` | the worker's fds 1/2 | runtime and delegate logs |
 """
 
@@ -37,6 +38,7 @@ TELEMETRY = "telemetry.jsonl"
 POWER_BIN = "power.bin"
 POWER_JSON = "power.json"
 PLACEMENT = "placement.json"
+OUTPUTS = "outputs.npz"  # validate --keep-outputs: the device's outputs, one array per output
 STDERR = "stderr.log"
 
 # iterations.npy's phase column

@@ -72,9 +72,6 @@ class RunManager:
     def start(self, spec: RunSpec) -> str:
         if self._stopping:
             raise EdgebenchError("agent is shutting down")
-        if spec.kind == "validate":
-            # accepted before, then silently run as a bench: refused until validate exists
-            raise BadInput("validate runs are not implemented by this agent yet")
         for label, sha in (
             ("model", spec.model_sha256),
             ("inputs", spec.inputs_sha256),

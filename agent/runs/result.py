@@ -24,6 +24,7 @@ from agent.runs import files, series
 from agent.runs.journal import read_events
 from agent.soak.analysis import analyze_soak, soak_gate
 from agent.spec import RunSpec
+from agent.validate.gates import evaluate as validation_gates
 
 if TYPE_CHECKING:
     from agent.runs.registry import RunDir
@@ -186,6 +187,12 @@ def _soak(spec: RunSpec, outcome: Outcome, profile: Profile | None, t0_ns: int) 
 def _gates(doc: dict, spec: RunSpec) -> list[dict]:
     try:
         gates = list(placement_gates(doc, spec))
+        validation = doc.get("validation")
+        if validation is not None and spec.validation is not None:
+            checks = validation_gates(validation, spec.validation)
+            validation["gates"] = checks
+            validation["passed"] = all(g["passed"] for g in checks)
+            gates += checks
     except Exception as exc:
         log.exception("gate evaluation failed")
         gates = [{"name": "gates", "passed": False, "message": f"gate evaluation failed: {one_line(exc)}"}]

@@ -30,6 +30,16 @@ class InputSpec:
     declared_shape: list[Any] = field(default_factory=list)  # as in the model (may hold symbols)
 
 
+@dataclass
+class OutputSpec:
+    """One model output: its name, dtype, and (scale, zero_point) when the
+    runtime hands back quantized integers (a LiteRT int8 output)."""
+
+    name: str
+    dtype: np.dtype
+    quantization: tuple[float, int] | None = None
+
+
 @runtime_checkable
 class Runner(Protocol):
     name: str
@@ -43,7 +53,17 @@ class Runner(Protocol):
     def make_inputs(self, spec: RunSpec, npz: Path | None) -> Any:
         """Feeds for ``run``: from an .npz (names and shapes checked) or random."""
 
-    def run(self, feeds: Any) -> Any: ...
+    def output_specs(self) -> list[OutputSpec]: ...
+
+    def resize_inputs(self, shapes: dict[str, list[int]]) -> None:
+        """Make the inputs take these shapes (a LiteRT resize; ONNX Runtime
+        takes any shape its dynamic dimensions allow)."""
+
+    def feeds(self, arrays: dict[str, np.ndarray]) -> Any:
+        """Feeds for ``run`` from arrays of the current input shapes."""
+
+    def run(self, feeds: Any) -> list[np.ndarray]:
+        """The outputs, in ``output_specs()`` order."""
 
     def placement(self, feeds: Any, log_text: str = "") -> dict:
         """Where each node ran: ``placement{...}`` (DESIGN.md) plus a ``nodes`` table.

@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 
 from agent.errors import BadInput, RunFailed, one_line
-from agent.runtimes.base import InputSpec, check_feeds, check_shape_names, npz_arrays, resolve_shape
+from agent.runtimes.base import (
+    InputSpec,
+    OutputSpec,
+    check_feeds,
+    check_shape_names,
+    npz_arrays,
+    resolve_shape,
+)
 from agent.spec import RunSpec
 
 
@@ -126,11 +133,40 @@ class LiteRTRunner:
 
     def make_inputs(self, spec: RunSpec, npz: Path | None) -> list[tuple[int, np.ndarray]]:
         if npz is not None:
-            feeds = check_feeds(self._inputs, npz_arrays(npz))
-        else:
-            from agent.runtimes.inputs import random_inputs
+            return self.feeds(npz_arrays(npz))
+        from agent.runtimes.inputs import random_inputs
 
-            feeds = random_inputs(self._inputs)
+        return self._pack(random_inputs(self._inputs))
+
+    def output_specs(self) -> list[OutputSpec]:
+        out = []
+        for d in self.interp.get_output_details():
+            scale, zp = d.get("quantization", (0.0, 0))
+            dtype = np.dtype(d["dtype"])
+            quant = (float(scale), int(zp)) if scale and dtype.kind in "iu" else None
+            out.append(OutputSpec(d["name"], dtype, quant))
+        return out
+
+    def resize_inputs(self, shapes: dict[str, list[int]]) -> None:
+        changed = False
+        for d in self.interp.get_input_details():
+            want = shapes.get(d["name"])
+            if want is not None and list(want) != [int(x) for x in d["shape"]]:
+                self.interp.resize_tensor_input(d["index"], list(want), strict=False)
+                changed = True
+        if changed:
+            try:
+                self.interp.allocate_tensors()
+            except (RuntimeError, ValueError) as exc:
+                raise BadInput(
+                    f"LiteRT could not take the reference's input shapes: {one_line(exc, 300)}"
+                ) from None
+            self._inputs = self._input_specs()
+
+    def feeds(self, arrays: dict[str, np.ndarray]) -> list[tuple[int, np.ndarray]]:
+        return self._pack(check_feeds(self._inputs, arrays))
+
+    def _pack(self, feeds: dict[str, np.ndarray]) -> list[tuple[int, np.ndarray]]:
         return [(idx, feeds[s.name]) for idx, s in zip(self._in_idx, self._inputs, strict=True)]
 
     def run(self, feeds: list[tuple[int, np.ndarray]]) -> list[np.ndarray]:

@@ -22,7 +22,14 @@ import numpy as np
 
 from agent.errors import BadInput, RunFailed
 from agent.runtimes import onnx_proto
-from agent.runtimes.base import InputSpec, check_feeds, check_shape_names, npz_arrays, resolve_shape
+from agent.runtimes.base import (
+    InputSpec,
+    OutputSpec,
+    check_feeds,
+    check_shape_names,
+    npz_arrays,
+    resolve_shape,
+)
 from agent.runtimes.names import canonical_provider
 from agent.spec import RunSpec
 
@@ -185,6 +192,24 @@ class OrtRunner:
         from agent.runtimes.inputs import random_inputs
 
         return random_inputs(self._inputs)
+
+    def output_specs(self) -> list[OutputSpec]:
+        # QDQ models end in DequantizeLinear: their outputs are float. An integer
+        # output's (scale, zero point) is in the graph, which the agent does not
+        # parse: the controller reads it and sends it with a validate spec.
+        return [
+            OutputSpec(o.name, np.dtype(_ORT_DTYPES.get(o.type, np.float32)))
+            for o in self.session.get_outputs()
+        ]
+
+    def resize_inputs(self, shapes: dict[str, list[int]]) -> None:
+        self._inputs = [
+            InputSpec(i.name, list(shapes.get(i.name, i.shape)), i.dtype, i.quantization, i.declared_shape)
+            for i in self._inputs
+        ]
+
+    def feeds(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return check_feeds(self._inputs, arrays)
 
     def run(self, feeds: dict[str, np.ndarray]) -> Any:
         return self._run(None, feeds)

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.store.paths import artifact_path, state_dir_of
+from agent.store.paths import artifact_path
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 DEFAULT_QUOTA_BYTES = 4 << 30
@@ -68,16 +68,6 @@ def check_name(name: str) -> str:
     if len(name) > 255:
         raise StoreError("INVALID_ARGUMENT", "artifact name longer than 255 characters")
     return name
-
-
-def locate(run_dir: str | os.PathLike[str], sha256: str) -> tuple[Path, str]:
-    """(path, original name) of an artifact, from a run directory
-    (``STATE/runs/<id>``): what a worker uses to find its model."""
-    store = ArtifactStore(state_dir_of(run_dir))
-    path = store.path(sha256)
-    if path is None:
-        raise FileNotFoundError(f"artifact {sha256[:12]} is not in the store")
-    return path, store.name(sha256)
 
 
 class ArtifactStore:

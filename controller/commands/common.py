@@ -8,12 +8,13 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from agent.errors import BadInput, RunFailed
 from agent.runs.registry import FINAL
+from agent.spec import ValidateSpec
 
 
 def add_agent_options(p: argparse.ArgumentParser) -> None:
@@ -134,25 +135,41 @@ def agent_name(client: Any) -> str:
     return "" if getattr(client, "embedded", False) else client.addr
 
 
-def execute(args: argparse.Namespace, kind: str) -> tuple[dict, str]:
-    """Push, start, watch, fetch the result. Bad input raises BadInput (nothing stored)."""
+def execute(
+    args: argparse.Namespace,
+    kind: str,
+    reference: str | None = None,
+    validation: ValidateSpec | None = None,
+    after: Callable[[Any, dict], None] | None = None,
+) -> tuple[dict, str]:
+    """Push, start, watch, fetch the result. Bad input raises BadInput (nothing
+    stored). ``reference`` is pushed too (validate), and ``after(client,
+    result)`` runs while the agent is still connected (fetching run files)."""
     from controller.runopts import spec_from_args
 
     with connect(args) as client:
         sha, name = push_model(client, args.model)
-        spec = spec_from_args(args, kind, sha, name, inputs_sha=push_inputs(client, args))
+        ref_sha = client.push(reference) if reference else None
+        spec = spec_from_args(
+            args, kind, sha, name, inputs_sha=push_inputs(client, args), reference_sha=ref_sha
+        )
+        if validation is not None:
+            spec.validation = validation
+            spec.validate()
         run_id = client.start_run(spec)
         if not getattr(args, "quiet", False):
             print(f"run {run_id} on {client.addr}", file=sys.stderr)
         try:
             result = wait_result(
                 client, run_id, getattr(args, "quiet", False), spec.warmup_s + spec.duration_s
-            )  # noqa: E501
+            )
         except KeyboardInterrupt:
             interrupted(client, run_id, args)
             raise
         agent = agent_name(client)
-    raise_bad_input(result)
+        raise_bad_input(result)
+        if after is not None and result.get("status") == "completed":
+            after(client, result)
     return result, agent
 
 

@@ -19,8 +19,7 @@ from controller.runopts import add_run_options
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("placement", help="per-op placement of a model (accelerator or CPU fallback)")
     p.add_argument("model", help="model file (.onnx, .tflite)")
-    add_run_options(p)
-    p.set_defaults(duration=0.0, warmup=0.0, min_iterations=1)  # a few iterations, not a timed run
+    add_run_options(p, timed=False)  # one pass for placement, not a timed run
     add_agent_options(p)
     add_db_option(p)
     p.add_argument("--json", metavar="FILE", default=None)

@@ -1,5 +1,7 @@
 """edgebench reference MODEL --inputs X.npz --out REF.npz: the float model's
-expected outputs, computed here on CPU (the golden side of a later validate)."""
+expected outputs, computed here on CPU (the golden side of a later validate).
+REF.npz holds ``inputs/NAME`` and ``outputs/NAME``, one sample per entry of
+the first axis (agent/validate/reference.py reads it back)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import BadInput
+from agent.validate.reference import INPUT_PREFIX, OUTPUT_PREFIX, feed_shape, load_npz
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -19,21 +22,43 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _load_inputs(path: str) -> dict:
-    import numpy as np
-
     if not Path(path).is_file():
         raise BadInput(f"inputs file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (ValueError, OSError) as exc:
-        raise BadInput(f"{path}: not a readable .npz: {exc}") from None
+    return load_npz(Path(path), path)
 
 
 def _check_names(given: dict, names: list[str]) -> None:
     missing = [n for n in names if n not in given]
     if missing:
         raise BadInput(f"inputs file lacks {', '.join(missing)}; model inputs: {', '.join(names)}")
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise BadInput(f"inputs file has {unknown[0]!r}, not a model input; model inputs: {', '.join(names)}")
+
+
+def _samples(feeds: dict, declared: dict[str, list]) -> tuple[int, dict[str, list[int]]]:
+    """The sample count and each input's per-inference shape (DESIGN.md: the
+    first axis indexes samples; a batch axis of 1 is added when the model's
+    input has one more dimension than a sample)."""
+    counts = {n: (a.shape[0] if a.ndim else 0) for n, a in feeds.items()}
+    if len(set(counts.values())) != 1 or 0 in counts.values():
+        listed = ", ".join(f"{k}: {c}" for k, c in sorted(counts.items()))
+        raise BadInput(f"every input needs the same number of samples on its first axis; got {listed}")
+    n = next(iter(counts.values()))
+    return n, {name: feed_shape(name, tuple(feeds[name].shape[1:]), d) for name, d in declared.items()}
+
+
+def _stack(per_sample: list[dict]) -> dict:
+    """Outputs of every sample on a first sample axis; an output that carries
+    its own batch axis of 1 is joined on it, so its samples mirror the inputs'."""
+    import numpy as np
+
+    out = {}
+    for name in per_sample[0]:
+        arrs = [np.asarray(o[name]) for o in per_sample]
+        batch1 = all(a.ndim >= 1 and a.shape[0] == 1 for a in arrs)
+        out[name] = np.concatenate(arrs, axis=0) if batch1 else np.stack(arrs)
+    return out
 
 
 def _onnx(model: Path, feeds: dict) -> dict:
@@ -45,13 +70,28 @@ def _onnx(model: Path, feeds: dict) -> dict:
         raise BadInput(
             f"{model.name}: not a loadable ONNX model: {' '.join(str(exc).split())[:300]}"
         ) from None
-    names = [i.name for i in sess.get_inputs()]
-    _check_names(feeds, names)
-    try:
-        outs = sess.run(None, {n: feeds[n] for n in names})
-    except Exception as exc:
-        raise BadInput(f"inputs do not fit the model: {' '.join(str(exc).split())[:300]}") from None
-    return {o.name: v for o, v in zip(sess.get_outputs(), outs, strict=True)}
+    declared = {i.name: list(i.shape) for i in sess.get_inputs()}
+    _check_names(feeds, list(declared))
+    n, shapes = _samples(feeds, declared)
+    types = {i.name: i.type for i in sess.get_inputs()}
+    outs = []
+    for k in range(n):
+        x = {name: _cast(feeds[name][k].reshape(shapes[name]), types[name]) for name in declared}
+        try:
+            y = sess.run(None, x)
+        except Exception as exc:
+            raise BadInput(f"inputs do not fit the model: {' '.join(str(exc).split())[:300]}") from None
+        outs.append({o.name: v for o, v in zip(sess.get_outputs(), y, strict=True)})
+    return _stack(outs)
+
+
+def _cast(a: Any, ort_type: str) -> Any:
+    import numpy as np
+
+    want = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}.get(
+        ort_type
+    )
+    return a.astype(want) if want is not None and a.dtype != want else a
 
 
 def _tflite(model: Path, feeds: dict) -> dict:
@@ -65,14 +105,20 @@ def _tflite(model: Path, feeds: dict) -> dict:
     except (ValueError, RuntimeError) as exc:
         raise BadInput(f"{model.name}: not a loadable .tflite model: {exc}") from None
     ins = it.get_input_details()
-    _check_names(feeds, [d["name"] for d in ins])
+    declared = {d["name"]: [int(x) if x > 0 else None for x in d["shape_signature"]] for d in ins}
+    _check_names(feeds, list(declared))
+    n, shapes = _samples(feeds, declared)
     for d in ins:
-        arr = feeds[d["name"]]
-        if list(arr.shape) != list(d["shape"]):
-            raise BadInput(f"input {d['name']} has shape {list(arr.shape)}, model wants {list(d['shape'])}")
-        it.set_tensor(d["index"], arr.astype(d["dtype"]))
-    it.invoke()
-    return {d["name"]: it.get_tensor(d["index"]) for d in it.get_output_details()}
+        if list(shapes[d["name"]]) != [int(x) for x in d["shape"]]:
+            it.resize_tensor_input(d["index"], shapes[d["name"]], strict=False)
+    it.allocate_tensors()
+    outs = []
+    for k in range(n):
+        for d in ins:
+            it.set_tensor(d["index"], feeds[d["name"]][k].reshape(shapes[d["name"]]).astype(d["dtype"]))
+        it.invoke()
+        outs.append({d["name"]: it.get_tensor(d["index"]) for d in it.get_output_details()})
+    return _stack(outs)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,9 +136,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         raise BadInput(f"{model.name}: unknown model format (expected .onnx or .tflite)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    arrays = {f"{INPUT_PREFIX}{k}": v for k, v in feeds.items()}
+    arrays.update({f"{OUTPUT_PREFIX}{k}": v for k, v in outs.items()})
     with open(args.out, "wb") as f:
-        np.savez(f, **outs)
+        np.savez(f, **arrays)
+    n = next(iter(outs.values())).shape[0] if outs else 0
     for name, v in outs.items():
         print(f"{name}: {v.dtype} {list(v.shape)}")
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out}: {n} sample(s), inputs and expected outputs")
     return 0

@@ -57,6 +57,42 @@ def gate_lines(result: dict, color: bool) -> list[str]:
     return out
 
 
+# the validate table's columns: (label, result key, format)
+VALIDATION_COLUMNS = (
+    ("cosine min", "cosine", ".5f"),
+    ("cos mean", "cosine_mean", ".5f"),
+    ("nmse max", "nmse", ".3g"),
+    ("sqnr dB", "sqnr_db", ".1f"),
+    ("max|err|", "max_abs_err", ".3g"),
+    ("top1", "top1_agreement", ".3f"),
+    ("top5", "top5_agreement", ".3f"),
+    ("mask IoU", "mask_iou", ".3f"),
+    ("box rec", "box_recall", ".3f"),
+    ("box prec", "box_precision", ".3f"),
+)
+
+
+def validation_lines(val: dict) -> str:
+    """One row per output; only the columns some output has."""
+    outs = val.get("outputs") or []
+    cols = [c for c in VALIDATION_COLUMNS if any(o.get(c[1]) is not None for o in outs)]
+    width = max([len(o.get("name") or "") for o in outs] + [6])
+    verdict = {True: "passed", False: "FAILED", None: "no gates"}[
+        val.get("passed") if val.get("gates") else None
+    ]
+    head = f"validation: {val.get('samples')} sample(s) on the device, {verdict}"
+    if val.get("dequantized"):
+        head += f"; dequantized: {', '.join(val['dequantized'])}"
+    rows = [head, "  " + f"{'output':<{width}}" + "".join(f"  {c[0]:>10}" for c in cols)]
+    for o in outs:
+        rows.append(
+            "  " + f"{o.get('name', ''):<{width}}" + "".join(f"  {num(o.get(k), f):>10}" for _, k, f in cols)
+        )
+    for name, v in (val.get("plugin") or {}).items():
+        rows.append(f"  plugin {name} = {num(v, '.4g')}")
+    return "\n".join(rows)
+
+
 def render(result: dict, color: bool = False) -> str:
     m = result.get("model") or {}
     status = result.get("status", "?")
@@ -120,10 +156,7 @@ def render(result: dict, color: bool = False) -> str:
             lines.append(f"  {soak['summary']}")
     val = result.get("validation")
     if val:
-        for o in val.get("outputs") or []:
-            lines.append(
-                f"validate  {o.get('name')}: cosine {num(o.get('cosine'), '.5f')} max_abs_err {num(o.get('max_abs_err'), '.3g')}"  # noqa: E501
-            )
+        lines += ["", validation_lines(val)]
     gl = gate_lines(result, color)
     if gl:
         lines += [""] + gl

@@ -1,0 +1,229 @@
+"""`edgebench validate`: outputs on the device against a reference, through the
+real CLI and an in-process agent. A bad quantization is caught by its tensor
+gate; the detector cliff (high cosine, vanished mask) by mask IoU, on the real
+PP-OCR detector and text pages rendered by the project; int8 LiteRT outputs
+are dequantized; bad references are refused with one line and nothing stored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from controller.cli import main
+from controller.data import text_images
+from controller.db import ResultsDB
+from controller.models import onnx_cnn, ppocr
+
+
+@pytest.fixture
+def cli(agent, tmp_path, monkeypatch, capsys):
+    """``cli(*args) -> (exit code, stdout, stderr, result or None)`` against the in-process agent."""
+    monkeypatch.setenv("EDGEBENCH_HOME", str(tmp_path / "home"))
+    db = f"sqlite:///{tmp_path / 'results.db'}"
+    n = iter(range(1000))
+
+    def run(*args: str) -> tuple[int, str, str, dict | None]:
+        out = tmp_path / f"r{next(n)}.json"
+        rc = main(
+            [*args, "--agent", agent.address, "--quiet", "--no-telemetry", "--db", db, "--json", str(out)]
+        )
+        cap = capsys.readouterr()
+        return rc, cap.out, cap.err, json.loads(out.read_text()) if out.exists() else None
+
+    run.db = db
+    return run
+
+
+def _reference(model: Path, inputs: dict, out: Path) -> Path:
+    np.savez(out.with_suffix(".x.npz"), **inputs)
+    assert main(["reference", str(model), "--inputs", str(out.with_suffix(".x.npz")), "--out", str(out)]) == 0
+    return out
+
+
+def _coarse_weights(src: Path, dst: Path, bits: int = 3) -> Path:
+    """Every conv weight rounded per tensor to a few levels: what a bad INT8
+    calibration does to a layer whose range was mis-set."""
+    m = onnx.load(str(src))
+    for t in m.graph.initializer:
+        w = numpy_helper.to_array(t)
+        if w.ndim == 4:
+            step = np.abs(w).max() / (2 ** (bits - 1) - 1)
+            t.CopyFrom(numpy_helper.from_array((np.round(w / step) * step).astype(w.dtype), t.name))
+    onnx.save(m, str(dst))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def cnn(tmp_path_factory) -> tuple[Path, Path, Path]:
+    d = tmp_path_factory.mktemp("cnn")
+    model = onnx_cnn.tiny_cnn(d / "cnn.onnx")
+    name = onnx.load(str(model)).graph.input[0].name
+    x = np.random.default_rng(3).standard_normal((8, 3, 96, 96)).astype(np.float32)
+    ref = _reference(model, {name: x}, d / "ref.npz")
+    return model, _coarse_weights(model, d / "cnn-coarse.onnx"), ref
+
+
+def test_a_bad_quantization_fails_the_cosine_gate_the_original_passes(cli, cnn):
+    model, coarse, ref = cnn
+    rc, out, _, res = cli("validate", str(model), "--reference", str(ref), "--min-cosine", "0.999")
+    assert rc == 0, out
+    v = res["validation"]
+    (o,) = v["outputs"]
+    assert res["kind"] == "validate" and v["samples"] == 8 == res["iterations"] and v["passed"] is True
+    assert o["cosine"] > 0.99999 and o["top1_agreement"] == 1.0
+    # the placement record comes with a validate run, as with a bench
+    assert res["placement"]["total_nodes"] > 0 and res["placement"]["fallback"] is False
+    assert res["inputs"] == [{"name": "image", "shape": [1, 3, 96, 96], "dtype": "float32"}]
+
+    rc, out, _, bad = cli("validate", str(coarse), "--reference", str(ref), "--min-cosine", "0.999")
+    assert rc == 3, out
+    v = bad["validation"]
+    (o,) = v["outputs"]
+    assert v["passed"] is False and o["cosine"] < 0.999
+    (gate,) = [g for g in bad["gates"] if g["name"] == "min_cosine"]
+    # the gate names the output, the metric, the value and the worst sample; the numbers agree
+    worst = min((w for w in v["worst"] if w["metric"] == "cosine"), key=lambda w: w["value"])
+    assert gate["passed"] is False and gate["value"] == o["cosine"] == pytest.approx(worst["value"])
+    assert gate["worst_sample"] == worst["sample"] and 0 <= worst["sample"] < 8
+    assert (
+        f"{o['name']}: cosine {o['cosine']:.4g} misses >= 0.999 (worst sample {worst['sample']}"
+        in gate["message"]
+    )
+    assert "gate min_cosine: FAIL" in out
+
+
+def test_the_summary_figures_are_the_per_sample_figures_and_fetch_brings_the_outputs(
+    cli, cnn, agent, tmp_path
+):
+    model, coarse, ref = cnn
+    rc, out, _, res = cli("validate", str(coarse), "--reference", str(ref), "--keep-outputs")
+    assert rc == 0  # no gate given: figures only
+    (o,) = res["validation"]["outputs"]
+    assert res["validation"]["outputs_kept"] is True
+    home = tmp_path / "fetched"
+    assert main(["fetch", res["run_id"], "--agent", agent.address, "--out", str(home), "--db", cli.db]) == 0
+    with np.load(home / "outputs.npz") as z, np.load(ref) as r:
+        got, expected = z[o["name"]], r["outputs/" + o["name"]]
+    assert got.shape == expected.shape == (8, 10)
+    # recomputed on the host from the device's own outputs
+    cos = [
+        float(np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b))
+        for a, b in zip(got, expected, strict=True)
+    ]
+    assert o["cosine"] == pytest.approx(min(cos), abs=1e-6)
+    assert o["cosine_mean"] == pytest.approx(np.mean(cos), abs=1e-6)
+    top1 = np.mean(np.argmax(got, axis=1) == np.argmax(expected, axis=1))
+    assert o["top1_agreement"] == pytest.approx(top1)
+    assert "validation: 8 sample(s) on the device, no gates" in out
+
+
+# -- the detector cliff, on the real PP-OCR detector -------------------------
+needs_ppocr = pytest.mark.skipif(
+    ppocr.models_dir() is None, reason="the rapidocr-onnxruntime wheel is missing"
+)
+
+
+def misdequantized_head(src: Path, dst: Path, scale: float = 0.4, offset: float = 0.06) -> Path:
+    """The detector with its probability map read back at the wrong scale and
+    zero point, as a head whose output requantization was calibrated wrong:
+    every text pixel falls under 0.5 while the map keeps its shape."""
+    m = onnx.load(str(src))
+    g = m.graph
+    out = g.output[0].name
+    (sig,) = [n for n in g.node if n.output[0] == out]
+    sig.output[0] = "prob_float"
+    g.initializer.extend(
+        [numpy_helper.from_array(np.array(scale, np.float32), "bad_scale"),
+         numpy_helper.from_array(np.array(offset, np.float32), "bad_offset")]
+    )  # fmt: skip
+    g.node.extend(
+        [onnx.helper.make_node("Mul", ["prob_float", "bad_scale"], ["prob_scaled"], name="bad_dequant_scale"),
+         onnx.helper.make_node("Add", ["prob_scaled", "bad_offset"], [out], name="bad_dequant_offset")]
+    )  # fmt: skip
+    onnx.save(m, str(dst))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory) -> tuple[Path, Path, Path]:
+    d = tmp_path_factory.mktemp("det")
+    model = ppocr.model_path(ppocr.DETECTOR)
+    x = text_images.to_detector_input(text_images.pages(4, seed=10))
+    ref = _reference(model, {"x": x}, d / "ref.npz")
+    return model, misdequantized_head(model, d / "det-bad-head.onnx"), ref
+
+
+@needs_ppocr
+def test_the_mask_cliff_passes_cosine_and_fails_mask_iou(cli, detector):
+    model, bad, ref = detector
+    gates = ["--min-cosine", "0.85", "--min-mask-iou", "0.5"]
+    rc, out, _, good = cli("validate", str(model), "--reference", str(ref), *gates)
+    assert rc == 0, out
+    (o,) = good["validation"]["outputs"]
+    assert o["name"] == "sigmoid_0.tmp_0" and o["mask_iou"] == 1.0 and o["cosine"] > 0.999
+    assert good["inputs"][0]["shape"] == [1, 3, 320, 320]  # a sample got its batch axis
+
+    rc, out, _, res = cli("validate", str(bad), "--reference", str(ref), *gates)
+    assert rc == 3, out
+    (o,) = res["validation"]["outputs"]
+    by_gate = {g["name"]: g for g in res["gates"]}
+    # the tensor metric is fooled, the task metric is not
+    assert 0.85 <= o["cosine"] < 0.97 and by_gate["min_cosine"]["passed"] is True
+    assert o["mask_iou"] == 0.0 and o["mask_iou_min"] == 0.0 and by_gate["min_mask_iou"]["passed"] is False
+    assert "sigmoid_0.tmp_0: mask_iou 0 misses >= 0.5" in by_gate["min_mask_iou"]["message"]
+    assert "gate min_mask_iou: FAIL" in out and "gate min_cosine: PASS" in out
+
+
+@needs_ppocr
+def test_a_threshold_lower_than_the_shifted_map_sees_the_mask_again(cli, detector):
+    model, bad, ref = detector
+    rc, _, _, res = cli("validate", str(bad), "--reference", str(ref), "--mask-threshold", "0.3")
+    (o,) = res["validation"]["outputs"]
+    assert rc == 0 and res["validation"]["mask_threshold"] == 0.3 and o["mask_iou"] > 0.8
+
+
+# -- LiteRT int8 outputs are dequantized ----------------------------------------
+def _conv_nhwc(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """SAME 3x3 convolution, NHWC input, (cout, 3, 3, cin) weights."""
+    n, h, wd, _ = x.shape
+    p = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    out = np.zeros((n, h, wd, w.shape[0]))
+    for dy in range(3):
+        for dx in range(3):
+            out += np.einsum("nhwc,oc->nhwo", p[:, dy : dy + h, dx : dx + wd, :], w[:, dy, dx, :])
+    return out
+
+
+def test_int8_litert_outputs_are_dequantized_before_comparison(cli, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from controller.models import tflite_builder
+
+    model = tflite_builder.int8_conv(tmp_path / "q.tflite", size=16)
+    it = Interpreter(model_path=str(model))
+    (inp,), (outd,) = it.get_input_details(), it.get_output_details()
+    tensors = {t["name"]: t for t in it.get_tensor_details()}
+    w = it.get_tensor(tensors["conv/w"]["index"]).astype(np.float64)
+    w_scale = tensors["conv/w"]["quantization_parameters"]["scales"]
+    in_scale, in_zp = inp["quantization"]
+    xq = np.random.default_rng(0).integers(-128, 128, (5, 16, 16, 3), dtype=np.int8)
+    # the float truth: the same conv on real values, ReLU, no rounding
+    real = np.maximum(
+        _conv_nhwc((xq.astype(np.float64) - in_zp) * in_scale, w * w_scale[:, None, None, None]), 0
+    )
+    ref = tmp_path / "ref.npz"
+    np.savez(ref, **{f"inputs/{inp['name']}": xq, f"outputs/{outd['name']}": real.astype(np.float32)})
+    rc, out, _, res = cli("validate", str(model), "--reference", str(ref), "--min-sqnr-db", "20")
+    assert rc == 0, out
+    v = res["validation"]
+    (o,) = v["outputs"]
+    assert v["dequantized"] == [outd["name"]] and "dequantized: " + outd["name"] in out
+    out_scale = outd["quantization"][0]
+    in_range = real.max() < (127 - outd["quantization"][1]) * out_scale
+    assert o["cosine"] > 0.999 and (o["max_abs_err"] <= out_scale * 0.51 + 1e-6 or not in_range)
+    assert res["runtime"]["name"] == "litert"
