@@ -176,6 +176,32 @@ def nvpmodel(root: RootFS) -> dict[str, Any] | None:
     return {"id": mode, "name": names.get(mode), "fan_mode": fm.group(1) if fm else None}
 
 
+# DLA engines are host1x children named <addr>.nvdla<N> (15880000.nvdla0,
+# 158c0000.nvdla1 on Xavier and Orin); the host1x node moved between releases
+# (platform/13e10000.host1x, platform/host1x, platform/bus@0/13e00000.host1x),
+# so look in the platform bus listing and under any host1x.
+_NVDLA_GLOBS = (
+    "/sys/bus/platform/devices/*.nvdla[0-9]*",
+    "/sys/devices/platform/*host1x/*.nvdla[0-9]*",
+    "/sys/devices/platform/bus@0/*host1x/*.nvdla[0-9]*",
+)
+
+
+def gpu_arch(prof: Profile) -> dict[str, Any] | None:
+    """{sm, source}: the GPU's compute capability x10. The kernel does not
+    expose it in sysfs, so it comes from the hardware profile."""
+    return {"sm": prof.gpu_sm, "source": "profile"} if prof.gpu_sm is not None else None
+
+
+def dla(root: RootFS, prof: Profile) -> dict[str, Any] | None:
+    """{cores, source}: DLA devices the kernel shows (an Orin NX 8GB has one
+    where the 16GB has two), else the profile's count."""
+    found = {p.rsplit("/", 1)[-1] for pattern in _NVDLA_GLOBS for p in root.glob(pattern)}
+    if found:
+        return {"cores": len(found), "source": "sysfs"}
+    return {"cores": prof.dla_cores, "source": "profile"} if prof.dla_cores is not None else None
+
+
 def _is_host(root: RootFS) -> bool:
     return os.path.realpath(root.root) == "/"
 
@@ -231,6 +257,8 @@ def collect_info(root: RootFS, profile: str | Profile = "auto") -> dict[str, Any
         "jetpack": l4t["jetpack"] if l4t else None,
         "nvpmodel": nvpmodel(root),
         "tensorrt": tensorrt,
+        "gpu": gpu_arch(prof),
+        "dla": dla(root, prof),
         "accelerators": {name: prof.accelerator(name) for name in sorted(prof.accelerators)},
         "power_budget": prof.budget,
         "telemetry": telemetry_snapshot(root, prof),

@@ -113,6 +113,11 @@ SCHEMA: dict[str, Any] = {
             False,
         ),
         "accelerators": ({"map": _ACCEL}, False),
+        # what the portability guard compares an engine against when sysfs
+        # does not say: the GPU's CUDA compute capability x10 (sm_87 -> 87)
+        # and the number of DLA cores
+        "gpu": ({"fields": {"sm": (int, True)}}, False),
+        "dla_cores": (int, False),
     }
 }
 
@@ -184,6 +189,8 @@ class Profile:
     power: dict[str, Any] | None = None
     accelerators: dict[str, dict[str, Any]] = field(default_factory=dict)
     path: str | None = None
+    gpu_sm: int | None = None
+    dla_cores: int | None = None
 
     @classmethod
     def from_dict(cls, data: Any, fname: str = "<profile>") -> Profile:
@@ -215,6 +222,8 @@ class Profile:
             power=power,
             accelerators=dict(data.get("accelerators") or {}),
             path=fname,
+            gpu_sm=(data.get("gpu") or {}).get("sm"),
+            dla_cores=data.get("dla_cores"),
         )
 
     # what a run with --accelerator NAME needs

@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 
+from agent import portability
 from agent.errors import BadInput, RunFailed
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.rpc.edgebench.v1 import agent_pb2_grpc as pb_grpc
@@ -177,25 +178,39 @@ class AgentClient:
     def stat(self, sha: str) -> pb.StatArtifactResponse:
         return self._call(self.stub.StatArtifact, pb.StatArtifactRequest(sha256=sha), "stat artifact")
 
-    def push(self, path: str | Path, sha: str | None = None, max_bytes: int | None = None) -> str:
+    def push(
+        self,
+        path: str | Path,
+        sha: str | None = None,
+        max_bytes: int | None = None,
+        requires: list[str] | None = None,
+    ) -> str:
         """Upload a file; returns its sha256. A present artifact moves no bytes; a
-        partial one resumes from the agent's committed offset. `sha` overrides the
-        declared digest and `max_bytes` stops early (tests of bad/interrupted uploads)."""
+        partial one resumes from the agent's committed offset. `requires`
+        (``sm=87``...) and those of a ``<file>.json`` sidecar are stored with it.
+        `sha` overrides the declared digest and `max_bytes` stops early (tests
+        of bad/interrupted uploads)."""
         path = Path(path)
         if not path.is_file():
             raise BadInput(f"file not found: {path}")
+        reqs = _requirements(path, requires)
         size = path.stat().st_size
         sha = sha or sha256_file(path)
         st = self.stat(sha)
-        if st.present:
+        if st.present and not reqs:
             return sha
-        offset = st.committed_offset if st.committed_offset <= size else 0
+        offset = 0 if st.present else st.committed_offset if st.committed_offset <= size else 0
         self.last_push_offset = offset
 
         def chunks() -> Iterator[pb.UploadChunk]:
+            # on a present artifact the header alone records the requirements
             yield pb.UploadChunk(
-                header=pb.UploadHeader(sha256=sha, size_bytes=size, name=path.name, offset=offset)
+                header=pb.UploadHeader(
+                    sha256=sha, size_bytes=size, name=path.name, offset=offset, requires=reqs
+                )
             )
+            if st.present:
+                return
             sent = offset
             with open(path, "rb") as f:
                 f.seek(offset)
@@ -214,6 +229,22 @@ class AgentClient:
                 raise BadInput(f"upload of {path.name} rejected: {exc.details()}") from None
             raise self._err(exc, f"upload of {path.name}") from None
         return sha
+
+    def check(self, path: str | Path, requires: list[str] | None = None) -> dict:
+        """Can this file run on the agent's board? Moves no bytes: sends the
+        requirements declared here and read from the file (name, EPContext,
+        sidecar); the agent adds those stored with it. {runnable, message, requires}."""
+        path = Path(path)
+        if not path.is_file():
+            raise BadInput(f"file not found: {path}")
+        reqs = _requirements(path, requires) + [str(r) for r in portability.from_artifact(path, path.name)]
+        resp = self._call(
+            self.stub.CheckArtifact,
+            pb.CheckArtifactRequest(sha256=sha256_file(path), name=path.name, requires=reqs),
+            "check artifact",
+            timeout=60,
+        )
+        return {"runnable": resp.runnable, "message": resp.message, "requires": list(resp.requires)}
 
     def start_run(self, spec: Any) -> str:
         spec_dict = spec.to_dict() if hasattr(spec, "to_dict") else spec
@@ -273,6 +304,13 @@ class AgentClient:
             raise self._err(exc, f"fetch {name}") from None
         tmp.replace(dest)
         return dest
+
+
+def _requirements(path: Path, requires: list[str] | None) -> list[str]:
+    """Declared requirements plus the file's sidecar, checked (BadInput) and
+    normalised before anything goes over the wire."""
+    reqs = portability.parse_all(requires or []) + portability.from_sidecar(path)
+    return list(dict.fromkeys(str(r) for r in reqs))
 
 
 def _record(rec: pb.RunRecord) -> dict:

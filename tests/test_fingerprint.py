@@ -68,7 +68,7 @@ EXPECT = {
         6,
         "35.5.0",
         "5.1.3",
-        None,
+        "8.5.2",  # var/lib/dpkg/status: libnvinfer8 (TensorRT of JetPack 5.1.3)
     ),
     "jetson-nano": (
         "jetson-nano",

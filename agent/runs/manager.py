@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from agent import profiles
+from agent import portability, profiles
 from agent.errors import BadInput, EdgebenchError
 from agent.profiles import Profile
 from agent.rootfs import RootFS
@@ -79,6 +79,10 @@ class RunManager:
         ):
             if sha is not None and self.store.path(sha) is None:
                 raise BadInput(f"{label} artifact {sha[:12]}... is not in the agent's store; push it first")
+        if spec.model_sha256 is not None:
+            # an engine built for another SM / TensorRT / L4T fails late and
+            # cryptically: refuse it before a run exists
+            portability.guard(self.store, spec.model_sha256, self._info)
         if spec.env:
             raise BadInput("run spec field env comes from the agent's hardware profile (--accelerator)")
         accelerator = None

@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 
+from agent import portability
 from agent.errors import BadInput, EdgebenchError
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.rpc.edgebench.v1 import agent_pb2_grpc as pb_grpc
@@ -65,7 +66,11 @@ class AgentService(pb_grpc.AgentServicer):
         h = first.header
         upload = None
         try:
-            upload = self.store.begin(h.sha256, h.size_bytes, h.name, h.offset)
+            requires = [str(r) for r in portability.parse_all(h.requires)]
+        except BadInput as exc:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
+            upload = self.store.begin(h.sha256, h.size_bytes, h.name, h.offset, requires)
             if upload.deduplicated:
                 # the bytes are already here: do not read the rest of the stream
                 return pb.UploadResponse(sha256=h.sha256, size_bytes=h.size_bytes, deduplicated=True)
@@ -80,6 +85,24 @@ class AgentService(pb_grpc.AgentServicer):
         finally:
             if upload is not None:
                 upload.close()  # a broken stream keeps its committed bytes for a resume
+
+    def CheckArtifact(
+        self, request: pb.CheckArtifactRequest, context: grpc.ServicerContext
+    ) -> pb.CheckArtifactResponse:
+        try:
+            reqs = portability.parse_all(request.requires)
+            name = request.name
+            if request.sha256:
+                reqs += portability.of_stored(self.store, request.sha256)
+                name = name or self.store.name(request.sha256)
+            line = portability.mismatch(reqs, self.info(), name) if reqs else None
+        except BadInput as exc:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except StoreError as exc:
+            _abort(context, exc.status, exc.message)
+        return pb.CheckArtifactResponse(
+            runnable=line is None, message=line or "", requires=sorted({str(r) for r in reqs})
+        )
 
     # -- runs ----------------------------------------------------------------
     def StartRun(self, request: pb.StartRunRequest, context: grpc.ServicerContext) -> pb.StartRunResponse:

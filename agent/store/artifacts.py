@@ -90,6 +90,20 @@ class ArtifactStore:
         meta = self._read_json(artifact_path(self.state_dir, sha256).with_suffix(".json"))
         return str(meta.get("name") or sha256)
 
+    def requires(self, sha256: str) -> list[str]:
+        """Portability requirements declared at push (``sm=87``...), as stored."""
+        meta = self._read_json(artifact_path(self.state_dir, check_sha(sha256)).with_suffix(".json"))
+        reqs = meta.get("requires")
+        return [str(r) for r in reqs] if isinstance(reqs, list) else []
+
+    def set_requires(self, sha256: str, requires: list[str]) -> None:
+        """Replace a stored artifact's declared requirements (a re-push that
+        declares them again moves no bytes)."""
+        meta_path = artifact_path(self.state_dir, check_sha(sha256)).with_suffix(".json")
+        meta = self._read_json(meta_path)
+        meta["requires"] = list(requires)
+        _write_json(meta_path, meta)
+
     def stat(self, sha256: str) -> ArtifactStat:
         check_sha(sha256)
         p = self.path(sha256)
@@ -122,12 +136,17 @@ class ArtifactStore:
         return out
 
     # -- writing -----------------------------------------------------------
-    def begin(self, sha256: str, size_bytes: int, name: str, offset: int) -> Upload:
+    def begin(
+        self, sha256: str, size_bytes: int, name: str, offset: int, requires: list[str] | None = None
+    ) -> Upload:
         """Open an upload, or raise StoreError. A present artifact returns an
-        Upload with ``deduplicated`` set: the caller writes nothing."""
+        Upload with ``deduplicated`` set: the caller writes nothing (given
+        ``requires``, they replace the stored ones)."""
         check_sha(sha256)
         check_name(name)
         if self.path(sha256) is not None:
+            if requires:
+                self.set_requires(sha256, requires)
             return Upload(self, sha256, size_bytes, name, 0, deduplicated=True)
         with self._lock:
             if sha256 in self._active:
@@ -153,7 +172,7 @@ class ArtifactStore:
                 )
             self._active[sha256] = int(size_bytes)
         try:
-            return Upload(self, sha256, size_bytes, name, offset)
+            return Upload(self, sha256, size_bytes, name, offset, requires=requires)
         except BaseException:
             self._release(sha256)
             raise
@@ -222,8 +241,10 @@ class Upload:
         name: str,
         offset: int,
         deduplicated: bool = False,
+        requires: list[str] | None = None,
     ) -> None:
         self.store = store
+        self.requires = list(requires or [])
         self.sha256 = sha256
         self.size_bytes = int(size_bytes)
         self.name = name
@@ -302,10 +323,9 @@ class Upload:
         dest = artifact_path(self.store.state_dir, self.sha256)
         dest.parent.mkdir(parents=True, exist_ok=True)
         meta = {"name": self.name, "size_bytes": self.size_bytes, "stored_unix": time.time()}
-        tmp_meta = dest.with_suffix(".json.tmp")
-        with open(tmp_meta, "w") as f:
-            json.dump(meta, f)
-        os.replace(tmp_meta, dest.with_suffix(".json"))
+        if self.requires:
+            meta["requires"] = self.requires
+        _write_json(dest.with_suffix(".json"), meta)
         os.replace(self.store._part(self.sha256), dest)
         _fsync_dir(dest.parent)
         self.store.remove_partial(self.sha256)
@@ -366,6 +386,13 @@ class Upload:
         finally:
             self.store.remove_partial(self.sha256)
             self.store._release(self.sha256)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x65\x64gebench/v1/agent.proto\x12\x0c\x65\x64gebench.v1\"\x10\n\x0eGetInfoRequest\"$\n\x0fGetInfoResponse\x12\x11\n\tinfo_json\x18\x01 \x01(\t\"%\n\x13StatArtifactRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"j\n\x14StatArtifactResponse\x12\x0f\n\x07present\x18\x01 \x01(\x08\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\x18\n\x10\x63ommitted_offset\x18\x03 \x01(\x04\x12\x13\n\x0bquota_bytes\x18\x04 \x01(\x04\"P\n\x0cUploadHeader\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06offset\x18\x04 \x01(\x04\"S\n\x0bUploadChunk\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1a.edgebench.v1.UploadHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"J\n\x0eUploadResponse\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x03 \x01(\x08\"$\n\x0fStartRunRequest\x12\x11\n\tspec_json\x18\x01 \x01(\t\"\"\n\x10StartRunResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"4\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\"Y\n\x08RunEvent\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x0c\n\x04t_ns\x18\x03 \x01(\x03\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x14\n\x0cpayload_json\x18\x05 \x01(\t\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\x98\x01\n\tRunRecord\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x11\n\tspec_json\x18\x04 \x01(\t\x12\x13\n\x0bresult_json\x18\x05 \x01(\t\x12\x10\n\x08last_seq\x18\x06 \x01(\x04\x12\x14\n\x0c\x63reated_unix\x18\x07 \x01(\x01\x12\r\n\x05\x66iles\x18\x08 \x03(\t\" \n\x0fListRunsRequest\x12\r\n\x05limit\x18\x01 \x01(\r\"9\n\x10ListRunsResponse\x12%\n\x04runs\x18\x01 \x03(\x0b\x32\x17.edgebench.v1.RunRecord\"\"\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"3\n\x13\x46\x65tchRunFileRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\".\n\tFileChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x32\x9a\x05\n\x05\x41gent\x12\x46\n\x07GetInfo\x12\x1c.edgebench.v1.GetInfoRequest\x1a\x1d.edgebench.v1.GetInfoResponse\x12U\n\x0cStatArtifact\x12!.edgebench.v1.StatArtifactRequest\x1a\".edgebench.v1.StatArtifactResponse\x12\x43\n\x06Upload\x12\x19.edgebench.v1.UploadChunk\x1a\x1c.edgebench.v1.UploadResponse(\x01\x12I\n\x08StartRun\x12\x1d.edgebench.v1.StartRunRequest\x1a\x1e.edgebench.v1.StartRunResponse\x12\x43\n\x08WatchRun\x12\x1d.edgebench.v1.WatchRunRequest\x1a\x16.edgebench.v1.RunEvent0\x01\x12>\n\x06GetRun\x12\x1b.edgebench.v1.GetRunRequest\x1a\x17.edgebench.v1.RunRecord\x12I\n\x08ListRuns\x12\x1d.edgebench.v1.ListRunsRequest\x1a\x1e.edgebench.v1.ListRunsResponse\x12\x44\n\tCancelRun\x12\x1e.edgebench.v1.CancelRunRequest\x1a\x17.edgebench.v1.RunRecord\x12L\n\x0c\x46\x65tchRunFile\x12!.edgebench.v1.FetchRunFileRequest\x1a\x17.edgebench.v1.FileChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x65\x64gebench/v1/agent.proto\x12\x0c\x65\x64gebench.v1\"\x10\n\x0eGetInfoRequest\"$\n\x0fGetInfoResponse\x12\x11\n\tinfo_json\x18\x01 \x01(\t\"%\n\x13StatArtifactRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"j\n\x14StatArtifactResponse\x12\x0f\n\x07present\x18\x01 \x01(\x08\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\x18\n\x10\x63ommitted_offset\x18\x03 \x01(\x04\x12\x13\n\x0bquota_bytes\x18\x04 \x01(\x04\"b\n\x0cUploadHeader\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06offset\x18\x04 \x01(\x04\x12\x10\n\x08requires\x18\x05 \x03(\t\"S\n\x0bUploadChunk\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1a.edgebench.v1.UploadHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"J\n\x0eUploadResponse\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x03 \x01(\x08\"F\n\x14\x43heckArtifactRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08requires\x18\x03 \x03(\t\"L\n\x15\x43heckArtifactResponse\x12\x10\n\x08runnable\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x10\n\x08requires\x18\x03 \x03(\t\"$\n\x0fStartRunRequest\x12\x11\n\tspec_json\x18\x01 \x01(\t\"\"\n\x10StartRunResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"4\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\"Y\n\x08RunEvent\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x0c\n\x04t_ns\x18\x03 \x01(\x03\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x14\n\x0cpayload_json\x18\x05 \x01(\t\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\x98\x01\n\tRunRecord\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x11\n\tspec_json\x18\x04 \x01(\t\x12\x13\n\x0bresult_json\x18\x05 \x01(\t\x12\x10\n\x08last_seq\x18\x06 \x01(\x04\x12\x14\n\x0c\x63reated_unix\x18\x07 \x01(\x01\x12\r\n\x05\x66iles\x18\x08 \x03(\t\" \n\x0fListRunsRequest\x12\r\n\x05limit\x18\x01 \x01(\r\"9\n\x10ListRunsResponse\x12%\n\x04runs\x18\x01 \x03(\x0b\x32\x17.edgebench.v1.RunRecord\"\"\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"3\n\x13\x46\x65tchRunFileRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\".\n\tFileChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x32\xf4\x05\n\x05\x41gent\x12\x46\n\x07GetInfo\x12\x1c.edgebench.v1.GetInfoRequest\x1a\x1d.edgebench.v1.GetInfoResponse\x12U\n\x0cStatArtifact\x12!.edgebench.v1.StatArtifactRequest\x1a\".edgebench.v1.StatArtifactResponse\x12\x43\n\x06Upload\x12\x19.edgebench.v1.UploadChunk\x1a\x1c.edgebench.v1.UploadResponse(\x01\x12X\n\rCheckArtifact\x12\".edgebench.v1.CheckArtifactRequest\x1a#.edgebench.v1.CheckArtifactResponse\x12I\n\x08StartRun\x12\x1d.edgebench.v1.StartRunRequest\x1a\x1e.edgebench.v1.StartRunResponse\x12\x43\n\x08WatchRun\x12\x1d.edgebench.v1.WatchRunRequest\x1a\x16.edgebench.v1.RunEvent0\x01\x12>\n\x06GetRun\x12\x1b.edgebench.v1.GetRunRequest\x1a\x17.edgebench.v1.RunRecord\x12I\n\x08ListRuns\x12\x1d.edgebench.v1.ListRunsRequest\x1a\x1e.edgebench.v1.ListRunsResponse\x12\x44\n\tCancelRun\x12\x1e.edgebench.v1.CancelRunRequest\x1a\x17.edgebench.v1.RunRecord\x12L\n\x0c\x46\x65tchRunFile\x12!.edgebench.v1.FetchRunFileRequest\x1a\x17.edgebench.v1.FileChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,33 +40,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STATARTIFACTRESPONSE']._serialized_start=137
   _globals['_STATARTIFACTRESPONSE']._serialized_end=243
   _globals['_UPLOADHEADER']._serialized_start=245
-  _globals['_UPLOADHEADER']._serialized_end=325
-  _globals['_UPLOADCHUNK']._serialized_start=327
-  _globals['_UPLOADCHUNK']._serialized_end=410
-  _globals['_UPLOADRESPONSE']._serialized_start=412
-  _globals['_UPLOADRESPONSE']._serialized_end=486
-  _globals['_STARTRUNREQUEST']._serialized_start=488
-  _globals['_STARTRUNREQUEST']._serialized_end=524
-  _globals['_STARTRUNRESPONSE']._serialized_start=526
-  _globals['_STARTRUNRESPONSE']._serialized_end=560
-  _globals['_WATCHRUNREQUEST']._serialized_start=562
-  _globals['_WATCHRUNREQUEST']._serialized_end=614
-  _globals['_RUNEVENT']._serialized_start=616
-  _globals['_RUNEVENT']._serialized_end=705
-  _globals['_GETRUNREQUEST']._serialized_start=707
-  _globals['_GETRUNREQUEST']._serialized_end=738
-  _globals['_RUNRECORD']._serialized_start=741
-  _globals['_RUNRECORD']._serialized_end=893
-  _globals['_LISTRUNSREQUEST']._serialized_start=895
-  _globals['_LISTRUNSREQUEST']._serialized_end=927
-  _globals['_LISTRUNSRESPONSE']._serialized_start=929
-  _globals['_LISTRUNSRESPONSE']._serialized_end=986
-  _globals['_CANCELRUNREQUEST']._serialized_start=988
-  _globals['_CANCELRUNREQUEST']._serialized_end=1022
-  _globals['_FETCHRUNFILEREQUEST']._serialized_start=1024
-  _globals['_FETCHRUNFILEREQUEST']._serialized_end=1075
-  _globals['_FILECHUNK']._serialized_start=1077
-  _globals['_FILECHUNK']._serialized_end=1123
-  _globals['_AGENT']._serialized_start=1126
-  _globals['_AGENT']._serialized_end=1792
+  _globals['_UPLOADHEADER']._serialized_end=343
+  _globals['_UPLOADCHUNK']._serialized_start=345
+  _globals['_UPLOADCHUNK']._serialized_end=428
+  _globals['_UPLOADRESPONSE']._serialized_start=430
+  _globals['_UPLOADRESPONSE']._serialized_end=504
+  _globals['_CHECKARTIFACTREQUEST']._serialized_start=506
+  _globals['_CHECKARTIFACTREQUEST']._serialized_end=576
+  _globals['_CHECKARTIFACTRESPONSE']._serialized_start=578
+  _globals['_CHECKARTIFACTRESPONSE']._serialized_end=654
+  _globals['_STARTRUNREQUEST']._serialized_start=656
+  _globals['_STARTRUNREQUEST']._serialized_end=692
+  _globals['_STARTRUNRESPONSE']._serialized_start=694
+  _globals['_STARTRUNRESPONSE']._serialized_end=728
+  _globals['_WATCHRUNREQUEST']._serialized_start=730
+  _globals['_WATCHRUNREQUEST']._serialized_end=782
+  _globals['_RUNEVENT']._serialized_start=784
+  _globals['_RUNEVENT']._serialized_end=873
+  _globals['_GETRUNREQUEST']._serialized_start=875
+  _globals['_GETRUNREQUEST']._serialized_end=906
+  _globals['_RUNRECORD']._serialized_start=909
+  _globals['_RUNRECORD']._serialized_end=1061
+  _globals['_LISTRUNSREQUEST']._serialized_start=1063
+  _globals['_LISTRUNSREQUEST']._serialized_end=1095
+  _globals['_LISTRUNSRESPONSE']._serialized_start=1097
+  _globals['_LISTRUNSRESPONSE']._serialized_end=1154
+  _globals['_CANCELRUNREQUEST']._serialized_start=1156
+  _globals['_CANCELRUNREQUEST']._serialized_end=1190
+  _globals['_FETCHRUNFILEREQUEST']._serialized_start=1192
+  _globals['_FETCHRUNFILEREQUEST']._serialized_end=1243
+  _globals['_FILECHUNK']._serialized_start=1245
+  _globals['_FILECHUNK']._serialized_end=1291
+  _globals['_AGENT']._serialized_start=1294
+  _globals['_AGENT']._serialized_end=2050
 # @@protoc_insertion_point(module_scope)

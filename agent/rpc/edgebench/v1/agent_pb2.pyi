@@ -35,16 +35,18 @@ class StatArtifactResponse(_message.Message):
     def __init__(self, present: _Optional[bool] = ..., size_bytes: _Optional[int] = ..., committed_offset: _Optional[int] = ..., quota_bytes: _Optional[int] = ...) -> None: ...
 
 class UploadHeader(_message.Message):
-    __slots__ = ("sha256", "size_bytes", "name", "offset")
+    __slots__ = ("sha256", "size_bytes", "name", "offset", "requires")
     SHA256_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
+    REQUIRES_FIELD_NUMBER: _ClassVar[int]
     sha256: str
     size_bytes: int
     name: str
     offset: int
-    def __init__(self, sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., name: _Optional[str] = ..., offset: _Optional[int] = ...) -> None: ...
+    requires: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., name: _Optional[str] = ..., offset: _Optional[int] = ..., requires: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class UploadChunk(_message.Message):
     __slots__ = ("header", "data")
@@ -63,6 +65,26 @@ class UploadResponse(_message.Message):
     size_bytes: int
     deduplicated: bool
     def __init__(self, sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., deduplicated: _Optional[bool] = ...) -> None: ...
+
+class CheckArtifactRequest(_message.Message):
+    __slots__ = ("sha256", "name", "requires")
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REQUIRES_FIELD_NUMBER: _ClassVar[int]
+    sha256: str
+    name: str
+    requires: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, sha256: _Optional[str] = ..., name: _Optional[str] = ..., requires: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CheckArtifactResponse(_message.Message):
+    __slots__ = ("runnable", "message", "requires")
+    RUNNABLE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REQUIRES_FIELD_NUMBER: _ClassVar[int]
+    runnable: bool
+    message: str
+    requires: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, runnable: _Optional[bool] = ..., message: _Optional[str] = ..., requires: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StartRunRequest(_message.Message):
     __slots__ = ("spec_json",)

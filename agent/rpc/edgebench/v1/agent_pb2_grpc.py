@@ -49,6 +49,11 @@ class AgentStub:
                 request_serializer=edgebench_dot_v1_dot_agent__pb2.UploadChunk.SerializeToString,
                 response_deserializer=edgebench_dot_v1_dot_agent__pb2.UploadResponse.FromString,
                 _registered_method=True)
+        self.CheckArtifact = channel.unary_unary(
+                '/edgebench.v1.Agent/CheckArtifact',
+                request_serializer=edgebench_dot_v1_dot_agent__pb2.CheckArtifactRequest.SerializeToString,
+                response_deserializer=edgebench_dot_v1_dot_agent__pb2.CheckArtifactResponse.FromString,
+                _registered_method=True)
         self.StartRun = channel.unary_unary(
                 '/edgebench.v1.Agent/StartRun',
                 request_serializer=edgebench_dot_v1_dot_agent__pb2.StartRunRequest.SerializeToString,
@@ -102,6 +107,14 @@ class AgentServicer:
 
     def Upload(self, request_iterator, context):
         """Client stream: the first message carries the header, later ones data.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckArtifact(self, request, context):
+        """Portability guard: can this artifact run on this board? Answers without
+        running or storing anything (push --check).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -162,6 +175,11 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.Upload,
                     request_deserializer=edgebench_dot_v1_dot_agent__pb2.UploadChunk.FromString,
                     response_serializer=edgebench_dot_v1_dot_agent__pb2.UploadResponse.SerializeToString,
+            ),
+            'CheckArtifact': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckArtifact,
+                    request_deserializer=edgebench_dot_v1_dot_agent__pb2.CheckArtifactRequest.FromString,
+                    response_serializer=edgebench_dot_v1_dot_agent__pb2.CheckArtifactResponse.SerializeToString,
             ),
             'StartRun': grpc.unary_unary_rpc_method_handler(
                     servicer.StartRun,
@@ -275,6 +293,33 @@ class Agent:
             '/edgebench.v1.Agent/Upload',
             edgebench_dot_v1_dot_agent__pb2.UploadChunk.SerializeToString,
             edgebench_dot_v1_dot_agent__pb2.UploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgebench.v1.Agent/CheckArtifact',
+            edgebench_dot_v1_dot_agent__pb2.CheckArtifactRequest.SerializeToString,
+            edgebench_dot_v1_dot_agent__pb2.CheckArtifactResponse.FromString,
             options,
             channel_credentials,
             insecure,
