@@ -227,3 +227,102 @@ def test_int8_litert_outputs_are_dequantized_before_comparison(cli, tmp_path):
     in_range = real.max() < (127 - outd["quantization"][1]) * out_scale
     assert o["cosine"] > 0.999 and (o["max_abs_err"] <= out_scale * 0.51 + 1e-6 or not in_range)
     assert res["runtime"]["name"] == "litert"
+
+
+# -- bad references: one line, exit 2, nothing stored --------------------------
+def _stored(db_url: str) -> list:
+    db = ResultsDB(db_url)
+    try:
+        return db.query(limit=100)
+    finally:
+        db.close()
+
+
+def test_bad_references_exit_2_with_one_line_and_nothing_stored(cli, cnn, tmp_path):
+    model, _, ref = cnn
+    with np.load(ref) as z:
+        good = {k: z[k] for k in z.files}
+    x, y = good["inputs/image"], good["outputs/logits"]
+    cases = {
+        "pickled": ({"inputs/image": np.array([object()], dtype=object), "outputs/logits": y}, "pickled"),
+        "text": ({"inputs/image": x, "outputs/logits": np.array(["a"] * 8)}, "not numeric"),
+        "wrong input name": ({"inputs/img": x, "outputs/logits": y}, "'img' is not a model input"),
+        "wrong shape": ({"inputs/image": x[:, :, :64], "outputs/logits": y}, "3x64x96 do not fit 1x3x96x96"),
+        "missing output": ({"inputs/image": x, "outputs/other": y}, "lacks model output(s) logits"),
+        "counts": ({"inputs/image": x, "outputs/logits": y[:5]}, "same number of samples"),
+        "output shape": ({"inputs/image": x, "outputs/logits": y[:, :7]}, "the reference has samples of 7"),
+    }
+    for label, (arrays, words) in cases.items():
+        path = tmp_path / f"{label}.npz"
+        np.savez(path, **arrays)
+        rc, out, err, res = cli("validate", str(model), "--reference", str(path))
+        lines = err.strip().splitlines()
+        assert rc == 2, (label, out, err)
+        assert len(lines) == 1 and lines[0].startswith("edgebench: error: ") and words in lines[0], (
+            label,
+            err,
+        )
+        assert res is None and "Traceback" not in out + err
+    assert _stored(cli.db) == []
+    rc, _, err, _ = cli("validate", str(model), "--reference", str(tmp_path / "absent.npz"))
+    assert rc == 2 and "reference file not found" in err
+    rc, _, err, _ = cli("validate", str(model), "--reference", str(ref), "--min-cosine", "x")
+    assert rc == 2 and "expected a number or OUTPUT=NUMBER" in err
+    rc, _, err, _ = cli("validate", str(model), "--reference", str(ref), "--boxes", "logits=xyxy,scor")
+    assert rc == 2 and "unknown column 'scor'" in err and _stored(cli.db) == []
+
+
+def test_an_outputs_only_reference_takes_its_inputs_beside_it(cli, cnn, tmp_path):
+    model, _, ref = cnn
+    with np.load(ref) as z:
+        np.savez(tmp_path / "x.npz", image=z["inputs/image"])
+        np.savez(tmp_path / "y.npz", logits=z["outputs/logits"])  # today's outputs-only layout
+    args = ("validate", str(model), "--reference", str(tmp_path / "y.npz"))
+    rc, out, _, res = cli(*args, "--inputs", str(tmp_path / "x.npz"), "--min-top1-agreement", "1")
+    assert rc == 0, out and res["validation"]["samples"] == 8
+    rc, _, err, _ = cli(*args)
+    assert rc == 2 and "holds no inputs" in err
+
+
+def test_a_per_output_gate_names_its_output_and_a_missing_metric_fails(cli, cnn):
+    model, coarse, ref = cnn
+    rc, _, _, res = cli("validate", str(coarse), "--reference", str(ref), "--min-cosine", "logits=0.5",
+                        "--max-nmse", "nope=1", "--min-mask-iou", "0.5")  # fmt: skip
+    assert rc == 3
+    g = {(x["name"], x["output"]): x for x in res["gates"]}
+    assert g[("min_cosine", "logits")]["passed"] is True
+    assert (
+        g[("max_nmse", "nope")]["passed"] is False and "no such output" in g[("max_nmse", "nope")]["message"]
+    )
+    # logits are class scores, not a probability map: mask IoU does not apply, and the gate says so
+    assert (
+        g[("min_mask_iou", "*")]["passed"] is False
+        and "no output has this metric" in g[("min_mask_iou", "*")]["message"]
+    )
+
+
+PLUGIN = """
+import numpy as np
+
+def margin(outputs, reference, inputs):
+    got, want = outputs["logits"], reference["logits"]
+    assert got.shape == want.shape and inputs["image"].shape[0] == got.shape[0]
+    top = np.sort(got, axis=1)
+    return {"mean_margin": float(np.mean(top[:, -1] - top[:, -2])), "samples": got.shape[0]}
+"""
+
+
+def test_a_metric_plugin_gets_the_device_outputs_and_its_numbers_gate(cli, cnn, tmp_path):
+    model, _, ref = cnn
+    (tmp_path / "myplugin.py").write_text(PLUGIN)
+    plugin = f"{tmp_path / 'myplugin.py'}:margin"
+    rc, out, _, res = cli("validate", str(model), "--reference", str(ref), "--metric-plugin", plugin,
+                          "--plugin-gate", "samples>=8", "--plugin-gate", "mean_margin<=-1")  # fmt: skip
+    assert rc == 3, out
+    v = res["validation"]
+    assert v["plugin"]["samples"] == 8.0 and v["plugin"]["mean_margin"] > 0 and v["passed"] is False
+    checks = {g["metric"]: g["passed"] for g in v["gates"] if g["name"] == "plugin"}
+    assert checks == {"samples": True, "mean_margin": False}
+    assert "plugin mean_margin = " in out
+    rc, _, err, _ = cli("validate", str(model), "--reference", str(ref), "--metric-plugin", "nosuchmodule:f")
+    assert rc == 2 and "--metric-plugin nosuchmodule" in err
