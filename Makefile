@@ -19,6 +19,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
+	# real pretrained models for tests and the demo: the PP-OCR detector,
+	# classifier and recogniser inside this wheel (its OpenCV deps are not needed)
+	$(BIN)/python -m pip install -q --no-deps 'rapidocr-onnxruntime==1.4.4'
 	touch $@
 
 # ONNX Runtime's OpenVINO EP replaces the onnxruntime distribution, so it lives

@@ -1,0 +1,77 @@
+"""validate on the device, not the host: through ONNX Runtime's OpenVINO EP in
+its own venv (.venv-openvino's `edgebench-agent serve`), against a reference
+computed on the host's CPU EP. The real PP-OCR detector and the project's CNN."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import ROOT, spawn_agent
+
+from controller.cli import main
+from controller.data import text_images
+from controller.models import onnx_cnn, ppocr
+
+OV_AGENT = ROOT / ".venv-openvino" / "bin" / "edgebench-agent"
+
+pytestmark = [
+    pytest.mark.openvino,
+    pytest.mark.skipif(not OV_AGENT.exists(), reason=".venv-openvino (onnxruntime-openvino) is missing"),
+]
+
+
+@pytest.fixture(scope="module")
+def ov_agent(tmp_path_factory):
+    ap = spawn_agent(tmp_path_factory.mktemp("ov") / "state", agent_bin=OV_AGENT)
+    yield ap
+    ap.stop()
+
+
+def _validate(ov_agent, tmp_path, model, ref, *opts: str) -> tuple[int, dict]:
+    out = tmp_path / "r.json"
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    rc = main(["validate", str(model), "--reference", str(ref), "--agent", ov_agent.address, "--quiet",
+               "--no-telemetry", "--db", db, "--json", str(out), *opts])  # fmt: skip
+    return rc, json.loads(out.read_text())
+
+
+def test_the_cnn_validates_through_the_openvino_ep(ov_agent, tmp_path):
+    model = onnx_cnn.tiny_cnn(tmp_path / "cnn.onnx")
+    np.savez(
+        tmp_path / "x.npz", image=np.random.default_rng(5).standard_normal((6, 3, 96, 96)).astype(np.float32)
+    )
+    assert (
+        main(
+            ["reference", str(model), "--inputs", str(tmp_path / "x.npz"), "--out", str(tmp_path / "ref.npz")]
+        )
+        == 0
+    )
+    rc, res = _validate(ov_agent, tmp_path, model, tmp_path / "ref.npz", "--provider", "openvino",
+                        "--min-cosine", "0.999", "--min-top1-agreement", "1")  # fmt: skip
+    assert rc == 0, res.get("error")
+    assert res["runtime"]["providers"][0] == "OpenVINOExecutionProvider"
+    p = res["placement"]
+    assert p["nodes_by_device"].get("OpenVINO", 0) > 0 and p["accelerated_nodes"] > 0
+    (o,) = res["validation"]["outputs"]
+    # OpenVINO's CPU plugin computes differently from ORT's MLAS: close, not identical
+    assert 0.999 <= o["cosine"] < 1.0 or o["max_abs_err"] > 0
+    assert res["validation"]["passed"] is True and res["validation"]["samples"] == 6
+
+
+@pytest.mark.skipif(ppocr.models_dir() is None, reason="the rapidocr-onnxruntime wheel is missing")
+def test_the_text_detector_keeps_its_mask_on_openvino(ov_agent, tmp_path):
+    model = ppocr.model_path(ppocr.DETECTOR)
+    np.savez(tmp_path / "x.npz", x=text_images.to_detector_input(text_images.pages(3, seed=40)))
+    assert (
+        main(
+            ["reference", str(model), "--inputs", str(tmp_path / "x.npz"), "--out", str(tmp_path / "ref.npz")]
+        )
+        == 0
+    )
+    rc, res = _validate(ov_agent, tmp_path, model, tmp_path / "ref.npz", "--provider", "openvino",
+                        "--min-mask-iou", "0.9", "--min-cosine", "0.99")  # fmt: skip
+    assert rc == 0, res.get("error")
+    (o,) = res["validation"]["outputs"]
+    assert o["mask_iou_min"] >= 0.9 and res["placement"]["nodes_by_device"].get("OpenVINO", 0) > 0
