@@ -13,7 +13,7 @@ from emulators.ppk2 import Ppk2Emulator, encode_words, metadata_text
 from emulators.waveform import Spike, Waveform
 
 from agent.power.capture import Capture
-from agent.power.ppk2 import DEFAULT_CAL, Ppk2Decoder, parse_metadata
+from agent.power.ppk2_stream import DEFAULT_CAL, Ppk2Decoder, parse_metadata
 from agent.runs.files import load_trace
 from agent.spec import MeterSpec
 

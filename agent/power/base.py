@@ -168,6 +168,21 @@ def close_port(ser: Any) -> None:
         pass
 
 
+class SerialMeter:
+    """What the serial meters share: a pyserial port in ``_ser``, closed once
+    and forgotten, and no stop command unless the meter has one (a streamer
+    that sends on its own, or a meter polled per read, has nothing to stop)."""
+
+    _ser: Any = None
+
+    def stop(self) -> None:
+        return None
+
+    def close(self) -> None:
+        close_port(self._ser)
+        self._ser = None
+
+
 def purge_input(ser: Any) -> str | None:
     """Drop what the port queued before the run: best effort. None, or why not.
 

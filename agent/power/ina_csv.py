@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.power.base import Block, Options, close_port, empty_block, open_port, purge_input, read_available
+from agent.power.base import Block, Options, SerialMeter, empty_block, open_port, purge_input, read_available
 
 WRAP = 1 << 32
 _MAX_JUMP_US = 10_000_000  # a bigger step between two lines needs the next line to confirm it
@@ -174,7 +174,7 @@ class InaCsvParser:
         return int(np.rint(gaps / p).sum() - gaps.shape[0]) if gaps.shape[0] else 0
 
 
-class InaCsvMeter:
+class InaCsvMeter(SerialMeter):
     kind = "ina-csv"
     host_clock = False
 
@@ -200,13 +200,6 @@ class InaCsvMeter:
 
     def flush(self) -> Block:
         return empty_block()  # nothing is held back
-
-    def stop(self) -> None:
-        pass
-
-    def close(self) -> None:
-        close_port(self._ser)
-        self._ser = None
 
     def info(self) -> dict[str, Any]:
         p = self.parser

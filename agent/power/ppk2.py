@@ -8,16 +8,13 @@ Profiler and the ppk2-api-python project):
   RegulatorSet 0x0D <mV hi> <mV lo>, DeviceRunningSet 0x0C <0|1>;
 - GetMetadata answers ``key: value`` text lines with the calibration, ending
   in ``END``;
-- streaming at 100 kS/s, each sample a little-endian uint32: ADC value bits
-  0-13, measurement range bits 14-16, a 6-bit counter bits 18-23, the 8
-  digital channels bits 24-31. The counter steps by one per sample, so a jump
-  is samples lost on the link (modulo 64: see Ppk2Decoder for longer runs).
+- streaming at 100 kS/s, each sample a little-endian uint32, decoded by
+  ``ppk2_stream.py``.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
 from typing import Any
 
 import numpy as np
@@ -28,12 +25,13 @@ from agent.power.base import (
     Block,
     MeterGone,
     Options,
-    close_port,
+    SerialMeter,
     empty_block,
     open_port,
     purge_input,
     read_available,
 )
+from agent.power.ppk2_stream import Ppk2Decoder, parse_metadata
 
 OP_AVERAGE_START = 0x06
 OP_AVERAGE_STOP = 0x07
@@ -44,336 +42,8 @@ OP_GET_METADATA = 0x19
 MODE_AMPERE = 1
 MODE_SOURCE = 2
 
-ADC_MULT = 1.8 / 163840  # volts per ADC step (the ADC value is scaled by 4 first)
-N_RANGES = 5
-COUNTER_MASK = 0x3F
-SAMPLE_PERIOD_NS = 10_000  # 100 kS/s
-# Uncalibrated defaults (nominal shunt resistors per range), used for keys the
-# metadata lacks.
-DEFAULT_CAL: dict[str, list[float]] = {
-    "R": [1031.64, 101.65, 10.15, 0.94, 0.043],
-    "GS": [1.0] * 5,
-    "GI": [1.0] * 5,
-    "O": [0.0] * 5,
-    "S": [0.0] * 5,
-    "I": [0.0] * 5,
-    "UG": [1.0] * 5,
-}
 
-
-def parse_metadata(text: str) -> dict[str, Any]:
-    """``key: value`` lines up to ``END`` -> {"cal": {R: [5], ...}, "calibrated", "hw", "ia", ...}."""
-    cal = {k: list(v) for k, v in DEFAULT_CAL.items()}
-    meta: dict[str, Any] = {}
-    for line in text.splitlines():
-        key, sep, val = line.partition(":")
-        key = key.strip()
-        val = val.strip()
-        if key == "END":
-            break
-        if not sep:
-            continue
-        base, digit = key[:-1], key[-1:]
-        if base in cal and digit.isdigit() and int(digit) < N_RANGES:
-            try:
-                f = float(val)
-            except ValueError:
-                continue
-            if base == "R" and f == 0.0:  # some units ship a zero resistor: keep the nominal
-                continue
-            cal[base][int(digit)] = f
-        else:
-            meta[key.lower()] = val
-    meta["cal"] = cal
-    return meta
-
-
-def logic_bits(words: np.ndarray) -> np.ndarray:
-    """The 8 digital channels (D0-D7) of each sample."""
-    return ((words >> 24) & 0xFF).astype(np.uint8)
-
-
-def decode(words: np.ndarray, cal: dict[str, list[float]], vdd_v: float) -> tuple[np.ndarray, np.ndarray]:
-    """uint32 samples -> (current in A, counter). The per-range calibration:
-    x = (4*adc - O) * ADC_MULT / R;  I = UG * (x * (GS*x + GI) + S*vdd + Iofs)."""
-    adc = (words & 0x3FFF).astype(np.float64) * 4.0
-    rng = np.minimum((words >> 14) & 0x7, N_RANGES - 1).astype(np.intp)
-    counter = ((words >> 18) & COUNTER_MASK).astype(np.int64)
-    c = {k: np.asarray(v, dtype=np.float64)[rng] for k, v in cal.items()}
-    x = (adc - c["O"]) * (ADC_MULT / c["R"])
-    amps = c["UG"] * (x * (c["GS"] * x + c["GI"]) + (c["S"] * vdd_v + c["I"]))
-    return amps.astype(np.float32), counter
-
-
-# Sample loss. The 6-bit counter names a lost run only modulo 64: 64 lost
-# samples look like none, 65 like one. Nordic's nRF Connect Power Profiler
-# (pc-nrfconnect-ppk, serialDevice) reads the counter the same way and also
-# lets up to 4 samples carry an unexpected counter before it calls it loss.
-# Runs of 64 and more are found here from the host clock: each read's newest
-# sample is compared with the receive time, against the lowest such lag seen
-# before (receive latency only adds to it), and the lag no counter accounts for
-# is rounded to whole runs of 64.
-TOLERATE = 4  # samples with an unexpected counter before it counts as loss
-RUN = 3  # counter steps of one that confirm a resumed sequence or an alignment
-HALF_WRAP = 32  # samples: a lag beyond this, unexplained by the counter, may be a lost run of 64
-LAG_WINDOW_NS = 2_000_000_000  # the lowest lag is taken over this much host time
-LARGE_LAG_NS = 2_000_000  # more than any USB or scheduling jitter: hold the read and confirm
-CONFIRM_NS = 100_000_000  # a held read is settled by the lowest lag over this long...
-CONFIRM_READS = 12  # ...and at least this many reads (pyserial reads come ~20 a second)
-SETTLE_READS = 8  # reads before the lowest lag is trusted (the first ones after start vary)
-CREEP_NS = 250_000_000  # a lag above HALF_WRAP on every read this long: a run of 64 with no counter trace
-CREEP_READS = 32  # (each read is above HALF_WRAP by jitter about half the time)
-
-
-class _MinWindow:
-    """The minimum of (t, value) pairs over a sliding window of t, never empty once fed."""
-
-    def __init__(self, span_ns: int) -> None:
-        self.span_ns = span_ns
-        self._q: deque[tuple[int, int]] = deque()
-
-    def push(self, t: int, v: int) -> None:
-        while self._q and self._q[-1][1] >= v:
-            self._q.pop()
-        self._q.append((t, v))
-        while len(self._q) > 1 and self._q[0][0] < t - self.span_ns:
-            self._q.popleft()
-
-    def min(self) -> int | None:
-        return self._q[0][1] if self._q else None
-
-
-def _steps_by_one(counter: np.ndarray) -> bool:
-    return bool(np.all(((counter[1:] - counter[:-1]) & COUNTER_MASK) == 1))
-
-
-class Ppk2Decoder:
-    """Byte stream -> samples with gap-aware sample indices (the PPK2's clock).
-
-    ``feed(data, t_rx_ns)``: ``t_rx_ns`` is the host time the bytes arrived;
-    without it only the counter finds lost samples. A read that shows a lost
-    run (a counter jump, or a lag far beyond jitter) is held until later
-    reads settle how many runs of 64 it hides: its samples come out a little
-    later, with the right indices."""
-
-    def __init__(self, cal: dict[str, list[float]], vdd_v: float, period_ns: int = SAMPLE_PERIOD_NS) -> None:
-        self.cal = cal
-        self.vdd_v = vdd_v
-        self.period_ns = period_ns
-        self._buf = b""
-        self._expect: int | None = None  # the counter the next sample should carry; None: not aligned
-        self._relock_from: int | None = None  # the expected counter when alignment was lost
-        self._next_index = 0
-        self.samples = 0
-        self.dropped = 0
-        self._dropped_out = 0  # of `dropped`, how much went out with blocks
-        self.garbage = 0  # bytes skipped to find the 4-byte alignment again
-        self._garbage_out = 0
-        self.resyncs = 0
-        self.out_of_order = 0  # samples kept in place despite an unexpected counter
-        self.wrap_runs = 0  # lost runs of 64 found from the host clock
-        self.logic_seen = 0  # OR of the digital channels: which ones ever went high
-        self.logic_edges = 0  # channel changes between consecutive samples
-        self._last_logic: int | None = None
-        self._lag = _MinWindow(LAG_WINDOW_NS)
-        self._lag_reads = 0
-        self._held: list[tuple[np.ndarray, np.ndarray]] = []
-        self._hold: dict[str, int] | None = None
-        self._creep: list[tuple[int, int]] = []
-
-    # -- bytes -> aligned words ----------------------------------------------
-    def _walk(self, final: bool = False) -> tuple[np.ndarray, np.ndarray, int | None]:
-        """Decode the aligned words in the buffer: (words, indices, output
-        position of the first counter gap or None). Keeps what cannot be
-        settled yet (a tail too short to tell loss from a stray counter),
-        unless ``final``: then an odd counter there counts as loss."""
-        buf = self._buf
-        pos = 0
-        words: list[np.ndarray] = []
-        index: list[np.ndarray] = []
-        first_gap: int | None = None
-        n_out = 0
-
-        def take(w: np.ndarray) -> None:
-            nonlocal n_out
-            index.append(self._next_index + np.arange(w.shape[0], dtype=np.int64))
-            words.append(w)
-            self._next_index += w.shape[0]
-            n_out += w.shape[0]
-
-        def lost(n: int) -> None:
-            nonlocal first_gap
-            if n:
-                self._next_index += n
-                self.dropped += n
-                if first_gap is None:
-                    first_gap = n_out
-
-        while True:
-            n = (len(buf) - pos) // 4
-            if n == 0:
-                break
-            w = np.frombuffer(buf, dtype="<u4", count=n, offset=pos)
-            c = ((w >> 18) & COUNTER_MASK).astype(np.int64)
-            if self._expect is None:
-                # not aligned (start, or after a stray byte): the first byte
-                # offset whose counters step by one
-                if n < RUN + 1:
-                    break
-                if not _steps_by_one(c[: RUN + 1]):
-                    pos += 1
-                    self.garbage += 1
-                    continue
-                if self._relock_from is not None:
-                    lost((int(c[0]) - self._relock_from) & COUNTER_MASK)
-                    self._relock_from = None
-                self._expect = int(c[0])
-            bad = np.flatnonzero(c != (self._expect + np.arange(n)) & COUNTER_MASK)
-            k = int(bad[0]) if bad.shape[0] else n
-            if k:
-                take(w[:k])
-                self._expect = (self._expect + k) & COUNTER_MASK
-                pos += 4 * k
-            if k == n:
-                break
-            need = TOLERATE + RUN + 1
-            exp = self._expect
-            if n - k < need:
-                if not final:
-                    break  # not enough after the odd counter to tell what it is
-                lost((int(c[k]) - exp) & COUNTER_MASK)
-                self._expect = int(c[k])
-                continue
-            cc = c[k : k + need]
-            # a few samples with unexpected counters, then the sequence resumes
-            # where it would have: counter errors, not loss (as Nordic's app)
-            resume = next(
-                (
-                    j
-                    for j in range(1, TOLERATE + 1)
-                    if all(cc[j + r] == (exp + j + r) & COUNTER_MASK for r in range(RUN))
-                ),
-                None,
-            )
-            if resume is not None:
-                take(w[k : k + resume])
-                self.out_of_order += resume
-                self._expect = (exp + resume) & COUNTER_MASK
-                pos += 4 * resume
-                continue
-            if _steps_by_one(cc[: RUN + 1]):  # a new sequence: samples were lost
-                lost((int(cc[0]) - exp) & COUNTER_MASK)
-                self._expect = int(cc[0])
-                continue
-            # neither: the words are misaligned (a byte too many or too few)
-            self.resyncs += 1
-            self._relock_from = exp
-            self._expect = None
-        self._buf = buf[pos:]
-        if not words:
-            return np.empty(0, np.uint32), np.empty(0, np.int64), first_gap
-        return np.concatenate(words), np.concatenate(index), first_gap
-
-    # -- host clock check ------------------------------------------------------
-    def _timed(
-        self, idx: np.ndarray, words: np.ndarray, gap_at: int | None, t_rx: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Apply the host-clock check to one read; what may go out now."""
-        lag = t_rx - int(idx[-1]) * self.period_ns
-        base = self._lag.min() if self._lag_reads >= SETTLE_READS else None
-        excess = 0 if base is None else lag - base
-        hold = self._hold
-        if hold is not None:
-            self._held.append((idx, words))
-            hold["reads"] += 1
-            hold["min"] = min(hold["min"], excess)
-            hold["t_rx"], hold["lag"] = t_rx, lag
-            if t_rx - hold["t0"] < CONFIRM_NS or hold["reads"] < CONFIRM_READS:
-                return idx[:0], words[:0]
-            return self._settle()
-        beyond = base is not None and excess > HALF_WRAP * self.period_ns
-        if beyond and (gap_at is not None or excess > LARGE_LAG_NS):
-            self._hold = {"t0": t_rx, "reads": 1, "min": excess, "at": gap_at or 0, "t_rx": t_rx, "lag": lag}
-            self._held = [(idx, words)]
-            return idx[:0], words[:0]
-        # no counter trace, a small lag that does not go away: a run of 64
-        # lost between reads (found late; the samples since keep the old count)
-        if beyond:
-            self._creep.append((t_rx, excess))
-            if t_rx - self._creep[0][0] >= CREEP_NS and len(self._creep) >= CREEP_READS:
-                lag -= self._lost_runs(min(e for _, e in self._creep)) * self.period_ns
-                self._creep = []
-        else:
-            self._creep = []
-        self._push_lag(t_rx, lag)
-        return idx, words
-
-    def _lost_runs(self, excess_ns: int) -> int:
-        """Count the runs of 64 an unexplained lag stands for; the samples they add."""
-        # both lowest lags (before, and over the reads since) sit a little above
-        # the true lowest latency: round to the nearest run
-        extra = 64 * ((excess_ns + HALF_WRAP * self.period_ns) // (64 * self.period_ns))
-        self._next_index += extra
-        self.dropped += extra
-        self.wrap_runs += extra // 64
-        return extra
-
-    def _settle(self, confirmed: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Release the held reads, the runs of 64 their lowest lag shows added
-        at the gap; unconfirmed (too few reads yet), the counter's count stands."""
-        hold = self._hold
-        assert hold is not None
-        idx = np.concatenate([i for i, _ in self._held])
-        words = np.concatenate([w for _, w in self._held])
-        extra = self._lost_runs(hold["min"]) if confirmed else 0
-        idx[hold["at"] :] += extra
-        self._held = []
-        self._hold = None
-        self._push_lag(hold["t_rx"], hold["lag"] - extra * self.period_ns)
-        return idx, words
-
-    def _push_lag(self, t_rx: int, lag: int) -> None:
-        self._lag.push(t_rx, lag)
-        self._lag_reads += 1
-
-    def flush(self) -> Block:
-        """What is still held back (at stop): held reads, which too few reads
-        followed to tell a lost run of 64 from a late read (the counter's count
-        stands), and the undecided tail of the stream."""
-        idx, words = np.empty(0, np.int64), np.empty(0, np.uint32)
-        if self._hold is not None:
-            idx, words = self._settle(confirmed=False)
-        tail_words, tail_idx, _ = self._walk(final=True)
-        return self._emit(np.concatenate([idx, tail_idx]), np.concatenate([words, tail_words]))
-
-    def feed(self, data: bytes, t_rx_ns: int | None = None) -> Block:
-        self._buf += data
-        words, idx, gap_at = self._walk()
-        if t_rx_ns is not None and idx.shape[0]:
-            idx, words = self._timed(idx, words, gap_at, t_rx_ns)
-        return self._emit(idx, words)
-
-    def _emit(self, idx: np.ndarray, words: np.ndarray) -> Block:
-        n = int(idx.shape[0])
-        dropped = self.dropped - self._dropped_out if n else 0
-        garbage = self.garbage - self._garbage_out
-        self._dropped_out += dropped
-        self._garbage_out = self.garbage
-        if n == 0:
-            return Block(np.empty(0, np.int64), np.empty(0, np.float32), garbage=garbage)
-        amps, _ = decode(words, self.cal, self.vdd_v)
-        logic = logic_bits(words)
-        self.logic_seen |= int(np.bitwise_or.reduce(logic))
-        edges = int(np.count_nonzero(np.diff(logic)))
-        if self._last_logic is not None and int(logic[0]) != self._last_logic:
-            edges += 1
-        self.logic_edges += edges
-        self._last_logic = int(logic[-1])
-        self.samples += n
-        return Block(t_dev_ns=idx * self.period_ns, current_a=amps, dropped=dropped, garbage=garbage)
-
-
-class Ppk2Meter:
+class Ppk2Meter(SerialMeter):
     kind = "ppk2"
     host_clock = False
 
@@ -447,10 +117,6 @@ class Ppk2Meter:
             self._write(OP_AVERAGE_STOP)
         except MeterGone:
             pass
-
-    def close(self) -> None:
-        close_port(self._ser)
-        self._ser = None
 
     def info(self) -> dict[str, Any]:
         d = self.decoder

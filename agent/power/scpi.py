@@ -22,14 +22,14 @@ import numpy as np
 
 from agent.clock import now_ns
 from agent.errors import BadInput
-from agent.power.base import Block, MeterGone, Options, close_port, empty_block, open_port, purge_input
+from agent.power.base import Block, MeterGone, Options, SerialMeter, empty_block, open_port, purge_input
 
 _NUM = re.compile(rb"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 # Keysight reports overload as +9.9E+37
 _OVERLOAD = 9.0e37
 
 
-class ScpiMeter:
+class ScpiMeter(SerialMeter):
     kind = "scpi"
     host_clock = True
 
@@ -134,13 +134,6 @@ class ScpiMeter:
 
     def flush(self) -> Block:
         return empty_block()  # nothing is held back
-
-    def stop(self) -> None:
-        pass
-
-    def close(self) -> None:
-        close_port(self._ser)
-        self._ser = None
 
     def info(self) -> dict[str, Any]:
         return {
