@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import grpc
 import numpy as np
 import pytest
 
@@ -70,16 +69,6 @@ def test_a_soak_result_plots_its_own_windows_once(board_agent, push, tiny_onnx_m
     assert tp["label"] == "inferences/s (window)" and len(tp["y"]) == len(windows) >= 3
     assert tp["y"] == [series._r(w["throughput_ips"]) for w in windows]
     assert "soak_windows" not in res  # the worker's copy is not carried beside the enriched one
-
-
-def test_a_validate_run_is_refused_until_it_is_implemented(agent, push, tiny_onnx_model):
-    sha = push(agent.stub, tiny_onnx_model)
-    spec = {"kind": "validate", "model_sha256": sha, "reference_sha256": sha}
-    with pytest.raises(grpc.RpcError) as err:
-        agent.stub.StartRun(pb.StartRunRequest(spec_json=json.dumps(spec)))
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "validate" in err.value.details() and "not implemented" in err.value.details()
-    assert list((agent.state_dir / "runs").iterdir()) == []  # nothing stored
 
 
 def test_the_current_envelope_keeps_every_peak_at_any_length():
