@@ -100,6 +100,40 @@ class ResultsDB:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
+    def baseline(
+        self,
+        model_sha256: str,
+        label: tuple[str, str | None],
+        hostname: str | None,
+        board: str | None,
+        before: tuple[float, str] | None = None,
+    ) -> dict | None:
+        """The newest completed run of this model on this board (agent hostname
+        and board) that carries ``label`` (key, value; value None: any value),
+        and, with ``before`` = (created, run_id), was created before that run."""
+        key, value = label
+        q = (
+            sa.select(runs.c.run_id, runs.c.created, runs.c.result_json)
+            .where(runs.c.model_sha256 == model_sha256, runs.c.status == "completed")
+            .order_by(runs.c.created.desc(), runs.c.run_id.desc())
+        )
+        if before is not None:
+            created, run_id = before
+            q = q.where(
+                sa.or_(runs.c.created < created, sa.and_(runs.c.created == created, runs.c.run_id < run_id))
+            )
+        with self.engine.connect() as conn:
+            for r in conn.execute(q):
+                # labels and the board live in the JSON: filtered here, portable across dialects
+                doc = json.loads(r.result_json)
+                labels = doc.get("labels") or {}
+                agent = doc.get("agent") or {}
+                if key not in labels or (value is not None and str(labels[key]) != value):
+                    continue
+                if agent.get("hostname") == hostname and agent.get("board") == board:
+                    return doc
+        return None
+
 
 def row_of(result: dict, agent: str = "") -> dict[str, Any]:
     lat = result.get("latency_ms") or {}
