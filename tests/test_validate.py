@@ -326,3 +326,17 @@ def test_a_metric_plugin_gets_the_device_outputs_and_its_numbers_gate(cli, cnn, 
     assert "plugin mean_margin = " in out
     rc, _, err, _ = cli("validate", str(model), "--reference", str(ref), "--metric-plugin", "nosuchmodule:f")
     assert rc == 2 and "--metric-plugin nosuchmodule" in err
+
+
+def test_a_reference_over_the_agent_quota_is_refused_in_one_line(agent_factory, cnn, tmp_path, capsys):
+    model, _, ref = cnn
+    small = agent_factory(
+        artifact_quota=model.stat().st_size + 4096
+    )  # the model fits, the reference does not
+    db = f"sqlite:///{tmp_path / 'q.db'}"
+    rc = main(
+        ["validate", str(model), "--reference", str(ref), "--agent", small.address, "--quiet", "--db", db]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "quota" in err[0], err
+    assert list((small.state_dir / "runs").iterdir()) == [] and _stored(db) == []
