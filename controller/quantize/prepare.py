@@ -1,0 +1,94 @@
+"""A float ONNX model made ready for ONNX Runtime's static quantizer, on real
+models where ORT's own pre-processing breaks:
+
+- Constant nodes become initializers: quantize_static quantizes initializer
+  weights only, and exporters such as paddle2onnx (the PP-OCR models) emit
+  weights as Constant nodes, which would leave every weight in float.
+- ``quant_pre_process`` runs symbolic shape inference first; it fails on the
+  PP-OCR detector ("Incomplete symbolic shape inference") and classifier (an
+  assertion in ``_infer_Concat``). Then ONNX's own shape inference is used,
+  with one line saying so.
+- Per-channel weights need ``DequantizeLinear``'s ``axis``, which exists from
+  opset 13: an older model is converted with ONNX's version converter first.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from agent.errors import BadInput, one_line
+
+PER_CHANNEL_MIN_OPSET = 13
+
+
+def default_opset(model: object) -> int:
+    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)  # type: ignore[attr-defined]
+
+
+def constants_to_initializers(model: object) -> int:
+    """Move tensor-valued Constant nodes into the graph's initializers; returns how many."""
+    from onnx import numpy_helper
+
+    g = model.graph  # type: ignore[attr-defined]
+    keep, moved = [], 0
+    for node in g.node:
+        value = next((a.t for a in node.attribute if a.name == "value" and a.HasField("t")), None)
+        if node.op_type == "Constant" and not node.domain and value is not None and len(node.attribute) == 1:
+            arr = numpy_helper.to_array(value)
+            g.initializer.append(numpy_helper.from_array(arr, node.output[0]))
+            moved += 1
+        else:
+            keep.append(node)
+    del g.node[:]
+    g.node.extend(keep)
+    return moved
+
+
+def prepare(model_path: Path, per_channel: bool, say: Callable[[str], None]) -> Path:
+    """A pre-processed copy of the model in a temporary directory (kept for the
+    process's life), ready for quantize_static."""
+    import onnx
+    from onnxruntime.quantization import quant_pre_process
+
+    try:
+        model = onnx.load(str(model_path))
+    except Exception as exc:
+        raise BadInput(f"{model_path.name}: not a loadable ONNX model: {one_line(exc, 200)}") from None
+    moved = constants_to_initializers(model)
+    if moved:
+        say(f"note: {moved} Constant node(s) moved to initializers so their weights quantize")
+    opset = default_opset(model)
+    if per_channel and opset < PER_CHANNEL_MIN_OPSET:
+        from onnx import version_converter
+
+        try:
+            model = version_converter.convert_version(model, PER_CHANNEL_MIN_OPSET)
+        except Exception as exc:
+            raise BadInput(
+                f"per-channel quantization needs opset {PER_CHANNEL_MIN_OPSET}; converting opset {opset} "
+                f"failed: {one_line(exc, 200)}; quantize per tensor instead"
+            ) from None
+        say(f"note: opset {opset} -> {PER_CHANNEL_MIN_OPSET} (per-channel DequantizeLinear needs an axis)")
+    work = Path(tempfile.mkdtemp(prefix="edgebench-quant-"))
+    src, out = work / "in.onnx", work / "pre.onnx"
+    onnx.save(model, str(src))
+    # ORT's pre-processing logs every removed initializer; the user gets one line instead
+    quiet = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)
+    try:
+        try:
+            quant_pre_process(str(src), str(out))
+        except Exception as exc:  # ORT's symbolic shape inference: assertion or "incomplete"
+            why = one_line(exc, 80) or type(exc).__name__
+            say(f"note: symbolic shape inference failed ({why}); using ONNX shape inference")
+            try:
+                quant_pre_process(str(src), str(out), skip_symbolic_shape=True)
+            except Exception as exc2:
+                say(f"note: pre-processing failed ({one_line(exc2, 80)}); quantizing the model as loaded")
+                onnx.save(onnx.shape_inference.infer_shapes(model), str(out))
+    finally:
+        logging.getLogger().setLevel(quiet)
+    return out
