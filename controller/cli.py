@@ -12,11 +12,13 @@ from agent.errors import EXIT_BAD_INPUT, EXIT_RUN_FAILED, EdgebenchError, one_li
 from controller.commands import (
     bench,
     compare,
+    coverage,
     demo,
     fetch,
     info,
     placement,
     push,
+    quantize,
     reference,
     report,
     runs,
@@ -25,7 +27,22 @@ from controller.commands import (
 )
 
 # in `edgebench --help` order
-COMMANDS = (info, push, bench, placement, soak, validate, reference, runs, fetch, report, compare, demo)
+COMMANDS = (
+    info,
+    push,
+    bench,
+    placement,
+    soak,
+    validate,
+    reference,
+    quantize,
+    coverage,
+    runs,
+    fetch,
+    report,
+    compare,
+    demo,
+)
 
 
 class _Parser(argparse.ArgumentParser):

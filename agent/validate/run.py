@@ -24,6 +24,7 @@ from agent.load.loop import IterationLog
 from agent.runs import files
 from agent.runs.files import MEASURED, WARMUP
 from agent.runtimes.base import Runner
+from agent.runtimes.inputs import quantize as quantize_array
 from agent.spec import RunSpec, ValidateSpec
 from agent.stats import latency_summary_ms
 from agent.store.paths import locate_artifact
@@ -66,10 +67,25 @@ def validate_samples(
             raise BadInput(f"--boxes {name}: the model has no such output; outputs: {', '.join(names)}")
         layouts[name] = Layout.parse(text)
     quant = {o.name: o.quantization or vspec.output_quantization.get(o.name) for o in outs}
+    # a quantized model's integer inputs take float reference samples quantized with their own parameters
+    qin = {
+        i.name: (np.dtype(i.dtype), i.quantization)
+        for i in runner.input_specs()
+        if i.quantization is not None
+        and np.dtype(i.dtype).kind in "iu"
+        and ref.inputs[i.name].dtype.kind == "f"
+    }
+
+    def sample(k: int) -> Any:
+        arrays = ref.feeds(k, shapes)
+        for name, (dtype, (scale, zp)) in qin.items():
+            arrays[name] = quantize_array(arrays[name], dtype, scale, zp)
+        return runner.feeds(arrays)
+
     stats = {n: OutputStats(n) for n in names}
     kept: dict[str, list[np.ndarray]] = {n: [] for n in names} if vspec.keep_outputs else {}
 
-    first_feeds = runner.feeds(ref.feeds(0, shapes))
+    first_feeds = sample(0)
     first_run = getattr(runner, "first_run", runner.run)
     t0 = now_ns()
     first_run(first_feeds)  # cold: lazy allocation and kernel selection, timed apart
@@ -83,7 +99,7 @@ def validate_samples(
     next_progress = time.monotonic() + PROGRESS_S
     start = now_ns()
     for i in range(ref.samples):
-        feeds = first_feeds if i == 0 else runner.feeds(ref.feeds(i, shapes))
+        feeds = first_feeds if i == 0 else sample(i)
         a = now_ns()
         ys = runner.run(feeds)
         b = now_ns()
@@ -128,6 +144,7 @@ def validate_samples(
             "outputs": [s.summary() for s in stats.values()],
             "worst": worst,
             "dequantized": sorted(n for n, q in quant.items() if q is not None),
+            "quantized_inputs": sorted(qin),
             "outputs_kept": bool(kept),
         },
     )

@@ -116,11 +116,25 @@ class TFLiteGraph:
             codes[i] = oc
         m.operatorCodes = codes
         m.subgraphs = [sg]
+        # a serving_default signature, as TensorFlow's converter writes: tools
+        # that address a model by signature (ai-edge-quantizer) need one
+        sig = s.SignatureDefT()
+        sig.signatureKey, sig.subgraphIndex = "serving_default", 0
+        sig.inputs = [self._tensor_map(i) for i in self.inputs]
+        sig.outputs = [self._tensor_map(i) for i in self.outputs]
+        m.signatureDefs = [sig]
         m.buffers = self.buffers
         m.description = "edgebench"
         b = flatbuffers.Builder(1024)
         b.Finish(m.Pack(b), file_identifier=b"TFL3")
         return bytes(b.Output())
+
+    def _tensor_map(self, index: int) -> Any:
+        tm = self.s.TensorMapT()
+        name = self.tensors[index].name
+        tm.name = name.decode() if isinstance(name, bytes) else name
+        tm.tensorIndex = index
+        return tm
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)

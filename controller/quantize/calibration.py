@@ -10,7 +10,8 @@ The profile (``edgebench.calibration`` in the ONNX ``metadata_props``; a
 
     {schema, method, samples,
      inputs{NAME: {axis, mean[], std[], p01[], p50[], p99[], min, max}},  # per channel
-     activations{TENSOR: {min, max}}}                                      # the calibrated ranges
+     activations{TENSOR: {min, max, scale}},                               # the calibrated ranges
+     clamps{TENSOR: [lo|null, hi|null]}}   # a Relu/Clip the quantizer folded into TENSOR's range
 """
 
 from __future__ import annotations
@@ -106,19 +107,59 @@ def activation_ranges(model: object) -> dict[str, dict[str, float]]:
             continue  # per-axis activation scales are not something this pipeline writes
         info = np.iinfo(zp.dtype)
         s, z = float(scale.reshape(-1)[0]), float(zp.reshape(-1)[0])
-        out[n.input[0]] = {"min": (info.min - z) * s, "max": (info.max - z) * s}
+        out[n.input[0]] = {"min": (info.min - z) * s, "max": (info.max - z) * s, "scale": s}
     return out
 
 
-def profile(method: str, arrays: dict[str, np.ndarray], model: object) -> dict[str, Any]:
+def clamps(float_model: object) -> dict[str, list[float]]:
+    """Tensors a Relu or Clip produces in the float graph, with their bounds.
+    ORT's QDQ quantizer folds such an op into its output's quantization range
+    and drops it, so in the quantized graph the tensor holds the value before
+    the clamp: coverage applies the clamp before it counts clipping."""
+    from onnx import numpy_helper
+
+    g = float_model.graph  # type: ignore[attr-defined]
+    inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    consumers: dict[str, int] = {}
+    for n in g.node:
+        for i in n.input:
+            consumers[i] = consumers.get(i, 0) + 1
+    out: dict[str, list[float]] = {}
+    for n in g.node:
+        if n.op_type == "Relu":
+            out[n.output[0]] = [0.0, float("inf")]
+        elif n.op_type == "Clip":
+            lo, hi = -float("inf"), float("inf")
+            for a in n.attribute:  # opset < 11 keeps the bounds in attributes
+                lo = a.f if a.name == "min" else lo
+                hi = a.f if a.name == "max" else hi
+            if len(n.input) > 1 and n.input[1] in inits:
+                lo = float(inits[n.input[1]])
+            if len(n.input) > 2 and n.input[2] in inits:
+                hi = float(inits[n.input[2]])
+            out[n.output[0]] = [lo, hi]
+        else:
+            continue
+        # folded away, the clamp's input carries the range (and the clamp) in the quantized graph
+        if consumers.get(n.input[0]) == 1:
+            out[n.input[0]] = out[n.output[0]]
+    return out
+
+
+def profile(
+    method: str, arrays: dict[str, np.ndarray], model: object, float_model: object | None = None
+) -> dict[str, Any]:
     n = next(iter(arrays.values())).shape[0]
     return {
         "schema": SCHEMA,
         "method": method,
         "samples": int(n),
         "inputs": {k: input_profile(v) for k, v in arrays.items()},
-        "activations": activation_ranges(model),
-    }
+        "activations": activation_ranges(model) if model is not None else {},
+        # JSON has no infinity: an open bound is null
+        "clamps": {k: [None if abs(v) == float("inf") else v for v in b]
+                   for k, b in (clamps(float_model) if float_model is not None else {}).items()},
+    }  # fmt: skip
 
 
 def read_profile(model_path: Path) -> dict[str, Any] | None:

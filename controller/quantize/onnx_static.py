@@ -120,7 +120,7 @@ def quantize(
         raise RunFailed(f"ONNX Runtime's quantizer failed: {one_line(exc, 300)}") from None
     finally:
         tmp.unlink(missing_ok=True)
-    prof = calibration.profile(opts.method, {k: v[: reader.count] for k, v in cal.items()}, q)
+    prof = calibration.profile(opts.method, {k: v[: reader.count] for k, v in cal.items()}, q, model)
     del q.metadata_props[:]  # a re-quantized model carries only its new profile
     q.metadata_props.add(key=calibration.KEY, value=json.dumps(prof))
     onnx.save(q, str(out_path))
