@@ -9,7 +9,7 @@ PY310 ?= $(shell for p in $$(command -v python3.10) $$HOME/.pyenv/versions/3.10*
   "$$p" -c '' 2>/dev/null && echo "$$p" && break; done)
 BOARDVENV := .venv-py310
 BIN := $(VENV)/bin
-EXTRAS := onnx,litert,controller,postgres,jetson,dev
+EXTRAS := onnx,litert,controller,quantize,postgres,jetson,dev
 
 .PHONY: install demo test lint fmt protos check-protos bench clean openvino board310
 

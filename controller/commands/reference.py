@@ -121,13 +121,11 @@ def _tflite(model: Path, feeds: dict) -> dict:
     return _stack(outs)
 
 
-def run(args: argparse.Namespace) -> int:
+def write_reference(model: Path, feeds: dict, out: Path) -> dict:
+    """Run every sample through the float model on this host's CPU and save
+    REF.npz (``inputs/NAME``, ``outputs/NAME``); returns the outputs."""
     import numpy as np
 
-    model = Path(args.model)
-    if not model.is_file():
-        raise BadInput(f"model file not found: {args.model}")
-    feeds = _load_inputs(args.inputs)
     suffix = model.suffix.lower()
     if suffix == ".onnx":
         outs = _onnx(model, feeds)
@@ -135,11 +133,20 @@ def run(args: argparse.Namespace) -> int:
         outs = _tflite(model, feeds)
     else:
         raise BadInput(f"{model.name}: unknown model format (expected .onnx or .tflite)")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"{INPUT_PREFIX}{k}": v for k, v in feeds.items()}
     arrays.update({f"{OUTPUT_PREFIX}{k}": v for k, v in outs.items()})
-    with open(args.out, "wb") as f:
+    with open(out, "wb") as f:
         np.savez(f, **arrays)
+    return outs
+
+
+def run(args: argparse.Namespace) -> int:
+    model = Path(args.model)
+    if not model.is_file():
+        raise BadInput(f"model file not found: {args.model}")
+    feeds = _load_inputs(args.inputs)
+    outs = write_reference(model, feeds, Path(args.out))
     n = next(iter(outs.values())).shape[0] if outs else 0
     for name, v in outs.items():
         print(f"{name}: {v.dtype} {list(v.shape)}")

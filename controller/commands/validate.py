@@ -208,6 +208,27 @@ def _run_plugin(
     result["gates"] = list(result.get("gates") or []) + checks
 
 
+def _coverage(model: Path, ref: Path, extra: dict | None, result: dict) -> None:
+    """A model that carries a calibration profile (edgebench quantize) gets the
+    coverage line for the reference's inputs, as `edgebench coverage` prints it."""
+    try:
+        from controller.quantize.calibration import read_profile
+        from controller.quantize.coverage import coverage, line
+
+        if read_profile(model) is None:
+            return
+    except ImportError:  # the board-only install has no onnx to read the profile with
+        print("edgebench: note: coverage needs the onnx package (pip install 'edgebench[controller]')")
+        return
+    from agent.validate.reference import Reference, load_npz
+
+    r = Reference.from_arrays(load_npz(ref, str(ref)), extra)
+    rep = coverage(model, r.inputs)
+    kept = {k: rep[k] for k in ("clip_share", "warnings", "inputs")}
+    result.setdefault("validation", {})["coverage"] = kept
+    print(line(rep))
+
+
 def run(args: argparse.Namespace) -> int:
     model, ref = Path(args.model), Path(args.reference)
     if not model.is_file():
@@ -230,6 +251,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.plugin_gate:
         raise BadInput("--plugin-gate needs --metric-plugin")
     result, agent = execute(args, "validate", reference=str(ref), validation=vspec, after=after)
+    if result.get("status") == "completed":
+        _coverage(model, ref, extra, result)
     code = finish(args, result, agent)
     if not args.quiet and result.get("status") == "completed":
         print("next: edgebench report " + result["run_id"] + " --html report.html", file=sys.stderr)
