@@ -53,6 +53,10 @@ def check(soak: dict) -> None:
     assert (soak.get("headline") or {"verdict": v})["verdict"] == v
     if v == "insufficient":
         assert "held" not in s and "fell" not in s
+        if ratio is not None:
+            cold, sus = soak["cold_throughput_ips"], soak["sustained_throughput_ips"]
+            assert s.startswith("too few complete windows in ")
+            assert s.endswith(f"(cold {cold:.1f}, sustained {sus:.1f} ips)")
         return
 
     lead = re.match(r"throughput (held at|fell) (\d+)% (?:of cold )?\((\S+) → (\S+) ips\)", s)

@@ -116,7 +116,7 @@ def sentence(h: dict[str, Any]) -> str:
     sensors = h.get("sensors") or {}
     w, e = h.get("window"), h.get("event")
     if verdict == "insufficient":
-        return f"too few complete windows ({h['n_full']}) to judge: cold {ips} over {dur}"
+        return f"too few complete windows in {dur} to judge (cold {cold:.1f}, sustained {sus:.1f} ips)"
     if verdict in HELD:
         text = f"throughput held at {100 * ratio:.0f}% of cold ({ips}) over {dur}"
         if e:
