@@ -209,7 +209,6 @@ def analyze_soak(
     sus_ips = span_throughput(sustained, window_s)
     full = [w for w in recs if _dur(w, window_s) >= PARTIAL_WINDOW * window_s] or recs
     rates = [float(w["throughput_ips"]) for w in full]
-    ratio = (sus_ips / cold_ips) if cold_ips and sus_ips is not None else None
     stability = (min(rates) / max(rates)) if max(rates) > 0 else None
 
     end_s = float(recs[-1]["t_s"]) + _dur(recs[-1], window_s)
@@ -226,7 +225,7 @@ def analyze_soak(
     out.update(
         cold_throughput_ips=_r(cold_ips),
         sustained_throughput_ips=_r(sus_ips),
-        sustained_ratio=_r(ratio),
+        sustained_ratio=_r(headline["ratio"]),
         stability=_r(stability),
         time_to_throttle_s=events[0]["t_s"] if events else None,
         throttle_events=events,
