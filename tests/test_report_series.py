@@ -26,6 +26,7 @@ from controller.report.timeline import collect_series, series_of, timeline_png
 
 TIMELINE_ALT = "throughput, temperatures, clocks and power against time"
 CURRENT_ALT = "current against time"
+LATENCY_ALT = "latency distribution: CDF and histogram of the measured iterations"
 METER_HZ = 1000
 SPIKE_S, SPIKE_A, SPIKE_MS = 120.0, 0.9, 5.0
 
@@ -142,7 +143,8 @@ def test_report_from_the_db_alone_draws_the_timeline_and_the_current_draw(tmp_pa
     out = tmp_path / "report.html"
     assert main(["report", result["run_id"], "--db", url, "--html", str(out)]) == 0
     imgs, text = page(out)
-    assert set(imgs) == {TIMELINE_ALT, CURRENT_ALT}
+    # the run's iterations also draw the latency distribution
+    assert set(imgs) == {TIMELINE_ALT, CURRENT_ALT, LATENCY_ALT}
     assert all(png[:8] == b"\x89PNG\r\n\x1a\n" for png in imgs.values())
     h = int.from_bytes(imgs[TIMELINE_ALT][20:24], "big")
     assert h >= 800  # throughput, temperatures, clocks and power: four stacked panels
@@ -166,7 +168,7 @@ def test_a_result_without_a_current_series_has_no_current_draw(tmp_path):
     out = tmp_path / "report.html"
     assert main(["report", doc["run_id"], "--db", url, "--html", str(out)]) == 0
     imgs, text = page(out)
-    assert set(imgs) == {TIMELINE_ALT} and "Current draw" not in text
+    assert set(imgs) == {TIMELINE_ALT, LATENCY_ALT} and "Current draw" not in text
 
 
 def test_series_from_the_files_and_from_the_result_give_the_same_panels(tmp_path):
@@ -220,5 +222,5 @@ def test_a_damaged_capture_is_named_and_the_rest_of_the_report_stays(tmp_path):
     write_run_dir(run_dir, held)
     (run_dir / files.POWER_JSON).write_text('{"source": "ina-csv:fake", "segm')  # torn by a kill
     imgs, text = page(write_html(result, run_dir, tmp_path / "r.html"))
-    assert set(imgs) == {TIMELINE_ALT}
+    assert set(imgs) == {TIMELINE_ALT, LATENCY_ALT}
     assert "Current draw power capture unreadable:" in text and "Soak" in text

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 
+from rich.console import Console
+
 from controller.commands.soak import Cursor, SoakView, clocks_text
 
 
@@ -25,7 +27,7 @@ def test_plain_view_prints_one_line_per_window_with_hottest_zone_and_clocks():
     lines = out.getvalue().splitlines()
     assert lines[0] == "phase: measure"
     assert lines[2] == (
-        "window    2/6 t=   10.0s     17.25 ips p99 44.50 ms | tj 61.0 °C | cpu0 2202 gpu 1300 MHz"
+        "window    2/6 t=   10.0s     17.25 ips p99 44.50 ms | tj 61.0 °C | clocks cpu0 2202 gpu 1300 MHz"
     )
     assert clocks_text({}) == "clocks n/a"
 
@@ -43,6 +45,40 @@ def test_tty_view_renders_a_live_panel():
     text = out.getvalue()
     assert "throughput 25.00 ips" in text and "hottest tj 71.5 °C" in text and "gpu 816 MHz" in text
     assert "window 1/6" in text
+
+
+def recorded_tty_view(windows: list[dict], sample: dict | None = None, width: int = 100) -> list[str]:
+    """The rich view drawn on a recording console: the lines a person reads."""
+    console = Console(file=io.StringIO(), width=width, record=True)
+    with SoakView(duration_s=60, window_s=10, plain=False, console=console) as view:
+        view.on_phase("measure")
+        if sample:
+            view.on_sample(sample)
+        for w in windows:
+            view.on_window(w)
+    return console.export_text().splitlines()
+
+
+def test_tty_view_keeps_one_line_per_window_above_the_live_panel():
+    lines = recorded_tty_view([window(0), window(1, ips=17.25), window(2)])
+    history = [ln for ln in lines if ln.startswith("window ")]
+    assert history == [
+        "window    1/6 t=    0.0s     25.00 ips p99 44.50 ms | tj 60.0 °C | clocks cpu0 2202 gpu 1300 MHz",
+        "window    2/6 t=   10.0s     17.25 ips p99 44.50 ms | tj 61.0 °C | clocks cpu0 2202 gpu 1300 MHz",
+        "window    3/6 t=   20.0s     25.00 ips p99 44.50 ms | tj 62.0 °C | clocks cpu0 2202 gpu 1300 MHz",
+    ]
+    panel = lines[len(history) :]
+    assert panel[0] == "soak measure: 30/60 s, window 3/6"
+
+
+def test_tty_progress_bar_has_its_own_line_and_clocks_are_named_once():
+    bare = {"t_s": 0.0, "dur_s": 10.0, "throughput_ips": 25.0}  # a board with no sensors
+    for width in (40, 100):
+        lines = recorded_tty_view([bare], width=width)
+        bar = next(ln for ln in lines if "━" in ln)
+        assert "throughput" not in bar and bar.rstrip().endswith("17%")
+        assert "throughput 25.00 ips" in lines and "clocks n/a" in lines
+        assert not any("clocks clocks" in ln for ln in lines)
 
 
 def test_cursor_remembers_windows_and_never_repeats_a_seq(tmp_path):

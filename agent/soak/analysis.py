@@ -19,7 +19,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from agent.soak.attribution import attribute_drops, find_throttle_events, summary_sentence
+from agent.soak.attribution import attribute_drops, find_throttle_events
+from agent.soak.story import judge, sensors_seen, sentence
 
 # issue 4: cold = first minute (or first 10% of a shorter run), sustained =
 # last 5 minutes (or last 20%).
@@ -29,8 +30,6 @@ SUSTAINED_SPAN_S = 300.0
 SUSTAINED_FRACTION = 0.20
 # a window this far below cold counts as a drop to attribute
 DROP_THRESHOLD = 0.10
-# sustained/cold at or above this is "stable"
-STABLE_RATIO = 0.95
 # steady state: throughput changes less than this fraction across a trailing span
 STEADY_BAND = 0.03
 # a window shorter than this share of window_s (the tail) is left out of stability
@@ -199,6 +198,7 @@ def analyze_soak(
         "steady_state": steady_state([], window_s),
         "target_met": None,
         "verdict": "insufficient",
+        "headline": None,
         "summary": "no complete soak window was recorded",
     }
     if not recs:
@@ -209,7 +209,6 @@ def analyze_soak(
     sus_ips = span_throughput(sustained, window_s)
     full = [w for w in recs if _dur(w, window_s) >= PARTIAL_WINDOW * window_s] or recs
     rates = [float(w["throughput_ips"]) for w in full]
-    ratio = (sus_ips / cold_ips) if cold_ips else None
     stability = (min(rates) / max(rates)) if max(rates) > 0 else None
 
     end_s = float(recs[-1]["t_s"]) + _dur(recs[-1], window_s)
@@ -217,32 +216,28 @@ def analyze_soak(
     events = find_throttle_events(load_samples, recs, _expected_clocks(profile))
     attributions = attribute_drops(full, cold, cold_ips or 0.0, events, DROP_THRESHOLD)
 
+    duration_s = end_s - float(recs[0]["t_s"])
+    # one computation for the verdict and every figure the sentence cites
+    headline = judge(
+        cold_ips, sus_ips, events, attributions, len(full), duration_s, sensors_seen(recs, load_samples)
+    )
     target = soak_spec.get("target_ips")
     out.update(
         cold_throughput_ips=_r(cold_ips),
         sustained_throughput_ips=_r(sus_ips),
-        sustained_ratio=_r(ratio),
+        sustained_ratio=_r(headline["ratio"]),
         stability=_r(stability),
         time_to_throttle_s=events[0]["t_s"] if events else None,
         throttle_events=events,
         attributions=attributions,
         steady_state=steady_state(full, window_s),
         target_met=None if target is None or sus_ips is None else bool(sus_ips >= float(target)),
-        duration_s=_r(end_s - float(recs[0]["t_s"])),
+        duration_s=_r(duration_s),
+        verdict=headline["verdict"],
+        headline=headline,
+        summary=sentence(headline),
     )
-    out["verdict"] = _verdict(ratio, events, attributions, len(full))
-    out["summary"] = summary_sentence(out)
     return out
-
-
-def _verdict(ratio: float | None, events: list, attributions: list, n_full: int) -> str:
-    if ratio is None or n_full < 2:
-        return "insufficient"
-    if ratio >= STABLE_RATIO:
-        # clocks may have moved without costing throughput
-        return "throttling" if events else "stable"
-    caused = any(a.get("domain") for a in attributions)
-    return "throttled" if caused or events else "degraded"
 
 
 def _r(x: float | None, nd: int = 4) -> float | None:

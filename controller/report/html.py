@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import one_line
-from controller.report import power_plot, timeline
+from controller.report import latency_plot, power_plot, timeline
+from controller.report.terminal import VALIDATION_COLUMNS, num, status_text
 
 # the per-op table stops here (a big graph has thousands of nodes)
 MAX_NODE_ROWS = 500
@@ -34,6 +35,11 @@ def write_html(result: dict, run_dir: Path | None, out: Path) -> Path:
 def render_html(result: dict, run_dir: Path | None = None) -> str:
     series, source = timeline.series_of(result, run_dir)
     parts = [_head(result), _overview(result)]
+    latency = _latency_section(result, series, source)
+    if latency:
+        parts.append(latency)
+    if result.get("validation"):
+        parts.append(_validation_section(result["validation"]))
     soak = result.get("soak") or {}
     if soak:
         parts.append(_soak_section(soak))
@@ -55,6 +61,76 @@ def render_html(result: dict, run_dir: Path | None = None) -> str:
     parts.append(_agent_section(result.get("agent") or {}))
     parts.append("</main></body></html>\n")
     return "\n".join(parts)
+
+
+# the percentile table's rows: (label, latency_ms key)
+LATENCY_ROWS = (
+    ("min", "min"),
+    ("mean", "mean"),
+    ("std", "std"),
+    ("p50", "p50"),
+    ("p90", "p90"),
+    ("p95", "p95"),
+    ("p99", "p99"),
+    ("p99.9", "p999"),
+    ("max", "max"),
+)
+
+
+def _latency_section(result: dict, series: dict, source: str) -> str | None:
+    """The full percentile table (as the terminal has it, plus init and first
+    inference) and the CDF/histogram of every measured iteration."""
+    lat = result.get("latency_ms") or {}
+    png = latency_plot.latency_png(series, lat)
+    if not lat and png is None:
+        return None
+    body = ""
+    if lat:
+        rows = [[_e(label), _num(lat.get(key), 3)] for label, key in LATENCY_ROWS]
+        rows += [
+            ["init (model load)", _num(result.get("init_ms"), 1)],
+            ["first inference", _num(result.get("first_inference_ms"), 3)],
+        ]
+        body += _table(["", "ms"], rows, {1})
+    if png is not None:
+        n, _ = latency_plot.distribution(series) or (0, None)
+        body += _img(png, "latency distribution: CDF and histogram of the measured iterations")
+        note = f"{n} measured iterations; nearest-rank percentiles dashed. Series {source}."
+        body += f"<p class=muted>{_e(note)}</p>"
+    return _section("Latency", body)
+
+
+def _validation_section(val: dict) -> str:
+    """Per-output accuracy figures against the reference, and the gates on them."""
+    outs = val.get("outputs") or []
+    cols = [c for c in VALIDATION_COLUMNS if any(o.get(c[1]) is not None for o in outs)]
+    passed = val.get("passed") if val.get("gates") else None
+    verdict = {True: '<span class="good">passed</span>', False: '<span class="bad">FAILED</span>'}.get(
+        passed, "no gates"
+    )
+    body = f"<p>{_e(val.get('samples'))} sample(s) on the device: {verdict}</p>"
+    body += _table(
+        ["output"] + [c[0] for c in cols],
+        [[_e(o.get("name"))] + [_e(num(o.get(k), f)) for _, k, f in cols] for o in outs],
+        set(range(1, len(cols) + 1)),
+    )
+    gates = val.get("gates") or []
+    if gates:
+        body += "<h3>Gates</h3>" + _table(
+            ["gate", "output", "value", "threshold", "result"],
+            [
+                [
+                    _e(g.get("name")),
+                    _e(g.get("output")),
+                    _e(num(g.get("value"), ".4g")),
+                    _e(num(g.get("threshold"), "g")),
+                    '<span class="good">pass</span>' if g.get("passed") else '<span class="bad">FAIL</span>',
+                ]
+                for g in gates
+            ],
+            {2, 3},
+        )
+    return _section("Validation", body)
 
 
 def _current_section(result: dict, run_dir: Path | None) -> str | None:
@@ -129,10 +205,9 @@ def _head(result: dict) -> str:
 
 
 def _overview(result: dict) -> str:
-    status = result.get("status") or "unknown"
+    status, ok = status_text(result)
     gates = result.get("gates") or []
-    failed = [g for g in gates if not g.get("passed")]
-    cls = "good" if status == "completed" and not failed else "bad"
+    cls = "good" if ok else "bad"
     lat = result.get("latency_ms") or {}
     agent = result.get("agent") or {}
     model = result.get("model") or {}
@@ -265,6 +340,12 @@ def _placement_section(p: dict) -> str:
         ),
         ("fallback", '<span class="bad">yes</span>' if fb else '<span class="good">no</span>'),
     ]
+    # why the accelerator did not take the graph, as the terminal says it ("CUDA EP not in this build")
+    if p.get("dropped_providers"):
+        rows.append(("dropped providers", _e(", ".join(map(str, p["dropped_providers"])))))
+    reasons = p.get("fallback_reasons") or []
+    if reasons:
+        rows.append(("why", "<br>".join(f'<span class="bad">{_e(r)}</span>' for r in reasons)))
     body = _kv(rows)
     nodes = p.get("fallback_nodes") or []
     if nodes:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from controller.report.terminal import LAT_KEYS, num
+from controller.report.terminal import LAT_KEYS, VALIDATION_COLUMNS, num, status_text
+
+
+def _yes_no(x: object) -> str:
+    return "yes" if x else "no"
 
 
 def render(result: dict) -> str:
     m = result.get("model") or {}
     a = result.get("agent") or {}
+    status, ok = status_text(result)
+    # a failure is marked, so a gate that failed never reads as a plain "completed"
+    mark = "" if ok else " ❌"
     out = [
         f"# edgebench {result.get('kind', '')} `{result.get('run_id', '')}`",
         "",
-        f"- status: **{result.get('status')}**" + (f" ({result['error']})" if result.get("error") else ""),
+        f"- status: **{status}**{mark}" + (f" ({result['error']})" if result.get("error") else ""),
         f"- model: `{m.get('name')}` ({m.get('format')}, sha256 `{str(m.get('sha256', ''))[:12]}`)",
         f"- board: {a.get('board') or '-'} (profile `{a.get('profile') or '-'}`), host `{a.get('hostname') or '-'}`",  # noqa: E501
     ]
@@ -21,6 +28,10 @@ def render(result: dict) -> str:
         )
     lat = result.get("latency_ms")
     if lat:
+        out.append(
+            f"- init {num(result.get('init_ms'), '.1f')} ms, first inference "
+            f"{num(result.get('first_inference_ms'), '.3f')} ms"
+        )
         out += [
             "",
             "| " + " | ".join(LAT_KEYS) + " |",
@@ -29,15 +40,24 @@ def render(result: dict) -> str:
         ]
     pl = result.get("placement")
     if pl:
+        by_dev = ", ".join(f"{d} {n}" for d, n in sorted((pl.get("nodes_by_device") or {}).items()))
+        fb = bool(pl.get("fallback"))
         out += [
             "",
             "## Placement",
             "",
-            f"- nodes: {pl.get('total_nodes')} {pl.get('nodes_by_device')}",
-            f"- fallback: **{pl.get('fallback')}**",
+            f"- nodes: {pl.get('total_nodes')}" + (f" ({by_dev})" if by_dev else ""),
+            f"- fallback: **{_yes_no(fb)}**" if fb else "- fallback: no",
         ]
+        if pl.get("dropped_providers"):
+            out.append(f"- dropped providers: {', '.join(map(str, pl['dropped_providers']))}")
+        for r in pl.get("fallback_reasons") or []:
+            out.append(f"- why: {r}")
         for n in pl.get("fallback_nodes") or []:
             out.append(f"  - `{n.get('name')}` ({n.get('op_type')}) on {n.get('device')}")
+    val = result.get("validation")
+    if val:
+        out += ["", *_validation(val)]
     gates = result.get("gates") or []
     if gates:
         out += ["", "## Gates", "", "| gate | result | message |", "|---|---|---|"]
@@ -46,3 +66,25 @@ def render(result: dict) -> str:
                 f"| {g.get('name')} | {'pass' if g.get('passed') else '**FAIL**'} | {g.get('message') or ''} |"  # noqa: E501
             )
     return "\n".join(out) + "\n"
+
+
+def _validation(val: dict) -> list[str]:
+    """Per-output figures against the reference (the columns some output has)."""
+    outs = val.get("outputs") or []
+    cols = [c for c in VALIDATION_COLUMNS if any(o.get(c[1]) is not None for o in outs)]
+    verdict = (
+        {True: "passed", False: "**FAILED**"}.get(val.get("passed"), "no gates")
+        if val.get("gates")
+        else "no gates"
+    )
+    lines = [
+        "## Validation",
+        "",
+        f"- {val.get('samples')} sample(s) on the device: {verdict}",
+        "",
+        "| output | " + " | ".join(c[0] for c in cols) + " |",
+        "|---|" + "---:|" * len(cols),
+    ]
+    for o in outs:
+        lines.append(f"| `{o.get('name')}` | " + " | ".join(num(o.get(k), f) for _, k, f in cols) + " |")
+    return lines

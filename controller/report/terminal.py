@@ -16,6 +16,19 @@ def num(x: Any, fmt: str = ".3f") -> str:
     return format(x, fmt) if isinstance(x, (int, float)) and not isinstance(x, bool) else "-"
 
 
+def status_text(result: dict) -> tuple[str, bool]:
+    """(the run's status as every report shows it, ok): a completed run whose
+    gate failed reads "completed — gate failed (NAME)", never a plain
+    "completed" beside a FAIL."""
+    status = str(result.get("status") or "unknown")
+    failed = list(
+        dict.fromkeys(str(g.get("name")) for g in result.get("gates") or [] if not g.get("passed", True))
+    )
+    if status == "completed" and failed:
+        return f"completed — gate failed ({', '.join(failed)})", False
+    return status, status == "completed"
+
+
 def fingerprint(result: dict) -> str:
     a = result.get("agent") or {}
     rt = result.get("runtime") or {}
@@ -95,7 +108,9 @@ def validation_lines(val: dict) -> str:
 
 def render(result: dict, color: bool = False) -> str:
     m = result.get("model") or {}
-    status = result.get("status", "?")
+    status, ok = status_text(result)
+    if color and not ok:
+        status = BOLD + RED + status + RESET
     lines = [
         f"run {result.get('run_id', '-')}  {result.get('kind', '-')}  {status}",
         f"model     {m.get('name', '-')} ({m.get('format', '-')}, {m.get('size_bytes', '-')} bytes, sha256 {str(m.get('sha256', ''))[:12]})",  # noqa: E501
