@@ -45,7 +45,7 @@ def test_cosine_is_blind_to_a_scaled_probability_map_and_mask_iou_is_not():
 
 
 def test_topk_agreement_counts_positions_of_a_sequence():
-    ref = np.array([[0.1, 0.7, 0.2], [0.6, 0.3, 0.1]])  # argmax 1, 0
+    ref = np.array([[0.1, 0.7, 0.2], [0.6, 0.3, 0.1]])  # argmax 1, 0; softmax rows
     out = np.array([[0.2, 0.1, 0.7], [0.5, 0.4, 0.1]])  # argmax 2, 0
     top1, topk = metrics.topk_agreement(out, ref, k=2)
     assert top1 == 0.5 and topk == 0.5  # class 1 is third in row 0 of out
@@ -53,6 +53,11 @@ def test_topk_agreement_counts_positions_of_a_sequence():
     assert topk == 1.0
     m = metrics.sample_metrics(out[None], ref[None], 0.5)  # a batch axis of 1 is dropped
     assert m["top1_agreement"] == 0.5 and "mask_iou" not in m
+    # a 2-D probability map is a map, not 8 rows of 8-class scores
+    grid = np.zeros((1, 8, 8))
+    grid[0, 2:4, 2:4] = 0.9
+    m = metrics.sample_metrics(grid, grid, 0.5)
+    assert "top1_agreement" not in m and m["mask_iou"] == 1.0
 
 
 def test_summary_reads_the_worst_where_the_gate_does_and_lists_worst_samples():

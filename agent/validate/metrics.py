@@ -9,9 +9,9 @@ allows:
 
 - ``top1_agreement`` / ``top5_agreement``: per sample, the argmax over the last
   axis (classes) equals the reference's / is among the output's top 5; an
-  output with a leading sequence axis (a CTC recogniser's T x C) counts every
-  position. For outputs whose per-sample shape is a vector or a sequence of
-  class scores (rank 1 or 2, at least 2 classes).
+  output with a leading sequence axis (a CTC recogniser's T x C softmax)
+  counts every position. For outputs whose per-sample shape is a vector of
+  class scores, or a sequence of class distributions (rows summing to 1).
 - ``mask_iou``: the IoU of the output and the reference thresholded at T, for
   dense maps (rank >= 2 with a spatial extent) whose reference lies in [0, 1]
   (probabilities). Two empty masks agree (IoU 1).
@@ -66,8 +66,15 @@ def tensor_metrics(out: np.ndarray, ref: np.ndarray) -> dict[str, float]:
     }
 
 
-def is_class_scores(sample_shape: tuple[int, ...]) -> bool:
-    return 1 <= len(sample_shape) <= 2 and sample_shape[-1] >= 2
+def is_class_scores(sample_shape: tuple[int, ...], ref: np.ndarray) -> bool:
+    """A vector of class scores, or a sequence of class distributions (rows that
+    sum to 1, as a recogniser's softmax); a 2-D map of other numbers is not."""
+    if len(sample_shape) == 1:
+        return sample_shape[0] >= 2
+    if len(sample_shape) != 2 or sample_shape[-1] < 2:
+        return False
+    rows = np.asarray(ref, dtype=np.float64).reshape(sample_shape).sum(axis=-1)
+    return bool(np.allclose(rows, 1.0, atol=1e-2))
 
 
 def is_dense_map(sample_shape: tuple[int, ...], ref: np.ndarray) -> bool:
@@ -75,7 +82,7 @@ def is_dense_map(sample_shape: tuple[int, ...], ref: np.ndarray) -> bool:
     if len(sample_shape) < 2 or len(spatial) < 2 or ref.size < 16:
         return False
     lo, hi = float(np.min(ref)), float(np.max(ref))
-    return lo >= 0.0 and hi <= 1.0
+    return lo >= 0.0 and hi <= 1.0 and not is_class_scores(sample_shape, ref)
 
 
 def topk_agreement(out: np.ndarray, ref: np.ndarray, k: int = TOPK) -> tuple[float, float]:
@@ -106,7 +113,7 @@ def sample_metrics(out: np.ndarray, ref: np.ndarray, mask_threshold: float) -> d
     if shape and shape[0] == 1 and len(shape) > 1:
         shape = shape[1:]
     m = tensor_metrics(out, ref)
-    if is_class_scores(shape):
+    if is_class_scores(shape, ref):
         m["top1_agreement"], m["top5_agreement"] = topk_agreement(out.reshape(shape), ref.reshape(shape))
     if is_dense_map(shape, ref):
         m["mask_iou"] = mask_iou(out, ref, mask_threshold)

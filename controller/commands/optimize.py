@@ -119,6 +119,21 @@ def _models(args: argparse.Namespace, out_dir: Path) -> tuple[Path, Path, dict |
     return a, b, rep
 
 
+def _sample_shapes(model: Path, val: dict) -> dict[str, list[int]]:
+    """Each input's shape per inference, as validate feeds it (a batch axis of 1
+    added when the model has one more dimension)."""
+    from agent.validate.reference import feed_shape
+
+    if model.suffix.lower() != ".onnx":
+        return {}
+    import onnx
+
+    from controller.quantize.onnx_static import graph_inputs
+
+    declared = graph_inputs(onnx.load(str(model), load_external_data=False))
+    return {n: feed_shape(n, tuple(val[n].shape[1:]), d) for n, d in declared.items() if n in val}
+
+
 def _say(args: argparse.Namespace) -> Any:
     return (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
 
@@ -154,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
     t_quant = time.perf_counter() - t0
     val = load_npz(Path(args.validation), args.validation)
     ref = out_dir / "reference.npz"
-    write_reference(a, {k: v for k, v in val.items()}, ref)
+    write_reference(a, dict(val), ref)
+    shapes = _sample_shapes(a, val)
     # the gates judge the optimized model; the original is measured with the same metrics
     common = {"boxes": [], "box_iou": 0.5, "box_score": 0.25, "keep_outputs": False, "metric_plugin": None,
               "mask_threshold": args.mask_threshold}  # fmt: skip
@@ -168,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         for tag, model, vs in (("original", a, vspec_a), ("optimized", b, vspec)):
             sha = client.push(model)
             labels = {"pipeline": pipeline, "variant": tag}
-            runs[f"bench_{tag}"] = _run(client, args, "bench", sha, model.name, labels)
+            runs[f"bench_{tag}"] = _run(client, args, "bench", sha, model.name, labels, shapes=shapes)
             runs[f"validate_{tag}"] = _run(
                 client,
                 args,
