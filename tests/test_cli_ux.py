@@ -187,6 +187,7 @@ def test_dynamic_batch_runs_as_1_with_a_note_and_the_shapes_are_stored(served, e
 
 def test_placement_and_soak_store_the_shapes_run(served, env, tiny_onnx_model, capsys):
     assert main(["placement", "--agent", served.address, str(tiny_onnx_model), "--no-telemetry"]) == 0
+    assert "saved to results DB sqlite:///" in capsys.readouterr().err
     soak = ["soak", "--agent", served.address, str(tiny_onnx_model), "--duration", "0.6", "--window", "0.2"]
     assert main([*soak, "--warmup", "0", "--no-telemetry", "--json", "s.json"]) == 0
     capsys.readouterr()
