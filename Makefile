@@ -8,10 +8,12 @@ OVVENV := .venv-openvino
 PY310 ?= $(shell for p in $$(command -v python3.10) $$HOME/.pyenv/versions/3.10*/bin/python3.10; do \
   "$$p" -c '' 2>/dev/null && echo "$$p" && break; done)
 BOARDVENV := .venv-py310
+# the board-only install: the base package plus onnxruntime, no [controller] extra
+AGENTVENV := .venv-board
 BIN := $(VENV)/bin
 EXTRAS := onnx,litert,controller,quantize,postgres,jetson,dev
 
-.PHONY: install demo test lint fmt protos check-protos bench clean openvino board310
+.PHONY: install demo test lint fmt protos check-protos bench clean openvino board310 boardonly
 
 install: $(VENV)/.installed
 
@@ -50,6 +52,17 @@ $(BOARDVENV)/.installed: pyproject.toml
 	  $(BOARDVENV)/bin/python -m pip install -q -e .; \
 	  touch $@; fi
 
+# What `pip install edgebench[onnx]` gives a board: no sqlalchemy, rich,
+# matplotlib, platformdirs or onnx. The controller's local commands must work
+# from it (tests/test_board_install.py runs its console scripts).
+boardonly: $(AGENTVENV)/.installed
+
+$(AGENTVENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(AGENTVENV)
+	$(AGENTVENV)/bin/python -m pip install -q --upgrade pip
+	$(AGENTVENV)/bin/python -m pip install -q -e '.[onnx]'
+	touch $@
+
 demo: install
 	$(BIN)/edgebench demo
 
@@ -67,11 +80,11 @@ protos: install
 check-protos: install
 	$(BIN)/python protos/generate.py --check
 
-test: install openvino board310 lint
+test: install openvino board310 boardonly lint
 	$(BIN)/python -m pytest -q
 
 bench: install openvino
 	for f in bench/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(OVVENV) $(BOARDVENV) edgebench-demo .pytest_cache
+	rm -rf $(VENV) $(OVVENV) $(BOARDVENV) $(AGENTVENV) edgebench-demo .pytest_cache

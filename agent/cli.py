@@ -17,7 +17,8 @@ import sys
 import threading
 from typing import NoReturn
 
-from agent.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput
+from agent.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, stdout_gone
+from agent.version import VersionAction
 
 DEFAULT_LISTEN = "127.0.0.1:50551"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
@@ -63,6 +64,7 @@ def default_state_dir() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="edgebench-agent", description="edgebench board agent")
+    p.add_argument("--version", action=VersionAction)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("serve", help="run the agent daemon")
@@ -152,8 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "info":
-            return _info(args)
+            code = _info(args)
+            sys.stdout.flush()  # a reader that left (`| head -4`) shows here, not at interpreter exit
+            return code
         return _serve(args)
+    except BrokenPipeError:
+        return stdout_gone()
     except BadInput as exc:
         print(f"edgebench-agent: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_BAD_INPUT

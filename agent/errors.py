@@ -41,3 +41,21 @@ def one_line(text: object, limit: int = 500) -> str:
     last words) of at most ``limit`` characters: what a user sees."""
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+# 128 + SIGPIPE: what a Unix tool reports when the reader of its output left
+EXIT_BROKEN_PIPE = 141
+
+
+def stdout_gone() -> int:
+    """The reader of stdout went away (``| head -1``): point stdout at /dev/null
+    so the interpreter's final flush stays quiet, and exit as ``seq | head`` does."""
+    import os
+    import sys
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # a stdout without a file descriptor
+        pass
+    return EXIT_BROKEN_PIPE

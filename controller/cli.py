@@ -8,9 +8,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from agent.errors import EXIT_BAD_INPUT, EXIT_RUN_FAILED, EdgebenchError, one_line
+from agent.errors import EXIT_BAD_INPUT, EXIT_RUN_FAILED, EdgebenchError, one_line, stdout_gone
+from agent.version import VersionAction
+from controller import extras
 from controller.commands import (
     bench,
+    cancel,
     compare,
     coverage,
     demo,
@@ -41,6 +44,7 @@ COMMANDS = (
     coverage,
     runs,
     fetch,
+    cancel,
     report,
     compare,
     demo,
@@ -56,6 +60,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="edgebench", description="on-device benchmarking for edge AI boards")
+    parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for mod in COMMANDS:
@@ -64,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _say(exc: BaseException) -> None:
+def _say(exc: BaseException | str) -> None:
     print(f"edgebench: error: {one_line(exc) or 'unknown error'}", file=sys.stderr)
 
 
@@ -75,7 +80,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse printed its one-line usage error already
         return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_BAD_INPUT
     try:
-        return int(args._run(args))
+        code = int(args._run(args))
+        sys.stdout.flush()  # a reader that left (`| head -1`) shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return stdout_gone()
+    except ModuleNotFoundError as exc:
+        # a net under the commands' own checks: an optional third-party package a
+        # board-only install lacks is one line, never a traceback
+        if (exc.name or "").split(".")[0] not in extras.CONTROLLER_PACKAGES:
+            raise
+        _say(f"{exc.name} is not installed here: {extras.INSTALL_HINT}")
+        return EXIT_BAD_INPUT
     except EdgebenchError as exc:
         _say(exc)
         return exc.exit_code

@@ -156,15 +156,19 @@ class AgentClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _err(self, exc: grpc.RpcError, what: str) -> Exception:
+    def _err(self, exc: grpc.RpcError, what: str, name_it: bool = False) -> Exception:
+        """One-line BadInput/RunFailed. Bad input keeps the agent's own sentence:
+        an RPC name in front of it (``start run: ...``) reads as an internal
+        error; ``name_it`` keeps ``what`` where it names the file concerned."""
         code = exc.code()
         details = (exc.details() or "").splitlines()[0] if exc.details() else ""
         if code == grpc.StatusCode.UNAVAILABLE:
             return BadInput(f"agent {self.addr} unreachable: {details}")
         if code == grpc.StatusCode.UNAUTHENTICATED:
             return BadInput(f"agent {self.addr} refused the token: {details}")
-        cls = BadInput if code in _BAD else RunFailed
-        return cls(f"{what}: {details or code.name}")
+        if code in _BAD:
+            return BadInput(f"{what}: {details}" if name_it or not details else details)
+        return RunFailed(f"{what}: {details or code.name}")
 
     def _call(self, fn: Any, req: Any, what: str, timeout: float | None = None) -> Any:
         try:
@@ -227,7 +231,7 @@ class AgentClient:
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.DATA_LOSS:
                 raise BadInput(f"upload of {path.name} rejected: {exc.details()}") from None
-            raise self._err(exc, f"upload of {path.name}") from None
+            raise self._err(exc, f"upload of {path.name}", name_it=True) from None
         return sha
 
     def check(self, path: str | Path, requires: list[str] | None = None) -> dict:
@@ -301,7 +305,7 @@ class AgentClient:
                     f.write(chunk.data)
         except grpc.RpcError as exc:
             tmp.unlink(missing_ok=True)
-            raise self._err(exc, f"fetch {name}") from None
+            raise self._err(exc, f"fetch {name}", name_it=True) from None
         tmp.replace(dest)
         return dest
 

@@ -13,7 +13,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from agent.errors import BadInput
 from controller.paths import data_dir
+
+# an ambiguous run id prefix lists at most this many candidates
+AMBIGUOUS_SHOWN = 5
 
 metadata = sa.MetaData()
 runs = sa.Table(
@@ -64,16 +68,22 @@ class ResultsDB:
                 conn.execute(runs.insert().values(**row))
 
     def get(self, run_id: str) -> dict | None:
-        """The result document of a run; a unique prefix of its id also finds it."""
+        """The result document of a run; a unique prefix of its id also finds it.
+        A prefix several runs share raises BadInput naming them (newest first)."""
         with self.engine.connect() as conn:
             r = conn.execute(sa.select(runs.c.result_json).where(runs.c.run_id == run_id)).first()
             if r is None:
+                like = runs.c.run_id.like(run_id.replace("%", "") + "%")
                 rows = conn.execute(
-                    sa.select(runs.c.result_json)
-                    .where(runs.c.run_id.like(run_id.replace("%", "") + "%"))
-                    .limit(2)
+                    sa.select(runs.c.run_id, runs.c.result_json)
+                    .where(like)
+                    .order_by(runs.c.run_id.desc())
+                    .limit(AMBIGUOUS_SHOWN + 1)
                 ).all()
-                r = rows[0] if len(rows) == 1 else None
+                if len(rows) > 1:
+                    total = conn.execute(sa.select(sa.func.count()).select_from(runs).where(like)).scalar()
+                    raise BadInput(_ambiguous(run_id, [row[0] for row in rows], int(total or 0)))
+                r = (rows[0][1],) if rows else None
         return json.loads(r[0]) if r else None
 
     def query(
@@ -133,6 +143,11 @@ class ResultsDB:
                 if agent.get("hostname") == hostname and agent.get("board") == board:
                     return doc
         return None
+
+
+def _ambiguous(prefix: str, ids: list[str], total: int) -> str:
+    more = f" and {total - AMBIGUOUS_SHOWN} more" if total > AMBIGUOUS_SHOWN else ""
+    return f"ambiguous run id {prefix!r}: {total} runs match: {', '.join(ids[:AMBIGUOUS_SHOWN])}{more}"
 
 
 def row_of(result: dict, agent: str = "") -> dict[str, Any]:

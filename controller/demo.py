@@ -14,15 +14,21 @@ def run_demo(
     duration_s: float = 8.0,
     warmup_s: float = 2.0,
 ) -> int:
+    from agent.errors import BadInput
     from agent.spec import RunSpec
+    from controller import extras
     from controller.client import AgentClient
-    from controller.commands.common import exit_code_of, wait_result
-    from controller.db import ResultsDB
+    from controller.commands.common import exit_code_of, saved_line, wait_result
     from controller.embedded import EmbeddedAgent
     from controller.models.onnx_cnn import demo_cnn
     from controller.report.placement import use_color
     from controller.report.terminal import render
 
+    if not extras.have("onnx"):  # the board-only install: onnxruntime runs models, onnx builds them
+        raise BadInput(
+            f"edgebench demo builds its CNN with onnx, which this install lacks: {extras.INSTALL_HINT}"
+            " (or bench a model you have: edgebench bench MODEL.onnx)"
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model = demo_cnn(out / "demo_cnn.onnx")
@@ -43,12 +49,16 @@ def run_demo(
     path = out / f"{run_id}.json"
     path.write_text(json.dumps(result, indent=1))
     (out / "result.json").write_text(json.dumps(result, indent=1))
-    if result.get("error_code") != "bad_input":
+    stored = None
+    if result.get("error_code") != "bad_input" and extras.have("sqlalchemy"):
+        from controller.db import ResultsDB
+
         db = ResultsDB(db_url)
         try:
             db.store(result)
         finally:
             db.close()
+        stored = db.engine.url.render_as_string(hide_password=True)
     print(render(result, color=use_color()))
-    print(f"\nresult: {path}")
+    print(saved_line(result, str(path), stored), file=sys.stderr)
     return exit_code_of(result)

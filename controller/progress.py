@@ -1,23 +1,28 @@
 """Live progress of a run from its WatchRun events: a rich progress bar
-(elapsed/remaining, current throughput) on a TTY, plain lines otherwise."""
+(elapsed/remaining, current throughput) on a TTY, plain lines otherwise, and
+on a TTY too when rich (the ``[controller]`` extra) is not installed."""
 
 from __future__ import annotations
 
 import sys
 from typing import Any, TextIO
 
+from controller import extras
+
 
 class Progress:
     def __init__(self, total_s: float, stream: TextIO | None = None, tty: bool | None = None) -> None:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
+        # a board-only install has no rich: the plain lines serve a TTY as well
+        self.rich = self.tty and extras.have("rich")
         self.total_s = max(total_s, 0.001)
         self._bar: Any = None
         self._task: Any = None
         self._last_line = -1.0
 
     def __enter__(self) -> Progress:
-        if self.tty:
+        if self.rich:
             from rich.console import Console
             from rich.progress import (
                 BarColumn,

@@ -39,6 +39,17 @@ def _int_at_least(lo: int, what: str) -> Callable[[str], int]:
     return parse
 
 
+def _rate_hz(text: str) -> float:
+    """argparse type: a telemetry rate in (0, 1000] Hz."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not 0 < v <= 1000:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"bad rate {text!r}: expected Hz in (0, 1000]")
+    return v
+
+
 _positive_int = _int_at_least(1, "positive")
 _nonneg_int = _int_at_least(0, "non-negative")
 
@@ -132,7 +143,11 @@ def add_run_options(
     )
     g.add_argument("--no-telemetry", action="store_true", help="do not sample thermals/clocks/rails")
     g.add_argument(
-        "--telemetry-rate", type=float, default=10.0, metavar="HZ", help="telemetry sample rate (default 10)"
+        "--telemetry-rate",
+        type=_rate_hz,
+        default=10.0,
+        metavar="HZ",
+        help="telemetry sample rate, (0, 1000] (default 10)",
     )
     g.add_argument(
         "--label", action="append", default=[], metavar="K=V", help="a free-form label stored with the result"
@@ -195,7 +210,8 @@ def spec_from_args(
         max_cpu_ops=g("max_cpu_ops"),
         max_partitions=g("max_partitions"),
         telemetry=not g("no_telemetry", False),
-        telemetry_rate_hz=float(g("telemetry_rate", 10.0) or 10.0),
+        # 0 is refused, never read as "the default": it would sample at 10 Hz unasked
+        telemetry_rate_hz=float(10.0 if g("telemetry_rate") is None else g("telemetry_rate")),
         meter=meter,
         transient_a=g("transient_a"),
         soak=soak,

@@ -18,7 +18,7 @@ from agent.clock import now_ns
 from agent.errors import BadInput, EdgebenchError, one_line
 from agent.load.loop import IterationLog, Loop
 from agent.runs import files
-from agent.runtimes.base import Runner, make_runner
+from agent.runtimes.base import Runner, is_dynamic, make_runner
 from agent.runtimes.names import RUNTIME_OF_FORMAT, model_format
 from agent.spec import RunSpec
 from agent.stats import latency_summary_ms
@@ -82,6 +82,7 @@ def _timed(runner: Runner, spec: RunSpec, run_dir: Path, send: Send, part: dict)
     warm-up and the measured phase; returns the feeds it ran."""
     npz = locate_artifact(run_dir, spec.inputs_sha256, "inputs") if spec.inputs_sha256 else None
     feeds = runner.make_inputs(spec, npz)
+    part["inputs"] = inputs_run(runner, spec)
     first_run = getattr(runner, "first_run", runner.run)
     t0 = now_ns()
     first_run(feeds)  # cold: the first inference pays lazy allocation and kernel selection
@@ -118,6 +119,20 @@ def _timed(runner: Runner, spec: RunSpec, run_dir: Path, send: Send, part: dict)
         }
     )
     return feeds
+
+
+def inputs_run(runner: Runner, spec: RunSpec) -> list[dict]:
+    """``inputs[{name, shape, dtype}]``: the shapes actually run; a dynamic batch
+    that defaulted to 1 carries a ``note`` saying so (the terminal prints it)."""
+    out = []
+    for i in runner.input_specs():
+        entry: dict[str, Any] = {"name": i.name, "shape": [int(d) for d in i.shape], "dtype": str(i.dtype)}
+        declared = list(i.declared_shape)
+        if declared and is_dynamic(declared[0]) and i.name not in spec.input_shapes:
+            dims = "x".join(["N", *(str(d) for d in entry["shape"][1:])])
+            entry["note"] = f"dynamic batch ran as 1 (set it: --input-shape {i.name}={dims})"
+        out.append(entry)
+    return out
 
 
 def _run(spec: RunSpec, run_dir: Path, send: Send) -> dict:

@@ -126,11 +126,26 @@ def check_feeds(inputs: list[InputSpec], arrays: dict[str, np.ndarray]) -> dict[
     return feeds
 
 
-def resolve_shape(name: str, declared: list[Any], override: list[int] | None) -> list[int]:
+def is_dynamic(dim: Any) -> bool:
+    """A symbolic (``"N"``), unknown (None) or -1 dimension (LiteRT's are numpy ints)."""
+    return not (isinstance(dim, (int, np.integer)) and not isinstance(dim, bool) and dim > 0)
+
+
+def resolve_shape(
+    name: str, declared: list[Any], override: list[int] | None, dynamic_ok: bool = False
+) -> list[int]:
     """Concrete dims: the ``--input-shape`` override (rank and fixed dims must
-    agree), else symbolic/unknown dims become 1 (batch 1, as trtexec does)."""
+    agree), else a dynamic batch (the first dimension) becomes 1, as trtexec
+    does. Any other dynamic dimension is BadInput naming the input: a guess
+    (1x3x1x1) would silently measure another workload. ``dynamic_ok`` (validate:
+    the reference's samples give the shapes later) makes every dynamic dim 1."""
     if override is None:
-        return [d if isinstance(d, int) and d > 0 else 1 for d in declared]
+        if not dynamic_ok and any(is_dynamic(d) for d in declared[1:]):
+            raise BadInput(
+                f"input {name!r} has dynamic dimensions beyond the batch ({_fmt(declared)}): "
+                f"give its shape with --input-shape {name}={_example(declared)}"
+            )
+        return [1 if is_dynamic(d) else int(d) for d in declared]
     if declared and len(override) != len(declared):
         raise BadInput(
             f"wrong shape for input {name!r}: {_fmt(override)} has rank {len(override)}, "
@@ -150,6 +165,19 @@ def check_shape_names(input_shapes: dict[str, list[int]], names: list[str]) -> N
         raise BadInput(
             f"unknown input name {unknown[0]!r} in --input-shape; model inputs: {', '.join(names)}"
         )
+
+
+def _example(declared: list[Any]) -> str:
+    """``--input-shape`` text for a declared shape: batch 1, the symbols to fill in."""
+    dims = []
+    for i, d in enumerate(declared):
+        if not is_dynamic(d):
+            dims.append(str(d))
+        elif i == 0:
+            dims.append("1")
+        else:
+            dims.append(d if isinstance(d, str) and d else f"D{i}")
+    return "x".join(dims)
 
 
 def _fmt(shape: Any) -> str:

@@ -174,8 +174,11 @@ class OrtRunner:
         check_shape_names(spec.input_shapes, [m.name for m in metas])
         out = []
         for m in metas:
-            declared = [d if isinstance(d, int) else None for d in m.shape]
-            shape = resolve_shape(m.name, declared, spec.input_shapes.get(m.name))
+            # symbols stay strings: the error for a dynamic dimension names them
+            declared = [d if isinstance(d, (int, str)) else None for d in m.shape]
+            shape = resolve_shape(
+                m.name, declared, spec.input_shapes.get(m.name), dynamic_ok=spec.kind == "validate"
+            )
             dtype = _ORT_DTYPES.get(m.type)
             if dtype is None:
                 raise BadInput(f"input {m.name!r} has unsupported type {m.type}")

@@ -19,7 +19,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from agent import profiles
-from agent.errors import BadInput
+from agent.errors import BadInput, one_line
 from agent.fingerprint import collect_info
 from agent.rootfs import RootFS
 from agent.rpc.edgebench.v1 import agent_pb2_grpc as pb_grpc
@@ -153,7 +153,12 @@ class AgentServer:
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.address = f"{self.host}:{port}"
         if self.metrics_port is not None:
-            self._start_metrics()
+            try:
+                self._start_metrics()
+            except OSError as exc:  # the port is taken or not ours to bind: the user's to fix
+                self.stop(grace=0)
+                why = exc.strerror or one_line(exc)
+                raise BadInput(f"cannot serve metrics on {self.host}:{self.metrics_port}: {why}") from None
         if self.runs.recovered:
             log.info(
                 "marked %d in-flight run(s) interrupted: %s", len(self.runs.recovered), self.runs.recovered

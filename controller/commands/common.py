@@ -15,6 +15,7 @@ from typing import Any
 from agent.errors import BadInput, RunFailed
 from agent.runs.registry import FINAL
 from agent.spec import ValidateSpec
+from controller import extras
 
 
 def add_agent_options(p: argparse.ArgumentParser) -> None:
@@ -37,7 +38,10 @@ def add_db_option(p: argparse.ArgumentParser) -> None:
     )
 
 
-def open_db(args: argparse.Namespace) -> Any:
+def open_db(args: argparse.Namespace, what: str = "the results DB") -> Any:
+    """The results DB; BadInput (one line, exit 2) saying how to get it on an
+    install without sqlalchemy (``what`` names who needs it)."""
+    extras.need("sqlalchemy", what)
     from controller.db import ResultsDB
 
     return ResultsDB(getattr(args, "db", None))
@@ -185,21 +189,39 @@ def finish(args: argparse.Namespace, result: dict, agent: str) -> int:
     from controller.report import terminal
     from controller.report.placement import use_color
 
-    store(args, result, agent)
+    db = store(args, result, agent)
     write_json(args, result)
     print(terminal.render(result, color=use_color()))
+    print(saved_line(result, getattr(args, "json", None), db), file=sys.stderr)
     return exit_code_of(result)
 
 
-def store(args: argparse.Namespace, result: dict, agent: str) -> None:
-    """Keep the result in the results DB (--db); a bad-input failure is never stored."""
-    if result.get("error_code") == "bad_input":
-        return
+def store(args: argparse.Namespace, result: dict, agent: str) -> str | None:
+    """Keep the result in the results DB (--db); a bad-input failure is never
+    stored. Returns the DB's URL, or None when nothing was stored (an install
+    without sqlalchemy stores nothing: ``saved_line`` says how to get it)."""
+    if result.get("error_code") == "bad_input" or not extras.have("sqlalchemy"):
+        return None
     db = open_db(args)
     try:
         db.store(result, agent)
     finally:
         db.close()
+    return db.engine.url.render_as_string(hide_password=True)  # a postgres URL may hold a password
+
+
+def saved_line(result: dict, json_path: str | None, db_url: str | None) -> str:
+    """One line: where the result went, and the command that makes its HTML report."""
+    run_id = result.get("run_id") or "RUN_ID"
+    where = ([str(json_path)] if json_path else []) + ([f"results DB {db_url}"] if db_url else [])
+    if db_url:
+        return f"saved to {' and '.join(where)}; HTML report: edgebench report {run_id} --html report.html"
+    if not where:
+        return f"result not saved: no results DB on this install ({extras.INSTALL_HINT}), and no --json FILE"
+    return (
+        f"saved to {where[0]}; no results DB on this install: {extras.INSTALL_HINT} adds it and the "
+        f"HTML report: edgebench report {json_path} --html report.html"
+    )
 
 
 def write_json(args: argparse.Namespace, result: dict) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from controller.commands.common import (
@@ -10,6 +11,7 @@ from controller.commands.common import (
     add_db_option,
     execute,
     exit_code_of,
+    saved_line,
     store,
     write_json,
 )
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from controller.report.terminal import gate_lines
 
     result, agent = execute(args, "placement")
-    store(args, result, agent)
+    db = store(args, result, agent)
     write_json(args, result)
     color = pr.use_color()
     if result.get("placement"):
@@ -42,4 +44,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"run {result.get('status')}: {result['error']}")
     for line in gate_lines(result, color):
         print(line)
+    print(saved_line(result, getattr(args, "json", None), db), file=sys.stderr)
     return exit_code_of(result)

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from controller import extras
 from controller.commands.common import add_db_option, open_db
 
 
@@ -40,7 +41,8 @@ def load_result(ref: str, args: argparse.Namespace) -> tuple[dict, Path | None]:
         if not isinstance(doc, dict) or "run_id" not in doc:
             raise BadInput(f"{ref}: not an edgebench result document")
         return doc, p.parent
-    db = open_db(args)
+    # not a file: a run id, looked up in the results DB (absent on a board-only install)
+    db = open_db(args, f"no such file: {ref}; a RUN_ID is looked up in the results DB, which")
     try:
         doc = db.get(ref)
     finally:
@@ -54,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from controller.report import junit, markdown, terminal
     from controller.report.placement import use_color
 
+    if args.html:  # before anything is written: the page's plots are drawn with matplotlib
+        extras.need("matplotlib", "the HTML report (--html)")
     result, here = load_result(args.run, args)
     print(terminal.render(result, color=use_color()))
     if args.md:

@@ -35,18 +35,20 @@ def run(args: argparse.Namespace) -> int:
         for r in recs:
             print(f"{r['run_id']}  {r['kind']:<9} {r['status']:<11} {_ts(r['created_unix'])}")
         return 0
-    db = open_db(args)
+    # without sqlalchemy there is no DB to list; an agent's own list needs none
+    db = open_db(args, "edgebench runs without --agent ADDR (the results DB)")
     try:
         rows = db.query(limit=args.limit, model=args.model, kind=args.kind, status=args.status)
     finally:
         db.close()
     print(
-        f"{'run_id':<30} {'kind':<9} {'status':<10} {'model':<20} {'inf/s':>9} {'p50 ms':>8} {'p99 ms':>8} fallback"  # noqa: E501
+        f"{'run_id':<30} {'kind':<9} {'status':<10} {'agent':<21} {'model':<20} {'inf/s':>9} {'p50 ms':>8} {'p99 ms':>8} fallback"  # noqa: E501
     )
     for r in rows:
         fb = "-" if r["fallback"] is None else ("YES" if r["fallback"] else "no")
         print(
-            f"{r['run_id']:<30} {r['kind'] or '-':<9} {r['status'] or '-':<10} {(r['model_name'] or '-')[:20]:<20}"  # noqa: E501
+            f"{r['run_id']:<30} {r['kind'] or '-':<9} {r['status'] or '-':<10} {(r['agent'] or '-')[:21]:<21}"
+            f" {(r['model_name'] or '-')[:20]:<20}"
             f" {_n(r['throughput_ips'], '.1f'):>9} {_n(r['p50_ms'], '.3f'):>8} {_n(r['p99_ms'], '.3f'):>8} {fb}"  # noqa: E501
         )
     return 0

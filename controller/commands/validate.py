@@ -10,7 +10,6 @@ import argparse
 import importlib
 import importlib.util
 import re
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -253,7 +252,4 @@ def run(args: argparse.Namespace) -> int:
     result, agent = execute(args, "validate", reference=str(ref), validation=vspec, after=after)
     if result.get("status") == "completed":
         _coverage(model, ref, extra, result)
-    code = finish(args, result, agent)
-    if not args.quiet and result.get("status") == "completed":
-        print("next: edgebench report " + result["run_id"] + " --html report.html", file=sys.stderr)
-    return code
+    return finish(args, result, agent)

@@ -116,6 +116,10 @@ def render(result: dict, color: bool = False) -> str:
         f"model     {m.get('name', '-')} ({m.get('format', '-')}, {m.get('size_bytes', '-')} bytes, sha256 {str(m.get('sha256', ''))[:12]})",  # noqa: E501
         fingerprint(result),
     ]
+    for i in result.get("inputs") or []:  # the shapes actually run
+        shape = "x".join(str(d) for d in i.get("shape") or []) or "scalar"
+        note = f"  ({i['note']})" if i.get("note") else ""
+        lines.append(f"input     {i.get('name')} {shape} {i.get('dtype', '')}{note}")
     if result.get("error"):
         err = f"error: {result['error']}"
         lines.append(BOLD + RED + err + RESET if color else err)
