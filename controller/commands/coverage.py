@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  input {r['name']}: mean shift {max(r['mean_shift_sd'], key=abs):+.2f} sd, "
               f"std x{min(r['std_ratio']):.2f}..{max(r['std_ratio']):.2f}, "
               f"{r['outside_p01_p99_share']:.1%} outside the calibration's p01..p99")  # fmt: skip
-    for a in rep["activations"][:5]:
-        print(f"  layer {a['tensor']}: clips {a['clip_share']:.2%}")
+    for a in [a for a in rep["activations"][:5] if a["clipped"]]:
+        print(f"  layer {a['tensor']}: clips {a['clipped']} of {a['values']} values ({a['clip_share']:.2%})")
     if rep["gate"]:
         print(
             f"gate max_clip_share: {'PASS' if rep['gate']['passed'] else 'FAIL'} - {rep['gate']['message']}"

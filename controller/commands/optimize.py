@@ -143,10 +143,9 @@ def _run(
 ) -> dict:
     spec = spec_from_args(args, kind, sha, name, **kw.get("spec", {}))
     spec.labels = {**spec.labels, **labels}
-    if (
-        kind == "bench" and spec.duration_s == 0
-    ):  # run options are shared with validate: bench needs a duration
-        spec.duration_s, spec.warmup_s, spec.min_iterations = 5.0, 1.0, 100
+    if kind == "bench" and not spec.input_shapes:
+        # a dynamic input (PP-OCR's Nx3xHxW) runs at the validation samples' shape, not at 1s
+        spec.input_shapes = dict(kw.get("shapes") or {})
     if kw.get("validation") is not None:
         spec.validation = kw["validation"]
     spec.validate()

@@ -114,7 +114,9 @@ def _activation_clips(
     rows = [{"tensor": k, "clip_share": round(clipped[k] / total[k], 6) if total[k] else 0.0,
              "values": total[k], "clipped": clipped[k],
              "range": [ranges[k]["min"], ranges[k]["max"]]} for k in ranges]  # fmt: skip
-    rows.sort(key=lambda r: -r["clip_share"])
+    # "clips most": by the values clipped, so a squeeze-excite's handful of means
+    # does not outrank a feature map that clips thousands
+    rows.sort(key=lambda r: (-r["clipped"], -r["clip_share"]))
     return rows
 
 
@@ -145,7 +147,7 @@ def coverage(
     warnings = [
         f"input {r['name']} differs from the calibration set: {r['how']}" for r in inputs if r["differs"]
     ]
-    clipping = [a for a in acts[:TOP_LAYERS] if a["clip_share"] > 0.01]
+    clipping = [a for a in acts[:TOP_LAYERS] if a["clipped"]]
     if clipping and worst > CLIP_WARN:
         listed = ", ".join(f"{a['tensor']} {a['clip_share']:.1%}" for a in clipping)
         warnings.append(f"layers clip field values outside their calibrated range: {listed}")
