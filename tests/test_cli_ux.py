@@ -139,7 +139,7 @@ def test_bench_says_where_the_result_went_and_how_to_make_the_html_report(
 
 
 def test_demo_says_where_the_result_went(env, capsys):
-    assert main(["demo", "--out", "d", "--warmup", "0.1", "--duration", "0.3"]) == 0
+    assert main(["demo", "--out", "d", "--warmup", "0.1", "--duration", "0.3", "--no-pipeline"]) == 0
     run_id = json.loads((env / "d" / "result.json").read_text())["run_id"]
     (line,) = [x for x in capsys.readouterr().err.splitlines() if x.startswith("saved to ")]
     assert f"d/{run_id}.json" in line and "results DB sqlite:///" in line

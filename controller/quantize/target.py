@@ -55,7 +55,7 @@ class Target:
 
     def __str__(self) -> str:
         at = f"@{self.mask_threshold:g}" if self.metric == "mask_iou" else ""
-        return f"{self.metric}{at}{self.op}{self.value:g}"
+        return f"{self.metric}{at}{self.op}{self.value:.10g}"
 
 
 class Scorer:
