@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,10 @@ def quantize(
     ]
     try:
         q = quantizer.Quantizer(str(model_path), recipe.static_wi8_ai8())
-        q.quantize(q.calibrate({key: samples}), serialize_to_path=str(out_path))
+        with warnings.catch_warnings():  # calibration keeps every tensor on purpose; LiteRT warns about it
+            warnings.simplefilter("ignore", UserWarning)
+            result = q.calibrate({key: samples})
+        q.quantize(result, serialize_to_path=str(out_path))
     except Exception as exc:
         raise RunFailed(f"ai-edge-quantizer failed: {one_line(exc, 300)}") from None
     try:
