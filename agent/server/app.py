@@ -22,10 +22,12 @@ from agent import profiles
 from agent.errors import BadInput
 from agent.fingerprint import collect_info
 from agent.rootfs import RootFS
+from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.rpc.edgebench.v1 import agent_pb2_grpc as pb_grpc
 from agent.runs.manager import RunManager
 from agent.runs.worker import DEFAULT_TASK
-from agent.server.auth import TokenInterceptor, is_loopback, server_credentials, split_listen
+from agent.server.auth import is_loopback, server_credentials, split_listen
+from agent.server.guard import MAX_RECEIVE_BYTES, Guard, pool_size
 from agent.server.metrics import MetricsServer, start_metrics_server
 from agent.server.service import AgentService
 from agent.spec import parse_meter
@@ -34,8 +36,14 @@ from agent.store.artifacts import DEFAULT_QUOTA_BYTES, ArtifactStore
 log = logging.getLogger("edgebench.agent")
 
 SERVICE_NAME = "edgebench.v1.Agent"
-# uploads send ~1 MiB chunks; leave headroom for clients that send bigger ones
-MAX_MESSAGE_BYTES = 64 << 20
+# replies (a run record with its result) may be large; requests are bounded
+# per method by the guard, and by MAX_RECEIVE_BYTES for all
+MAX_SEND_BYTES = 64 << 20
+# every method this server answers: the guard bounds each one
+_METHODS = [f"/{SERVICE_NAME}/{m.name}" for m in pb.DESCRIPTOR.services_by_name["Agent"].methods] + [
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+]
 
 
 class AgentServer:
@@ -55,7 +63,7 @@ class AgentServer:
         metrics_port: int | None = None,
         artifact_quota: int = DEFAULT_QUOTA_BYTES,
         task: str = DEFAULT_TASK,
-        max_workers: int = 32,
+        max_workers: int | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.listen = listen
@@ -122,15 +130,23 @@ class AgentServer:
             task=self.task,
             default_meter=self.meter,
         )
-        interceptors = [TokenInterceptor(self.token)] if self.token else []
+        # threads: above the sum of the per-method bounds (guard.py), so open
+        # streams never leave a call without a thread to answer it
+        workers = self.max_workers or pool_size(_METHODS)
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="edgebench-rpc"),
-            interceptors=interceptors,
+            futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="edgebench-rpc"),
+            interceptors=[Guard(self.token)],
             options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
+                ("grpc.max_send_message_length", MAX_SEND_BYTES),
                 ("grpc.so_reuseport", 0),
+                # BDP probing grows each stream's receive window to megabytes,
+                # and grpc fills it even for a call the guard refuses unread;
+                # the fixed 64 KiB window bounds that (LAN uploads keep pace)
+                ("grpc.http2.bdp_probe", 0),
             ],
+            # the pool's queue: beyond this many calls, grpc refuses at once
+            maximum_concurrent_rpcs=4 * workers,
         )
         pb_grpc.add_AgentServicer_to_server(AgentService(self.store, self.runs, self.info), server)
         self._health = health.HealthServicer()
