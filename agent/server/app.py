@@ -61,6 +61,7 @@ class AgentServer:
         meter: str | None = None,
         meter_opts: list[str] | dict[str, str] | None = None,
         metrics_port: int | None = None,
+        metrics_listen: str | None = None,
         artifact_quota: int = DEFAULT_QUOTA_BYTES,
         task: str = DEFAULT_TASK,
         max_workers: int | None = None,
@@ -83,12 +84,15 @@ class AgentServer:
             raise BadInput("--artifact-quota must be positive")
         if metrics_port is not None and not 0 <= int(metrics_port) <= 65535:
             raise BadInput(f"bad --metrics-port {metrics_port}")
+        # /metrics has no auth: loopback unless the admin names an address
+        self.metrics_addr = _metrics_addr(metrics_port, metrics_listen)
         if not is_loopback(self.host) and not (token or tls_client_ca) and not insecure:
             raise BadInput(
                 f"refusing to listen on non-loopback {listen} without --token-file or mTLS "
                 "(--tls-cert/--tls-key/--tls-client-ca); pass --insecure to allow it"
             )
         self.tls = (tls_cert, tls_key, tls_client_ca) if tls_cert else None
+        self.warnings = self._warnings()
         self.meter = parse_meter(meter, meter_opts) if meter else None
         self.address: str | None = None
         self.store: ArtifactStore | None = None
@@ -168,8 +172,15 @@ class AgentServer:
         for name in ("", SERVICE_NAME):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.address = f"{self.host}:{port}"
-        if self.metrics_port is not None:
-            self._start_metrics()
+        if self.metrics_addr is not None:
+            try:
+                self._start_metrics()
+            except BadInput:
+                server.stop(0)
+                self.runs.close()
+                raise
+        for line in self.warnings:
+            log.warning("%s", line)
         if self.runs.recovered:
             log.info(
                 "marked %d in-flight run(s) interrupted: %s", len(self.runs.recovered), self.runs.recovered
@@ -183,11 +194,26 @@ class AgentServer:
             return
         profiles.resolve(self.root, self.profile)  # BadInput names what is available
 
+    def _warnings(self) -> list[str]:
+        """Risky but allowed setups: one line each, logged when serving starts."""
+        out = []
+        if self.token and not self.tls and not is_loopback(self.host):
+            out.append(
+                f"the bearer token travels in plaintext on {self.listen}: anyone on the network "
+                "can read it; add --tls-cert/--tls-key"
+            )
+        if self.metrics_addr is not None and not is_loopback(self.metrics_addr[0]):
+            host, port = self.metrics_addr
+            out.append(f"/metrics on {host}:{port} has no auth: scrape it through an authenticating proxy")
+        return out
+
     def _start_metrics(self) -> None:
-        # /metrics binds where gRPC does: a loopback agent keeps it local too
-        self._metrics = start_metrics_server(
-            self.metrics_port, self.root, self.profile, self.runs, addr=self.host
-        )
+        assert self.metrics_addr is not None
+        host, port = self.metrics_addr
+        try:
+            self._metrics = start_metrics_server(port, self.root, self.profile, self.runs, addr=host)
+        except OSError as exc:
+            raise BadInput(f"cannot serve /metrics on {host}:{port}: {exc.strerror or exc}") from None
 
     @property
     def metrics_url(self) -> str | None:
@@ -232,3 +258,16 @@ class AgentServer:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def _metrics_addr(port: int | None, listen: str | None) -> tuple[str, int] | None:
+    """``--metrics-port N`` (loopback:N) or ``--metrics-listen HOST:PORT``."""
+    if port is not None and listen is not None:
+        raise BadInput("give --metrics-port or --metrics-listen, not both")
+    if listen is not None:
+        try:
+            return split_listen(listen)
+        except BadInput:
+            example = "e.g. 127.0.0.1:9464"
+            raise BadInput(f"bad --metrics-listen {listen!r}: expected HOST:PORT, {example}") from None
+    return None if port is None else ("127.0.0.1", int(port))
