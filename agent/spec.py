@@ -351,7 +351,9 @@ def _json_kind(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "true/false"
-    if isinstance(value, (int, float)):
+    if isinstance(value, float):
+        return _shown(repr(value))  # 1e+15 where an integer belongs
+    if isinstance(value, int):
         return "a number"
     if isinstance(value, str):
         return "a string"

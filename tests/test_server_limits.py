@@ -204,3 +204,15 @@ def test_unauthenticated_caller_learns_nothing_about_methods(agent_factory, meth
     code, details = _code(lambda: call(b"", timeout=5))
     assert code == grpc.StatusCode.UNAUTHENTICATED and details == "missing bearer token: pass --token-file"
     channel.close()
+
+
+def test_health_watch_answers_through_the_guard_and_frees_its_slot(agent):
+    health = health_pb2_grpc.HealthStub(grpc.insecure_channel(agent.address))
+    for _ in range(3 * 8):  # more watches than the bound, one after another: each frees its slot
+        stream = health.Watch(health_pb2.HealthCheckRequest(service="edgebench.v1.Agent"), timeout=5)
+        assert next(stream).status == health_pb2.HealthCheckResponse.SERVING
+        stream.cancel()
+        time.sleep(0.05)  # the agent sees the cancel a moment later
+    stream = health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=5)
+    assert next(stream).status == health_pb2.HealthCheckResponse.SERVING
+    stream.cancel()
