@@ -74,7 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sysfs-root", default="/", help="root path standing for / (fixture trees)")
     s.add_argument("--meter", default=None, help="KIND:PORT of a current meter (ina-csv, scpi, ppk2)")
     s.add_argument("--meter-opt", action="append", default=[], metavar="K=V", help="a meter option")
-    s.add_argument("--metrics-port", type=_port, default=None, help="serve Prometheus /metrics here")
+    m = s.add_mutually_exclusive_group()
+    m.add_argument("--metrics-port", type=_port, default=None, help="serve /metrics on 127.0.0.1:N")
+    m.add_argument(
+        "--metrics-listen", default=None, metavar="HOST:PORT", help="serve /metrics here (it has no auth)"
+    )
     s.add_argument("--token-file", default=None, help="require this bearer token on every RPC")
     s.add_argument("--tls-cert", default=None)
     s.add_argument("--tls-key", default=None)
@@ -129,6 +133,7 @@ def _serve(args: argparse.Namespace) -> int:
         meter=args.meter,
         meter_opts=args.meter_opt,
         metrics_port=args.metrics_port,
+        metrics_listen=args.metrics_listen,
         artifact_quota=args.artifact_quota,
     )
     stop = threading.Event()

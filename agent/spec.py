@@ -8,9 +8,12 @@ worker reports the rest (malformed model, unknown provider...) as bad input.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from dataclasses import asdict, dataclass, field, fields
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from agent.errors import BadInput
@@ -21,6 +24,11 @@ KINDS = ("bench", "soak", "validate", "placement")
 RUNTIMES = ("onnxruntime", "litert")
 METER_KINDS = ("ina-csv", "scpi", "ppk2")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
+# bounds that keep a spec from asking for the absurd (1e300 s of warm-up)
+MAX_SECONDS = 7 * 24 * 3600.0
+MAX_ITERATIONS = 10**9
+MAX_THREADS = 1024
+MAX_DIM = 2**31 - 1  # runtimes index tensors with int32
 
 
 @dataclass
@@ -70,12 +78,13 @@ class ValidateSpec:
     def check(self) -> None:
         for gate, per_output in self.gates.items():
             if gate not in GATES:
-                raise BadInput(f"unknown validate gate {gate!r}; expected one of {', '.join(GATES)}")
+                expected = ", ".join(GATES)
+                raise BadInput(f"unknown validate gate {_shown(repr(gate))}; expected one of {expected}")
             if not isinstance(per_output, dict) or not per_output:
                 raise BadInput(f"validate gate {gate}: expected {{OUTPUT or '*': threshold}}")
             for out, v in per_output.items():
                 if not isinstance(out, str) or not _finite(v):
-                    raise BadInput(f"validate gate {gate}: {out}={v!r} is not a finite number")
+                    raise BadInput(f"validate gate {gate}: {_shown(f'{out}={v!r}')} is not a finite number")
         if not _finite(self.mask_threshold) or not 0 < self.mask_threshold < 1:
             raise BadInput("mask threshold must be in (0, 1)")
         if not _finite(self.box_iou) or not 0 < self.box_iou <= 1:
@@ -84,7 +93,7 @@ class ValidateSpec:
             raise BadInput("box score threshold must be a number")
         for name, q in self.output_quantization.items():
             if not isinstance(q, list) or len(q) != 2 or not all(_finite(x) for x in q) or q[0] <= 0:
-                raise BadInput(f"output quantization of {name!r} must be [scale > 0, zero_point]")
+                raise BadInput(f"output quantization of {_shown(repr(name))} must be [scale > 0, zero_point]")
         if not isinstance(self.worst, int) or not 0 <= self.worst <= 1000:
             raise BadInput("worst must be an integer in [0, 1000]")
 
@@ -168,11 +177,11 @@ class RunSpec:
         data = dict(data)
         schema = data.pop("schema", SCHEMA)
         if schema != SCHEMA:
-            raise BadInput(f"unsupported run spec schema {schema!r}, expected {SCHEMA!r}")
+            raise BadInput(f"unsupported run spec schema {_shown(repr(schema))}, expected {SCHEMA!r}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise BadInput(f"unknown run spec field(s): {', '.join(unknown)}")
+            raise BadInput(f"unknown run spec field(s): {_shown(', '.join(unknown))}")
         if data.get("meter") is not None:
             data["meter"] = _sub(MeterSpec, data["meter"], "meter")
         if data.get("soak") is not None:
@@ -187,35 +196,46 @@ class RunSpec:
         return spec
 
     def validate(self) -> None:
+        _check_types(self, "")
         if self.kind not in KINDS:
-            raise BadInput(f"unknown run kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+            raise BadInput(f"unknown run kind {_shown(repr(self.kind))}; expected one of {', '.join(KINDS)}")
         if not isinstance(self.model_sha256, str) or not _SHA.match(self.model_sha256):
             raise BadInput("model_sha256 must be 64 lowercase hex digits")
         for name, val in (("inputs_sha256", self.inputs_sha256), ("reference_sha256", self.reference_sha256)):
             if val is not None and not _SHA.match(val):
                 raise BadInput(f"{name} must be 64 lowercase hex digits")
         if self.runtime is not None and self.runtime not in RUNTIMES:
-            raise BadInput(f"unknown runtime {self.runtime!r}; expected one of {', '.join(RUNTIMES)}")
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
-            raise BadInput("threads must be a positive integer")
+            expected = ", ".join(RUNTIMES)
+            raise BadInput(f"unknown runtime {_shown(repr(self.runtime))}; expected one of {expected}")
+        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
+            raise BadInput(f"threads must be in [1, {MAX_THREADS}]")
         for name in ("warmup_s", "duration_s"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or v < 0:
-                raise BadInput(f"{name} must be a non-negative number")
-        if not isinstance(self.min_iterations, int) or self.min_iterations < 1:
-            raise BadInput("min_iterations must be a positive integer")
+            _seconds(getattr(self, name), name, zero_ok=True)
+        if not 1 <= self.min_iterations <= MAX_ITERATIONS:
+            raise BadInput(f"min_iterations must be in [1, {MAX_ITERATIONS}]")
+        for name in ("max_cpu_ops", "max_partitions"):
+            if (getattr(self, name) or 0) < 0:
+                raise BadInput(f"{name} must not be negative")
+        if self.transient_a is not None and not (_finite(self.transient_a) and self.transient_a > 0):
+            raise BadInput("transient_a must be a positive number of amperes")
         for iname, dims in self.input_shapes.items():
-            if not isinstance(dims, list) or not dims or not all(isinstance(d, int) and d > 0 for d in dims):
-                raise BadInput(f"input shape for {iname!r} must be positive integers, e.g. 1x3x224x224")
+            if not dims or not all(0 < d <= MAX_DIM for d in dims):
+                what = _shown(repr(iname))
+                raise BadInput(f"input shape for {what} must be positive integers, e.g. 1x3x224x224")
         if self.meter is not None and self.meter.kind not in METER_KINDS:
-            raise BadInput(
-                f"unknown meter kind {self.meter.kind!r}; expected one of {', '.join(METER_KINDS)}"
-            )
-        if self.kind == "soak":
-            if self.soak is None:
-                self.soak = SoakSpec()
-            if self.soak.window_s <= 0:
-                raise BadInput("soak window must be positive")
+            expected = ", ".join(METER_KINDS)
+            raise BadInput(f"unknown meter kind {_shown(repr(self.meter.kind))}; expected one of {expected}")
+        if self.soak is not None:
+            _seconds(self.soak.window_s, "soak window_s", zero_ok=False)
+            _seconds(self.soak.start_cold_max_s, "soak start_cold_max_s", zero_ok=True)
+            for name in ("ambient_c", "target_ips"):
+                v = getattr(self.soak, name)
+                if v is not None and not _finite(v):
+                    raise BadInput(f"soak {name} must be a finite number")
+            if self.soak.target_ips is not None and self.soak.target_ips <= 0:
+                raise BadInput("soak target_ips must be positive")
+        if self.kind == "soak" and self.soak is None:
+            self.soak = SoakSpec()
         if self.kind == "validate":
             if self.reference_sha256 is None:
                 raise BadInput("validate needs a reference (.npz of expected outputs)")
@@ -226,7 +246,7 @@ class RunSpec:
             isinstance(k, str) and isinstance(v, str) for k, v in self.env.items()
         ):
             raise BadInput("env must map names to strings")
-        if not 0 < self.telemetry_rate_hz <= 1000:
+        if not (_finite(self.telemetry_rate_hz) and 0 < self.telemetry_rate_hz <= 1000):
             raise BadInput("telemetry rate must be in (0, 1000] Hz")
 
 
@@ -252,10 +272,96 @@ def parse_meter(text: str, opts: list[str] | dict[str, str] | None = None) -> Me
 def _sub(cls: type, value: Any, name: str) -> Any:
     if not isinstance(value, dict):
         raise BadInput(f"{name} must be an object")
+    unknown = sorted(set(value) - {f.name for f in fields(cls)})
+    if unknown:
+        raise BadInput(f"unknown {name} field(s): {_shown(', '.join(unknown))}")
     try:
         return cls(**value)
     except TypeError as exc:
         raise BadInput(f"bad {name}: {exc}") from None
+
+
+def _seconds(v: float, name: str, zero_ok: bool) -> None:
+    low_ok = v >= 0 if zero_ok else v > 0
+    if not (_finite(v) and low_ok and v <= MAX_SECONDS):
+        low = "[0" if zero_ok else "(0"
+        raise BadInput(f"{name} must be a number of seconds in {low}, {MAX_SECONDS:.0f}] (7 days)")
+
+
+# -- type checks: a spec arrives as JSON from anyone who holds the token ----
+
+_KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """A user's value in a message, cut: a 100 KB key must not come back whole."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _check_types(obj: Any, prefix: str) -> None:
+    """Every field of a spec dataclass holds a value of its declared type:
+    a str where a number belongs, a list for a dict, nesting where a string
+    belongs are refused in one line before anything reads them."""
+    hints = _hints(type(obj))
+    for f in fields(obj):
+        _check_value(getattr(obj, f.name), hints[f.name], f"{prefix}{f.name}")
+
+
+def _check_value(value: Any, tp: Any, path: str) -> None:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(tp):
+            return
+        (tp,) = [a for a in typing.get_args(tp) if a is not type(None)]  # our unions are X | None
+        origin = typing.get_origin(tp)
+    if is_dataclass(tp):
+        if not isinstance(value, tp):
+            raise BadInput(f"run spec field {path} must be an object")
+        _check_types(value, f"{path}.")
+    elif origin is list:
+        if not isinstance(value, list):
+            raise BadInput(f"run spec field {path} must be a list, not {_json_kind(value)}")
+        (item,) = typing.get_args(tp)
+        for i, v in enumerate(value):
+            _check_value(v, item, f"{path}[{i}]")
+    elif origin is dict:
+        if not isinstance(value, dict):
+            raise BadInput(f"run spec field {path} must be an object, not {_json_kind(value)}")
+        _, item = typing.get_args(tp)
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise BadInput(f"run spec field {path} must have string keys")
+            _check_value(v, item, f"{path}[{_shown(repr(k))}]")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise BadInput(f"run spec field {path} must be a number, not {_json_kind(value)}")
+    elif tp in _KIND_NAMES:
+        # bool is an int to Python, not to JSON; 1e15 (a float) is no integer
+        if type(value) is not tp:
+            raise BadInput(f"run spec field {path} must be {_KIND_NAMES[tp]}, not {_json_kind(value)}")
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, float):
+        return _shown(repr(value))  # 1e+15 where an integer belongs
+    if isinstance(value, int):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
 
 
 def parse_shape(text: str) -> tuple[str, list[int]]:

@@ -292,7 +292,7 @@ def test_a_taken_metrics_port_is_one_line_and_exit_2(tmp_path):
         )
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip() == (
-        f"edgebench-agent: error: cannot serve metrics on 127.0.0.1:{port}: Address already in use"
+        f"edgebench-agent: error: cannot serve /metrics on 127.0.0.1:{port}: Address already in use"
     )
 
 

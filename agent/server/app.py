@@ -19,13 +19,15 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from agent import profiles
-from agent.errors import BadInput, one_line
+from agent.errors import BadInput
 from agent.fingerprint import collect_info
 from agent.rootfs import RootFS
+from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.rpc.edgebench.v1 import agent_pb2_grpc as pb_grpc
 from agent.runs.manager import RunManager
 from agent.runs.worker import DEFAULT_TASK
-from agent.server.auth import TokenInterceptor, is_loopback, server_credentials, split_listen
+from agent.server.auth import is_loopback, server_credentials, split_listen
+from agent.server.guard import MAX_RECEIVE_BYTES, Guard, pool_size
 from agent.server.metrics import MetricsServer, start_metrics_server
 from agent.server.service import AgentService
 from agent.spec import parse_meter
@@ -34,8 +36,14 @@ from agent.store.artifacts import DEFAULT_QUOTA_BYTES, ArtifactStore
 log = logging.getLogger("edgebench.agent")
 
 SERVICE_NAME = "edgebench.v1.Agent"
-# uploads send ~1 MiB chunks; leave headroom for clients that send bigger ones
-MAX_MESSAGE_BYTES = 64 << 20
+# replies (a run record with its result) may be large; requests are bounded
+# per method by the guard, and by MAX_RECEIVE_BYTES for all
+MAX_SEND_BYTES = 64 << 20
+# every method this server answers: the guard bounds each one
+_METHODS = [f"/{SERVICE_NAME}/{m.name}" for m in pb.DESCRIPTOR.services_by_name["Agent"].methods] + [
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+]
 
 
 class AgentServer:
@@ -53,9 +61,10 @@ class AgentServer:
         meter: str | None = None,
         meter_opts: list[str] | dict[str, str] | None = None,
         metrics_port: int | None = None,
+        metrics_listen: str | None = None,
         artifact_quota: int = DEFAULT_QUOTA_BYTES,
         task: str = DEFAULT_TASK,
-        max_workers: int = 32,
+        max_workers: int | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.listen = listen
@@ -75,12 +84,15 @@ class AgentServer:
             raise BadInput("--artifact-quota must be positive")
         if metrics_port is not None and not 0 <= int(metrics_port) <= 65535:
             raise BadInput(f"bad --metrics-port {metrics_port}")
+        # /metrics has no auth: loopback unless the admin names an address
+        self.metrics_addr = _metrics_addr(metrics_port, metrics_listen)
         if not is_loopback(self.host) and not (token or tls_client_ca) and not insecure:
             raise BadInput(
                 f"refusing to listen on non-loopback {listen} without --token-file or mTLS "
                 "(--tls-cert/--tls-key/--tls-client-ca); pass --insecure to allow it"
             )
         self.tls = (tls_cert, tls_key, tls_client_ca) if tls_cert else None
+        self.warnings = self._warnings()
         self.meter = parse_meter(meter, meter_opts) if meter else None
         self.address: str | None = None
         self.store: ArtifactStore | None = None
@@ -122,15 +134,23 @@ class AgentServer:
             task=self.task,
             default_meter=self.meter,
         )
-        interceptors = [TokenInterceptor(self.token)] if self.token else []
+        # threads: above the sum of the per-method bounds (guard.py), so open
+        # streams never leave a call without a thread to answer it
+        workers = self.max_workers or pool_size(_METHODS)
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="edgebench-rpc"),
-            interceptors=interceptors,
+            futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="edgebench-rpc"),
+            interceptors=[Guard(self.token)],
             options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
+                ("grpc.max_send_message_length", MAX_SEND_BYTES),
                 ("grpc.so_reuseport", 0),
+                # BDP probing grows each stream's receive window to megabytes,
+                # and grpc fills it even for a call the guard refuses unread;
+                # the fixed 64 KiB window bounds that (LAN uploads keep pace)
+                ("grpc.http2.bdp_probe", 0),
             ],
+            # the pool's queue: beyond this many calls, grpc refuses at once
+            maximum_concurrent_rpcs=4 * workers,
         )
         pb_grpc.add_AgentServicer_to_server(AgentService(self.store, self.runs, self.info), server)
         self._health = health.HealthServicer()
@@ -152,13 +172,15 @@ class AgentServer:
         for name in ("", SERVICE_NAME):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.address = f"{self.host}:{port}"
-        if self.metrics_port is not None:
+        if self.metrics_addr is not None:
             try:
                 self._start_metrics()
-            except OSError as exc:  # the port is taken or not ours to bind: the user's to fix
-                self.stop(grace=0)
-                why = exc.strerror or one_line(exc)
-                raise BadInput(f"cannot serve metrics on {self.host}:{self.metrics_port}: {why}") from None
+            except BadInput:
+                server.stop(0)
+                self.runs.close()
+                raise
+        for line in self.warnings:
+            log.warning("%s", line)
         if self.runs.recovered:
             log.info(
                 "marked %d in-flight run(s) interrupted: %s", len(self.runs.recovered), self.runs.recovered
@@ -172,11 +194,26 @@ class AgentServer:
             return
         profiles.resolve(self.root, self.profile)  # BadInput names what is available
 
+    def _warnings(self) -> list[str]:
+        """Risky but allowed setups: one line each, logged when serving starts."""
+        out = []
+        if self.token and not self.tls and not is_loopback(self.host):
+            out.append(
+                f"the bearer token travels in plaintext on {self.listen}: anyone on the network "
+                "can read it; add --tls-cert/--tls-key"
+            )
+        if self.metrics_addr is not None and not is_loopback(self.metrics_addr[0]):
+            host, port = self.metrics_addr
+            out.append(f"/metrics on {host}:{port} has no auth: scrape it through an authenticating proxy")
+        return out
+
     def _start_metrics(self) -> None:
-        # /metrics binds where gRPC does: a loopback agent keeps it local too
-        self._metrics = start_metrics_server(
-            self.metrics_port, self.root, self.profile, self.runs, addr=self.host
-        )
+        assert self.metrics_addr is not None
+        host, port = self.metrics_addr
+        try:
+            self._metrics = start_metrics_server(port, self.root, self.profile, self.runs, addr=host)
+        except OSError as exc:
+            raise BadInput(f"cannot serve /metrics on {host}:{port}: {exc.strerror or exc}") from None
 
     @property
     def metrics_url(self) -> str | None:
@@ -221,3 +258,16 @@ class AgentServer:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def _metrics_addr(port: int | None, listen: str | None) -> tuple[str, int] | None:
+    """``--metrics-port N`` (loopback:N) or ``--metrics-listen HOST:PORT``."""
+    if port is not None and listen is not None:
+        raise BadInput("give --metrics-port or --metrics-listen, not both")
+    if listen is not None:
+        try:
+            return split_listen(listen)
+        except BadInput:
+            example = "e.g. 127.0.0.1:9464"
+            raise BadInput(f"bad --metrics-listen {listen!r}: expected HOST:PORT, {example}") from None
+    return None if port is None else ("127.0.0.1", int(port))

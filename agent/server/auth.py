@@ -1,23 +1,18 @@
-"""Authentication: a bearer token checked on every RPC by a server interceptor,
-and optional mTLS (server certificate, plus client certificates verified
-against ``--tls-client-ca``).
+"""Authentication: token and TLS files, mTLS credentials, and what counts as
+loopback. The bearer token itself is checked on every RPC by the guard
+(``agent.server.guard``), before a request's body is read.
 
 Clients send the token as gRPC metadata ``authorization: Bearer <token>``.
 """
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import os
-from collections.abc import Callable
-from typing import Any
 
 import grpc
 
 from agent.errors import BadInput
-
-METADATA_KEY = "authorization"
 
 
 def read_token_file(path: str | os.PathLike[str]) -> str:
@@ -67,42 +62,3 @@ def split_listen(listen: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise BadInput(f"bad --listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:50551")
     return host, int(port)
-
-
-def _abort_handler(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHandler:
-    def abort(request: Any, context: grpc.ServicerContext) -> Any:
-        context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
-
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(abort)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(abort)
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(abort)
-    return grpc.unary_unary_rpc_method_handler(abort)
-
-
-class TokenInterceptor(grpc.ServerInterceptor):
-    """Rejects any RPC without ``authorization: Bearer <token>``: UNAUTHENTICATED."""
-
-    def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}".encode()
-
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return None
-        got = None
-        for key, value in handler_call_details.invocation_metadata or ():
-            if key == METADATA_KEY:
-                got = value.encode() if isinstance(value, str) else value
-                break
-        if got is None:
-            return _abort_handler(handler, "missing bearer token: pass --token-file")
-        if not hmac.compare_digest(got, self._expected):
-            return _abort_handler(handler, "invalid bearer token")
-        return handler

@@ -12,21 +12,29 @@ from typing import Any
 import grpc
 
 from agent import portability
-from agent.errors import BadInput, EdgebenchError
+from agent.errors import BadInput, EdgebenchError, one_line
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.rpc.edgebench.v1 import agent_pb2_grpc as pb_grpc
 from agent.runs.manager import RunManager
-from agent.runs.registry import RunDir
+from agent.runs.registry import RunDir, valid_run_id
 from agent.spec import RunSpec
-from agent.store.artifacts import ArtifactStore, StoreError
+from agent.store.artifacts import ArtifactStore, StoreError, disk_error
 
 FILE_CHUNK_BYTES = 1 << 20
+# a status message: one line, short enough that no caller's value comes back whole
+MESSAGE_CHARS = 300
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 
 def _abort(context: grpc.ServicerContext, status: str | grpc.StatusCode, message: str) -> None:
     code = status if isinstance(status, grpc.StatusCode) else getattr(grpc.StatusCode, status)
-    context.abort(code, " ".join(message.split()))
+    context.abort(code, one_line(message, MESSAGE_CHARS))
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    """A caller's value quoted in a message, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 class AgentService(pb_grpc.AgentServicer):
@@ -82,6 +90,9 @@ class AgentService(pb_grpc.AgentServicer):
             return pb.UploadResponse(sha256=h.sha256, size_bytes=h.size_bytes, deduplicated=False)
         except StoreError as exc:
             _abort(context, exc.status, exc.message)
+        except OSError as exc:  # the store maps its own; anything left is the disk too
+            err = disk_error(exc, "during the upload")
+            _abort(context, err.status, err.message)
         finally:
             if upload is not None:
                 upload.close()  # a broken stream keeps its committed bytes for a resume
@@ -110,8 +121,16 @@ class AgentService(pb_grpc.AgentServicer):
             data = json.loads(request.spec_json)
         except ValueError as exc:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"run spec is not JSON: {exc}")
+        except RecursionError:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "run spec JSON is nested too deeply")
         try:
             spec = RunSpec.from_dict(data)
+        except BadInput as exc:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as exc:
+            # from_dict checks every field; this is the net under it: still bad input
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"bad run spec: {type(exc).__name__}: {exc}")
+        try:
             run_id = self.runs.start(spec)
         except BadInput as exc:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
@@ -131,7 +150,7 @@ class AgentService(pb_grpc.AgentServicer):
                     payload_json=json.dumps(ev.get("payload") or {}, default=str),
                 )
         except KeyError:
-            _abort(context, grpc.StatusCode.NOT_FOUND, f"no run {request.run_id!r}")
+            _abort(context, grpc.StatusCode.NOT_FOUND, f"no run {_shown(request.run_id)}")
 
     def GetRun(self, request: pb.GetRunRequest, context: grpc.ServicerContext) -> pb.RunRecord:
         return self._record(self._run_dir(request.run_id, context), with_result=True)
@@ -156,13 +175,13 @@ class AgentService(pb_grpc.AgentServicer):
             _abort(
                 context,
                 grpc.StatusCode.INVALID_ARGUMENT,
-                f"bad file name {name!r}: a plain name inside the run",
+                f"bad file name {_shown(name)}: a plain name inside the run",
             )
         path = rd.path / name
         try:
             f = open(path, "rb")
         except OSError:
-            _abort(context, grpc.StatusCode.NOT_FOUND, f"run {rd.run_id} has no file {name!r}")
+            _abort(context, grpc.StatusCode.NOT_FOUND, f"run {rd.run_id} has no file {_shown(name)}")
         with f:
             total = os.fstat(f.fileno()).st_size
             sent = False
@@ -177,9 +196,13 @@ class AgentService(pb_grpc.AgentServicer):
 
     # -- helpers -------------------------------------------------------------
     def _run_dir(self, run_id: str, context: grpc.ServicerContext) -> RunDir:
+        if not valid_run_id(run_id):
+            # NOT_FOUND as for any unknown run; the message says why, echoing little
+            why = f"bad run id {_shown(run_id)}: expected YYYYMMDDTHHMMSSmmmZ-<6 hex>"
+            _abort(context, grpc.StatusCode.NOT_FOUND, why)
         rd = self.runs.registry.get(run_id)
         if rd is None:
-            _abort(context, grpc.StatusCode.NOT_FOUND, f"no run {run_id!r}")
+            _abort(context, grpc.StatusCode.NOT_FOUND, f"no run {run_id}")
         return rd
 
     def _record(self, rd: RunDir, with_result: bool) -> pb.RunRecord:

@@ -13,6 +13,7 @@ them without this module importing grpc.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -41,6 +42,14 @@ class StoreError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+def disk_error(exc: OSError, doing: str) -> StoreError:
+    """An OSError while ``doing`` something, as a one-line StoreError: a full
+    disk is RESOURCE_EXHAUSTED (the caller may free space and retry)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StoreError("RESOURCE_EXHAUSTED", f"no space left on the agent's disk {doing}; nothing stored")
+    return StoreError("INTERNAL", f"disk error {doing}: {exc.strerror or exc}")
 
 
 @dataclass
@@ -146,7 +155,10 @@ class ArtifactStore:
         check_name(name)
         if self.path(sha256) is not None:
             if requires:
-                self.set_requires(sha256, requires)
+                try:
+                    self.set_requires(sha256, requires)
+                except OSError as exc:
+                    raise disk_error(exc, "recording the requirements") from None
             return Upload(self, sha256, size_bytes, name, 0, deduplicated=True)
         with self._lock:
             if sha256 in self._active:
@@ -173,6 +185,9 @@ class ArtifactStore:
             self._active[sha256] = int(size_bytes)
         try:
             return Upload(self, sha256, size_bytes, name, offset, requires=requires)
+        except OSError as exc:
+            self._release(sha256)
+            raise disk_error(exc, "to start the upload") from None
         except BaseException:
             self._release(sha256)
             raise
@@ -204,11 +219,15 @@ class ArtifactStore:
 
     def _write_sidecar(self, sha256: str, data: dict) -> None:
         tmp = self._sidecar(sha256).with_suffix(".json.tmp")
-        with open(tmp, "w") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._sidecar(sha256))
+        try:
+            with open(tmp, "w") as f:
+                json.dump(data, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self._sidecar(sha256))
+        except OSError:
+            _unlink(tmp)  # a full disk must not leave an empty .json.tmp behind
+            raise
 
     def _release(self, sha256: str) -> None:
         with self._lock:
@@ -259,6 +278,22 @@ class Upload:
             return
         self._hasher = hashlib.sha256()
         part = store._part(sha256)
+        try:
+            self._open(part, offset)
+        except OSError:
+            if self._file is not None:
+                try:
+                    self._file.close()
+                except OSError:
+                    pass  # the disk that failed the open fails the flush too
+            if offset == 0:
+                store.remove_partial(sha256)  # nothing of it was committed
+            raise
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUE_CHUNKS)
+        self._thread = threading.Thread(target=self._drain, name="edgebench-upload", daemon=True)
+        self._thread.start()
+
+    def _open(self, part: Path, offset: int) -> None:
         if offset == 0:
             self._file = open(part, "wb")
         else:
@@ -275,16 +310,13 @@ class Upload:
             self._file.seek(offset)
         self._since_commit = 0
         self._commit()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUE_CHUNKS)
-        self._thread = threading.Thread(target=self._drain, name="edgebench-upload", daemon=True)
-        self._thread.start()
 
     def write(self, data: bytes) -> None:
         if self.deduplicated:
             return
         if self._error is not None:
             self._fail()
-            raise StoreError("INTERNAL", f"writing the upload failed: {self._error}")
+            raise self._write_failure()
         if self.received + len(data) > self.size_bytes:
             self._fail()
             raise StoreError(
@@ -301,7 +333,19 @@ class Upload:
         self._join()
         if self._error is not None:
             self._fail()
-            raise StoreError("INTERNAL", f"writing the upload failed: {self._error}")
+            raise self._write_failure()
+        try:
+            return self._finish()
+        except OSError as exc:
+            self._fail()  # a half-finished artifact must not remain
+            raise disk_error(exc, "while storing the upload") from None
+
+    def _write_failure(self) -> StoreError:
+        if isinstance(self._error, OSError):
+            return disk_error(self._error, "while writing the upload")
+        return StoreError("INTERNAL", f"writing the upload failed: {self._error}")
+
+    def _finish(self) -> Path:
         if self.offset < self.size_bytes:
             self._commit()
             raise StoreError(
@@ -341,7 +385,10 @@ class Upload:
         try:
             self._join()
             if self._error is None:
-                self._commit()
+                try:
+                    self._commit()
+                except OSError:
+                    pass  # the sidecar keeps the last committed offset: a resume starts there
             self._file.close()
         finally:
             self.store._release(self.sha256)
@@ -390,9 +437,20 @@ class Upload:
 
 def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(".json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)
+    except OSError:
+        _unlink(tmp)
+        raise
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
 
 
 def _fsync_dir(path: Path) -> None:
