@@ -16,7 +16,7 @@ from agent.errors import BadInput, EdgebenchError
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.rpc.edgebench.v1 import agent_pb2_grpc as pb_grpc
 from agent.runs.manager import RunManager
-from agent.runs.registry import RunDir
+from agent.runs.registry import PAGE_MAX, RunDir
 from agent.spec import RunSpec
 from agent.store.artifacts import ArtifactStore, StoreError
 
@@ -137,8 +137,14 @@ class AgentService(pb_grpc.AgentServicer):
         return self._record(self._run_dir(request.run_id, context), with_result=True)
 
     def ListRuns(self, request: pb.ListRunsRequest, context: grpc.ServicerContext) -> pb.ListRunsResponse:
+        # a page, from the run index: a reply's cost does not grow with history
+        limit = int(request.limit)
+        try:
+            runs, token = self.runs.registry.page(min(limit or PAGE_MAX, PAGE_MAX), request.page_token)
+        except ValueError as exc:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return pb.ListRunsResponse(
-            runs=[self._record(rd, with_result=False) for rd in self.runs.registry.list(int(request.limit))]
+            runs=[self._record(rd, with_result=False) for rd in runs], next_page_token=token
         )
 
     def CancelRun(self, request: pb.CancelRunRequest, context: grpc.ServicerContext) -> pb.RunRecord:
