@@ -34,7 +34,8 @@ def make_history(state_dir: Path, n: int, active: dict[int, str] | None = None) 
         status = (active or {}).get(i, "completed")
         (d / "spec.json").write_text(json.dumps({"kind": "bench", "model_sha256": "a" * 64}))
         (d / "state.json").write_text(json.dumps({"status": status, "created_unix": t}))
-        (d / "journal.jsonl").write_text(json.dumps({"seq": 1, "t_ns": 1, "kind": "state", "payload": {}}) + "\n")
+        first = {"seq": 1, "t_ns": 1, "kind": "state", "payload": {}}
+        (d / "journal.jsonl").write_text(json.dumps(first) + "\n")
         ids.append(run_id)
     return ids
 
