@@ -136,7 +136,10 @@ class Journal:
                     skipped.add(n, why)
                 self._size += len(line)
         skipped.log()
-        self._file = open(self.path, "ab")
+        # opened on the first append and released while the run waits in the
+        # queue: a queued run holds no file descriptor (issue 13: ~1,000
+        # queued runs used up the agent's 1,024)
+        self._fd: int | None = None
         self._cond = threading.Condition()
         self._closed = False
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
@@ -172,9 +175,7 @@ class Journal:
                 "payload": payload or {},
             }
             line = (json.dumps(ev, separators=(",", ":"), default=_jsonable) + "\n").encode()
-            self._file.write(line)
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            self._write(line)
             # only now may anyone see it
             self._note(ev, self._size)
             self._size += len(line)
@@ -182,6 +183,35 @@ class Journal:
         for fn in self._listeners:
             fn(ev)
         return ev
+
+    def _write(self, line: bytes) -> None:
+        """Append one line durably, or raise OSError naming the journal with
+        the file cut back to its last whole line (a full disk must not leave
+        half a record that later appends would follow)."""
+        try:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            view = memoryview(line)
+            while view:
+                view = view[os.write(self._fd, view) :]
+            os.fsync(self._fd)
+        except OSError as exc:
+            if self._fd is not None:
+                try:
+                    os.ftruncate(self._fd, self._size)
+                except OSError:
+                    pass
+            raise OSError(exc.errno, exc.strerror or str(exc), str(self.path)) from exc
+
+    def release(self) -> None:
+        """Close the file until the next append (the run waits in the queue)."""
+        with self._cond:
+            self._close_fd()
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
     def events_after(self, seq: int) -> list[dict[str, Any]]:
         return self.wait_after(seq, 0)
@@ -218,7 +248,7 @@ class Journal:
         with self._cond:
             if not self._closed:
                 self._closed = True
-                self._file.close()
+                self._close_fd()
             self._cond.notify_all()
 
 

@@ -133,6 +133,12 @@ class RunDir:
     def write_result(self, doc: dict) -> None:
         write_json_atomic(self.path / files.RESULT, doc)
 
+    def hold(self, state: dict, result: dict | None) -> None:
+        """Serve this final state (and result) from memory until the registry
+        can write them (``Registry.flush_held``): the disk refused them."""
+        if self._registry is not None:
+            self._registry.hold(self, state, result)
+
     def files(self) -> list[str]:
         return sorted(p.name for p in self.path.iterdir() if p.is_file() and not p.name.endswith(".tmp"))
 
@@ -232,11 +238,13 @@ class Registry:
         """Write what a full disk held back (index rows, final states); True
         when nothing is left held."""
         for run_id in list(self._unindexed):
-            rd = RunDir(self.root / run_id, self)
-            if rd.path.is_dir():
-                self.indexed(rd, rd.state())
-            else:
+            row = self._row(RunDir(self.root / run_id, self)) if (self.root / run_id).is_dir() else None
+            try:
+                if row is not None:
+                    self._index.upsert(*row)
                 self._unindexed.discard(run_id)
+            except (sqlite3.Error, IndexBroken):
+                break  # still failing: the next round
         return self.flush_held()
 
     # -- runs ----------------------------------------------------------------------
@@ -258,12 +266,24 @@ class Registry:
         try:
             write_json_atomic(path / files.SPEC, spec_dict)
             write_json_atomic(path / files.STATE, state)
-            self._index.upsert(run_id, now, spec_dict.get("kind"), "queued")
         except BaseException:
             # no half-made run dir: nothing was stored (issue 13: 95 were left)
             shutil.rmtree(path, ignore_errors=True)
             raise
+        try:
+            self._index.upsert(run_id, now, spec_dict.get("kind"), "queued")
+        except (sqlite3.Error, IndexBroken) as exc:
+            log.warning("run index: cannot add %s: %s", run_id, exc)
+            self._unindexed.add(run_id)
         return rd
+
+    def remove(self, rd: RunDir) -> None:
+        """Forget a run that never got going (its queueing failed)."""
+        shutil.rmtree(rd.path, ignore_errors=True)
+        try:
+            self._index.delete([rd.run_id])
+        except (sqlite3.Error, IndexBroken) as exc:
+            log.warning("run index: cannot drop %s: %s", rd.run_id, exc)  # reconciled at the next start
 
     def get(self, run_id: str) -> RunDir | None:
         if not valid_run_id(run_id):
@@ -355,6 +375,16 @@ class Registry:
             self.indexed(rd, state)
             log.info("run %s: its final state is written now", run_id)
         return True
+
+    def probe(self) -> bool:
+        """Can the state dir take a small file now (write, fsync, rename)?"""
+        path = self.root / ".probe.json"
+        try:
+            write_json_atomic(path, {"probe": True})
+            path.unlink()
+            return True
+        except OSError:
+            return False
 
     def close(self) -> None:
         self._index.close()

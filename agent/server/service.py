@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 
 from agent import portability
-from agent.errors import BadInput, EdgebenchError
+from agent.errors import BadInput, EdgebenchError, ResourceExhausted
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.rpc.edgebench.v1 import agent_pb2_grpc as pb_grpc
 from agent.runs.manager import RunManager
@@ -115,6 +115,8 @@ class AgentService(pb_grpc.AgentServicer):
             run_id = self.runs.start(spec)
         except BadInput as exc:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except ResourceExhausted as exc:  # a full queue, a full disk: try later
+            _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except EdgebenchError as exc:
             _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
         return pb.StartRunResponse(run_id=run_id)
