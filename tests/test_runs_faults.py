@@ -37,6 +37,7 @@ def fault_task(spec: RunSpec, run_dir: Path, send) -> None:
         # Python handler waited for the call to return; here SIGTERM is
         # ignored, as a runtime that takes the signal over may do): only SIGKILL ends it
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        send({"type": "phase", "phase": "hang", "t_ns": time.monotonic_ns()})
         ctypes.CDLL(None).sleep(300)
     elif do == "wait":
         # until the test drops the file named in the labels (bounded)
@@ -230,7 +231,7 @@ def test_cancel_kills_a_worker_stuck_in_a_native_call_after_the_grace_period(
     sha = push(agent.stub, tiny_onnx_model)
     run_id = _start(agent, _spec(sha, "hang"))
     pid = _running(agent, run_id)
-    time.sleep(0.3)  # inside the native call
+    assert _until(lambda: _hanging(agent, run_id))  # inside the native call
     t0 = time.monotonic()
     rec = agent.stub.CancelRun(pb.CancelRunRequest(run_id=run_id), timeout=30)
     assert rec.status == "cancelled" and time.monotonic() - t0 < 9
@@ -241,6 +242,10 @@ def test_cancel_kills_a_worker_stuck_in_a_native_call_after_the_grace_period(
     assert agent.server.runs.wait(nxt, timeout=30) == "completed"
 
 
+def _hanging(agent, run_id: str) -> bool:
+    return '"phase":"hang"' in (agent.state_dir / "runs" / run_id / "journal.jsonl").read_text()
+
+
 def _proc_state(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
@@ -249,14 +254,15 @@ def _proc_state(pid: int) -> str:
 
 
 def test_a_worker_stuck_in_a_native_call_times_out(agent_factory, push, tiny_onnx_model):
-    agent = agent_factory(task=TASK, max_run_s=2.0, cancel_grace_s=1.0)
+    # 6 s: the worker must reach its native call (spawn, imports) before the limit
+    agent = agent_factory(task=TASK, max_run_s=6.0, cancel_grace_s=1.0)
     sha = push(agent.stub, tiny_onnx_model)
     run_id = _start(agent, _spec(sha, "hang"))
     t0 = time.monotonic()
     assert agent.server.runs.wait(run_id, timeout=30) == "failed"
-    assert time.monotonic() - t0 < 10
+    assert time.monotonic() - t0 < 15
     rec, result = _get(agent, run_id)
-    assert result["error"] == "timed out after 2 s; killed after the 1 s grace period"
+    assert result["error"] == "timed out after 6 s; killed after the 1 s grace period"
     assert result["error_code"] == "timeout"
 
 

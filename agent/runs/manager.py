@@ -281,8 +281,12 @@ class RunManager:
     def watch_health(self, fn: Callable[[str | None], None]) -> None:
         """Call ``fn(problem())`` now and whenever it changes (from the
         monitor thread, within about a second)."""
+        now = self.problem()
+        self._health_last = now
+        if now is not None:
+            log.error("the agent cannot work: %s", now)
         self._health_fns.append(fn)
-        self._call(fn, self.problem())
+        self._call(fn, now)
 
     def _report_health(self) -> None:
         now = self.problem()
