@@ -53,6 +53,29 @@ def _port(text: str) -> int:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"bad count {text!r}: must be a positive integer")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """``90``, ``30m``, ``24h`` -> seconds (> 0)."""
+    from agent.spec import parse_duration
+
+    try:
+        value = parse_duration(text)
+    except BadInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"bad duration {text!r}: must be positive")
+    return value
+
+
 def default_state_dir() -> str:
     # systemd's StateDirectory= sets STATE_DIRECTORY
     env = os.environ.get("STATE_DIRECTORY")
@@ -86,6 +109,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--insecure", action="store_true", help="allow a non-loopback listen without auth")
     s.add_argument(
         "--artifact-quota", type=parse_size, default="4G", help="artifact store quota (default 4G)"
+    )
+    s.add_argument(
+        "--min-free",
+        type=parse_size,
+        default="64M",
+        help="free space kept in the state dir: below it runs are refused, health NOT_SERVING (default 64M)",
+    )
+    s.add_argument(
+        "--max-queued",
+        type=_positive_int,
+        default=64,
+        help="runs waiting at most; more are refused (default 64)",
+    )
+    s.add_argument(
+        "--max-run-s",
+        type=_seconds,
+        default="24h",
+        help="hard cap on any run's wall-clock time (default 24h; each run's own limit comes from its spec)",
     )
     s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
@@ -135,6 +176,9 @@ def _serve(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         metrics_listen=args.metrics_listen,
         artifact_quota=args.artifact_quota,
+        min_free=args.min_free,
+        max_queued=args.max_queued,
+        max_run_s=args.max_run_s,
     )
     stop = threading.Event()
 

@@ -30,6 +30,14 @@ class GateFailed(EdgebenchError):
     code = "gate_failed"
 
 
+class ResourceExhausted(EdgebenchError):
+    """The agent cannot take more now (a full queue, too little free space):
+    gRPC RESOURCE_EXHAUSTED; try again later."""
+
+    exit_code = 1
+    code = "resource_exhausted"
+
+
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
 EXIT_BAD_INPUT = 2

@@ -287,8 +287,18 @@ class AgentClient:
         return _record(rec)
 
     def list_runs(self, limit: int = 0) -> list[dict]:
-        resp = self._call(self.stub.ListRuns, pb.ListRunsRequest(limit=limit), "list runs")
-        return [_record(r) for r in resp.runs]
+        """Newest first: ``limit`` runs, or every run (0), a page at a time (the
+        agent caps a reply at 1,000 runs)."""
+        out: list[dict] = []
+        token = ""
+        while True:
+            want = min(limit - len(out), 1000) if limit else 0
+            req = pb.ListRunsRequest(limit=want, page_token=token)
+            resp = self._call(self.stub.ListRuns, req, "list runs")
+            out += [_record(r) for r in resp.runs]
+            token = resp.next_page_token
+            if not token or (limit and len(out) >= limit):
+                return out[:limit] if limit else out
 
     def cancel_run(self, run_id: str) -> dict:
         return _record(self._call(self.stub.CancelRun, pb.CancelRunRequest(run_id=run_id), "cancel run"))

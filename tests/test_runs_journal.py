@@ -161,3 +161,69 @@ def test_last_seq_comes_from_the_journal_tail(tmp_path):
     with open(rd.journal_path, "a") as f:
         f.write('{"seq": 2001, "kin')
     assert rd.last_seq() == 2000
+
+
+def test_recover_keeps_a_completed_result_written_before_the_crash(tmp_path):
+    # issue 13 defect 5: the agent died after result.json, before state.json
+    reg = Registry(tmp_path)
+    rd = reg.create({"kind": "bench", "model_sha256": "a" * 64})
+    rd.update_state(status="running", started_unix=1.0, pid=4242)
+    j = Journal(rd.journal_path)
+    j.append("state", {"status": "running"})
+    j.append("progress", {"iterations": 10, "elapsed_s": 0.1, "throughput_ips": 100.0})
+    j.close()
+    complete = {"schema": "edgebench.result/v1", "run_id": rd.run_id, "status": "completed", "error": None,
+                "error_code": None, "ended_unix": 2.0, "iterations": 1234}  # fmt: skip
+    rd.write_result(complete)
+
+    assert Registry(tmp_path).recover(partial_result) == [rd.run_id]
+    assert rd.result() == complete  # not replaced by a partial "interrupted" one
+    st = rd.state()
+    assert st["status"] == "completed" and st["error"] is None
+    assert st["ended_unix"] == 2.0 and st["pid"] is None
+    # a result.json that is not final (or not a result) does not win
+    other = reg.create({"kind": "bench", "model_sha256": "b" * 64})
+    other.update_state(status="running")
+    other.write_result({"schema": "edgebench.result/v1", "run_id": "someone-else", "status": "completed"})
+    Registry(tmp_path).recover(partial_result)
+    assert other.state()["status"] == "interrupted" and other.result()["status"] == "interrupted"
+
+
+_BAD_LINES = [
+    '{"seq": 3, "t_ns": 3, "payload": {"phase": "measure"}}',  # no kind
+    "[1, 2, 3]",  # not an object
+    '{"seq": 4, "t_ns": 4, "kind": "progress", "payload": [1, 2]}',  # payload not an object
+    '{"seq": "5", "t_ns": 5, "kind": "phase", "payload": {"phase": "x"}}',  # seq not a number
+    '{"seq": null, "t_ns": 5, "kind": "phase", "payload": {}}',
+    '{"seq": 1, "t_ns": 5, "kind": "phase", "payload": {"phase": "again"}}',  # seq goes back
+    '{"seq": 6, "t_ns": "x", "kind": 7, "payload": {}}',  # kind not a string
+    "not json at all",
+]
+
+
+def test_recovery_skips_complete_but_malformed_journal_records_and_logs_them(tmp_path, caplog):
+    # issue 13 defect 8: one bad record crash-looped the agent at start
+    reg = Registry(tmp_path)
+    rd = reg.create({"kind": "bench", "model_sha256": "a" * 64})
+    rd.update_state(status="running")
+    good = [
+        {"seq": 1, "t_ns": 1, "kind": "state", "payload": {"status": "running"}},
+        {"seq": 2, "t_ns": 2, "kind": "phase", "payload": {"phase": "warmup"}},
+        {"seq": 7, "t_ns": 7, "kind": "progress", "payload": {"iterations": 77, "elapsed_s": 1.0}},
+        {"seq": 8, "t_ns": 8, "kind": "phase", "payload": {"phase": "measure"}},
+    ]
+    lines = [json.dumps(good[0]), json.dumps(good[1]), *_BAD_LINES, json.dumps(good[2]), json.dumps(good[3])]
+    rd.journal_path.write_text("\n".join(lines) + "\n")
+
+    with caplog.at_level("WARNING", logger="edgebench.agent.runs"):
+        assert Registry(tmp_path).recover(partial_result) == [rd.run_id]
+    r = rd.result()
+    assert r["status"] == "interrupted" and r["journal_events"] == 4
+    assert r["last_phase"] == "measure" and r["iterations"] == 77
+    assert [e["seq"] for e in read_events(rd.journal_path)] == [1, 2, 7, 8]
+    assert any("journal" in m and "skipped" in m for m in caplog.messages)
+    # the journal reopens past them and keeps counting from the last good seq
+    j = Journal(rd.journal_path)
+    assert j.last_seq == 8 and j.append("log", {"message": "after"})["seq"] == 9
+    j.close()
+    assert [e["seq"] for e in read_events(rd.journal_path)] == [1, 2, 7, 8, 9]

@@ -27,8 +27,9 @@ from agent.profiles import Profile
 from agent.rootfs import RootFS
 from agent.runs import files, worker
 from agent.runs.journal import Journal
-from agent.runs.registry import RunDir
-from agent.runs.result import Outcome, assemble, partial_result
+from agent.runs.limits import CANCEL_GRACE_S, DEFAULT_MAX_RUN_S
+from agent.runs.registry import RunDir, write_error
+from agent.runs.result import Outcome, assemble, header, partial_result
 from agent.soak.coldstart import wait_with_sampler
 from agent.spec import MeterSpec, RunSpec
 from agent.telemetry.sampler import Sampler
@@ -36,6 +37,7 @@ from agent.telemetry.sampler import Sampler
 log = logging.getLogger("edgebench.agent.runs")
 
 SAMPLE_STREAM_PERIOD_NS = 1_000_000_000  # telemetry reaches the journal/stream at 1 Hz
+PUMP_TICK_S = 0.2  # how often the pump looks at the run's deadline and a pending SIGKILL
 
 
 class ActiveRun:
@@ -48,6 +50,9 @@ class ActiveRun:
         journal: Journal,
         accelerator: dict | None = None,
         on_end: Callable[[ActiveRun], None] = lambda run: None,
+        limit_s: float = DEFAULT_MAX_RUN_S,
+        grace_s: float = CANCEL_GRACE_S,
+        on_write_error: Callable[[str], None] = lambda why: None,
     ) -> None:
         self.rd = rd
         self.spec = spec
@@ -63,33 +68,104 @@ class ActiveRun:
         # the manager's bookkeeping, done before the journal closes: a caller
         # woken by the end of the run finds the run's counts already retired
         self.on_end = on_end
+        self.on_write_error = on_write_error  # the manager's health: the state dir is unwritable
+        self.limit_s = limit_s  # the hard wall-clock limit from the worker's start
+        self.grace_s = grace_s
+        self.kill_at: float | None = None  # monotonic: SIGKILL if the worker still lives then
+        self.killed = False  # SIGKILL was needed
+        self.timed_out = False
         self.lock = threading.Lock()
 
     def terminate(self) -> None:
-        """Ask the worker to stop (SIGTERM: it exits at once)."""
+        """Ask the worker to stop: SIGTERM now, SIGKILL after the grace period
+        (the execution's pump escalates: a worker inside a native call never
+        runs a Python handler, and may have SIGTERM blocked)."""
         with self.lock:
             proc = self.proc
+            if self.kill_at is None:
+                self.kill_at = time.monotonic() + self.grace_s
         if proc is not None and proc.is_alive():
             proc.terminate()
 
 
 def finish(run: ActiveRun, status: str, error: str | None, code: str | None, doc: dict | None = None) -> None:
-    """Commit a run's end: result.json, then state.json, then the journal's
-    ``result`` event, so a reader that sees the final status finds the result.
-    Without ``doc`` (a run that never started its worker) the result is built
-    from the journal."""
+    """Commit a run's end, and never raise: result.json is the commit point
+    (atomic, final status), then state.json, then the journal's ``result``
+    event, so a reader that sees the final status finds the result. Without
+    ``doc`` (a run that never started its worker) the result is built from the
+    journal.
+
+    A write that fails (a full disk) fails this run with one line ("no space
+    left on device writing result.json"); what cannot be written at all is held
+    in memory (``Registry.hold``) and written once space returns. Either way
+    the run ends here: it leaves the manager and its watchers are released."""
     rd = run.rd
     ended = time.time()
-    if doc is None:
-        rd.update_state(ended_unix=ended)
-        doc = partial_result(rd, status, error, code)
-    rd.write_result(doc)
-    rd.update_state(status=status, ended_unix=ended, error=error, error_code=code, pid=None)
-    run.journal.append("result", {"status": status, "error": error, "error_code": code})
-    log.info("run %s %s%s", rd.run_id, status, f": {error}" if error else "")
-    run.on_end(run)
-    run.throughput_ips = 0.0
-    run.journal.close()
+    committed = True
+    try:
+        try:
+            if doc is None:
+                doc = partial_result(rd, status, error, code)
+            doc["ended_unix"] = ended
+            rd.write_result(doc)  # the commit point
+        except Exception as exc:
+            why = (
+                write_error(exc) if isinstance(exc, OSError) else f"agent error: {type(exc).__name__}: {exc}"
+            )
+            log.error("run %s: cannot commit its result: %s", rd.run_id, why)
+            if isinstance(exc, OSError):
+                run.on_write_error(why)
+            if not (status == "failed" and error):  # a run already failed keeps its first reason
+                error, code = one_line(why), "run_failed"
+            status = "failed"
+            doc = header(rd.run_id, rd.spec(), rd.state(), status, error, code)
+            doc["ended_unix"] = ended
+            try:
+                rd.write_result(doc)
+            except OSError:
+                committed = False
+                _hold(run, status, error, code, ended, doc)
+        if committed:
+            _commit_state(run, status, error, code, ended, doc)
+        try:
+            run.journal.append("result", {"status": status, "error": error, "error_code": code})
+        except Exception as exc:  # the result is committed; watchers end without the event
+            log.warning("run %s: cannot journal its result: %s", rd.run_id, write_error(exc))
+        log.info("run %s %s%s", rd.run_id, status, f": {error}" if error else "")
+    finally:
+        try:
+            run.on_end(run)
+        except Exception:
+            log.exception("run %s: retiring it failed", rd.run_id)
+        run.throughput_ips = 0.0
+        run.journal.close()
+
+
+def _commit_state(
+    run: ActiveRun, status: str, error: str | None, code: str | None, ended: float, doc: dict
+) -> None:
+    """state.json after the commit point; held in memory when it cannot be
+    written (recovery would take the status from result.json anyway)."""
+    try:
+        run.rd.update_state(status=status, ended_unix=ended, error=error, error_code=code, pid=None)
+    except OSError as exc:
+        log.error("run %s: cannot write its state: %s", run.rd.run_id, write_error(exc))
+        run.on_write_error(write_error(exc))
+        _hold(run, status, error, code, ended, doc)
+
+
+def _hold(run: ActiveRun, status: str, error: str | None, code: str | None, ended: float, doc: dict) -> None:
+    """Keep the run's final state and result in memory: readers see them, and
+    the manager writes them once the disk takes them."""
+    st = {
+        **run.rd.state(),
+        "status": status,
+        "ended_unix": ended,
+        "error": error,
+        "error_code": code,
+        "pid": None,
+    }
+    run.rd.hold(st, doc)
 
 
 class Execution:
@@ -127,7 +203,7 @@ class Execution:
         run = self.run
         run.t0_ns = now_ns()
         run.started = True
-        run.rd.update_state(status="running", started_unix=time.time(), t0_ns=run.t0_ns)
+        run.rd.update_state(status="running", started_unix=time.time(), t0_ns=run.t0_ns, limit_s=run.limit_s)
         log.info("run %s started: %s %s", run.rd.run_id, run.spec.kind, run.spec.model_name)
         run.journal.append("state", {"status": "running"}, t_ns=run.t0_ns)
         self.sampler = self._start_sampler()
@@ -167,10 +243,11 @@ class Execution:
             self._stop_instruments()
             finish(run, "cancelled", "cancelled", None)
             return
+        deadline = time.monotonic() + run.limit_s
         run.rd.update_state(pid=proc.pid)
-        part, error = self._pump(parent)
+        part, error = self._pump(parent, proc, deadline)
         parent.close()
-        proc.join()
+        self._reap(proc)
         telemetry, capture = self._stop_instruments()
         outcome = Outcome(
             *self._status(part, error, proc.exitcode),
@@ -195,14 +272,23 @@ class Execution:
         )
         finish(run, outcome.status, outcome.error, outcome.code, doc)
 
-    def _pump(self, conn: Any) -> tuple[dict | None, tuple[str, str] | None]:
+    def _pump(
+        self, conn: Any, proc: multiprocessing.process.BaseProcess, deadline: float
+    ) -> tuple[dict | None, tuple[str, str] | None]:
         """Journal the worker's messages until it closes the pipe; returns its
-        result part and its error (code, message), either may be None."""
+        result part and its error (code, message), either may be None. Between
+        messages it enforces the run's wall-clock limit and the SIGKILL that
+        follows a SIGTERM the worker did not act on."""
         run = self.run
         part: dict | None = None
         error: tuple[str, str] | None = None
         while True:
+            self._enforce(proc, deadline)
             try:
+                if not conn.poll(PUMP_TICK_S):
+                    if proc.exitcode is not None and not conn.poll(0):
+                        return part, error  # dead, and a grandchild holds the pipe open
+                    continue
                 msg = conn.recv()
             except (EOFError, OSError):
                 return part, error
@@ -234,11 +320,44 @@ class Execution:
             else:
                 run.journal.append("log", payload, t_ns=msg.get("t_ns"))
 
+    def _enforce(self, proc: multiprocessing.process.BaseProcess, deadline: float) -> None:
+        """The wall-clock limit (SIGTERM), then SIGKILL after the grace period."""
+        run = self.run
+        now = time.monotonic()
+        if not run.timed_out and now >= deadline and proc.exitcode is None:
+            run.timed_out = True
+            log.warning("run %s timed out after %g s: stopping its worker", run.rd.run_id, run.limit_s)
+            run.terminate()
+        kill_at = run.kill_at
+        if kill_at is not None and now >= kill_at and proc.exitcode is None:
+            log.warning(
+                "run %s: worker %s ignored SIGTERM for %g s: SIGKILL", run.rd.run_id, proc.pid, run.grace_s
+            )
+            run.killed = True
+            proc.kill()
+            run.kill_at = now + run.grace_s  # and again, should SIGKILL itself be lost
+
+    def _reap(self, proc: multiprocessing.process.BaseProcess) -> None:
+        """Join the worker, bounded: SIGKILL if it outlives its pipe."""
+        proc.join(self.run.grace_s)
+        if proc.exitcode is None:
+            self.run.killed = True
+            proc.kill()
+            proc.join(self.run.grace_s)
+        if proc.exitcode is None:
+            log.error(
+                "run %s: worker %s survives SIGKILL (stuck in the kernel?)", self.run.rd.run_id, proc.pid
+            )
+
     def _status(
         self, part: dict | None, error: tuple[str, str] | None, exitcode: int | None
     ) -> tuple[str, str | None, str | None]:
-        if self.run.cancelled:
-            return "cancelled", "cancelled", None
+        run = self.run
+        killed = f"; killed after the {run.grace_s:g} s grace period" if run.killed else ""
+        if run.cancelled:
+            return "cancelled", "cancelled" + killed.replace("grace", "cancel grace"), None
+        if run.timed_out and part is None:
+            return "failed", f"timed out after {run.limit_s:g} s{killed}", "timeout"
         if self.stopping() and part is None and error is None:
             return "interrupted", "interrupted: the agent stopped during this run", None
         if part is not None:
@@ -268,6 +387,8 @@ class Execution:
                     run.journal.append("sample", sample, t_ns=t)
                 except RuntimeError:  # journal closed under us at the end of the run
                     pass
+                except OSError as exc:  # a full disk: the pump's next append fails the run
+                    log.warning("run %s: telemetry not journaled: %s", run.rd.run_id, write_error(exc))
 
         try:
             sampler = Sampler(self.root, self.profile, rate_hz=run.spec.telemetry_rate_hz)

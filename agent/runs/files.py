@@ -55,7 +55,7 @@ def load_iterations(run_dir: Path) -> np.ndarray:
     path = Path(run_dir) / ITERATIONS
     try:
         it = np.load(path)
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError):  # EOFError: an empty file (a full disk, a kill)
         return np.empty((0, 3), dtype=np.int64)
     it = np.asarray(it, dtype=np.int64).reshape(-1, 3)
     return it[np.argsort(it[:, 0], kind="stable")] if it.shape[0] else it

@@ -14,6 +14,7 @@ import bisect
 import collections
 import itertools
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -22,30 +23,80 @@ from typing import Any
 
 from agent.clock import now_ns
 
+log = logging.getLogger("edgebench.agent.runs")
+
 EVENT_KINDS = ("state", "phase", "progress", "window", "sample", "log", "result")
 MEMORY_EVENTS = 2048  # the tail live watchers read from memory (~10 min of a soak)
 MARK_EVERY = 1024  # a (seq, byte offset) mark this often: a late watcher seeks, not rescans
 
 
+def usable(ev: Any, after: int = 0) -> str | None:
+    """Why a decoded journal line cannot be used as an event (None: it can).
+    A power cut or a bug can leave complete lines that are not events; readers
+    skip them rather than fail the agent on them (issue 13)."""
+    if not isinstance(ev, dict):
+        return "not an object"
+    seq = ev.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq <= 0:
+        return f"bad seq {seq!r}"[:80]
+    if seq <= after:
+        return f"seq {seq} does not follow {after}"
+    if not isinstance(ev.get("kind"), str):
+        return "no kind"
+    if not isinstance(ev.get("payload", {}), dict):
+        return "payload is not an object"
+    if not isinstance(ev.get("t_ns", 0), int):
+        return "bad t_ns"
+    return None
+
+
+class _Skipped:
+    """Counts unusable records of one read; logs them once, not per line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.count, self.first = path, 0, ""
+
+    def add(self, line_no: int, why: str) -> None:
+        self.count += 1
+        if not self.first:
+            self.first = f"line {line_no}: {why}"
+
+    def log(self) -> None:
+        if self.count:
+            log.warning(
+                "journal %s: skipped %d unusable record(s), first at %s", self.path, self.count, self.first
+            )
+
+
 def iter_events(path: Path, after_seq: int = 0, offset: int = 0) -> Iterator[dict[str, Any]]:
     """Events with seq > after_seq, read lazily from byte ``offset`` (a line
     start). A torn last line (crash mid-write, or a line being written now)
-    ends the read."""
+    ends the read; a complete line that is not a usable event is skipped."""
     try:
         f = open(path, "rb")
     except FileNotFoundError:
         return
+    skipped = _Skipped(path)
+    last = 0
     with f:
         f.seek(offset)
-        for line in f:
+        for n, line in enumerate(f, 1):
             if not line.endswith(b"\n"):
                 break
             try:
                 ev = json.loads(line)
             except ValueError:
-                break  # only the last line can be torn; nothing valid follows it
-            if isinstance(ev, dict) and ev.get("seq", 0) > after_seq:
+                skipped.add(n, "not JSON")
+                continue
+            why = usable(ev, last)
+            if why is not None:
+                skipped.add(n, why)
+                continue
+            last = ev["seq"]
+            ev.setdefault("payload", {})
+            if last > after_seq:
                 yield ev
+    skipped.log()
 
 
 def read_events(
@@ -61,28 +112,42 @@ class Journal:
         self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=memory_events)
         self._marks: list[tuple[int, int]] = []  # (seq, byte offset of its line), every MARK_EVERY
         self._last_seq = 0
+        self._gapless = True
         self._size = 0
         # one pass over what is there (never all of it in memory): the tail,
         # the marks, the size; a half-written last line (the agent died
-        # mid-write) is cut so appends start on a clean line
+        # mid-write) is cut so appends start on a clean line; a complete line
+        # that is no usable event stays, skipped
+        skipped = _Skipped(self.path)
         with open(self.path, "ab+") as f:
             f.seek(0)
-            for line in f:
-                try:
-                    ev = json.loads(line) if line.endswith(b"\n") else None
-                except ValueError:
-                    ev = None
-                if not isinstance(ev, dict):
+            for n, line in enumerate(f, 1):
+                if not line.endswith(b"\n"):
                     f.truncate(self._size)
                     break
-                self._note(ev, self._size)
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    ev = None
+                why = usable(ev, self._last_seq) if ev is not None else "not JSON"
+                if why is None:
+                    self._note(ev, self._size)
+                else:
+                    skipped.add(n, why)
                 self._size += len(line)
-        self._file = open(self.path, "ab")
+        skipped.log()
+        # opened on the first append and released while the run waits in the
+        # queue: a queued run holds no file descriptor (issue 13: ~1,000
+        # queued runs used up the agent's 1,024)
+        self._fd: int | None = None
         self._cond = threading.Condition()
         self._closed = False
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
 
     def _note(self, ev: dict[str, Any], offset: int) -> None:
+        ev.setdefault("payload", {})
+        if self._last_seq and ev["seq"] != self._last_seq + 1:
+            self._gapless = False  # skipped records left a hole: the tail is searched, not indexed
         if ev["seq"] % MARK_EVERY == 1:
             self._marks.append((ev["seq"], offset))
         self._events.append(ev)
@@ -110,9 +175,7 @@ class Journal:
                 "payload": payload or {},
             }
             line = (json.dumps(ev, separators=(",", ":"), default=_jsonable) + "\n").encode()
-            self._file.write(line)
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            self._write(line)
             # only now may anyone see it
             self._note(ev, self._size)
             self._size += len(line)
@@ -120,6 +183,35 @@ class Journal:
         for fn in self._listeners:
             fn(ev)
         return ev
+
+    def _write(self, line: bytes) -> None:
+        """Append one line durably, or raise OSError naming the journal with
+        the file cut back to its last whole line (a full disk must not leave
+        half a record that later appends would follow)."""
+        try:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            view = memoryview(line)
+            while view:
+                view = view[os.write(self._fd, view) :]
+            os.fsync(self._fd)
+        except OSError as exc:
+            if self._fd is not None:
+                try:
+                    os.ftruncate(self._fd, self._size)
+                except OSError:
+                    pass
+            raise OSError(exc.errno, exc.strerror or str(exc), str(self.path)) from exc
+
+    def release(self) -> None:
+        """Close the file until the next append (the run waits in the queue)."""
+        with self._cond:
+            self._close_fd()
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
     def events_after(self, seq: int) -> list[dict[str, Any]]:
         return self.wait_after(seq, 0)
@@ -143,16 +235,20 @@ class Journal:
     def _from_memory(self, seq: int) -> list[dict[str, Any]] | None:
         """Events past ``seq`` from the in-memory tail; None when it no longer
         reaches back that far. Seqs are gap-free, so the tail is indexable."""
-        first = self._last_seq - len(self._events) + 1
-        if seq + 1 < first:
+        if not self._events:
+            return [] if seq >= self._last_seq else None
+        if seq + 1 < self._events[0]["seq"]:
             return None
+        if not self._gapless:
+            return [e for e in self._events if e["seq"] > seq]
+        first = self._last_seq - len(self._events) + 1
         return list(itertools.islice(self._events, max(0, seq + 1 - first), None))
 
     def close(self) -> None:
         with self._cond:
             if not self._closed:
                 self._closed = True
-                self._file.close()
+                self._close_fd()
             self._cond.notify_all()
 
 

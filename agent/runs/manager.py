@@ -3,6 +3,13 @@
 take runs off the queue and hand each to an ``Execution``.
 
 Runs execute one at a time by default: they contend for the same board.
+
+Nothing here may wedge the agent (issue 13): the queue is bounded
+(``max_queued``) and queued runs hold no file; a run needs ``min_free`` bytes
+free to start; every run has a wall-clock limit and a cancel escalates to
+SIGKILL (agent/runs/limits.py); an exception in a dispatcher fails that run
+only; a monitor thread writes back what a full disk held and tells the health
+service (``watch_health``) whether the agent can work.
 """
 
 from __future__ import annotations
@@ -16,12 +23,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from agent import portability, profiles
-from agent.errors import BadInput, EdgebenchError
+from agent.errors import BadInput, EdgebenchError, ResourceExhausted, one_line
 from agent.profiles import Profile
 from agent.rootfs import RootFS
+from agent.runs import limits
 from agent.runs.execution import ActiveRun, Execution, finish
 from agent.runs.journal import Journal, iter_events
-from agent.runs.registry import Registry
+from agent.runs.registry import Registry, write_error
 from agent.runs.result import partial_result
 from agent.runs.worker import DEFAULT_TASK
 from agent.runtimes.names import RUNTIME_OF_FORMAT, model_format
@@ -29,6 +37,9 @@ from agent.spec import MeterSpec, RunSpec
 from agent.store.artifacts import ArtifactStore
 
 log = logging.getLogger("edgebench.agent.runs")
+
+MONITOR_PERIOD_S = 1.0
+PROBLEM_WAIT_S = 30.0  # a queued run waits this long for a full disk to clear before it fails
 
 
 class RunManager:
@@ -42,6 +53,10 @@ class RunManager:
         task: str = DEFAULT_TASK,
         concurrency: int = 1,
         default_meter: MeterSpec | None = None,
+        min_free: int = limits.DEFAULT_MIN_FREE,
+        max_queued: int = limits.DEFAULT_MAX_QUEUED,
+        max_run_s: float = limits.DEFAULT_MAX_RUN_S,
+        cancel_grace_s: float = limits.CANCEL_GRACE_S,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.store = store
@@ -52,21 +67,36 @@ class RunManager:
         self.task = task
         # the agent's own meter (serve --meter) measures runs that name none
         self.default_meter = default_meter
+        self.min_free = int(min_free)
+        self.max_queued = int(max_queued)
+        self.max_run_s = float(max_run_s)
+        self.cancel_grace_s = float(cancel_grace_s)
+        if self.max_queued < 1 or not self.max_run_s > 0 or self.min_free < 0 or self.cancel_grace_s < 0:
+            raise BadInput("--max-queued and --max-run-s must be positive, --min-free not negative")
         self._ctx = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
+        self._start_lock = threading.Lock()  # the queue bound: count and enqueue as one step
         self._runs: dict[str, ActiveRun] = {}
-        self._queue: queue.Queue[ActiveRun | None] = queue.Queue()
+        n_threads = max(1, concurrency)
+        # bounded: start() admits at most max_queued, plus one stop marker per thread
+        self._queue: queue.Queue[ActiveRun | None] = queue.Queue(self.max_queued + 2 * n_threads)
         self._inferences_done = 0
         self._stopping = False
+        self._stop = threading.Event()
         self._profile_obj: Profile | None = None
         self._profile_loaded = False
+        self._write_problem: str | None = None  # the last failed write, until one succeeds
+        self._health_fns: list[Callable[[str | None], None]] = []
+        self._health_last: object = ()  # never a problem() value: the first check reports
         self.recovered = self.registry.recover(partial_result)
         self._threads = [
             threading.Thread(target=self._dispatch, name=f"edgebench-run-{i}", daemon=True)
-            for i in range(max(1, concurrency))
+            for i in range(n_threads)
         ]
         for t in self._threads:
             t.start()
+        self._monitor = threading.Thread(target=self._watch, name="edgebench-run-monitor", daemon=True)
+        self._monitor.start()
 
     # -- public API (the servicer and metrics call these) -------------------
     def start(self, spec: RunSpec) -> str:
@@ -88,12 +118,52 @@ class RunManager:
         accelerator = None
         if spec.accelerator:
             spec, accelerator = self._resolve_accelerator(spec)
-        rd = self.registry.create(spec.to_dict())
-        run = ActiveRun(rd, spec, Journal(rd.journal_path), accelerator, on_end=self._retire)
-        with self._lock:
-            self._runs[rd.run_id] = run
-        run.journal.append("state", {"status": "queued"})
-        self._queue.put(run)
+        if spec.warmup_s + spec.duration_s > self.max_run_s:
+            raise BadInput(
+                f"warm-up + duration ({spec.warmup_s + spec.duration_s:g} s) exceed the agent's "
+                f"--max-run-s {self.max_run_s:g} s"
+            )
+        samples = None
+        if spec.kind == "validate":
+            samples = limits.npz_samples(self.store.path(spec.reference_sha256 or spec.inputs_sha256 or ""))
+        limit_s = limits.run_limit_s(spec, samples, self.max_run_s)
+        with self._start_lock:
+            problem = self.problem()
+            if problem is not None:
+                raise ResourceExhausted(problem)
+            with self._lock:
+                queued = sum(1 for r in self._runs.values() if not r.started)
+            if queued >= self.max_queued:
+                raise ResourceExhausted(
+                    f"the run queue is full ({queued} runs queued, --max-queued {self.max_queued}); "
+                    "wait for runs to finish or cancel some"
+                )
+            try:
+                rd = self.registry.create(spec.to_dict())
+            except OSError as exc:
+                self._note_write_error(write_error(exc))
+                raise ResourceExhausted(f"cannot create the run: {write_error(exc)}") from None
+            run = ActiveRun(
+                rd,
+                spec,
+                Journal(rd.journal_path),
+                accelerator,
+                on_end=self._retire,
+                limit_s=limit_s,
+                grace_s=self.cancel_grace_s,
+                on_write_error=self._note_write_error,
+            )
+            try:
+                run.journal.append("state", {"status": "queued"})
+            except OSError as exc:
+                run.journal.close()
+                self.registry.remove(rd)
+                self._note_write_error(write_error(exc))
+                raise ResourceExhausted(f"cannot queue the run: {write_error(exc)}") from None
+            run.journal.release()  # a queued run holds no file descriptor
+            with self._lock:
+                self._runs[rd.run_id] = run
+            self._queue.put(run, timeout=1.0)  # never full: start() admitted it
         return rd.run_id
 
     def _resolve_accelerator(self, spec: RunSpec) -> tuple[RunSpec, dict]:
@@ -119,7 +189,7 @@ class RunManager:
             return False
         with run.lock:
             run.cancelled = True
-        run.terminate()
+        run.terminate()  # SIGTERM, then SIGKILL after the grace period
         return True
 
     def wait(self, run_id: str, timeout: float | None = None) -> str | None:
@@ -190,6 +260,70 @@ class RunManager:
                 log.warning("hardware profile %r unavailable: %s", self.profile_name, exc)
         return self._profile_obj
 
+    # -- health ---------------------------------------------------------------
+    def problem(self) -> str | None:
+        """Why the agent cannot work now, in one line; None when it can."""
+        if not self._stopping and not all(t.is_alive() for t in self._threads):
+            return "the run dispatcher died"
+        if self._write_problem is not None:
+            return f"cannot write the state dir: {self._write_problem}"
+        free = limits.free_bytes(self.state_dir)
+        if free is not None and free < self.min_free:
+            return (
+                f"only {limits.mib(free)} free in the state dir, below the --min-free reserve of "
+                f"{limits.mib(self.min_free)}; free some space or lower --min-free"
+            )
+        return None
+
+    def healthy(self) -> bool:
+        return self.problem() is None
+
+    def watch_health(self, fn: Callable[[str | None], None]) -> None:
+        """Call ``fn(problem())`` now and whenever it changes (from the
+        monitor thread, within about a second)."""
+        now = self.problem()
+        self._health_last = now
+        if now is not None:
+            log.error("the agent cannot work: %s", now)
+        self._health_fns.append(fn)
+        self._call(fn, now)
+
+    def _report_health(self) -> None:
+        now = self.problem()
+        if now == self._health_last:
+            return
+        self._health_last = now
+        if now is not None:
+            log.error("the agent cannot work: %s", now)
+        else:
+            log.info("the agent can work again")
+        for fn in list(self._health_fns):
+            self._call(fn, now)
+
+    @staticmethod
+    def _call(fn: Callable[[str | None], None], problem: str | None) -> None:
+        try:
+            fn(problem)
+        except Exception:
+            log.exception("health callback failed")
+
+    def _note_write_error(self, why: str) -> None:
+        self._write_problem = why
+
+    def _write_ok(self) -> None:
+        self._write_problem = None
+
+    def _watch(self) -> None:
+        """Once a second: write back what a full disk held, probe the state dir
+        while writes fail, and report health changes. Never dies."""
+        while not self._stop.wait(MONITOR_PERIOD_S):
+            try:
+                if self.registry.retry() and self._write_problem is not None and self.registry.probe():
+                    self._write_ok()
+                self._report_health()
+            except Exception:
+                log.exception("run monitor")
+
     def close(self, timeout: float = 10.0) -> None:
         """Stop: terminate a running worker (its run ends ``interrupted``) and
         mark queued runs interrupted."""
@@ -199,27 +333,68 @@ class RunManager:
         for run in runs:
             run.terminate()
         for _ in self._threads:
-            self._queue.put(None)
+            try:
+                self._queue.put(None, timeout=1.0)
+            except queue.Full:
+                log.warning("run queue full at stop")
+        deadline = time.monotonic() + timeout
         for t in self._threads:
-            t.join(timeout)
+            t.join(max(0.0, deadline - time.monotonic()))
+        self._stop.set()
+        self._monitor.join(2.0)
+        self.registry.retry()  # a last try at what a full disk held back
+        self.registry.close()
 
     # -- the dispatcher ------------------------------------------------------
     def _dispatch(self) -> None:
         while True:
-            run = self._queue.get()
+            try:
+                run = self._queue.get()
+            except Exception:  # cannot happen; if it does, keep the dispatcher
+                log.exception("run queue")
+                continue
             if run is None:
                 return
             try:
-                if self._stopping:
-                    finish(run, "interrupted", "interrupted: the agent stopped before this run started", None)
-                elif run.cancelled:
-                    finish(run, "cancelled", "cancelled before it started", None)
-                else:
-                    self._execution(run).execute()
-            except Exception as exc:  # a bug here must not kill the dispatcher: fail this run only
+                self._run_one(run)
+            except Exception as exc:  # any failure ends this run only; the dispatcher goes on
                 log.exception("run %s crashed the executor", run.rd.run_id)
-                if not run.journal.closed:
-                    finish(run, "failed", f"agent error: {type(exc).__name__}: {exc}", "run_failed")
+                self._fail(run, exc)
+
+    def _run_one(self, run: ActiveRun) -> None:
+        if self._stopping:
+            finish(run, "interrupted", "interrupted: the agent stopped before this run started", None)
+        elif run.cancelled:
+            finish(run, "cancelled", "cancelled before it started", None)
+        elif (problem := self._wait_until_able(run)) is not None:
+            finish(run, "failed", f"the agent cannot run it: {problem}", "run_failed")
+        else:
+            self._execution(run).execute()
+
+    def _wait_until_able(self, run: ActiveRun) -> str | None:
+        """A short disk-full need not fail the queue: wait (bounded) for the
+        agent to be able to work; the problem that remains, or None."""
+        deadline = time.monotonic() + PROBLEM_WAIT_S
+        while (problem := self.problem()) is not None:
+            if time.monotonic() >= deadline or run.cancelled or self._stopping:
+                return problem
+            self._stop.wait(0.5)
+        return None
+
+    def _fail(self, run: ActiveRun, exc: Exception) -> None:
+        if isinstance(exc, OSError):
+            why = write_error(exc)
+            self._note_write_error(why)
+        else:
+            why = f"agent error: {type(exc).__name__}: {exc}"
+        if not run.journal.closed:
+            try:
+                finish(run, "failed", one_line(why), "run_failed")
+            except Exception:  # finish does not raise; should it, still end the run
+                log.exception("run %s: finish failed", run.rd.run_id)
+        if not run.journal.closed:
+            self._retire(run)
+            run.journal.close()
 
     def _execution(self, run: ActiveRun) -> Execution:
         return Execution(

@@ -55,9 +55,11 @@ def entry(spec_dict: dict, run_dir: str, conn: Connection, task: str = DEFAULT_T
     _die_with_parent()
     rd = Path(run_dir)
     _redirect_output(rd)
-    # the agent cancels with SIGTERM: exit at once, without Python cleanup that
-    # could hang inside a runtime
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(143))
+    # the agent cancels with SIGTERM: the default action ends the process at
+    # once, even inside a native runtime call (a Python handler would wait for
+    # the call to return); a runtime that blocks SIGTERM gets SIGKILL after the
+    # agent's grace period
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     def send(msg: dict) -> None:
         conn.send(msg)

@@ -24,6 +24,7 @@ from agent.fingerprint import collect_info
 from agent.rootfs import RootFS
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.rpc.edgebench.v1 import agent_pb2_grpc as pb_grpc
+from agent.runs import limits
 from agent.runs.manager import RunManager
 from agent.runs.worker import DEFAULT_TASK
 from agent.server.auth import is_loopback, server_credentials, split_listen
@@ -65,6 +66,10 @@ class AgentServer:
         artifact_quota: int = DEFAULT_QUOTA_BYTES,
         task: str = DEFAULT_TASK,
         max_workers: int | None = None,
+        min_free: int = limits.DEFAULT_MIN_FREE,
+        max_queued: int = limits.DEFAULT_MAX_QUEUED,
+        max_run_s: float = limits.DEFAULT_MAX_RUN_S,
+        cancel_grace_s: float = limits.CANCEL_GRACE_S,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.listen = listen
@@ -76,6 +81,13 @@ class AgentServer:
         self.artifact_quota = int(artifact_quota)
         self.task = task
         self.max_workers = max_workers
+        # the run path's bounds (agent/runs/limits.py): serve --min-free, --max-queued, --max-run-s
+        self.run_limits = {
+            "min_free": min_free,
+            "max_queued": max_queued,
+            "max_run_s": max_run_s,
+            "cancel_grace_s": cancel_grace_s,
+        }
         if bool(tls_cert) != bool(tls_key):
             raise BadInput("--tls-cert and --tls-key go together")
         if tls_client_ca and not tls_cert:
@@ -133,6 +145,7 @@ class AgentServer:
             info=self.info,
             task=self.task,
             default_meter=self.meter,
+            **self.run_limits,
         )
         # threads: above the sum of the per-method bounds (guard.py), so open
         # streams never leave a call without a thread to answer it
@@ -169,8 +182,8 @@ class AgentServer:
             raise BadInput(f"cannot listen on {self.listen}: address in use or not available")
         server.start()
         self._server = server
-        for name in ("", SERVICE_NAME):
-            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        # SERVING only while the agent can work (a dead dispatcher, a full disk)
+        self.runs.watch_health(self._set_health)
         self.address = f"{self.host}:{port}"
         if self.metrics_addr is not None:
             try:
@@ -186,6 +199,11 @@ class AgentServer:
                 "marked %d in-flight run(s) interrupted: %s", len(self.runs.recovered), self.runs.recovered
             )
         return self.address
+
+    def _set_health(self, problem: str | None) -> None:
+        status = health_pb2.HealthCheckResponse
+        for name in ("", SERVICE_NAME):
+            self._health.set(name, status.SERVING if problem is None else status.NOT_SERVING)
 
     def _check_profile(self) -> None:
         """A named profile that does not exist is a usage error (exit 2), not a

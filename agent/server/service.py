@@ -12,11 +12,11 @@ from typing import Any
 import grpc
 
 from agent import portability
-from agent.errors import BadInput, EdgebenchError, one_line
+from agent.errors import BadInput, EdgebenchError, ResourceExhausted, one_line
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.rpc.edgebench.v1 import agent_pb2_grpc as pb_grpc
 from agent.runs.manager import RunManager
-from agent.runs.registry import RunDir, valid_run_id
+from agent.runs.registry import PAGE_MAX, RunDir, valid_run_id
 from agent.spec import RunSpec
 from agent.store.artifacts import ArtifactStore, StoreError, disk_error
 
@@ -134,6 +134,8 @@ class AgentService(pb_grpc.AgentServicer):
             run_id = self.runs.start(spec)
         except BadInput as exc:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except ResourceExhausted as exc:  # a full queue, a full disk: try later
+            _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except EdgebenchError as exc:
             _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
         return pb.StartRunResponse(run_id=run_id)
@@ -156,8 +158,14 @@ class AgentService(pb_grpc.AgentServicer):
         return self._record(self._run_dir(request.run_id, context), with_result=True)
 
     def ListRuns(self, request: pb.ListRunsRequest, context: grpc.ServicerContext) -> pb.ListRunsResponse:
+        # a page, from the run index: a reply's cost does not grow with history
+        limit = int(request.limit)
+        try:
+            runs, token = self.runs.registry.page(min(limit or PAGE_MAX, PAGE_MAX), request.page_token)
+        except ValueError as exc:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return pb.ListRunsResponse(
-            runs=[self._record(rd, with_result=False) for rd in self.runs.registry.list(int(request.limit))]
+            runs=[self._record(rd, with_result=False) for rd in runs], next_page_token=token
         )
 
     def CancelRun(self, request: pb.CancelRunRequest, context: grpc.ServicerContext) -> pb.RunRecord:
