@@ -233,7 +233,7 @@ def test_cancel_a_running_remote_run_then_unknown_and_finished(served, env, tiny
         assert client.get_run(run_id)["status"] == "cancelled"
     assert main(["cancel", "--agent", served.address, "20250101T000000000Z-abcdef"]) == 2
     (line,) = _errors(capsys.readouterr().err)
-    assert line == "edgebench: error: no run '20250101T000000000Z-abcdef'"
+    assert line == "edgebench: error: no run 20250101T000000000Z-abcdef"
     rc = main(["bench", "--agent", served.address, str(tiny_onnx_model), *FAST, "--json", "r.json"])
     done = json.loads((env / "r.json").read_text())["run_id"]
     capsys.readouterr()

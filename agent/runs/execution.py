@@ -6,6 +6,9 @@ journals the worker's messages (fsynced, before any watcher sees them), and
 The worker is ``agent.runs.worker.entry`` started with the ``spawn`` context:
 never fork a process holding gRPC threads. A crash in a runtime or vendor
 delegate ends the worker, never the agent.
+
+The instruments (sampler, meter capture) and the analyses are imported when
+a run starts, not with this module: an idle agent carries no numpy.
 """
 
 from __future__ import annotations
@@ -17,12 +20,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.clock import now_ns
 from agent.errors import EdgebenchError, one_line
-from agent.power.analysis import window_power
-from agent.power.capture import Capture
 from agent.profiles import Profile
 from agent.rootfs import RootFS
 from agent.runs import files, worker
@@ -30,9 +31,11 @@ from agent.runs.journal import Journal
 from agent.runs.limits import CANCEL_GRACE_S, DEFAULT_MAX_RUN_S
 from agent.runs.registry import RunDir, write_error
 from agent.runs.result import Outcome, assemble, header, partial_result
-from agent.soak.coldstart import wait_with_sampler
+
+if TYPE_CHECKING:
+    from agent.power.capture import Capture
+    from agent.telemetry.sampler import Sampler
 from agent.spec import MeterSpec, RunSpec
-from agent.telemetry.sampler import Sampler
 
 log = logging.getLogger("edgebench.agent.runs")
 
@@ -391,6 +394,8 @@ class Execution:
                     log.warning("run %s: telemetry not journaled: %s", run.rd.run_id, write_error(exc))
 
         try:
+            from agent.telemetry.sampler import Sampler
+
             sampler = Sampler(self.root, self.profile, rate_hz=run.spec.telemetry_rate_hz)
             sampler.start(run.rd.path / files.TELEMETRY, on_sample)
             return sampler
@@ -402,6 +407,8 @@ class Execution:
         meter = self.run.spec.meter or self.meter
         if meter is None:
             return None
+        from agent.power.capture import Capture
+
         capture = Capture(meter, self.run.rd.path)
         capture.start()
         return capture
@@ -427,6 +434,8 @@ class Execution:
         if run.spec.kind != "soak" or soak is None or not soak.start_cold or self.sampler is None:
             return
         run.journal.append("log", {"message": f"waiting up to {soak.start_cold_max_s:g} s for a cold start"})
+        from agent.soak.coldstart import wait_with_sampler
+
         res = wait_with_sampler(self.sampler, soak.start_cold_max_s, should_stop=lambda: run.cancelled)
         run.journal.append("log", {"message": "cold start: " + res["reason"], "cold_start": res})
         self.cold_start = res
@@ -467,6 +476,8 @@ class Execution:
             return None
         try:
             supply_v = ((self.profile.budget if self.profile else None) or {}).get("supply_v")
+            from agent.power.analysis import window_power
+
             res = window_power(self.capture.window(t0_ns, t1_ns), t0_ns, t1_ns, supply_v)
         except Exception as exc:  # never lose a window for its power figure
             log.warning("meter window failed: %s", exc)

@@ -23,11 +23,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
-from agent.power.base import SAMPLE_DTYPE
+# numpy is imported by each reader, not here: the registry names files through
+# this module, and an idle agent should not carry numpy (docs/internals.md)
 
 SPEC = "spec.json"
 STATE = "state.json"
@@ -52,6 +54,8 @@ PLOT_FILES = (TELEMETRY, ITERATIONS, POWER_BIN, POWER_JSON)
 def load_iterations(run_dir: Path) -> np.ndarray:
     """Every row (start_ns, end_ns, phase), sorted by start; empty when the run
     has none (a placement-only run, or one that failed before its first)."""
+    import numpy as np
+
     path = Path(run_dir) / ITERATIONS
     try:
         it = np.load(path)
@@ -64,6 +68,8 @@ def load_iterations(run_dir: Path) -> np.ndarray:
 def measured_rows(it: np.ndarray) -> np.ndarray:
     """The measured phase's rows; all rows when none is marked measured (a run
     cut short in warm-up still has inferences to align power with)."""
+    import numpy as np
+
     it = np.asarray(it, dtype=np.int64).reshape(-1, 3)
     m = it[it[:, 2] == MEASURED]
     return m if m.shape[0] else it
@@ -71,6 +77,7 @@ def measured_rows(it: np.ndarray) -> np.ndarray:
 
 def measured_span_ns(it: np.ndarray) -> tuple[int, int] | None:
     """(first start, last end) of the measured rows; None without rows."""
+
     m = measured_rows(it)
     if not m.shape[0]:
         return None
@@ -101,6 +108,10 @@ def load_telemetry(run_dir: Path) -> list[dict[str, Any]]:
 # -- power.bin / power.json ----------------------------------------------------
 def load_power(run_dir: Path) -> tuple[dict[str, Any], np.ndarray]:
     """(power.json, power.bin's records, memory-mapped)."""
+    import numpy as np
+
+    from agent.power.base import SAMPLE_DTYPE
+
     run_dir = Path(run_dir)
     meta = json.loads((run_dir / POWER_JSON).read_text())
     # power.json names its record layout; SAMPLE_DTYPE is what capture writes today
@@ -115,6 +126,8 @@ def load_power(run_dir: Path) -> tuple[dict[str, Any], np.ndarray]:
 def load_trace(run_dir: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray]:
     """(meta, t_ns host monotonic int64, current_a float64, bus_v float64 with NaN):
     the meter's samples on the agent's clock, through each segment's clock fit."""
+    import numpy as np
+
     from agent.power.clockfit import ClockFit
 
     meta, rec = load_power(run_dir)

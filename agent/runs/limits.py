@@ -13,8 +13,6 @@ import shutil
 import zipfile
 from pathlib import Path
 
-import numpy as np
-
 from agent.spec import RunSpec
 
 log = logging.getLogger("edgebench.agent.runs")
@@ -54,6 +52,8 @@ def npz_samples(path: Path | None) -> int | None:
     from the array header alone; None when it cannot be read."""
     if path is None:
         return None
+    import numpy as np  # here, not at import: an idle agent carries no numpy
+
     try:
         with zipfile.ZipFile(path) as z:
             for name in z.namelist():

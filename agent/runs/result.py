@@ -4,6 +4,10 @@ result part, the enriched soak windows, the telemetry samples, the meter's
 capture summary), plus the iteration rows and the meter trace the run
 directory has. ``partial_result`` builds the same header from the journal
 alone, for a run whose agent died (``Registry.recover``) or that never ran.
+
+The analyses (numpy, the power, soak, placement and validate modules) are
+imported when a result is assembled, not with this module: the agent process
+imports it at start, and an idle agent stays small (bench/bench_agent.py).
 """
 
 from __future__ import annotations
@@ -13,20 +17,15 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from agent.errors import one_line
-from agent.placement.gates import evaluate as placement_gates
-from agent.power.analysis import analyze as analyze_power
-from agent.power.analysis import cross_check
 from agent.profiles import Profile
-from agent.runs import files, series
+from agent.runs import files
 from agent.runs.journal import read_events
-from agent.soak.analysis import analyze_soak, soak_gate
 from agent.spec import RunSpec
-from agent.validate.gates import evaluate as validation_gates
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from agent.runs.registry import RunDir
 
 log = logging.getLogger("edgebench.agent.runs")
@@ -100,6 +99,8 @@ def assemble(
     if spec.kind == "soak":
         doc["soak"] = _soak(spec, outcome, profile, t0_ns)
     soak_windows = (doc.get("soak") or {}).get("windows") or []
+    from agent.runs import series
+
     doc["series"] = series.build(t0_ns, soak_windows, iterations, outcome.samples, trace)
     if outcome.status == "completed":
         doc["gates"] = _gates(doc, spec)
@@ -139,6 +140,9 @@ def _power(
     capture = dict(outcome.capture or {})
     if trace is None:
         return capture
+    from agent.power.analysis import analyze as analyze_power
+    from agent.power.analysis import cross_check
+
     try:
         budget = (profile.budget if profile else None) or {}
         power = analyze_power(
@@ -175,6 +179,8 @@ def _soak(spec: RunSpec, outcome: Outcome, profile: Profile | None, t0_ns: int) 
         "power_source": sources.pop() if len(sources) == 1 else ("mixed" if sources else None),
     }
     try:
+        from agent.soak.analysis import analyze_soak
+
         soak = {**base, **analyze_soak(windows, outcome.samples, spec, profile, t0_ns=t0_ns)}
     except Exception as exc:
         log.exception("soak analysis failed")
@@ -185,6 +191,10 @@ def _soak(spec: RunSpec, outcome: Outcome, profile: Profile | None, t0_ns: int) 
 
 
 def _gates(doc: dict, spec: RunSpec) -> list[dict]:
+    from agent.placement.gates import evaluate as placement_gates
+    from agent.soak.analysis import soak_gate
+    from agent.validate.gates import evaluate as validation_gates
+
     try:
         gates = list(placement_gates(doc, spec))
         validation = doc.get("validation")
