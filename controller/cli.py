@@ -14,6 +14,7 @@ from controller.commands import (
     compare,
     demo,
     fetch,
+    fleet,
     info,
     placement,
     push,
@@ -25,7 +26,21 @@ from controller.commands import (
 )
 
 # in `edgebench --help` order
-COMMANDS = (info, push, bench, placement, soak, validate, reference, runs, fetch, report, compare, demo)
+COMMANDS = (
+    info,
+    push,
+    bench,
+    placement,
+    soak,
+    validate,
+    reference,
+    runs,
+    fetch,
+    report,
+    compare,
+    fleet,
+    demo,
+)
 
 
 class _Parser(argparse.ArgumentParser):

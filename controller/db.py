@@ -33,6 +33,34 @@ runs = sa.Table(
     sa.Column("gates_passed", sa.Boolean),
     sa.Column("result_json", sa.Text),
 )
+# fleet plans (controller/fleet/store.py): a plan, and one row per work item
+# (job, model, board) that says where the item stands and which run holds it
+fleet_plans = sa.Table(
+    "fleet_plans",
+    metadata,
+    sa.Column("plan_id", sa.String(64), primary_key=True),
+    sa.Column("created", sa.Float),
+    sa.Column("plan_path", sa.Text),
+    sa.Column("status", sa.String(16)),
+    sa.Column("plan_json", sa.Text),
+)
+fleet_items = sa.Table(
+    "fleet_items",
+    metadata,
+    sa.Column("plan_id", sa.String(64), primary_key=True),
+    sa.Column("job", sa.String(255), primary_key=True),
+    sa.Column("board", sa.String(255), primary_key=True),
+    sa.Column("model", sa.String(255), primary_key=True),
+    sa.Column("kind", sa.String(16)),
+    sa.Column("status", sa.String(16)),
+    sa.Column("reason", sa.Text),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("attempts", sa.Integer),
+    sa.Column("bytes_pushed", sa.BigInteger),
+    sa.Column("started", sa.Float),
+    sa.Column("ended", sa.Float),
+    sa.Column("gates_json", sa.Text),
+)
 
 
 def default_url() -> str:
