@@ -90,7 +90,7 @@ def render(rows: list[dict[str, Any]]) -> str:
         prof = r["profile"] or "-"
         if not r["profile_ok"]:
             prof += f" (expected {r['expected_profile']})"
-        sdk = r["l4t"] and f"R{r['l4t']}" or r.get("kernel") or "-"
+        sdk = (r["l4t"] and f"R{r['l4t']}" or r.get("kernel") or "-")[:12]
         rts = ", ".join(f"{k} {v}" for k, v in sorted(r["runtimes"].items())) or "-"
         t = f"{r['temp_max_c']:.1f} C" if r["temp_max_c"] is not None else "-"
         out.append(
