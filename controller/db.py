@@ -2,13 +2,16 @@
 headline figures as columns and the full result JSON beside them.
 
 SQLite under the user data dir by default; any SQLAlchemy URL via --db or
-$EDGEBENCH_DB (e.g. postgresql+psycopg://...)."""
+$EDGEBENCH_DB (e.g. postgresql+psycopg://...). The schema is versioned with
+Alembic (controller/migrations/): opening a DB upgrades it in place; the
+tables below mirror the newest revision."""
 
 from __future__ import annotations
 
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,7 +35,22 @@ runs = sa.Table(
     sa.Column("fallback", sa.Boolean),
     sa.Column("gates_passed", sa.Boolean),
     sa.Column("result_json", sa.Text),
+    # a fleet result's plan, job and inventory board (migration 0002)
+    sa.Column("plan_id", sa.String(64)),
+    sa.Column("job", sa.String(255)),
+    sa.Column("board", sa.String(255)),
 )
+# the history and runs filters: model (name or sha) and board over time, newest first
+for _name, _cols in {
+    "ix_runs_created": ["created"],
+    "ix_runs_model_sha_created": ["model_sha256", "created"],
+    "ix_runs_model_name_created": ["model_name", "created"],
+    "ix_runs_board_created": ["board", "created"],
+    "ix_runs_agent_created": ["agent", "created"],
+    "ix_runs_plan": ["plan_id", "job", "board"],
+}.items():
+    sa.Index(_name, *(runs.c[c] for c in _cols))
+HEAD = "0002"  # the newest migration: a DB already there skips Alembic entirely
 # fleet plans (controller/fleet/store.py): a plan, and one row per work item
 # (job, model, board) that says where the item stands and which run holds it
 fleet_plans = sa.Table(
@@ -76,7 +94,7 @@ class ResultsDB:
     def __init__(self, url: str | None = None) -> None:
         self.url = url or default_url()
         self.engine = sa.create_engine(self.url)
-        metadata.create_all(self.engine)
+        migrate(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -161,6 +179,32 @@ class ResultsDB:
                 if agent.get("hostname") == hostname and agent.get("board") == board:
                     return doc
         return None
+
+
+def revision(engine: sa.engine.Engine) -> str | None:
+    """The DB's Alembic revision; None when it has none (new, or made before migrations)."""
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(sa.text("select version_num from alembic_version")).scalar()
+
+
+def migrate(engine: sa.engine.Engine) -> None:
+    """Bring the DB to HEAD in place. A DB from before migrations (a runs
+    table, no alembic_version) is stamped 0001 first: that revision is its schema."""
+    if revision(engine) == HEAD:
+        return
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).resolve().parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        insp = sa.inspect(conn)
+        if not insp.has_table("alembic_version") and insp.has_table("runs"):
+            command.stamp(cfg, "0001")
+        command.upgrade(cfg, "head")
 
 
 def row_of(result: dict, agent: str = "") -> dict[str, Any]:
