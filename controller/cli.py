@@ -15,6 +15,7 @@ from controller.commands import (
     demo,
     fetch,
     fleet,
+    history,
     info,
     placement,
     push,
@@ -39,6 +40,7 @@ COMMANDS = (
     report,
     compare,
     fleet,
+    history,
     demo,
 )
 

@@ -146,6 +146,34 @@ class ResultsDB:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
+    def history(
+        self,
+        model: str,
+        board: str | None = None,
+        kind: str | None = None,
+        limit: int | None = 100,
+        with_json: bool = True,
+    ) -> list[dict]:
+        """A model's runs (name, or sha256 prefix) on a board (the fleet board
+        name, or the agent the run was stored under), the newest ``limit``,
+        oldest first. Index-backed: (model_*, created), (board|agent, created)."""
+        cols = [c for c in runs.c if with_json or c.name != "result_json"]
+        hexish = len(model) >= 6 and all(ch in "0123456789abcdef" for ch in model.lower())
+        cond = runs.c.model_name == model
+        if hexish:  # a range, not LIKE: the index serves it on every dialect
+            m = model.lower()
+            cond = sa.or_(cond, sa.and_(runs.c.model_sha256 >= m, runs.c.model_sha256 < m + "g"))
+        q = sa.select(*cols).where(cond).order_by(runs.c.created.desc(), runs.c.run_id.desc())
+        if board:
+            q = q.where(sa.or_(runs.c.board == board, runs.c.agent == board))
+        if kind:
+            q = q.where(runs.c.kind == kind)
+        if limit:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(q)]
+        return rows[::-1]
+
     def baseline(
         self,
         model_sha256: str,

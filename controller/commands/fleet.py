@@ -167,12 +167,19 @@ def _report(args: argparse.Namespace) -> int:
     if not (args.html or args.md or args.junit):
         raise BadInput("fleet report needs --html, --md or --junit")
     plan_id, items = _load(args)
+    plots = {}
+    if args.html:
+        db = open_db(args)
+        try:
+            plots = report.history_plots(db, items)
+        finally:
+            db.close()
     if args.md:
         _write_text(args.md, report.markdown(plan_id, items))
     if args.junit:
         _write_text(args.junit, report.junit(plan_id, items))
     if args.html:
-        _write_text(args.html, report.render_html(plan_id, items))
+        _write_text(args.html, report.render_html(plan_id, items, plots))
     print(report.summary_line(plan_id, items))
     return 0
 

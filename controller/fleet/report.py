@@ -173,7 +173,8 @@ def _e(x: Any) -> str:
     return html.escape("" if x is None else str(x))
 
 
-def render_html(plan_id: str, items: list[dict], history_png: bytes | None = None) -> str:
+def render_html(plan_id: str, items: list[dict], history: dict[str, bytes] | None = None) -> str:
+    """The page; ``history``: board -> its history plot (history_plots())."""
     rows, cols, cells = matrix(items)
     out = [
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -205,15 +206,34 @@ def render_html(plan_id: str, items: list[dict], history_png: bytes | None = Non
                 f"<td>{_e(headline(i))}</td><td>{_e(gates)}</td></tr>"
             )
         out.append("</table>")
+        if history and history.get(b):
+            out.append("<h3>History</h3>" + _img(history[b]))
         for i in mine:
             png = _timeline(i.get("result"))
             if png:
                 out.append(f"<h3>{_e(i['job'])} · {_e(Path(i['model']).name)}</h3>" + _img(png))
         out.append("</section>")
-    if history_png:
-        out.append("<section><h2>History</h2>" + _img(history_png) + "</section>")
     out.append("</body></html>")
     return "".join(out)
+
+
+def history_plots(db: Any, items: list[dict], limit: int = 100) -> dict[str, bytes]:
+    """Per board: the throughput of each model variant the plan ran there, over
+    the stored history (regressions marked)."""
+    from controller.report import history
+
+    out = {}
+    for b in sorted({i["board"] for i in items}):
+        series = {}
+        for i in items:
+            sha = ((i.get("result") or {}).get("model") or {}).get("sha256")
+            if i["board"] == b and sha:
+                rows = db.history(sha, b, limit=limit)
+                series[f"{i['job']}/{Path(i['model']).name}"] = history.analyse(rows)
+        png = history.plot_png(series, "throughput_ips", f"{b}: throughput over time") if series else None
+        if png:
+            out[b] = png
+    return out
 
 
 def _img(png: bytes) -> str:
