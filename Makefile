@@ -8,10 +8,12 @@ OVVENV := .venv-openvino
 PY310 ?= $(shell for p in $$(command -v python3.10) $$HOME/.pyenv/versions/3.10*/bin/python3.10; do \
   "$$p" -c '' 2>/dev/null && echo "$$p" && break; done)
 BOARDVENV := .venv-py310
+# labgrid's pyserial-labgrid replaces pyserial's `serial` module: its own venv
+LGVENV := .venv-labgrid
 BIN := $(VENV)/bin
 EXTRAS := onnx,litert,controller,postgres,jetson,dev
 
-.PHONY: install demo test lint fmt protos check-protos bench clean openvino board310
+.PHONY: install demo test lint fmt protos check-protos bench clean openvino board310 labgrid
 
 install: $(VENV)/.installed
 
@@ -50,6 +52,17 @@ $(BOARDVENV)/.installed: pyproject.toml
 	  $(BOARDVENV)/bin/python -m pip install -q -e .; \
 	  touch $@; fi
 
+# edgebench's controller beside labgrid (fleet --labgrid, labgrid-coordinator and
+# labgrid-client for its tests): labgrid depends on pyserial-labgrid, which
+# replaces pyserial's `serial` module, so it stays out of .venv and the agent's.
+labgrid: $(LGVENV)/.installed
+
+$(LGVENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(LGVENV)
+	$(LGVENV)/bin/python -m pip install -q --upgrade pip
+	$(LGVENV)/bin/python -m pip install -q -e '.[onnx,controller,labgrid,dev]'
+	touch $@
+
 demo: install
 	$(BIN)/edgebench demo
 
@@ -67,11 +80,11 @@ protos: install
 check-protos: install
 	$(BIN)/python protos/generate.py --check
 
-test: install openvino board310 lint
+test: install openvino board310 labgrid lint
 	$(BIN)/python -m pytest -q
 
 bench: install openvino
 	for f in bench/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(OVVENV) $(BOARDVENV) edgebench-demo .pytest_cache
+	rm -rf $(VENV) $(OVVENV) $(BOARDVENV) $(LGVENV) edgebench-demo .pytest_cache

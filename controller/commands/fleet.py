@@ -11,8 +11,11 @@ fleet prometheus-targets --inventory boards.yaml --out targets.json
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +79,20 @@ def _exec_options(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="live view (default: table on a TTY)",
     )
+    p.add_argument(
+        "--labgrid",
+        metavar="COORDINATOR",
+        default=None,
+        help="boards are this labgrid coordinator's places (tag edgebench_agent=HOST:PORT); each is reserved "
+        "and acquired for its jobs ([labgrid] extra)",
+    )
+    p.add_argument(
+        "--reserve-timeout",
+        type=seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="wait this long for a place another client holds, then skip it (default 60 s)",
+    )
     add_db_option(p)
 
 
@@ -107,12 +124,18 @@ def _run(args: argparse.Namespace) -> int:
 
     tty = {"auto": None, "table": True, "lines": False}[args.live]
     db = open_db(args)
+    lg = None
     try:
         store = FleetStore(db)
-        if args.fleet_command == "run":
-            plan_id, code = runner.start(args.plan, store, args.drop_after, tty=tty)
-        else:
-            plan_id, code = runner.resume(args.plan_id, store, args.drop_after, tty=tty)
+        if args.labgrid:
+            from controller.fleet.labgrid import Labgrid
+
+            lg = Labgrid(args.labgrid, args.reserve_timeout)
+        with _sigterm_interrupts():  # SIGTERM unwinds like Ctrl-C: the finally below releases places
+            if args.fleet_command == "run":
+                plan_id, code = runner.start(args.plan, store, args.drop_after, tty=tty, labgrid=lg)
+            else:
+                plan_id, code = runner.resume(args.plan_id, store, args.drop_after, tty=tty, labgrid=lg)
         items = store.items(plan_id)
         print(terminal(plan_id, [{**i, "result": None} for i in items]))
         if code == 1:
@@ -120,8 +143,26 @@ def _run(args: argparse.Namespace) -> int:
         if args.json:
             _write(args.json, {"plan_id": plan_id, "jobs": [_job_row(i) for i in items]})
     finally:
+        if lg is not None:
+            lg.close()
         db.close()
     return code
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    def raise_interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, raise_interrupt)
+    except ValueError:  # not the main thread (tests call main() from one): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _job_row(i: dict) -> dict:

@@ -69,6 +69,7 @@ class Executor:
         drop_after_s: float = 30.0,
         call_timeout_s: float = 10.0,
         infos: dict[str, dict] | None = None,
+        hold: Callable[[Board, dict[str, str]], Any] | None = None,
     ) -> None:
         self.plan_id = plan_id
         self.base = base
@@ -78,6 +79,8 @@ class Executor:
         self.drop_after_s = drop_after_s
         self.call_timeout_s = call_timeout_s
         self.infos = infos or {}
+        # labgrid: a context manager that holds the board's place while its items run
+        self.hold = hold
         self.stop = threading.Event()
         self.states: dict[str, BoardState] = {}
         self.lock = threading.Lock()  # the DB engine is thread-safe; states are ours
@@ -105,6 +108,24 @@ class Executor:
 
     # -- one board -------------------------------------------------------------
     def _board(self, items: list[Item]) -> None:
+        if self.hold is None:
+            self._board_items(items)
+            return
+        from controller.fleet.labgrid import PlaceUnavailable
+
+        board = items[0].board
+        self._set(self.states[board.name], phase="reserve")
+        try:
+            with self.hold(board, items[0].job.selector.tags):
+                self._board_items(items)
+        except PlaceUnavailable as exc:
+            for it in items:
+                self._final(it, "skipped", str(exc))
+        except Exception as exc:  # the coordinator failed us: these items did not run
+            for it in items:
+                self._final(it, "unreachable", f"labgrid: {one_line(exc) or type(exc).__name__}")
+
+    def _board_items(self, items: list[Item]) -> None:
         board = items[0].board
         try:
             client = board.client(timeout=self.call_timeout_s)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from agent.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_RUN_FAILED, BadInput, EdgebenchError
 from controller.fleet import plan as fleet_plan
@@ -53,11 +54,12 @@ def start(
     path: str,
     store: FleetStore,
     drop_after_s: float,
-    boards: list[Board] | None = None,
     tty: bool | None = None,
+    labgrid: Any = None,
 ) -> tuple[str, int]:
-    """Run a plan file; (plan_id, exit code)."""
-    plan = fleet_plan.load(path, boards)
+    """Run a plan file; (plan_id, exit code). ``labgrid``: a controller.fleet.labgrid.Labgrid
+    whose places are the boards and the lock."""
+    plan = fleet_plan.load(path, labgrid.boards() if labgrid is not None else None)
     infos = probe(plan.boards)
     items = expand(plan, infos)
     plan_id = new_plan_id()
@@ -79,10 +81,12 @@ def start(
     ]
     store.create(plan_id, doc["path"], doc, rows)
     print(f"plan {plan_id}", flush=True)
-    return plan_id, _execute(plan_id, plan.base, items, store, drop_after_s, infos, tty)
+    return plan_id, _execute(plan_id, plan.base, items, store, drop_after_s, infos, tty, labgrid)
 
 
-def resume(plan_id: str, store: FleetStore, drop_after_s: float, tty: bool | None = None) -> tuple[str, int]:
+def resume(
+    plan_id: str, store: FleetStore, drop_after_s: float, tty: bool | None = None, labgrid: Any = None
+) -> tuple[str, int]:
     """Continue exactly the unfinished items of a stored plan."""
     rec = store.plan(plan_id)
     if rec is None:
@@ -90,7 +94,9 @@ def resume(plan_id: str, store: FleetStore, drop_after_s: float, tty: bool | Non
     plan_id, doc = rec["plan_id"], rec["plan"]
     boards = {b["name"]: Board.from_dict(b) for b in doc["boards"]}
     inv = doc.get("inventory")
-    if inv and Path(inv).is_file():  # addresses and auth may have moved since: the file wins
+    if labgrid is not None:
+        boards.update({b.name: b for b in labgrid.boards()})
+    elif inv and Path(inv).is_file():  # addresses and auth may have moved since: the file wins
         from controller.fleet import inventory
 
         boards.update({b.name: b for b in inventory.load(inv)})
@@ -112,7 +118,7 @@ def resume(plan_id: str, store: FleetStore, drop_after_s: float, tty: bool | Non
     items.sort(key=lambda i: order[i.job.name])
     print(f"plan {plan_id}: {len(items)} unfinished item(s)", flush=True)
     store.set_plan_status(plan_id, "running")
-    return plan_id, _execute(plan_id, base, items, store, drop_after_s, None, tty)
+    return plan_id, _execute(plan_id, base, items, store, drop_after_s, None, tty, labgrid)
 
 
 def _execute(
@@ -123,10 +129,14 @@ def _execute(
     drop_after_s: float,
     infos: dict[str, dict] | None,
     tty: bool | None,
+    labgrid: Any = None,
 ) -> int:
     boards = sorted({i.board.name for i in items})
     with Live(boards, tty=tty) as live:
-        ex = Executor(plan_id, base, items, store, live.event, drop_after_s=drop_after_s, infos=infos)
+        hold = labgrid.hold if labgrid is not None else None
+        ex = Executor(
+            plan_id, base, items, store, live.event, drop_after_s=drop_after_s, infos=infos, hold=hold
+        )
         try:
             ex.run()
         except KeyboardInterrupt:
