@@ -93,7 +93,9 @@ def default_url() -> str:
 class ResultsDB:
     def __init__(self, url: str | None = None) -> None:
         self.url = url or default_url()
-        self.engine = sa.create_engine(self.url)
+        # SQLite: wait for another writer (a second controller) up to 30 s, not pysqlite's 5
+        args = {"timeout": 30} if self.url.startswith("sqlite") else {}
+        self.engine = sa.create_engine(self.url, connect_args=args)
         migrate(self.engine)
 
     def close(self) -> None:

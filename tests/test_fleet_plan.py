@@ -172,3 +172,26 @@ def test_junit_has_a_case_per_job_board_gate_and_counts_agree():
     md = report.markdown("P", items)
     assert "| j/m.onnx | PASS 5.0 inf/s | FAIL 1.0 inf/s [min_throughput_ips] | SKIP" in md
     assert "4 item(s): 1 dropped, 1 gate_failed, 1 passed, 1 skipped" in md
+
+
+def test_live_view_is_a_table_on_a_tty_and_lines_off_it():
+    import io
+
+    from controller.fleet.live import Live
+
+    state = {"board": "orin-1", "job": "cls", "model": "m.onnx", "phase": "measure", "progress": 0.5,
+             "figure": "120.0 inf/s", "done": 0, "total": 2, "history": []}  # fmt: skip
+    tty = io.StringIO()
+    with Live(["orin-1", "imx-1"], stream=tty, tty=True) as live:
+        live.event("orin-1", state)
+    table = tty.getvalue()
+    assert "orin-1" in table and "imx-1" in table and "120.0 inf/s" in table and "50%" in table
+    plain = io.StringIO()
+    with Live(["orin-1"], stream=plain, tty=False) as live:
+        live.event("orin-1", state)
+        live.event("orin-1", state)  # the same state again: no second line
+        live.event("orin-1", {**state, "phase": "passed", "done": 1, "history": ["cls m.onnx: passed"]})
+    assert plain.getvalue().splitlines() == [
+        "orin-1: cls m.onnx measure",
+        "orin-1: cls m.onnx: passed  120.0 inf/s",
+    ]

@@ -137,7 +137,7 @@ def _run(args: argparse.Namespace) -> int:
             else:
                 plan_id, code = runner.resume(args.plan_id, store, args.drop_after, tty=tty, labgrid=lg)
         items = store.items(plan_id)
-        print(terminal(plan_id, [{**i, "result": None} for i in items]))
+        print(terminal(plan_id, store.results(plan_id)))
         if code == 1:
             print(f"unfinished items: edgebench fleet resume {plan_id}", file=sys.stderr)
         if args.json:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
 from typing import Any
 
@@ -33,6 +34,10 @@ class FleetStore:
     def __init__(self, db: ResultsDB) -> None:
         self.db = db
         self.engine = db.engine
+        # board threads write one at a time: SQLite takes one writer, and 50 threads
+        # racing for its lock outlast its busy timeout on a loaded host (seen in
+        # bench_fleet.py at 50 agents); the writes are small, the queue is short
+        self._write = threading.Lock()
 
     def create(self, plan_id: str, plan_path: str, plan_doc: dict, items: list[dict]) -> None:
         with self.engine.begin() as conn:
@@ -63,7 +68,7 @@ class FleetStore:
         return {**dict(r._mapping), "plan": json.loads(r.plan_json)}
 
     def set_plan_status(self, plan_id: str, status: str) -> None:
-        with self.engine.begin() as conn:
+        with self._write, self.engine.begin() as conn:
             conn.execute(fleet_plans.update().where(fleet_plans.c.plan_id == plan_id).values(status=status))
 
     def items(self, plan_id: str) -> list[dict]:
@@ -84,7 +89,7 @@ class FleetStore:
             values["bytes_pushed"] = fleet_items.c.bytes_pushed + int(values.pop("add_bytes"))
         if "gates" in values:
             values["gates_json"] = json.dumps(values.pop("gates"))
-        with self.engine.begin() as conn:
+        with self._write, self.engine.begin() as conn:
             conn.execute(fleet_items.update().where(*_where(plan_id, key)).values(**values))
 
     def store_result(
@@ -96,7 +101,7 @@ class FleetStore:
         extra = {"plan_id": plan_id, "job": key[0], "board": key[1]} if "plan_id" in runs.c else {}
         if "gates" in values:
             values["gates_json"] = json.dumps(values.pop("gates"))
-        with self.engine.begin() as conn:
+        with self._write, self.engine.begin() as conn:
             old = conn.execute(sa.select(fleet_items.c.run_id).where(*_where(plan_id, key))).scalar()
             if old and old != row["run_id"]:
                 conn.execute(runs.delete().where(runs.c.run_id == old))
