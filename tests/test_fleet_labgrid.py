@@ -119,6 +119,14 @@ def test_plan_through_labgrid_skips_a_held_place_and_releases_all(lab, tmp_path,
     assert _acquired_by(client, "p-nx") == "None" and _acquired_by(client, "p-imx") == "None"
     assert _acquired_by(client, "p-nano").endswith("/alice")  # alice's hold untouched
     assert "Reservation" not in client("reservations")  # edgebench's reservations are gone too
+    # status from the places: every board, who holds it
+    proc = _edgebench(["fleet", "status", "--labgrid", addr, "--json", str(tmp_path / "s.json")], env)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    rows = {r["board"]: r for r in json.loads((tmp_path / "s.json").read_text())}
+    assert set(rows) == {"p-nx", "p-nano", "p-imx"} and all(r["reachable"] for r in rows.values())
+    assert rows["p-nano"]["labgrid_acquired"].endswith("/alice") and rows["p-nx"]["labgrid_acquired"] is None
+    assert rows["p-imx"]["profile"] == "imx8mp"
 
 
 def test_ctrl_c_releases_the_places_it_holds(lab, tmp_path, tiny_onnx_model):

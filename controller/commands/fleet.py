@@ -32,7 +32,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     s = sub.add_parser(
         "status", help="every board of an inventory: reachable, profile, runtimes, run, temperature"
     )
-    s.add_argument("--inventory", required=True, metavar="boards.yaml")
+    s.add_argument("--inventory", default=None, metavar="boards.yaml")
+    s.add_argument(
+        "--labgrid", metavar="COORDINATOR", default=None, help="the boards are this coordinator's places"
+    )
     s.add_argument("--timeout", type=seconds, default=5.0, metavar="SECONDS", help="per board (default 5 s)")
     s.add_argument("--json", metavar="FILE", default=None)
 
@@ -110,7 +113,23 @@ def run(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from controller.fleet import inventory, status
 
-    rows = status.fleet_status(inventory.load(args.inventory), args.timeout)
+    if bool(args.inventory) == bool(args.labgrid):
+        raise BadInput("fleet status needs --inventory boards.yaml or --labgrid COORDINATOR")
+    if args.labgrid:
+        from controller.fleet.labgrid import Labgrid
+
+        lg = Labgrid(args.labgrid)
+        try:
+            boards = lg.boards()
+            holders = {b.name: lg.holder(b.name) for b in boards}
+        finally:
+            lg.close()
+    else:
+        boards, holders = inventory.load(args.inventory), {}
+    rows = status.fleet_status(boards, args.timeout)
+    for r in rows:  # who holds the place, for a lab that shares its boards through labgrid
+        if r["board"] in holders:
+            r["labgrid_acquired"] = holders[r["board"]]
     print(status.render(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))

@@ -96,5 +96,6 @@ def render(rows: list[dict[str, Any]]) -> str:
         out.append(
             f"{r['board']:<14} {'yes':<5} {prof:<14} {sdk:<12} {rts[:34]:<34} "
             f"{r['current_run'] or '-':<30} {t:>7}"
+            + (f"  labgrid: held by {r['labgrid_acquired']}" if r.get("labgrid_acquired") else "")
         )
     return "\n".join(out)
