@@ -10,10 +10,13 @@ PY310 ?= $(shell for p in $$(command -v python3.10) $$HOME/.pyenv/versions/3.10*
 BOARDVENV := .venv-py310
 # the board-only install: the base package plus onnxruntime, no [controller] extra
 AGENTVENV := .venv-board
+
+# labgrid's pyserial-labgrid replaces pyserial's `serial` module: its own venv
+LGVENV := .venv-labgrid
 BIN := $(VENV)/bin
 EXTRAS := onnx,litert,controller,quantize,postgres,jetson,dev
 
-.PHONY: install demo test lint fmt protos check-protos bench clean openvino board310 boardonly
+.PHONY: install demo test lint fmt protos check-protos bench clean openvino board310 boardonly labgrid
 
 install: $(VENV)/.installed
 
@@ -61,6 +64,16 @@ $(AGENTVENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(AGENTVENV)
 	$(AGENTVENV)/bin/python -m pip install -q --upgrade pip
 	$(AGENTVENV)/bin/python -m pip install -q -e '.[onnx]'
+
+# edgebench's controller beside labgrid (fleet --labgrid, labgrid-coordinator and
+# labgrid-client for its tests): labgrid depends on pyserial-labgrid, which
+# replaces pyserial's `serial` module, so it stays out of .venv and the agent's.
+labgrid: $(LGVENV)/.installed
+
+$(LGVENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(LGVENV)
+	$(LGVENV)/bin/python -m pip install -q --upgrade pip
+	$(LGVENV)/bin/python -m pip install -q -e '.[onnx,controller,labgrid,dev]'
 	touch $@
 
 demo: install
@@ -80,11 +93,11 @@ protos: install
 check-protos: install
 	$(BIN)/python protos/generate.py --check
 
-test: install openvino board310 boardonly lint
+test: install openvino board310 boardonly labgrid lint
 	$(BIN)/python -m pytest -q
 
 bench: install openvino
 	for f in bench/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(OVVENV) $(BOARDVENV) $(AGENTVENV) edgebench-demo .pytest_cache
+	rm -rf $(VENV) $(OVVENV) $(BOARDVENV) $(AGENTVENV) $(LGVENV) edgebench-demo .pytest_cache

@@ -18,6 +18,8 @@ from controller.commands import (
     coverage,
     demo,
     fetch,
+    fleet,
+    history,
     info,
     optimize,
     placement,
@@ -47,6 +49,8 @@ COMMANDS = (
     cancel,
     report,
     compare,
+    fleet,
+    history,
     demo,
 )
 

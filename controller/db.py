@@ -2,13 +2,16 @@
 headline figures as columns and the full result JSON beside them.
 
 SQLite under the user data dir by default; any SQLAlchemy URL via --db or
-$EDGEBENCH_DB (e.g. postgresql+psycopg://...)."""
+$EDGEBENCH_DB (e.g. postgresql+psycopg://...). The schema is versioned with
+Alembic (controller/migrations/): opening a DB upgrades it in place; the
+tables below mirror the newest revision."""
 
 from __future__ import annotations
 
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,6 +39,49 @@ runs = sa.Table(
     sa.Column("fallback", sa.Boolean),
     sa.Column("gates_passed", sa.Boolean),
     sa.Column("result_json", sa.Text),
+    # a fleet result's plan, job and inventory board (migration 0002)
+    sa.Column("plan_id", sa.String(64)),
+    sa.Column("job", sa.String(255)),
+    sa.Column("board", sa.String(255)),
+)
+# the history and runs filters: model (name or sha) and board over time, newest first
+for _name, _cols in {
+    "ix_runs_created": ["created"],
+    "ix_runs_model_sha_created": ["model_sha256", "created"],
+    "ix_runs_model_name_created": ["model_name", "created"],
+    "ix_runs_board_created": ["board", "created"],
+    "ix_runs_agent_created": ["agent", "created"],
+    "ix_runs_plan": ["plan_id", "job", "board"],
+}.items():
+    sa.Index(_name, *(runs.c[c] for c in _cols))
+HEAD = "0002"  # the newest migration: a DB already there skips Alembic entirely
+# fleet plans (controller/fleet/store.py): a plan, and one row per work item
+# (job, model, board) that says where the item stands and which run holds it
+fleet_plans = sa.Table(
+    "fleet_plans",
+    metadata,
+    sa.Column("plan_id", sa.String(64), primary_key=True),
+    sa.Column("created", sa.Float),
+    sa.Column("plan_path", sa.Text),
+    sa.Column("status", sa.String(16)),
+    sa.Column("plan_json", sa.Text),
+)
+fleet_items = sa.Table(
+    "fleet_items",
+    metadata,
+    sa.Column("plan_id", sa.String(64), primary_key=True),
+    sa.Column("job", sa.String(255), primary_key=True),
+    sa.Column("board", sa.String(255), primary_key=True),
+    sa.Column("model", sa.String(255), primary_key=True),
+    sa.Column("kind", sa.String(16)),
+    sa.Column("status", sa.String(16)),
+    sa.Column("reason", sa.Text),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("attempts", sa.Integer),
+    sa.Column("bytes_pushed", sa.BigInteger),
+    sa.Column("started", sa.Float),
+    sa.Column("ended", sa.Float),
+    sa.Column("gates_json", sa.Text),
 )
 
 
@@ -51,8 +97,10 @@ def default_url() -> str:
 class ResultsDB:
     def __init__(self, url: str | None = None) -> None:
         self.url = url or default_url()
-        self.engine = sa.create_engine(self.url)
-        metadata.create_all(self.engine)
+        # SQLite: wait for another writer (a second controller) up to 30 s, not pysqlite's 5
+        args = {"timeout": 30} if self.url.startswith("sqlite") else {}
+        self.engine = sa.create_engine(self.url, connect_args=args)
+        migrate(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -110,6 +158,34 @@ class ResultsDB:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
+    def history(
+        self,
+        model: str,
+        board: str | None = None,
+        kind: str | None = None,
+        limit: int | None = 100,
+        with_json: bool = True,
+    ) -> list[dict]:
+        """A model's runs (name, or sha256 prefix) on a board (the fleet board
+        name, or the agent the run was stored under), the newest ``limit``,
+        oldest first. Index-backed: (model_*, created), (board|agent, created)."""
+        cols = [c for c in runs.c if with_json or c.name != "result_json"]
+        hexish = len(model) >= 6 and all(ch in "0123456789abcdef" for ch in model.lower())
+        cond = runs.c.model_name == model
+        if hexish:  # a range, not LIKE: the index serves it on every dialect
+            m = model.lower()
+            cond = sa.or_(cond, sa.and_(runs.c.model_sha256 >= m, runs.c.model_sha256 < m + "g"))
+        q = sa.select(*cols).where(cond).order_by(runs.c.created.desc(), runs.c.run_id.desc())
+        if board:
+            q = q.where(sa.or_(runs.c.board == board, runs.c.agent == board))
+        if kind:
+            q = q.where(runs.c.kind == kind)
+        if limit:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(q)]
+        return rows[::-1]
+
     def baseline(
         self,
         model_sha256: str,
@@ -148,6 +224,32 @@ class ResultsDB:
 def _ambiguous(prefix: str, ids: list[str], total: int) -> str:
     more = f" and {total - AMBIGUOUS_SHOWN} more" if total > AMBIGUOUS_SHOWN else ""
     return f"ambiguous run id {prefix!r}: {total} runs match: {', '.join(ids[:AMBIGUOUS_SHOWN])}{more}"
+
+
+def revision(engine: sa.engine.Engine) -> str | None:
+    """The DB's Alembic revision; None when it has none (new, or made before migrations)."""
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(sa.text("select version_num from alembic_version")).scalar()
+
+
+def migrate(engine: sa.engine.Engine) -> None:
+    """Bring the DB to HEAD in place. A DB from before migrations (a runs
+    table, no alembic_version) is stamped 0001 first: that revision is its schema."""
+    if revision(engine) == HEAD:
+        return
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).resolve().parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        insp = sa.inspect(conn)
+        if not insp.has_table("alembic_version") and insp.has_table("runs"):
+            command.stamp(cfg, "0001")
+        command.upgrade(cfg, "head")
 
 
 def row_of(result: dict, agent: str = "") -> dict[str, Any]:
