@@ -64,6 +64,7 @@ $(AGENTVENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(AGENTVENV)
 	$(AGENTVENV)/bin/python -m pip install -q --upgrade pip
 	$(AGENTVENV)/bin/python -m pip install -q -e '.[onnx]'
+	touch $@
 
 # edgebench's controller beside labgrid (fleet --labgrid, labgrid-coordinator and
 # labgrid-client for its tests): labgrid depends on pyserial-labgrid, which
