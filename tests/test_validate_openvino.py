@@ -75,3 +75,21 @@ def test_the_text_detector_keeps_its_mask_on_openvino(ov_agent, tmp_path):
     assert rc == 0, res.get("error")
     (o,) = res["validation"]["outputs"]
     assert o["mask_iou_min"] >= 0.9 and res["placement"]["nodes_by_device"].get("OpenVINO", 0) > 0
+
+
+def test_optimize_runs_through_the_openvino_ep(ov_agent, tmp_path, capsys):
+    model = onnx_cnn.tiny_cnn(tmp_path / "cnn.onnx")
+    rng = np.random.default_rng(8)
+    for name, n in (("cal", 12), ("val", 6)):
+        np.savez(tmp_path / f"{name}.npz", image=rng.standard_normal((n, 3, 96, 96)).astype(np.float32))
+    out = tmp_path / "opt"
+    rc = main(["optimize", str(model), "--calibration", str(tmp_path / "cal.npz"), "--validation",
+               str(tmp_path / "val.npz"), "--agent", ov_agent.address, "--provider", "openvino", "--out-dir",
+               str(out), "--duration", "1", "--warmup", "0.2", "--quiet", "--no-telemetry",
+               "--db", f"sqlite:///{tmp_path / 'o.db'}", "--min-top1-agreement", "0.6"])  # fmt: skip
+    said = capsys.readouterr().out
+    assert rc == 0, said
+    rep = json.loads((out / "optimize.json").read_text())
+    # both variants ran on the OpenVINO EP: the report's placement rows say where
+    assert "OpenVINO" in rep["placement"]["original"] and "OpenVINO" in rep["placement"]["optimized"]
+    assert rep["compare"]["size_bytes"]["ratio"] > 3 and (out / "report.html").is_file()
