@@ -18,7 +18,7 @@ import numpy as np
 from agent.errors import BadInput, RunFailed, one_line
 from controller.quantize import calibration
 from controller.quantize.macs import node_macs
-from controller.quantize.prepare import prepare
+from controller.quantize.prepare import prepare, working_dir
 
 METHODS = ("minmax", "entropy", "percentile")
 TYPES = ("int8", "uint8")
@@ -84,6 +84,9 @@ def quantize(
     if opts.method not in METHODS:
         raise BadInput(f"unknown --method {opts.method!r}; expected one of {', '.join(METHODS)}")
     t0 = time.perf_counter()
+    # absolute: ORT's tools run inside a scratch directory (prepare.working_dir)
+    model_path, out_path = Path(model_path).resolve(), Path(out_path).resolve()
+    cache = Path(cache).resolve() if cache else None
     pre = prepared or prepare(model_path, opts.per_channel, say)
     model = onnx.load(str(pre))
     inputs = graph_inputs(model)
@@ -97,22 +100,23 @@ def quantize(
               "percentile": CalibrationMethod.Percentile}[opts.method]  # fmt: skip
     tmp = out_path.with_name(out_path.name + ".tmp")
     try:
-        quantize_static(
-            str(pre),
-            str(tmp),
-            reader,
-            quant_format=QuantFormat.QDQ,
-            per_channel=opts.per_channel,
-            activation_type=qtype[opts.activation_type],
-            weight_type=qtype[opts.weight_type],
-            nodes_to_exclude=excluded,
-            calibrate_method=method,
-            extra_options={
-                "ActivationSymmetric": opts.symmetric_activations,
-                "WeightSymmetric": opts.symmetric_weights,
-            },
-            calibration_cache_path=str(cache) if cache else None,
-        )
+        with working_dir(pre.parent):  # ORT's scratch files stay out of the user's directory
+            quantize_static(
+                str(pre),
+                str(tmp),
+                reader,
+                quant_format=QuantFormat.QDQ,
+                per_channel=opts.per_channel,
+                activation_type=qtype[opts.activation_type],
+                weight_type=qtype[opts.weight_type],
+                nodes_to_exclude=excluded,
+                calibrate_method=method,
+                extra_options={
+                    "ActivationSymmetric": opts.symmetric_activations,
+                    "WeightSymmetric": opts.symmetric_weights,
+                },
+                calibration_cache_path=str(cache) if cache else None,
+            )
         q = onnx.load(str(tmp))
     except (BadInput, RunFailed):
         raise

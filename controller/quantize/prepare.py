@@ -14,14 +14,29 @@ models where ORT's own pre-processing breaks:
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from agent.errors import BadInput, one_line
 
 PER_CHANNEL_MIN_OPSET = 13
+
+
+@contextlib.contextmanager
+def working_dir(path: Path) -> Iterator[None]:
+    """Run ORT's quantization tools inside ``path``: its symbolic shape inference
+    and optimizer write scratch files (``sym_shape_infer_temp.onnx``, external
+    ``<uuid>.data``) into the current directory, which is the user's."""
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
 
 
 def default_opset(model: object) -> int:
@@ -51,7 +66,6 @@ def prepare(model_path: Path, per_channel: bool, say: Callable[[str], None]) -> 
     """A pre-processed copy of the model in a temporary directory (kept for the
     process's life), ready for quantize_static."""
     import onnx
-    from onnxruntime.quantization import quant_pre_process
 
     try:
         model = onnx.load(str(model_path))
@@ -79,16 +93,24 @@ def prepare(model_path: Path, per_channel: bool, say: Callable[[str], None]) -> 
     quiet = logging.getLogger().level
     logging.getLogger().setLevel(logging.ERROR)
     try:
-        try:
-            quant_pre_process(str(src), str(out))
-        except Exception as exc:  # ORT's symbolic shape inference: assertion or "incomplete"
-            why = one_line(exc, 80) or type(exc).__name__
-            say(f"note: symbolic shape inference failed ({why}); using ONNX shape inference")
-            try:
-                quant_pre_process(str(src), str(out), skip_symbolic_shape=True)
-            except Exception as exc2:
-                say(f"note: pre-processing failed ({one_line(exc2, 80)}); quantizing the model as loaded")
-                onnx.save(onnx.shape_inference.infer_shapes(model), str(out))
+        with working_dir(work):
+            _pre_process(model, src, out, say)
     finally:
         logging.getLogger().setLevel(quiet)
     return out
+
+
+def _pre_process(model: object, src: Path, out: Path, say: Callable[[str], None]) -> None:
+    import onnx
+    from onnxruntime.quantization import quant_pre_process
+
+    try:
+        quant_pre_process(str(src), str(out))
+    except Exception as exc:  # ORT's symbolic shape inference: assertion or "incomplete"
+        why = one_line(exc, 80) or type(exc).__name__
+        say(f"note: symbolic shape inference failed ({why}); using ONNX shape inference")
+        try:
+            quant_pre_process(str(src), str(out), skip_symbolic_shape=True)
+        except Exception as exc2:
+            say(f"note: pre-processing failed ({one_line(exc2, 80)}); quantizing the model as loaded")
+            onnx.save(onnx.shape_inference.infer_shapes(model), str(out))

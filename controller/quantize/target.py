@@ -113,6 +113,7 @@ def search(
 
     from controller.quantize.prepare import prepare
 
+    model, out = Path(model).resolve(), Path(out).resolve()
     pre = prepared or prepare(model, opts.per_channel, say)
     scorer = Scorer(model, val, target, budget)
     work = out.with_name(out.stem + ".search")
