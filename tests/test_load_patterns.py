@@ -188,6 +188,12 @@ def test_40ms_model_at_30_fps_drops_frames_and_says_the_achieved_rate(agent_fact
     assert load["max_consecutive_misses"] >= 80
     # the camera keeps the newest frame: queue delay stays under one frame interval
     assert load["queue_delay_ms"]["max"] < 34.0
+    # the terminal summary states the same counts
+    from controller.report.terminal import render
+
+    text = render(result)
+    assert f"{load['late']:,} late + {load['dropped']:,} dropped of 90 frames" in text
+    assert f"achieved {load['achieved_rate_hz']:.2f}/s" in text
 
 
 def test_40ms_model_at_30_fps_with_a_queue_lets_the_queue_delay_grow(agent_factory, push, tmp_path):

@@ -118,3 +118,26 @@ def bursts(
             }
         )
     return out, int(ids.size)
+
+
+def place_bursts(load: dict[str, Any], t0_ns: int) -> None:
+    """Give each burst its ``t_s`` (seconds from run start, the result's origin)."""
+    for b in load.get("bursts") or []:
+        b["t_s"] = round((b["start_ns"] - t0_ns) / 1e9, 6)
+
+
+def miss_rate_gate(load: dict[str, Any], max_miss_rate: float | None) -> dict[str, Any] | None:
+    """The ``miss_rate`` gate (``--max-miss-rate``): None when no limit was set."""
+    if max_miss_rate is None:
+        return None
+    rate = load.get("miss_rate")
+    if rate is None:
+        return {"name": "miss_rate", "passed": False, "message": "no frame was scheduled"}
+    passed = rate <= max_miss_rate
+    misses = int(load.get("late") or 0) + int(load.get("dropped") or 0)
+    verb = "within" if passed else "over"
+    msg = (
+        f"{misses:,} of {int(load.get('frames') or 0):,} frames late or dropped ({100 * rate:.2f}%), "
+        f"{verb} the {100 * max_miss_rate:g}% allowed"
+    )
+    return {"name": "miss_rate", "passed": passed, "message": msg}

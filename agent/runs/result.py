@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agent.errors import one_line
+from agent.load.summary import miss_rate_gate, place_bursts
 from agent.placement.gates import evaluate as placement_gates
 from agent.power.analysis import analyze as analyze_power
 from agent.power.analysis import cross_check
@@ -92,6 +93,8 @@ def assemble(
         doc.update(iterations=outcome.iterations, throughput_ips=outcome.throughput_ips, partial=True)
     if outcome.telemetry is not None:
         doc["telemetry"] = outcome.telemetry
+    if doc.get("load"):
+        place_bursts(doc["load"], t0_ns)
 
     iterations = files.load_iterations(rd.path)
     trace = files.load_trace(rd.path) if outcome.capture is not None and files.has_power(rd.path) else None
@@ -199,4 +202,7 @@ def _gates(doc: dict, spec: RunSpec) -> list[dict]:
     target = soak_gate(doc["soak"]) if doc.get("soak") else None
     if target is not None:
         gates.append(target)
+    misses = miss_rate_gate(doc["load"], spec.load.max_miss_rate) if doc.get("load") and spec.load else None
+    if misses is not None:
+        gates.append(misses)
     return gates
