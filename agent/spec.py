@@ -232,6 +232,7 @@ class RunSpec:
     telemetry_rate_hz: float = 10.0
     meter: MeterSpec | None = None
     transient_a: float | None = None
+    budget_w: float | None = None  # the supply's power budget; default: the profile's
     soak: SoakSpec | None = None
     validation: ValidateSpec | None = None
     load: LoadSpec | None = None  # None: back to back
@@ -320,6 +321,8 @@ class RunSpec:
                 raise BadInput(f"{name} must not be negative")
         if self.transient_a is not None and not (_finite(self.transient_a) and self.transient_a > 0):
             raise BadInput("transient_a must be a positive number of amperes")
+        if self.budget_w is not None and not (_finite(self.budget_w) and self.budget_w > 0):
+            raise BadInput("budget_w must be a positive number of watts")
         for iname, dims in self.input_shapes.items():
             if not dims or not all(0 < d <= MAX_DIM for d in dims):
                 what = _shown(repr(iname))

@@ -161,6 +161,10 @@ def add_run_options(
         "--transient-a", type=float, default=None, metavar="A", help="current above which a transient counts"
     )
     g.add_argument(
+        "--budget-w", type=_positive_float("budget"), default=None, metavar="W",
+        help="the supply's power budget the meter's peaks are checked against (default: the board profile's)",
+    )  # fmt: skip
+    g.add_argument(
         "--ambient-c", type=float, default=None, metavar="C", help="ambient temperature (metadata)"
     )
     g.add_argument("--enclosure", default=None, metavar="LABEL", help="enclosure label (metadata)")
@@ -273,6 +277,7 @@ def spec_from_args(
         telemetry_rate_hz=float(10.0 if g("telemetry_rate") is None else g("telemetry_rate")),
         meter=meter,
         transient_a=g("transient_a"),
+        budget_w=g("budget_w"),
         soak=soak,
         inputs_sha256=inputs_sha,
         reference_sha256=reference_sha,

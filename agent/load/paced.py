@@ -96,6 +96,16 @@ def measure_paced(
     fr = _Frames(frames_log, load.deadline_ns)
     start = clock()
     sched = Schedule(load, start)
+    # the schedule's origin and bursts, journaled (as a log event): what a
+    # meter trace or a test aligns with
+    send(
+        {
+            "type": "schedule",
+            "t_ns": start,
+            "origin_ns": start,
+            "burst_starts_ns": sched.burst_starts(start + int(duration_s * 1e9))[:1000],
+        }
+    )
     drop = load.late_policy == "drop" and not sched.closed
     end = start + int(duration_s * 1e9)
     prog_ns = int(PROGRESS_S * 1e9)

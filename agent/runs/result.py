@@ -19,7 +19,7 @@ from agent.errors import one_line
 from agent.load.summary import miss_rate_gate, place_bursts
 from agent.placement.gates import evaluate as placement_gates
 from agent.power.analysis import analyze as analyze_power
-from agent.power.analysis import cross_check
+from agent.power.analysis import attribute_bursts, cross_check
 from agent.profiles import Profile
 from agent.runs import files, series
 from agent.runs.journal import read_events
@@ -100,6 +100,13 @@ def assemble(
     trace = files.load_trace(rd.path) if outcome.capture is not None and files.has_power(rd.path) else None
     if outcome.capture is not None:
         doc["power"] = _power(spec, outcome, profile, t0_ns, iterations, trace)
+        if trace is not None and (doc.get("load") or {}).get("bursts") and "mean_a" in doc["power"]:
+            # each burst against the meter: its first-inference spike, transients, energy
+            supply_v = ((profile.budget if profile else None) or {}).get("supply_v")
+            frames = files.load_arrivals(rd.path)
+            doc["power"]["bursts"] = attribute_bursts(
+                doc["power"], trace, frames, doc["load"]["bursts"], t0_ns, supply_v
+            )
     if spec.kind == "soak":
         doc["soak"] = _soak(spec, outcome, profile, t0_ns)
     soak_windows = (doc.get("soak") or {}).get("windows") or []
@@ -147,7 +154,7 @@ def _power(
         power = analyze_power(
             trace,
             iterations,
-            budget.get("budget_w"),
+            spec.budget_w if spec.budget_w is not None else budget.get("budget_w"),  # --budget-w wins
             budget.get("supply_v"),
             spec.transient_a,
             run_start_ns=t0_ns,  # transients' t_s from run start
