@@ -82,6 +82,16 @@ def test_burst_run_finds_one_transient_per_burst_at_the_scripted_offset(
         f"the first-inference spike repeats at every burst (3 of 3), up to {s['first_peak_a']['max']:.3f} A "
         f"({s['peak_w']:.2f} W, {100 * s['peak_w'] / 3.0:.0f}% of the 3 W budget: over it)"
     )
+    # the report shades each burst on the current trace, from the result alone
+    spans = result["series"]["load"]["bursts"]
+    assert spans == [
+        [round((b["start_ns"] - result["t0_ns"]) / 1e9, 4), round((b["end_ns"] - result["t0_ns"]) / 1e9, 4)]
+        for b in bursts
+    ]
+    from controller.report.html import render_html
+
+    page = render_html(result)
+    assert "repeats at every burst (3 of 3)" in page and "<h2>Load</h2>" in page
     # idle is real idle: between bursts the worker ran nothing
     it_gaps = np.diff(frames[frames[:, 1] >= 0][:, 1])
     assert (it_gaps > 1.9e9).sum() == 2

@@ -194,6 +194,15 @@ def test_40ms_model_at_30_fps_drops_frames_and_says_the_achieved_rate(agent_fact
     text = render(result)
     assert f"{load['late']:,} late + {load['dropped']:,} dropped of 90 frames" in text
     assert f"achieved {load['achieved_rate_hz']:.2f}/s" in text
+    # the series' load panel holds the same frames, binned: a report from the result alone draws it
+    panel = result["series"]["load"]
+    assert sum(panel["misses"]) == load["late"] + load["dropped"]
+    assert sum(panel["achieved_hz"]) * panel["resolution_s"] == pytest.approx(load["completed"])
+    assert panel["target_hz"] == 30.0 and len(panel["t_s"]) == 3
+    from controller.report.html import render_html
+
+    page = render_html(result)  # no run files
+    assert "<h2>Load</h2>" in page and "achieved rate against target" in page
 
 
 def test_40ms_model_at_30_fps_with_a_queue_lets_the_queue_delay_grow(agent_factory, push, tmp_path):

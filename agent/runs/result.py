@@ -110,7 +110,12 @@ def assemble(
     if spec.kind == "soak":
         doc["soak"] = _soak(spec, outcome, profile, t0_ns)
     soak_windows = (doc.get("soak") or {}).get("windows") or []
-    doc["series"] = series.build(t0_ns, soak_windows, iterations, outcome.samples, trace)
+    frames = files.load_arrivals(rd.path) if doc.get("load") else None
+    # a soak's load panel bins by its window length: "misses per window"
+    bin_s = float(spec.soak.window_s) if spec.kind == "soak" and spec.soak else 1.0
+    doc["series"] = series.build(
+        t0_ns, soak_windows, iterations, outcome.samples, trace, frames, doc.get("load"), bin_s
+    )
     if outcome.status == "completed":
         doc["gates"] = _gates(doc, spec)
     if outcome.warnings:
