@@ -2,7 +2,7 @@
 
 ``time.sleep`` wakes late by the kernel's timer slack plus scheduling
 (about 50-100 us on an idle Linux box, ms on a loaded one), so the pacer
-sleeps until ``SPIN_NS`` before the target and spins the rest. The spin is
+sleeps until ``SPIN_NS`` (0.2 ms) before the target and spins the rest. The spin is
 the only CPU the pacer burns; bench/bench_load.py measures both sides of
 the trade (start jitter at 1,000 FPS, CPU per second at 30 FPS).
 """
@@ -12,9 +12,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-# sleep until this close to the target, then spin: bench/results/load.json
-# shows the jitter it buys and what it costs at 30 FPS
-SPIN_NS = 300_000
+# sleep until this close to the target, then spin: it covers a sleep's usual
+# overshoot here (~0.1 ms) and costs at most 30 x 0.2 ms = 0.6 % of a core at
+# 30 FPS; bench/results/load.json measures both sides
+SPIN_NS = 200_000
 
 
 def wait_until(target_ns: int, clock: Callable[[], int] = time.monotonic_ns, spin_ns: int = SPIN_NS) -> int:
