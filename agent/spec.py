@@ -349,8 +349,9 @@ class RunSpec:
             self.validation.check()
         if self.load is not None:
             self.load.check()
-            if self.kind == "placement":
-                raise BadInput("placement runs one pass; a load pattern applies to bench, soak and validate")
+            if self.kind in ("placement", "validate"):
+                # validate times each sample once, alone; pacing its samples is not built yet
+                raise BadInput(f"a load pattern applies to bench and soak runs, not to {self.kind}")
         if not isinstance(self.env, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in self.env.items()
         ):

@@ -118,6 +118,13 @@ def test_bad_load_specs_are_refused_in_one_line(load, message):
         RunSpec.from_dict({"kind": "bench", "model_sha256": SHA, "load": load})
 
 
+@pytest.mark.parametrize("kind", ["placement", "validate"])
+def test_a_load_pattern_on_a_run_without_a_timed_phase_is_refused(kind):
+    spec = {"kind": kind, "model_sha256": SHA, "reference_sha256": SHA, "load": {"rate_hz": 30}}
+    with pytest.raises(BadInput, match=f"not to {kind}"):
+        RunSpec.from_dict(spec)
+
+
 def test_load_options_without_a_pattern_are_refused():
     with pytest.raises(BadInput, match="need a load pattern"):
         parse("--deadline", "20")
