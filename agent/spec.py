@@ -4,6 +4,9 @@ run. It travels as JSON in StartRunRequest.spec_json, is stored as
 
 Validation here catches what can be judged without loading a runtime; the
 worker reports the rest (malformed model, unknown provider...) as bad input.
+
+Over 400 lines because the spec is one contract: its dataclasses, their
+bounds and the field type checks every StartRun goes through belong together.
 """
 
 from __future__ import annotations
@@ -46,6 +49,102 @@ class SoakSpec:
     target_ips: float | None = None
     start_cold: bool = False
     start_cold_max_s: float = 600.0
+
+
+LOAD_PATTERNS = ("rate", "poisson", "burst")
+LATE_POLICIES = ("drop", "queue")
+MAX_RATE_HZ = 100_000.0  # beyond this the clock's own reads dominate the interval
+MAX_DEADLINE_MS = 3_600_000.0
+
+
+@dataclass
+class LoadSpec:
+    """The load pattern (issue 15): arrivals at a fixed rate (a camera), Poisson
+    arrivals (a server), idle->burst duty cycles; absent = back to back."""
+
+    rate_hz: float | None = None  # --rate: fixed interval
+    poisson_hz: float | None = None  # --rate-poisson: seeded exponential gaps
+    seed: int = 0
+    burst_on_s: float | None = None  # --burst 2s/8s: a burst lasts this long
+    burst_on_n: int | None = None  # --burst 30x/5s: a burst is this many inferences
+    burst_off_s: float | None = None  # the idle before each burst
+    deadline_ms: float | None = None  # default: the frame interval with --rate
+    late: str | None = None  # drop | queue; default drop with --rate, queue otherwise
+    max_miss_rate: float | None = None  # soak gate: misses / frames at most this
+
+    @property
+    def pattern(self) -> str:
+        if self.burst_off_s is not None:
+            return "burst"
+        return "poisson" if self.poisson_hz is not None else "rate"
+
+    @property
+    def interval_ns(self) -> int | None:
+        hz = self.rate_hz or self.poisson_hz
+        return int(round(1e9 / hz)) if hz else None
+
+    @property
+    def deadline_ns(self) -> int | None:
+        if self.deadline_ms is not None:
+            return int(round(self.deadline_ms * 1e6))
+        return int(round(1e9 / self.rate_hz)) if self.rate_hz else None
+
+    @property
+    def late_policy(self) -> str:
+        return self.late or ("drop" if self.rate_hz else "queue")
+
+    def check(self) -> None:
+        for name in ("rate_hz", "poisson_hz"):
+            v = getattr(self, name)
+            if v is not None and not (_finite(v) and 0 < v <= MAX_RATE_HZ):
+                raise BadInput(f"load {name} must be in (0, {MAX_RATE_HZ:.0f}] Hz")
+        if self.rate_hz is not None and self.poisson_hz is not None:
+            raise BadInput("give either --rate (fixed interval) or --rate-poisson, not both")
+        if not 0 <= self.seed < 2**63:
+            raise BadInput("load seed must be in [0, 2^63)")
+        if (self.burst_on_s is None and self.burst_on_n is None) != (self.burst_off_s is None):
+            raise BadInput("a burst needs both its length and its idle time, e.g. --burst 2s/8s")
+        if self.burst_on_s is not None and self.burst_on_n is not None:
+            raise BadInput("a burst is either a time (2s) or a count (30x), not both")
+        if self.burst_on_s is not None:
+            _seconds(self.burst_on_s, "burst length", zero_ok=False)
+        if self.burst_on_n is not None and not 1 <= self.burst_on_n <= MAX_ITERATIONS:
+            raise BadInput(f"burst inference count must be in [1, {MAX_ITERATIONS}]")
+        if self.burst_off_s is not None:
+            _seconds(self.burst_off_s, "burst idle time", zero_ok=True)
+        if self.burst_on_n is not None and self.poisson_hz is not None:
+            # a Poisson count burst would end at a random time: give it a length instead
+            raise BadInput("--rate-poisson takes a timed burst (e.g. --burst 2s/8s), not a count")
+        if self.deadline_ms is not None and not (
+            _finite(self.deadline_ms) and 0 < self.deadline_ms <= MAX_DEADLINE_MS
+        ):
+            raise BadInput(f"deadline must be in (0, {MAX_DEADLINE_MS:.0f}] ms")
+        if self.late is not None and self.late not in LATE_POLICIES:
+            raise BadInput(f"late policy must be one of {', '.join(LATE_POLICIES)}")
+        if self.late is not None and self.rate_hz is None and self.poisson_hz is None:
+            raise BadInput("--late needs arrivals to be late for: give --rate or --rate-poisson")
+        if self.max_miss_rate is not None and not (
+            _finite(self.max_miss_rate) and 0 <= self.max_miss_rate <= 1
+        ):
+            raise BadInput("max miss rate must be in [0, 1]")
+        if self.rate_hz is None and self.poisson_hz is None and self.burst_off_s is None:
+            raise BadInput("a load pattern needs --rate, --rate-poisson or --burst")
+
+
+def parse_burst(text: str) -> tuple[float | None, int | None, float]:
+    """``--burst ON/OFF``: ``2s/8s`` -> (2.0, None, 8.0); ``30x/5s`` -> (None, 30, 5.0)."""
+    on, sep, off = text.partition("/")
+    if not sep:
+        raise BadInput(f"bad --burst {text!r}: expected ON/OFF, e.g. 2s/8s or 30x/5s")
+    off_s = parse_duration(off)
+    on = on.strip().lower()
+    if on.endswith("x"):
+        try:
+            n = int(on[:-1])
+        except ValueError:
+            raise BadInput(f"bad --burst {text!r}: {on!r} is not a count like 30x") from None
+        return None, n, off_s
+    return parse_duration(on), None, off_s
 
 
 # validate gates: the gate's name -> (the metric it reads, True when higher is better)
@@ -133,8 +232,10 @@ class RunSpec:
     telemetry_rate_hz: float = 10.0
     meter: MeterSpec | None = None
     transient_a: float | None = None
+    budget_w: float | None = None  # the supply's power budget; default: the profile's
     soak: SoakSpec | None = None
     validation: ValidateSpec | None = None
+    load: LoadSpec | None = None  # None: back to back
     labels: dict[str, str] = field(default_factory=dict)
 
     def with_accelerator(self, acc: dict[str, Any]) -> RunSpec:
@@ -188,6 +289,8 @@ class RunSpec:
             data["soak"] = _sub(SoakSpec, data["soak"], "soak")
         if data.get("validation") is not None:
             data["validation"] = _sub(ValidateSpec, data["validation"], "validation")
+        if data.get("load") is not None:
+            data["load"] = _sub(LoadSpec, data["load"], "load")
         try:
             spec = cls(**data)
         except TypeError as exc:
@@ -218,6 +321,8 @@ class RunSpec:
                 raise BadInput(f"{name} must not be negative")
         if self.transient_a is not None and not (_finite(self.transient_a) and self.transient_a > 0):
             raise BadInput("transient_a must be a positive number of amperes")
+        if self.budget_w is not None and not (_finite(self.budget_w) and self.budget_w > 0):
+            raise BadInput("budget_w must be a positive number of watts")
         for iname, dims in self.input_shapes.items():
             if not dims or not all(0 < d <= MAX_DIM for d in dims):
                 what = _shown(repr(iname))
@@ -242,6 +347,11 @@ class RunSpec:
             if self.validation is None:
                 self.validation = ValidateSpec()
             self.validation.check()
+        if self.load is not None:
+            self.load.check()
+            if self.kind in ("placement", "validate"):
+                # validate times each sample once, alone; pacing its samples is not built yet
+                raise BadInput(f"a load pattern applies to bench and soak runs, not to {self.kind}")
         if not isinstance(self.env, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in self.env.items()
         ):

@@ -12,7 +12,17 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.errors import BadInput
-from agent.spec import METER_KINDS, RunSpec, SoakSpec, parse_duration, parse_meter, parse_shape
+from agent.spec import (
+    LATE_POLICIES,
+    METER_KINDS,
+    LoadSpec,
+    RunSpec,
+    SoakSpec,
+    parse_burst,
+    parse_duration,
+    parse_meter,
+    parse_shape,
+)
 
 
 def seconds(text: str) -> float:
@@ -48,6 +58,26 @@ def _rate_hz(text: str) -> float:
     if not 0 < v <= 1000:  # also refuses nan
         raise argparse.ArgumentTypeError(f"bad rate {text!r}: expected Hz in (0, 1000]")
     return v
+
+
+def _positive_float(what: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = -1.0
+        if not 0 < v < float("inf"):  # also refuses nan
+            raise argparse.ArgumentTypeError(f"bad {what} {text!r}: expected a positive number")
+        return v
+
+    return parse
+
+
+def _burst(text: str) -> tuple[float | None, int | None, float]:
+    try:
+        return parse_burst(text)
+    except BadInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 _positive_int = _int_at_least(1, "positive")
@@ -131,6 +161,10 @@ def add_run_options(
         "--transient-a", type=float, default=None, metavar="A", help="current above which a transient counts"
     )
     g.add_argument(
+        "--budget-w", type=_positive_float("budget"), default=None, metavar="W",
+        help="the supply's power budget the meter's peaks are checked against (default: the board profile's)",
+    )  # fmt: skip
+    g.add_argument(
         "--ambient-c", type=float, default=None, metavar="C", help="ambient temperature (metadata)"
     )
     g.add_argument("--enclosure", default=None, metavar="LABEL", help="enclosure label (metadata)")
@@ -141,6 +175,34 @@ def add_run_options(
         metavar="IPS",
         help="sustained throughput target (soak gate)",
     )
+    lg = parser.add_argument_group("load pattern (default: back to back)")
+    lg.add_argument(
+        "--rate", type=_positive_float("rate"), default=None, metavar="FPS",
+        help="frames arrive at a fixed rate on the monotonic clock (a camera)",
+    )  # fmt: skip
+    lg.add_argument(
+        "--rate-poisson", type=_positive_float("rate"), default=None, metavar="QPS",
+        help="Poisson arrivals at this mean rate, seeded (a server)",
+    )  # fmt: skip
+    lg.add_argument(
+        "--load-seed", type=_nonneg_int, default=0, metavar="N", help="seed of --rate-poisson (default 0)"
+    )
+    lg.add_argument(
+        "--burst", type=_burst, default=None, metavar="ON/OFF",
+        help="idle->burst duty cycle: 2s/8s, or 30x/5s (30 inferences, then 5 s idle); with --rate inside",
+    )  # fmt: skip
+    lg.add_argument(
+        "--deadline", type=_positive_float("deadline"), default=None, metavar="MS",
+        help="per-frame deadline from arrival (default: the frame interval with --rate)",
+    )  # fmt: skip
+    lg.add_argument(
+        "--late", choices=LATE_POLICIES, default=None,
+        help="a frame that arrives while the last runs: drop (camera; default with --rate) or queue",
+    )  # fmt: skip
+    lg.add_argument(
+        "--max-miss-rate", type=float, default=None, metavar="X",
+        help="gate: late + dropped frames at most this share, e.g. 0.01 (exit 3)",
+    )  # fmt: skip
     g.add_argument("--no-telemetry", action="store_true", help="do not sample thermals/clocks/rails")
     g.add_argument(
         "--telemetry-rate",
@@ -192,6 +254,7 @@ def spec_from_args(
         soak = SoakSpec(ambient_c=g("ambient_c"), enclosure=g("enclosure"), target_ips=g("target_ips"))
     spec = RunSpec(
         kind=kind,
+        load=load_from_args(args),
         model_sha256=model_sha,
         model_name=model_name,
         runtime=g("runtime"),
@@ -214,6 +277,7 @@ def spec_from_args(
         telemetry_rate_hz=float(10.0 if g("telemetry_rate") is None else g("telemetry_rate")),
         meter=meter,
         transient_a=g("transient_a"),
+        budget_w=g("budget_w"),
         soak=soak,
         inputs_sha256=inputs_sha,
         reference_sha256=reference_sha,
@@ -221,3 +285,30 @@ def spec_from_args(
     )
     spec.validate()
     return spec
+
+
+def load_from_args(args: argparse.Namespace) -> LoadSpec | None:
+    """--rate/--rate-poisson/--burst/--deadline/--late/--max-miss-rate -> a
+    LoadSpec (None: back to back); RunSpec.validate() checks the combination."""
+    g: Any = lambda name: getattr(args, name, None)  # noqa: E731
+    on_s = on_n = off_s = None
+    if g("burst") is not None:
+        on_s, on_n, off_s = g("burst")
+    named = [g(n) is not None for n in ("rate", "rate_poisson", "burst", "deadline", "late", "max_miss_rate")]
+    if not any(named):
+        return None
+    if not any(named[:3]):
+        raise BadInput(
+            "--deadline, --late and --max-miss-rate need a load pattern: --rate, --rate-poisson or --burst"
+        )
+    return LoadSpec(
+        rate_hz=g("rate"),
+        poisson_hz=g("rate_poisson"),
+        seed=int(g("load_seed") or 0),
+        burst_on_s=on_s,
+        burst_on_n=on_n,
+        burst_off_s=off_s,
+        deadline_ms=g("deadline"),
+        late=g("late"),
+        max_miss_rate=g("max_miss_rate"),
+    )

@@ -27,16 +27,18 @@ _HEADER_LEN = 128  # fixed .npy v1 header so the row count can be rewritten in p
 
 
 class IterationLog:
-    """Append-only ``iterations.npy`` writer."""
+    """Append-only int64 ``.npy`` writer (``iterations.npy``; ``arrivals.npy``
+    has 4 columns)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, cols: int = 3) -> None:
         self.path = path
+        self.cols = cols
         self.rows = 0
         self.f = open(path, "wb")
         self._header()
 
     def _header(self) -> None:
-        d = "{'descr': '<i8', 'fortran_order': False, 'shape': (" + str(self.rows) + ", 3), }"
+        d = "{'descr': '<i8', 'fortran_order': False, 'shape': (" + str(self.rows) + f", {self.cols}), }}"
         body = d.ljust(_HEADER_LEN - 10 - 1) + "\n"
         self.f.seek(0)
         self.f.write(b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body.encode("latin1"))

@@ -17,6 +17,8 @@ from typing import Any
 from agent.clock import now_ns
 from agent.errors import BadInput, EdgebenchError, one_line
 from agent.load.loop import IterationLog, Loop
+from agent.load.paced import measure_paced
+from agent.load.summary import summarize
 from agent.runs import files
 from agent.runtimes.base import Runner, is_dynamic, make_runner
 from agent.runtimes.names import RUNTIME_OF_FORMAT, model_format
@@ -79,7 +81,8 @@ def _phase(send: Send, phase: str) -> None:
 
 def _timed(runner: Runner, spec: RunSpec, run_dir: Path, send: Send, part: dict) -> Any:
     """bench, soak, placement: a cold first inference, then (not for placement)
-    warm-up and the measured phase; returns the feeds it ran."""
+    warm-up and the measured phase (back to back, or under ``spec.load``'s
+    pattern: latency then counts from each frame's arrival); returns the feeds it ran."""
     npz = locate_artifact(run_dir, spec.inputs_sha256, "inputs") if spec.inputs_sha256 else None
     feeds = runner.make_inputs(spec, npz)
     part["inputs"] = inputs_run(runner, spec)
@@ -96,6 +99,7 @@ def _timed(runner: Runner, spec: RunSpec, run_dir: Path, send: Send, part: dict)
         return run(feeds)
 
     log = IterationLog(run_dir / files.ITERATIONS)
+    frames_log = IterationLog(run_dir / files.ARRIVALS, cols=4) if spec.load is not None else None
     try:
         loop = Loop(once, log, send)
         loop.record(t0, t1, 0)
@@ -104,9 +108,23 @@ def _timed(runner: Runner, spec: RunSpec, run_dir: Path, send: Send, part: dict)
         _phase(send, "measure")
         # soak windows reach the agent as messages only; it enriches and keeps them
         window_s = spec.soak.window_s if spec.kind == "soak" and spec.soak else None
-        m = loop.measure(spec.duration_s, spec.min_iterations, window_s)
+        if spec.load is None:
+            m = loop.measure(spec.duration_s, spec.min_iterations, window_s)
+        else:
+            m = measure_paced(loop, spec.load, frames_log, spec.duration_s, spec.min_iterations, window_s)
     finally:
         log.close()
+        if frames_log is not None:
+            frames_log.close()
+    if spec.load is not None:
+        part["load"] = summarize(
+            files.load_arrivals(run_dir),
+            spec.load,
+            m["start_ns"],
+            m["end_ns"],
+            m["max_consecutive_misses"],
+            m["burst_starts_ns"],
+        )
     span_s = (m["end_ns"] - m["start_ns"]) / 1e9
     part.update(
         {

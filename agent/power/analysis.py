@@ -284,3 +284,91 @@ def cross_check(
         "diff_pct": diff,
         "agree": diff is not None and abs(diff) <= tolerance_pct,
     }
+
+
+def attribute_bursts(
+    power: dict[str, Any],
+    trace: tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray],
+    frames: np.ndarray,
+    bursts: list[dict[str, Any]],
+    run_start_ns: int,
+    supply_v: float | None = None,
+    first_n: int = FIRST_N,
+) -> dict[str, Any]:
+    """A duty cycle against the meter (issue 15): each transient gets the
+    ``burst_index`` it fell in and its offset from that burst's first
+    inference (``offset_from_burst_ms``); each burst record gets the peak
+    current of its first ``first_n`` inferences (``peak_a``), its transient
+    count and its energy (``energy_j``, first inference start to last end).
+    Returns ``power.bursts{count, with_spike, repeats, first_peak_a{min, max},
+    peak_w, budget_w, over_budget, summary}``: whether the first-inference
+    spike comes back at every burst, and how high against the budget."""
+    _, t, cur, bus = trace
+    f = np.asarray(frames, dtype=np.int64).reshape(-1, 4)
+    done = f[f[:, 1] >= 0]
+    volts, _ = voltage(bus, supply_v)
+    firsts = np.array([b.get("first_inference_ns") or b["start_ns"] for b in bursts], dtype=np.int64)
+    ends = np.array([b.get("end_ns") or b["start_ns"] for b in bursts], dtype=np.int64)
+    for b in bursts:
+        b["transients"] = 0
+    # a transient belongs to the last burst that started at or before it (a
+    # spike can lead the first inference by a little: the burst's own wake-up)
+    for tr in power.get("transients") or []:
+        t_ns = run_start_ns + int(round(tr["t_s"] * 1e9))
+        k = int(np.searchsorted(firsts, t_ns, side="right")) - 1
+        if k < 0 or t_ns > ends[k]:
+            tr["burst_index"], tr["offset_from_burst_ms"] = None, None
+            continue
+        tr["burst_index"] = int(bursts[k]["index"])
+        tr["offset_from_burst_ms"] = (t_ns - int(firsts[k])) / 1e6
+    counts: dict[int, int] = {}
+    for tr in power.get("transients") or []:
+        if tr.get("burst_index") is not None:
+            counts[tr["burst_index"]] = counts.get(tr["burst_index"], 0) + 1
+    peaks: list[float] = []
+    peak_w: list[float] = []
+    for b in bursts:
+        b["transients"] = counts.get(int(b["index"]), 0)
+        rows = done[done[:, 3] == b["index"]][:first_n]
+        mask = span_mask(t, rows[:, 1], rows[:, 2]) if rows.size else np.zeros(t.shape[0], bool)
+        b["peak_a"] = float(cur[mask].max()) if mask.any() else None
+        if b["peak_a"] is not None:
+            peaks.append(b["peak_a"])
+            if volts is not None:
+                peak_w.append(float((cur[mask] * volts[mask]).max()))
+        if volts is not None and b.get("end_ns") and b.get("first_inference_ns"):
+            b["energy_j"] = integrate(t, cur * volts, int(b["first_inference_ns"]), int(b["end_ns"]))
+        else:
+            b["energy_j"] = None
+    covered = [b for b in bursts if b["peak_a"] is not None]
+    spiked = [b for b in covered if b["transients"] > 0]
+    budget = power.get("budget_w")
+    out: dict[str, Any] = {
+        "count": len(covered),
+        "with_spike": len(spiked),
+        "repeats": bool(covered) and len(spiked) == len(covered),
+        "first_peak_a": {"min": min(peaks), "max": max(peaks)} if peaks else None,
+        "peak_w": max(peak_w) if peak_w else None,
+        "budget_w": budget,
+        "over_budget": None if budget is None or not peak_w else bool(max(peak_w) > budget),
+    }
+    out["summary"] = _burst_sentence(out)
+    return out
+
+
+def _burst_sentence(s: dict[str, Any]) -> str:
+    if not s["count"]:
+        return "no burst ran while the meter recorded"
+    text = (
+        f"the first-inference spike repeats at every burst ({s['with_spike']} of {s['count']})"
+        if s["repeats"]
+        else f"a spike at {s['with_spike']} of {s['count']} bursts"
+    )
+    text += f", up to {s['first_peak_a']['max']:.3f} A"
+    if s["peak_w"] is not None:
+        text += f" ({s['peak_w']:.2f} W"
+        if s["budget_w"]:
+            verb = "over" if s["over_budget"] else "within"
+            text += f", {100 * s['peak_w'] / s['budget_w']:.0f}% of the {s['budget_w']:g} W budget: {verb} it"
+        text += ")"
+    return text

@@ -454,6 +454,8 @@ class Execution:
             "p50_ms": msg.get("p50_ms"),
             "p99_ms": msg.get("p99_ms"),
         }
+        # a load pattern's frames in the window (late, dropped: the soak's misses)
+        w.update({k: msg[k] for k in ("frames", "late", "dropped", "miss_rate") if k in msg})
         if self.sampler is not None:
             try:
                 w.update(self.sampler.window(t0, t1))

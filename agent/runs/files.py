@@ -11,6 +11,7 @@ A run directory (``STATE/runs/<run_id>/``; docs/internals.md):
 | ``spec.json`` / ``state.json`` / ``result.json`` | registry, atomically | the run's spec, status, result |
 | ``journal.jsonl`` | ``agent/runs/journal.py`` | every event, fsynced, seq-numbered |
 | ``iterations.npy`` | ``agent/load/loop.py`` | int64 N x 3 (start_ns, end_ns, phase) |
+| ``arrivals.npy`` | ``agent/load/paced.py`` | load pattern: int64 N x 4 (arrival, start, end, burst) |
 | ``telemetry.jsonl`` | ``agent/telemetry/sampler.py`` | one sample per line |
 | ``power.bin`` / ``power.json`` | ``agent/power/capture.py`` | meter samples, clock fits |
 | ``placement.json`` | the worker | the placement record |
@@ -36,6 +37,9 @@ STATE = "state.json"
 RESULT = "result.json"
 JOURNAL = "journal.jsonl"
 ITERATIONS = "iterations.npy"
+# a load pattern's frames: (arrival_ns, start_ns, end_ns, burst); a dropped
+# frame has start = end = -1, a frame outside any duty cycle burst = -1
+ARRIVALS = "arrivals.npy"
 TELEMETRY = "telemetry.jsonl"
 POWER_BIN = "power.bin"
 POWER_JSON = "power.json"
@@ -47,7 +51,7 @@ STDERR = "stderr.log"
 WARMUP, MEASURED = 0, 1
 
 # the files the HTML report draws from: what `fetch` brings home for it
-PLOT_FILES = (TELEMETRY, ITERATIONS, POWER_BIN, POWER_JSON)
+PLOT_FILES = (TELEMETRY, ITERATIONS, ARRIVALS, POWER_BIN, POWER_JSON)
 
 
 # -- iterations.npy ------------------------------------------------------------
@@ -82,6 +86,19 @@ def measured_span_ns(it: np.ndarray) -> tuple[int, int] | None:
     if not m.shape[0]:
         return None
     return int(m[:, 0].min()), int(m[:, 1].max())
+
+
+# -- arrivals.npy ---------------------------------------------------------------
+def load_arrivals(run_dir: Path) -> np.ndarray:
+    """A load pattern's frames (arrival_ns, start_ns, end_ns, burst) in arrival
+    order; empty for a back-to-back run (no such file)."""
+    import numpy as np
+
+    try:
+        a = np.load(Path(run_dir) / ARRIVALS, mmap_mode="r")
+    except (OSError, ValueError):
+        return np.empty((0, 4), dtype=np.int64)
+    return np.asarray(a, dtype=np.int64).reshape(-1, 4)
 
 
 # -- telemetry.jsonl -----------------------------------------------------------

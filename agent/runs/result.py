@@ -91,17 +91,35 @@ def assemble(
         doc.update(iterations=outcome.iterations, throughput_ips=outcome.throughput_ips, partial=True)
     if outcome.telemetry is not None:
         doc["telemetry"] = outcome.telemetry
+    if doc.get("load"):
+        from agent.load.summary import place_bursts
+
+        place_bursts(doc["load"], t0_ns)
 
     iterations = files.load_iterations(rd.path)
     trace = files.load_trace(rd.path) if outcome.capture is not None and files.has_power(rd.path) else None
     if outcome.capture is not None:
         doc["power"] = _power(spec, outcome, profile, t0_ns, iterations, trace)
+        if trace is not None and (doc.get("load") or {}).get("bursts") and "mean_a" in doc["power"]:
+            # each burst against the meter: its first-inference spike, transients, energy
+            from agent.power.analysis import attribute_bursts
+
+            supply_v = ((profile.budget if profile else None) or {}).get("supply_v")
+            frames = files.load_arrivals(rd.path)
+            doc["power"]["bursts"] = attribute_bursts(
+                doc["power"], trace, frames, doc["load"]["bursts"], t0_ns, supply_v
+            )
     if spec.kind == "soak":
         doc["soak"] = _soak(spec, outcome, profile, t0_ns)
     soak_windows = (doc.get("soak") or {}).get("windows") or []
     from agent.runs import series
 
-    doc["series"] = series.build(t0_ns, soak_windows, iterations, outcome.samples, trace)
+    frames = files.load_arrivals(rd.path) if doc.get("load") else None
+    # a soak's load panel bins by its window length: "misses per window"
+    bin_s = float(spec.soak.window_s) if spec.kind == "soak" and spec.soak else 1.0
+    doc["series"] = series.build(
+        t0_ns, soak_windows, iterations, outcome.samples, trace, frames, doc.get("load"), bin_s
+    )
     if outcome.status == "completed":
         doc["gates"] = _gates(doc, spec)
     if outcome.warnings:
@@ -148,7 +166,7 @@ def _power(
         power = analyze_power(
             trace,
             iterations,
-            budget.get("budget_w"),
+            spec.budget_w if spec.budget_w is not None else budget.get("budget_w"),  # --budget-w wins
             budget.get("supply_v"),
             spec.transient_a,
             run_start_ns=t0_ns,  # transients' t_s from run start
@@ -191,6 +209,7 @@ def _soak(spec: RunSpec, outcome: Outcome, profile: Profile | None, t0_ns: int) 
 
 
 def _gates(doc: dict, spec: RunSpec) -> list[dict]:
+    from agent.load.summary import miss_rate_gate
     from agent.placement.gates import evaluate as placement_gates
     from agent.soak.analysis import soak_gate
     from agent.validate.gates import evaluate as validation_gates
@@ -209,4 +228,7 @@ def _gates(doc: dict, spec: RunSpec) -> list[dict]:
     target = soak_gate(doc["soak"]) if doc.get("soak") else None
     if target is not None:
         gates.append(target)
+    misses = miss_rate_gate(doc["load"], spec.load.max_miss_rate) if doc.get("load") and spec.load else None
+    if misses is not None:
+        gates.append(misses)
     return gates

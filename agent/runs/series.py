@@ -12,7 +12,11 @@ Layout (times are seconds from run start, ``t0_ns``)::
                 temps_c{zone: []}, clocks_mhz{domain: []}, power_w{rail: []}},
       current_a{resolution_s, t_s[], min[], max[]}, # the meter's min/max envelope per bucket
       latency_ms{n, quantiles[]},                   # LATENCY_QUANTILES+1 evenly spaced quantiles
-    }                                               #   of the measured latencies (0 .. 100 %)
+                                                    #   of the measured latencies (0 .. 100 %)
+      load{resolution_s, target_hz, t_s[],          # a load pattern, per bin (1 s, or the soak window):
+           achieved_hz[], misses[],                 #   frames done per second, late + dropped frames,
+           queue_delay_p99_ms[], bursts[[t0, t1]]}, #   queue delay p99; each burst's span
+    }
 
 ``latency_ms`` lets a comparison from the DB alone resample the run's latency
 distribution (``compare``'s bootstrap) without the per-iteration file: the
@@ -136,12 +140,53 @@ def latency(iterations: np.ndarray) -> dict | None:
     return {"n": int(lat_ms.shape[0]), "quantiles": [_r(v) for v in q]}
 
 
+def load(t0_ns: int, frames: np.ndarray, load_doc: dict[str, Any], bin_s: float = 1.0) -> dict | None:
+    """A load pattern's frames per bin, by arrival: the rate achieved (frames
+    done per second) against the target, misses (late + dropped) and the p99
+    queue delay; and each burst's span, for shading."""
+    f = np.asarray(frames, dtype=np.int64).reshape(-1, 4)
+    if not f.shape[0]:
+        return None
+    t = (f[:, 0] - t0_ns) / 1e9
+    lo = float(t.min())  # bins start at the first arrival (the measured phase's start at a rate)
+    nbins = max(1, math.ceil((t.max() - lo) / bin_s + 1e-9))
+    nbins_capped = min(nbins, MAX_POINTS)
+    width = bin_s * math.ceil(nbins / nbins_capped)
+    idx = np.minimum(((t - lo) / width).astype(np.int64), nbins_capped - 1)
+    done = f[:, 1] >= 0
+    deadline = load_doc.get("deadline_ms")
+    late = done & ((f[:, 2] - f[:, 0]) / 1e6 > deadline) if deadline is not None else np.zeros(len(f), bool)
+    n_done = np.bincount(idx[done], minlength=nbins_capped)
+    misses = np.bincount(idx[late | ~done], minlength=nbins_capped)
+    qd = (f[:, 1] - f[:, 0]) / 1e6
+    p99: list[float | None] = []
+    for b in range(nbins_capped):
+        sel = qd[(idx == b) & done]
+        p99.append(_r(float(np.quantile(sel, 0.99))) if sel.size else None)
+    spans = [
+        [_t((b["start_ns"] - t0_ns) / 1e9), _t(((b.get("end_ns") or b["start_ns"]) - t0_ns) / 1e9)]
+        for b in load_doc.get("bursts") or []
+    ][:MAX_POINTS]
+    return {
+        "resolution_s": _r(width),
+        "target_hz": load_doc.get("rate_hz"),
+        "t_s": [_t(lo + (b + 0.5) * width) for b in range(nbins_capped)],
+        "achieved_hz": [_r(c / width) for c in n_done],
+        "misses": [int(m) for m in misses],
+        "queue_delay_p99_ms": p99,
+        "bursts": spans,
+    }
+
+
 def build(
     t0_ns: int,
     windows: Sequence[dict[str, Any]],
     iterations: np.ndarray,
     samples: Sequence[dict[str, Any]],
     trace: tuple[Any, np.ndarray, np.ndarray, np.ndarray] | None = None,
+    frames: np.ndarray | None = None,
+    load_doc: dict[str, Any] | None = None,
+    bin_s: float = 1.0,
 ) -> dict[str, Any]:
     """``series{}`` for a result: ``trace`` is ``files.load_trace``'s tuple when
     the run had a meter."""
@@ -159,4 +204,8 @@ def build(
         cur = current(t0_ns, trace[1], trace[2])
         if cur is not None:
             out["current_a"] = cur
+    if frames is not None and load_doc:
+        ld = load(t0_ns, frames, load_doc, bin_s)
+        if ld is not None:
+            out["load"] = ld
     return out

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent.soak.attribution import attribute_drops, find_throttle_events
-from agent.soak.story import judge, sensors_seen, sentence
+from agent.soak.story import judge, judge_rate, rate_sentence, sensors_seen, sentence
 
 # issue 4: cold = first minute (or first 10% of a shorter run), sustained =
 # last 5 minutes (or last 20%).
@@ -34,6 +34,7 @@ DROP_THRESHOLD = 0.10
 STEADY_BAND = 0.03
 # a window shorter than this share of window_s (the tail) is left out of stability
 PARTIAL_WINDOW = 0.5
+LOAD_KEYS = ("frames", "late", "dropped", "miss_rate")
 
 
 def window_record(raw: dict[str, Any], t0_ns: int) -> dict[str, Any]:
@@ -52,6 +53,9 @@ def window_record(raw: dict[str, Any], t0_ns: int) -> dict[str, Any]:
         "power_w": raw.get("power_w"),
         "power_source": raw.get("power_source"),  # meter | board, None without power
     }
+    for k in LOAD_KEYS:  # a load pattern's frames in the window
+        if k in raw:
+            rec[k] = raw[k]
     return rec
 
 
@@ -221,11 +225,27 @@ def analyze_soak(
     headline = judge(
         cold_ips, sus_ips, events, attributions, len(full), duration_s, sensors_seen(recs, load_samples)
     )
+    load = _load_spec(spec)
+    if load.get("rate_hz") or load.get("poisson_hz"):
+        # a rate-driven soak is judged on holding its rate, not on peak throughput
+        headline = judge_rate(
+            recs,
+            events,
+            float(load.get("rate_hz") or load.get("poisson_hz")),
+            "FPS" if load.get("rate_hz") else "QPS",
+            load.get("max_miss_rate"),
+            duration_s,
+            sensors_seen(recs, load_samples),
+            window_s,
+        )
+        summary = rate_sentence(headline)
+    else:
+        summary = sentence(headline)
     target = soak_spec.get("target_ips")
     out.update(
         cold_throughput_ips=_r(cold_ips),
         sustained_throughput_ips=_r(sus_ips),
-        sustained_ratio=_r(headline["ratio"]),
+        sustained_ratio=_r(_ratio(cold_ips, sus_ips)),
         stability=_r(stability),
         time_to_throttle_s=events[0]["t_s"] if events else None,
         throttle_events=events,
@@ -235,9 +255,24 @@ def analyze_soak(
         duration_s=_r(duration_s),
         verdict=headline["verdict"],
         headline=headline,
-        summary=sentence(headline),
+        summary=summary,
     )
     return out
+
+
+def _ratio(cold: float | None, sustained: float | None) -> float | None:
+    return sustained / cold if cold and sustained is not None else None
+
+
+def _load_spec(spec: Any) -> dict[str, Any]:
+    load = spec.get("load") if isinstance(spec, dict) else getattr(spec, "load", None)
+    if load is None:
+        return {}
+    return (
+        load
+        if isinstance(load, dict)
+        else {k: getattr(load, k) for k in ("rate_hz", "poisson_hz", "max_miss_rate")}
+    )
 
 
 def _r(x: float | None, nd: int = 4) -> float | None:

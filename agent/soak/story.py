@@ -5,7 +5,9 @@ window, the throttle event, the sensors); :func:`sentence` only formats that
 record. A summary can therefore never name a percentage from one window and a
 time from another, nor say "held" beside a ``degraded`` verdict: both come
 from the same ``headline{}``, which the result keeps (``soak.headline``) so a
-reader or a test can check the sentence against it.
+reader or a test can check the sentence against it. A rate-driven soak
+(``--rate``) is judged on holding the rate instead (:func:`judge_rate`,
+:func:`rate_sentence`): the same one-record rule.
 """
 
 from __future__ import annotations
@@ -148,6 +150,96 @@ def sentence(h: dict[str, Any]) -> str:
         text += f", first window below cold at {fmt_time(w['t_s'])} ({w['drop_pct']:.0f}% down)"
     else:
         text += f" over {dur}"
+    if sensors.get("clocks"):
+        return f"{text}, with no clock drop to explain it"
+    return f"{text}; the board exposes {_no_sensors(sensors)} to explain it"
+
+
+# -- a rate-driven soak (--rate / --rate-poisson): did it hold the rate? --------
+RATE_VERDICTS = ("held", "missed")
+
+
+def _minutes(t_s: float) -> str:
+    """30 min, 12 min 20 s, 45 s, 1 h 02 min: the rate sentence's durations."""
+    t = int(round(t_s))
+    if t < 60:
+        return f"{t} s"
+    if t < 3600:
+        return f"{t // 60} min" + (f" {t % 60} s" if t % 60 else "")
+    return f"{t // 3600} h {(t % 3600) // 60:02d} min"
+
+
+def judge_rate(
+    windows: Sequence[dict[str, Any]],
+    events: Sequence[dict[str, Any]],
+    rate_hz: float,
+    unit: str,
+    max_miss_rate: float | None,
+    duration_s: float,
+    sensors: dict[str, bool],
+    window_s: float,
+) -> dict[str, Any]:
+    """The ``headline{}`` of a rate-driven soak: held when misses (late +
+    dropped frames) stay within ``max_miss_rate`` (none allowed without it).
+    ``onset_t_s`` is when misses began: the start of the first window whose
+    miss rate is over the allowance; ``event`` is the clock drop that explains
+    it: the last throttle event before the end of that window."""
+    frames = sum(int(w.get("frames") or 0) for w in windows)
+    late = sum(int(w.get("late") or 0) for w in windows)
+    dropped = sum(int(w.get("dropped") or 0) for w in windows)
+    allowed = float(max_miss_rate or 0.0)
+    miss_rate = (late + dropped) / frames if frames else None
+    verdict = "held" if miss_rate is not None and miss_rate <= allowed else "missed"
+    h: dict[str, Any] = {
+        "mode": "rate",
+        "verdict": verdict if frames else "insufficient",
+        "rate_hz": rate_hz,
+        "unit": unit,
+        "frames": frames,
+        "late": late,
+        "dropped": dropped,
+        "misses": late + dropped,
+        "miss_rate": miss_rate,
+        "max_miss_rate": max_miss_rate,
+        "duration_s": duration_s,
+        "sensors": dict(sensors),
+        "onset_t_s": None,
+        "event": None,
+    }
+    if verdict != "missed" or not frames:
+        return h
+    onset = next((w for w in windows if (w.get("miss_rate") or 0) > allowed), None)
+    onset = onset or next(w for w in windows if (w.get("late") or 0) + (w.get("dropped") or 0))
+    h["onset_t_s"] = float(onset["t_s"])
+    end = float(onset["t_s"]) + float(onset.get("dur_s") or window_s)
+    before = [e for e in events if e["t_s"] <= end]
+    if before:
+        h["event"] = _cite_event(before[-1])
+    return h
+
+
+def rate_sentence(h: dict[str, Any]) -> str:
+    """The summary sentence of a rate-driven soak's ``headline{}``."""
+    frames, misses = h["frames"], h["misses"]
+    rate = f"{h['rate_hz']:.1f} {h['unit']}" if h.get("rate_hz") else "the pattern"
+    dur = _minutes(float(h.get("duration_s") or 0.0))
+    if h["verdict"] == "insufficient":
+        return f"no frame was scheduled in {dur}"
+    if h["verdict"] == "held":
+        if not misses:
+            return f"held {rate} for {dur}: 0 of {frames:,} frames late"
+        allowed = 100 * float(h["max_miss_rate"] or 0)
+        return (
+            f"held {rate} for {dur}: {misses:,} of {frames:,} frames late or dropped "
+            f"({100 * h['miss_rate']:.1f}%, within {allowed:g}%)"
+        )
+    text = f"missed {misses:,} of {frames:,} frames ({100 * h['miss_rate']:.1f}%)"
+    text += f" after {_minutes(h['onset_t_s'])}"
+    e = h.get("event")
+    if e:
+        hot = f" at {e['zone']} {e['temp_c']:.0f} °C" if e.get("temp_c") is not None else ""
+        return f"{text}, when {e['domain']} {_mhz(e['from_hz'])}→{_mhz(e['to_hz'])} MHz{hot}"
+    sensors = h.get("sensors") or {}
     if sensors.get("clocks"):
         return f"{text}, with no clock drop to explain it"
     return f"{text}; the board exposes {_no_sensors(sensors)} to explain it"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import one_line
-from controller.report import latency_plot, power_plot, timeline
+from controller.report import latency_plot, load_plot, power_plot, timeline
 from controller.report.terminal import VALIDATION_COLUMNS, num, status_text
 
 # the per-op table stops here (a big graph has thousands of nodes)
@@ -40,6 +40,8 @@ def render_html(result: dict, run_dir: Path | None = None) -> str:
         parts.append(latency)
     if result.get("validation"):
         parts.append(_validation_section(result["validation"]))
+    if result.get("load"):
+        parts.append(_load_section(result, series))
     soak = result.get("soak") or {}
     if soak:
         parts.append(_soak_section(soak))
@@ -98,6 +100,30 @@ def _latency_section(result: dict, series: dict, source: str) -> str | None:
         note = f"{n} measured iterations; nearest-rank percentiles dashed. Series {source}."
         body += f"<p class=muted>{_e(note)}</p>"
     return _section("Latency", body)
+
+
+def _load_section(result: dict, series: dict) -> str:
+    """The load pattern: its figures, and the rate / misses / queue-delay plot
+    (with a meter, current against time with bursts shaded)."""
+    ld = result["load"]
+    qd = ld.get("queue_delay_ms") or {}
+    rows = [
+        ("pattern", _e(f"{ld.get('pattern')} {ld.get('burst') or ''}".strip())),
+        ("target rate", _num(ld.get("rate_hz"), 2, " /s")),
+        ("achieved rate", _num(ld.get("achieved_rate_hz"), 2, " /s")),
+        ("frames", _e(f"{ld.get('frames', 0):,}")),
+        ("late / dropped", _e(f"{ld.get('late', 0):,} / {ld.get('dropped', 0):,} ({ld.get('late_policy')})")),
+        ("miss rate", _num(100 * (ld.get("miss_rate") or 0), 2, " %")),
+        ("deadline", _num(ld.get("deadline_ms"), 2, " ms")),
+        ("queue delay p50 / p99", _e(f"{_num(qd.get('p50'))} / {_num(qd.get('p99'))} ms")),
+        ("idle share", _num(100 * (ld.get("idle_share") or 0), 1, " %")),
+    ]
+    bursts = (result.get("power") or {}).get("bursts")
+    if bursts:
+        rows.append(("bursts", _e(bursts.get("summary"))))
+    png = load_plot.load_png(series, (result.get("power") or {}).get("transients"))
+    alt = "achieved rate against target, misses and queue delay against time"
+    return _section("Load", _kv(rows) + (_img(png, alt) if png else ""))
 
 
 def _validation_section(val: dict) -> str:

@@ -106,6 +106,22 @@ def validation_lines(val: dict) -> str:
     return "\n".join(rows)
 
 
+def load_line(ld: dict) -> str:
+    """The load pattern's outcome: target, achieved rate, misses, queue delay."""
+    pattern = ld.get("pattern") or "-"
+    target = f" {num(ld.get('rate_hz'), '.1f')}/s" if ld.get("rate_hz") else ""
+    burst = f" burst {ld['burst']}" if ld.get("burst") else ""
+    qd = ld.get("queue_delay_ms") or {}
+    return (
+        f"load      {pattern}{target}{burst}: achieved {num(ld.get('achieved_rate_hz'), '.2f')}/s,"
+        f" {ld.get('late', 0):,} late + {ld.get('dropped', 0):,} dropped of {ld.get('frames', 0):,} frames"
+        f" (miss rate {num(100 * (ld.get('miss_rate') or 0), '.2f')}%,"
+        f" deadline {num(ld.get('deadline_ms'), '.1f')} ms, {ld.get('late_policy')}),"
+        f" queue delay p50 {num(qd.get('p50'), '.2f')} p99 {num(qd.get('p99'), '.2f')} ms,"
+        f" idle {num(100 * (ld.get('idle_share') or 0), '.0f')}%"
+    )
+
+
 def render(result: dict, color: bool = False) -> str:
     m = result.get("model") or {}
     status, ok = status_text(result)
@@ -131,6 +147,9 @@ def render(result: dict, color: bool = False) -> str:
             f"  init {num(result.get('init_ms'), '.1f')} ms"
             f"  first {num(result.get('first_inference_ms'), '.2f')} ms"
         )
+    ld = result.get("load")
+    if ld:
+        lines += ["", load_line(ld)]
     pl = result.get("placement")
     if pl:
         lines += ["", "placement", placement_summary(pl, color)]

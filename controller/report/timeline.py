@@ -47,7 +47,10 @@ def series_of(result: dict, run_dir: Path | None = None) -> tuple[dict[str, Any]
     t0 = result.get("t0_ns")
     if not isinstance(t0, int):  # a partial result may lack it: the first sample starts the axis
         t0 = samples[0]["t_ns"] if samples else 0
-    built = run_series.build(t0, _windows(result), iterations, samples, _trace(run_dir))
+    frames = files.load_arrivals(run_dir) if run_dir is not None and result.get("load") else None
+    built = run_series.build(
+        t0, _windows(result), iterations, samples, _trace(run_dir), frames, result.get("load")
+    )
     return built, FROM_FILES
 
 
