@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -234,6 +235,12 @@ def revision(engine: sa.engine.Engine) -> str | None:
         return conn.execute(sa.text("select version_num from alembic_version")).scalar()
 
 
+# Alembic's environment lives in module globals (alembic.context, alembic.op):
+# two threads opening a DB at once (a fleet's board threads) must not migrate
+# at the same time in one process
+_MIGRATE_LOCK = threading.Lock()
+
+
 def migrate(engine: sa.engine.Engine) -> None:
     """Bring the DB to HEAD in place. A DB from before migrations (a runs
     table, no alembic_version) is stamped 0001 first: that revision is its schema."""
@@ -242,14 +249,17 @@ def migrate(engine: sa.engine.Engine) -> None:
     from alembic import command
     from alembic.config import Config
 
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).resolve().parent / "migrations"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        insp = sa.inspect(conn)
-        if not insp.has_table("alembic_version") and insp.has_table("runs"):
-            command.stamp(cfg, "0001")
-        command.upgrade(cfg, "head")
+    with _MIGRATE_LOCK:
+        if revision(engine) == HEAD:  # another thread did it while this one waited
+            return
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).resolve().parent / "migrations"))
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            insp = sa.inspect(conn)
+            if not insp.has_table("alembic_version") and insp.has_table("runs"):
+                command.stamp(cfg, "0001")
+            command.upgrade(cfg, "head")
 
 
 def row_of(result: dict, agent: str = "") -> dict[str, Any]:
