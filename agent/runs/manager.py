@@ -179,6 +179,15 @@ class RunManager:
             "current_throughput_ips": sum(r.throughput_ips for r in running),
         }
 
+    def alive(self) -> bool:
+        """Every dispatcher thread still running: the service watchdog pings only then."""
+        return all(t.is_alive() for t in self._threads)
+
+    def in_flight(self) -> dict[str, RunSpec]:
+        """Queued and running runs, id -> spec: what deletion and retention must spare."""
+        with self._lock:
+            return {run_id: run.spec for run_id, run in self._runs.items()}
+
     def profile(self) -> Profile | None:
         """The board's hardware profile, resolved once; None when none matches
         (running a model needs no profile; telemetry and --accelerator do)."""
