@@ -57,6 +57,7 @@ class RunManager:
         self._runs: dict[str, ActiveRun] = {}
         self._queue: queue.Queue[ActiveRun | None] = queue.Queue()
         self._inferences_done = 0
+        self.run_ended = threading.Event()  # set as each run retires: retention follows it
         self._stopping = False
         self._profile_obj: Profile | None = None
         self._profile_loaded = False
@@ -247,3 +248,4 @@ class RunManager:
         with self._lock:
             self._inferences_done += run.iterations + run.unmeasured_inferences
             self._runs.pop(run.rd.run_id, None)
+        self.run_ended.set()

@@ -30,7 +30,7 @@ DEFAULT_UPLOAD_EXPIRY_S = 24 * 3600.0
 # runs deleted per retention pass: a first start over a long history does the
 # rest in later passes instead of stalling startup
 RETENTION_BATCH = 100
-# how often the housekeeper looks for runs that ended (retention follows them)
+# the housekeeper's longest sleep (a run's end wakes it at once)
 POLL_S = 2.0
 
 
@@ -123,8 +123,8 @@ def retention_victims(
 
 class Housekeeper:
     """Sweeps expired uploads (at start, then every quarter of the expiry, at
-    most every 10 minutes) and applies run retention (at start, then after a
-    run ends: within ``POLL_S``)."""
+    most every 10 minutes) and applies run retention (at start, then as each
+    run ends)."""
 
     def __init__(
         self,
@@ -196,13 +196,15 @@ class Housekeeper:
         return deleted
 
     def _loop(self) -> None:
-        seen = set(self.runs.in_flight())
         next_sweep = time.monotonic() + self.sweep_every_s
-        while not self._stop.wait(min(POLL_S, self.sweep_every_s)):
+        while not self._stop.is_set():
+            # wakes as a run ends (the manager sets run_ended), else to sweep
+            ended = self.runs.run_ended.wait(min(POLL_S, self.sweep_every_s))
+            if self._stop.is_set():
+                return
             try:
-                now_flight = set(self.runs.in_flight())
-                ended = seen - now_flight
-                seen = now_flight
+                if ended:
+                    self.runs.run_ended.clear()
                 if self.retaining and (ended or self._more):
                     self.retain()
                 if time.monotonic() >= next_sweep:
