@@ -238,8 +238,9 @@ def test_a_bad_config_is_one_line_exit_2_and_nothing_stored(tmp_path, text, line
 
 
 def test_a_missing_config_named_on_the_command_line_is_exit_2(tmp_path):
+    missing = str(tmp_path / "nope.yaml")
     r = subprocess.run(
-        [str(AGENT_BIN), "serve", "--config", str(tmp_path / "nope.yaml"), "--state-dir", str(tmp_path / "st")],
+        [str(AGENT_BIN), "serve", "--config", missing, "--state-dir", str(tmp_path / "st")],
         capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     assert r.returncode == 2 and "cannot read config" in r.stderr and r.stderr.count("\n") == 1
