@@ -12,6 +12,7 @@ from agent.errors import EXIT_BAD_INPUT, EXIT_RUN_FAILED, EdgebenchError, one_li
 from agent.version import VersionAction
 from controller import extras
 from controller.commands import (
+    artifacts,
     bench,
     cancel,
     compare,
@@ -27,6 +28,7 @@ from controller.commands import (
     quantize,
     reference,
     report,
+    rm,
     runs,
     soak,
     validate,
@@ -47,6 +49,8 @@ COMMANDS = (
     runs,
     fetch,
     cancel,
+    artifacts,
+    rm,
     report,
     compare,
     fleet,

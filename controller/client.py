@@ -303,6 +303,34 @@ class AgentClient:
     def cancel_run(self, run_id: str) -> dict:
         return _record(self._call(self.stub.CancelRun, pb.CancelRunRequest(run_id=run_id), "cancel run"))
 
+    def list_artifacts(self) -> dict:
+        """``{"artifacts": [...], "quota_bytes", "used_bytes"}``; stored first, then partial uploads."""
+        resp = self._call(self.stub.ListArtifacts, pb.ListArtifactsRequest(), "list artifacts", timeout=60)
+        arts = [
+            {
+                "sha256": a.sha256,
+                "name": a.name,
+                "size_bytes": a.size_bytes,
+                "requires": list(a.requires),
+                "stored_unix": a.stored_unix,
+                "last_used_unix": a.last_used_unix,
+                "partial": a.partial,
+                "declared_bytes": a.declared_bytes,
+            }
+            for a in resp.artifacts
+        ]
+        return {"artifacts": arts, "quota_bytes": resp.quota_bytes, "used_bytes": resp.used_bytes}
+
+    def delete_artifact(self, sha256: str) -> dict:
+        resp = self._call(
+            self.stub.DeleteArtifact, pb.DeleteArtifactRequest(sha256=sha256), "delete artifact"
+        )
+        return {"freed_bytes": resp.freed_bytes, "partial": resp.partial}
+
+    def delete_run(self, run_id: str) -> dict:
+        resp = self._call(self.stub.DeleteRun, pb.DeleteRunRequest(run_id=run_id), "delete run", timeout=120)
+        return {"freed_bytes": resp.freed_bytes}
+
     def fetch_file(self, run_id: str, name: str, dest: str | Path) -> Path:
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -81,6 +81,7 @@ class RunManager:
         # bounded: start() admits at most max_queued, plus one stop marker per thread
         self._queue: queue.Queue[ActiveRun | None] = queue.Queue(self.max_queued + 2 * n_threads)
         self._inferences_done = 0
+        self.run_ended = threading.Event()  # set as each run retires: retention follows it
         self._stopping = False
         self._stop = threading.Event()
         self._profile_obj: Profile | None = None
@@ -249,6 +250,15 @@ class RunManager:
             "current_throughput_ips": sum(r.throughput_ips for r in running),
         }
 
+    def alive(self) -> bool:
+        """Every dispatcher thread still running: the service watchdog pings only then."""
+        return all(t.is_alive() for t in self._threads)
+
+    def in_flight(self) -> dict[str, RunSpec]:
+        """Queued and running runs, id -> spec: what deletion and retention must spare."""
+        with self._lock:
+            return {run_id: run.spec for run_id, run in self._runs.items()}
+
     def profile(self) -> Profile | None:
         """The board's hardware profile, resolved once; None when none matches
         (running a model needs no profile; telemetry and --accelerator do)."""
@@ -413,3 +423,4 @@ class RunManager:
         with self._lock:
             self._inferences_done += run.iterations + run.unmeasured_inferences
             self._runs.pop(run.rd.run_id, None)
+        self.run_ended.set()

@@ -31,6 +31,7 @@ from agent.server.auth import is_loopback, server_credentials, split_listen
 from agent.server.guard import MAX_RECEIVE_BYTES, Guard, pool_size
 from agent.server.metrics import MetricsServer, start_metrics_server
 from agent.server.service import AgentService
+from agent.service.housekeeping import DEFAULT_UPLOAD_EXPIRY_S, Housekeeper
 from agent.spec import parse_meter
 from agent.store.artifacts import DEFAULT_QUOTA_BYTES, ArtifactStore
 
@@ -70,6 +71,9 @@ class AgentServer:
         max_queued: int = limits.DEFAULT_MAX_QUEUED,
         max_run_s: float = limits.DEFAULT_MAX_RUN_S,
         cancel_grace_s: float = limits.CANCEL_GRACE_S,
+        upload_expiry_s: float = DEFAULT_UPLOAD_EXPIRY_S,
+        keep_runs: int = 0,
+        keep_days: float = 0.0,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.listen = listen
@@ -88,6 +92,13 @@ class AgentServer:
             "max_run_s": max_run_s,
             "cancel_grace_s": cancel_grace_s,
         }
+        self.upload_expiry_s = float(upload_expiry_s)
+        self.keep_runs = int(keep_runs)
+        self.keep_days = float(keep_days)
+        if not self.upload_expiry_s > 0:
+            raise BadInput("--upload-expiry must be positive")
+        if self.keep_runs < 0 or not self.keep_days >= 0:
+            raise BadInput("--keep-runs and --keep-days must not be negative")
         if bool(tls_cert) != bool(tls_key):
             raise BadInput("--tls-cert and --tls-key go together")
         if tls_client_ca and not tls_cert:
@@ -110,6 +121,9 @@ class AgentServer:
         self.store: ArtifactStore | None = None
         self.runs: RunManager | None = None
         self._server: grpc.Server | None = None
+        self._guard: Guard | None = None
+        self._serve_thread: threading.Thread | None = None
+        self.housekeeper: Housekeeper | None = None
         self._health: health.HealthServicer | None = None
         self._metrics: MetricsServer | None = None
         self._lock_fd: int | None = None
@@ -147,12 +161,17 @@ class AgentServer:
             default_meter=self.meter,
             **self.run_limits,
         )
+        self.housekeeper = Housekeeper(
+            self.store, self.runs, self.upload_expiry_s, keep_runs=self.keep_runs, keep_days=self.keep_days
+        )
+        self.housekeeper.at_start()
         # threads: above the sum of the per-method bounds (guard.py), so open
         # streams never leave a call without a thread to answer it
         workers = self.max_workers or pool_size(_METHODS)
+        self._guard = Guard(self.token)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="edgebench-rpc"),
-            interceptors=[Guard(self.token)],
+            interceptors=[self._guard],
             options=[
                 ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
                 ("grpc.max_send_message_length", MAX_SEND_BYTES),
@@ -180,8 +199,11 @@ class AgentServer:
         if not port:
             self.runs.close()
             raise BadInput(f"cannot listen on {self.listen}: address in use or not available")
+        before = set(threading.enumerate())
         server.start()
         self._server = server
+        self._serve_thread = _grpc_serve_thread(before)
+        self.housekeeper.start()
         # SERVING only while the agent can work (a dead dispatcher, a full disk)
         self.runs.watch_health(self._set_health)
         self.address = f"{self.host}:{port}"
@@ -237,9 +259,27 @@ class AgentServer:
     def metrics_url(self) -> str | None:
         return self._metrics.url if self._metrics is not None else None
 
+    def alive(self) -> bool:
+        """The run dispatcher and grpc's serving thread are running (the
+        systemd watchdog is pinged only while this holds)."""
+        if self.runs is None or self._server is None or not self.runs.alive():
+            return False
+        return self._serve_thread is None or self._serve_thread.is_alive()
+
+    def reload_token(self, token: str | None) -> None:
+        """Take a new bearer token for calls from now on (SIGHUP re-reads the
+        token file); calls already admitted are not affected."""
+        if bool(token) != bool(self.token):
+            raise BadInput("a token can be rotated, not added or removed, without a restart")
+        self.token = token
+        if self._guard is not None:
+            self._guard.set_token(token)
+
     def stop(self, grace: float | None = None) -> None:
         if self._health is not None:
             self._health.enter_graceful_shutdown()
+        if self.housekeeper is not None:
+            self.housekeeper.stop()
         if self._server is not None:
             self._server.stop(grace).wait()
         if self.runs is not None:
@@ -276,6 +316,17 @@ class AgentServer:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def _grpc_serve_thread(before: set[threading.Thread]) -> threading.Thread | None:
+    """The thread grpc started to poll its completion queue (all calls go
+    through it). grpc does not name it: it is the new thread running
+    ``grpc._server._serve``; None if a grpc version starts it differently."""
+    for t in set(threading.enumerate()) - before:
+        target = getattr(t, "_target", None)
+        if getattr(target, "__name__", "") == "_serve":
+            return t
+    return None
 
 
 def _metrics_addr(port: int | None, listen: str | None) -> tuple[str, int] | None:

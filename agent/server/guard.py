@@ -57,6 +57,10 @@ LIMITS: dict[str, MethodLimit] = {
     "/edgebench.v1.Agent/WatchRun": MethodLimit(32, 64 * KIB),
     "/edgebench.v1.Agent/FetchRunFile": MethodLimit(8, 64 * KIB),
     "/edgebench.v1.Agent/CancelRun": MethodLimit(8, 64 * KIB),
+    # store housekeeping: rare, admin-driven calls (a listing walks the store)
+    "/edgebench.v1.Agent/ListArtifacts": MethodLimit(2, 1 * KIB),
+    "/edgebench.v1.Agent/DeleteArtifact": MethodLimit(2, 1 * KIB),
+    "/edgebench.v1.Agent/DeleteRun": MethodLimit(2, 1 * KIB),
     "/grpc.health.v1.Health/Check": MethodLimit(8, 64 * KIB),
     "/grpc.health.v1.Health/Watch": MethodLimit(8, 64 * KIB),
 }
@@ -119,13 +123,19 @@ class Guard(grpc.ServerInterceptor):
         self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._slots_lock = threading.Lock()
 
+    def set_token(self, token: str | None) -> None:
+        """Rotate the token (SIGHUP): one reference swap, so a call sees the
+        old or the new one, never a mix."""
+        self._expected = f"Bearer {token}".encode() if token else None
+
     def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
-        if self._expected is not None:
-            why = self._auth_failure(handler_call_details.invocation_metadata or ())
+        expected = self._expected
+        if expected is not None:
+            why = self._auth_failure(handler_call_details.invocation_metadata or (), expected)
             if why:
                 # before looking the method up: an unknown method is no hint either
                 return _refusal(grpc.StatusCode.UNAUTHENTICATED, why, response_streaming=False)
@@ -134,11 +144,11 @@ class Guard(grpc.ServerInterceptor):
             return None
         return self._guarded(handler_call_details.method, handler)
 
-    def _auth_failure(self, metadata: Iterable[tuple[str, Any]]) -> str | None:
+    def _auth_failure(self, metadata: Iterable[tuple[str, Any]], expected: bytes) -> str | None:
         for key, value in metadata:
             if key == METADATA_KEY:
                 got = value.encode() if isinstance(value, str) else value
-                if hmac.compare_digest(got, self._expected or b""):
+                if hmac.compare_digest(got, expected):
                     return None
                 return "invalid bearer token"
         return "missing bearer token: pass --token-file"

@@ -17,6 +17,7 @@ from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.rpc.edgebench.v1 import agent_pb2_grpc as pb_grpc
 from agent.runs.manager import RunManager
 from agent.runs.registry import PAGE_MAX, RunDir, valid_run_id
+from agent.service.housekeeping import delete_run
 from agent.spec import RunSpec
 from agent.store.artifacts import ArtifactStore, StoreError, disk_error
 
@@ -115,6 +116,33 @@ class AgentService(pb_grpc.AgentServicer):
             runnable=line is None, message=line or "", requires=sorted({str(r) for r in reqs})
         )
 
+    def ListArtifacts(
+        self, request: pb.ListArtifactsRequest, context: grpc.ServicerContext
+    ) -> pb.ListArtifactsResponse:
+        stored = [pb.ArtifactRecord(**a) for a in self.store.list()]
+        partial = [pb.ArtifactRecord(partial=True, **a) for a in self.store.partials()]
+        return pb.ListArtifactsResponse(
+            artifacts=stored + partial, quota_bytes=self.store.quota_bytes, used_bytes=self.store.used_bytes()
+        )
+
+    def DeleteArtifact(
+        self, request: pb.DeleteArtifactRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteArtifactResponse:
+        def in_use(sha: str) -> bool:
+            return any(
+                sha in (s.model_sha256, s.inputs_sha256, s.reference_sha256)
+                for s in self.runs.in_flight().values()
+            )
+
+        try:
+            freed, partial = self.store.delete(request.sha256, in_use)
+        except StoreError as exc:
+            _abort(context, exc.status, exc.message)
+        except OSError as exc:
+            err = disk_error(exc, "deleting the artifact")
+            _abort(context, err.status, err.message)
+        return pb.DeleteArtifactResponse(freed_bytes=freed, partial=partial)
+
     # -- runs ----------------------------------------------------------------
     def StartRun(self, request: pb.StartRunRequest, context: grpc.ServicerContext) -> pb.StartRunResponse:
         try:
@@ -138,6 +166,9 @@ class AgentService(pb_grpc.AgentServicer):
             _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except EdgebenchError as exc:
             _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
+        for sha in (spec.model_sha256, spec.inputs_sha256, spec.reference_sha256):
+            if sha:
+                self.store.touch(sha)  # "last used" in `edgebench artifacts`
         return pb.StartRunResponse(run_id=run_id)
 
     def WatchRun(self, request: pb.WatchRunRequest, context: grpc.ServicerContext) -> Iterator[pb.RunEvent]:
@@ -173,6 +204,16 @@ class AgentService(pb_grpc.AgentServicer):
         if self.runs.cancel(request.run_id):
             self.runs.wait(request.run_id, timeout=10.0)
         return self._record(rd, with_result=True)
+
+    def DeleteRun(self, request: pb.DeleteRunRequest, context: grpc.ServicerContext) -> pb.DeleteRunResponse:
+        self._run_dir(request.run_id, context)
+        try:
+            freed = delete_run(self.runs, request.run_id)
+        except StoreError as exc:
+            _abort(context, exc.status, exc.message)
+        except OSError as exc:
+            _abort(context, grpc.StatusCode.INTERNAL, f"deleting run {request.run_id}: {exc.strerror or exc}")
+        return pb.DeleteRunResponse(freed_bytes=freed)
 
     def FetchRunFile(
         self, request: pb.FetchRunFileRequest, context: grpc.ServicerContext

@@ -13,6 +13,7 @@ them without this module importing grpc.
 
 from __future__ import annotations
 
+import bisect
 import errno
 import hashlib
 import json
@@ -21,6 +22,7 @@ import queue
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +91,7 @@ class ArtifactStore:
         self.uploads.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._active: dict[str, int] = {}  # sha -> declared size of uploads in progress
+        self._sweep_after = ""  # expire_uploads resumes after this name
 
     # -- reading -----------------------------------------------------------
     def path(self, sha256: str) -> Path | None:
@@ -137,12 +140,137 @@ class ArtifactStore:
         return max(0, self.quota_bytes - self.used_bytes())
 
     def list(self) -> list[dict]:
+        """Stored artifacts: sha256, name, size_bytes, requires, stored_unix,
+        last_used_unix (the last push or run start; stored_unix before any)."""
         out = []
         for p in sorted(self.root.glob("*/*")):
             if p.suffix == ".json" or not _SHA.match(p.name):
                 continue
-            out.append({"sha256": p.name, "size_bytes": p.stat().st_size, "name": self.name(p.name)})
+            try:
+                size = p.stat().st_size
+            except OSError:
+                continue  # deleted while listing
+            meta = self._read_json(p.with_suffix(".json"))
+            reqs = meta.get("requires")
+            stored = float(meta.get("stored_unix") or 0.0)
+            out.append(
+                {
+                    "sha256": p.name,
+                    "size_bytes": size,
+                    "name": str(meta.get("name") or p.name),
+                    "requires": [str(r) for r in reqs] if isinstance(reqs, list) else [],
+                    "stored_unix": stored,
+                    "last_used_unix": float(meta.get("last_used_unix") or stored),
+                }
+            )
         return out
+
+    def partials(self) -> list[dict]:
+        """Partial uploads: sha256, name, size_bytes (on disk), declared_bytes,
+        last_used_unix (the part's last write)."""
+        out = []
+        for p in sorted(self.uploads.glob("*.part")):
+            sha = p.name[: -len(".part")]
+            if not _SHA.match(sha):
+                continue
+            try:
+                st = p.stat()
+            except OSError:
+                continue
+            meta = self._read_json(self._sidecar(sha))
+            out.append(
+                {
+                    "sha256": sha,
+                    "name": str(meta.get("name") or sha),
+                    "size_bytes": st.st_size,
+                    "declared_bytes": int(meta.get("size_bytes") or 0),
+                    "last_used_unix": st.st_mtime,
+                }
+            )
+        return out
+
+    def touch(self, sha256: str, now: float | None = None) -> None:
+        """Record a use (a run start, a re-push): ``last_used_unix`` in the
+        listing, what an admin judges before ``edgebench rm``."""
+        meta_path = artifact_path(self.state_dir, check_sha(sha256)).with_suffix(".json")
+        meta = self._read_json(meta_path)
+        if not meta:
+            return  # not stored (or deleted meanwhile): nothing to record
+        meta["last_used_unix"] = time.time() if now is None else now
+        try:
+            _write_json(meta_path, meta)
+        except OSError:
+            pass  # a full disk must not fail the run or push that used it
+
+    # -- deleting ----------------------------------------------------------
+    def delete(self, sha256: str, in_use: Callable[[str], bool] = lambda sha: False) -> tuple[int, bool]:
+        """Delete a stored artifact, else a partial upload of ``sha256``;
+        returns (bytes freed, was partial). StoreError NOT_FOUND when neither
+        exists, FAILED_PRECONDITION while ``in_use(sha)`` (a queued or running
+        run names it) or its upload is in progress."""
+        check_sha(sha256)
+        with self._lock:
+            if sha256 in self._active:
+                raise StoreError(
+                    "FAILED_PRECONDITION", f"an upload of {sha256[:12]} is in progress; delete it after"
+                )
+            path = artifact_path(self.state_dir, sha256)
+            if path.is_file():
+                if in_use(sha256):
+                    raise StoreError(
+                        "FAILED_PRECONDITION",
+                        f"artifact {sha256[:12]} is used by a queued or running run; "
+                        "cancel it or wait for it to end",
+                    )
+                size = _size(path)
+                # the artifact first: without it the sidecar is ignored by every reader
+                path.unlink()
+                _unlink(path.with_suffix(".json"))
+                _fsync_dir(path.parent)
+                return size, False
+            part = self._part(sha256)
+            if part.exists() or self._sidecar(sha256).exists():
+                size = _size(part)
+                self.remove_partial(sha256)
+                return size, True
+        raise StoreError("NOT_FOUND", f"no artifact or partial upload {sha256[:12]} on this agent")
+
+    def expire_uploads(self, max_age_s: float, now: float | None = None, max_scan: int = 256) -> list[str]:
+        """Remove partial uploads not written for ``max_age_s`` (an abandoned
+        upload otherwise holds quota forever); returns their sha256s.
+
+        Bounded work: at most ``max_scan`` entries are examined per call, taking
+        up after the last one examined, so a directory of many uploads is
+        covered over several sweeps without one sweep stalling the agent."""
+        now = time.time() if now is None else now
+        try:
+            names = sorted(os.listdir(self.uploads))
+        except OSError:
+            return []
+        start = bisect.bisect_right(names, self._sweep_after)
+        batch = (names[start:] + names[:start])[:max_scan]
+        expired = []
+        for name in batch:
+            sha = name.split(".", 1)[0]
+            entry = self.uploads / name
+            with self._lock:
+                if sha in self._active:
+                    continue  # a live stream: its age is not abandonment
+                try:
+                    age = now - entry.stat().st_mtime
+                except OSError:
+                    continue
+                if age < max_age_s:
+                    continue
+                if name.endswith(".part") or not self._part(sha).exists():
+                    # a stale part with its sidecar, or a sidecar/.tmp left alone
+                    _unlink(entry)
+                    if name.endswith(".part"):
+                        _unlink(self._sidecar(sha))
+                    if _SHA.match(sha) and sha not in expired:
+                        expired.append(sha)
+        self._sweep_after = batch[-1] if batch and len(batch) < len(names) else ""
+        return expired
 
     # -- writing -----------------------------------------------------------
     def begin(
@@ -159,6 +287,7 @@ class ArtifactStore:
                     self.set_requires(sha256, requires)
                 except OSError as exc:
                     raise disk_error(exc, "recording the requirements") from None
+            self.touch(sha256)
             return Upload(self, sha256, size_bytes, name, 0, deduplicated=True)
         with self._lock:
             if sha256 in self._active:
@@ -444,6 +573,13 @@ def _write_json(path: Path, data: dict) -> None:
     except OSError:
         _unlink(tmp)
         raise
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _unlink(path: Path) -> None:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x65\x64gebench/v1/agent.proto\x12\x0c\x65\x64gebench.v1\"\x10\n\x0eGetInfoRequest\"$\n\x0fGetInfoResponse\x12\x11\n\tinfo_json\x18\x01 \x01(\t\"%\n\x13StatArtifactRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"j\n\x14StatArtifactResponse\x12\x0f\n\x07present\x18\x01 \x01(\x08\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\x18\n\x10\x63ommitted_offset\x18\x03 \x01(\x04\x12\x13\n\x0bquota_bytes\x18\x04 \x01(\x04\"b\n\x0cUploadHeader\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06offset\x18\x04 \x01(\x04\x12\x10\n\x08requires\x18\x05 \x03(\t\"S\n\x0bUploadChunk\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1a.edgebench.v1.UploadHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"J\n\x0eUploadResponse\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x03 \x01(\x08\"F\n\x14\x43heckArtifactRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08requires\x18\x03 \x03(\t\"L\n\x15\x43heckArtifactResponse\x12\x10\n\x08runnable\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x10\n\x08requires\x18\x03 \x03(\t\"$\n\x0fStartRunRequest\x12\x11\n\tspec_json\x18\x01 \x01(\t\"\"\n\x10StartRunResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"4\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\"Y\n\x08RunEvent\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x0c\n\x04t_ns\x18\x03 \x01(\x03\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x14\n\x0cpayload_json\x18\x05 \x01(\t\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\x98\x01\n\tRunRecord\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x11\n\tspec_json\x18\x04 \x01(\t\x12\x13\n\x0bresult_json\x18\x05 \x01(\t\x12\x10\n\x08last_seq\x18\x06 \x01(\x04\x12\x14\n\x0c\x63reated_unix\x18\x07 \x01(\x01\x12\r\n\x05\x66iles\x18\x08 \x03(\t\"4\n\x0fListRunsRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"R\n\x10ListRunsResponse\x12%\n\x04runs\x18\x01 \x03(\x0b\x32\x17.edgebench.v1.RunRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"3\n\x13\x46\x65tchRunFileRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\".\n\tFileChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x32\xf4\x05\n\x05\x41gent\x12\x46\n\x07GetInfo\x12\x1c.edgebench.v1.GetInfoRequest\x1a\x1d.edgebench.v1.GetInfoResponse\x12U\n\x0cStatArtifact\x12!.edgebench.v1.StatArtifactRequest\x1a\".edgebench.v1.StatArtifactResponse\x12\x43\n\x06Upload\x12\x19.edgebench.v1.UploadChunk\x1a\x1c.edgebench.v1.UploadResponse(\x01\x12X\n\rCheckArtifact\x12\".edgebench.v1.CheckArtifactRequest\x1a#.edgebench.v1.CheckArtifactResponse\x12I\n\x08StartRun\x12\x1d.edgebench.v1.StartRunRequest\x1a\x1e.edgebench.v1.StartRunResponse\x12\x43\n\x08WatchRun\x12\x1d.edgebench.v1.WatchRunRequest\x1a\x16.edgebench.v1.RunEvent0\x01\x12>\n\x06GetRun\x12\x1b.edgebench.v1.GetRunRequest\x1a\x17.edgebench.v1.RunRecord\x12I\n\x08ListRuns\x12\x1d.edgebench.v1.ListRunsRequest\x1a\x1e.edgebench.v1.ListRunsResponse\x12\x44\n\tCancelRun\x12\x1e.edgebench.v1.CancelRunRequest\x1a\x17.edgebench.v1.RunRecord\x12L\n\x0c\x46\x65tchRunFile\x12!.edgebench.v1.FetchRunFileRequest\x1a\x17.edgebench.v1.FileChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x65\x64gebench/v1/agent.proto\x12\x0c\x65\x64gebench.v1\"\x10\n\x0eGetInfoRequest\"$\n\x0fGetInfoResponse\x12\x11\n\tinfo_json\x18\x01 \x01(\t\"%\n\x13StatArtifactRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"j\n\x14StatArtifactResponse\x12\x0f\n\x07present\x18\x01 \x01(\x08\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\x18\n\x10\x63ommitted_offset\x18\x03 \x01(\x04\x12\x13\n\x0bquota_bytes\x18\x04 \x01(\x04\"b\n\x0cUploadHeader\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06offset\x18\x04 \x01(\x04\x12\x10\n\x08requires\x18\x05 \x03(\t\"S\n\x0bUploadChunk\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1a.edgebench.v1.UploadHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"J\n\x0eUploadResponse\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x03 \x01(\x08\"F\n\x14\x43heckArtifactRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08requires\x18\x03 \x03(\t\"L\n\x15\x43heckArtifactResponse\x12\x10\n\x08runnable\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x10\n\x08requires\x18\x03 \x03(\t\"\x16\n\x14ListArtifactsRequest\"\xaa\x01\n\x0e\x41rtifactRecord\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x04\x12\x10\n\x08requires\x18\x04 \x03(\t\x12\x13\n\x0bstored_unix\x18\x05 \x01(\x01\x12\x16\n\x0elast_used_unix\x18\x06 \x01(\x01\x12\x0f\n\x07partial\x18\x07 \x01(\x08\x12\x16\n\x0e\x64\x65\x63lared_bytes\x18\x08 \x01(\x04\"q\n\x15ListArtifactsResponse\x12/\n\tartifacts\x18\x01 \x03(\x0b\x32\x1c.edgebench.v1.ArtifactRecord\x12\x13\n\x0bquota_bytes\x18\x02 \x01(\x04\x12\x12\n\nused_bytes\x18\x03 \x01(\x04\"\'\n\x15\x44\x65leteArtifactRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\">\n\x16\x44\x65leteArtifactResponse\x12\x13\n\x0b\x66reed_bytes\x18\x01 \x01(\x04\x12\x0f\n\x07partial\x18\x02 \x01(\x08\"$\n\x0fStartRunRequest\x12\x11\n\tspec_json\x18\x01 \x01(\t\"\"\n\x10StartRunResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"4\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\"Y\n\x08RunEvent\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x0c\n\x04t_ns\x18\x03 \x01(\x03\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x14\n\x0cpayload_json\x18\x05 \x01(\t\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\x98\x01\n\tRunRecord\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x11\n\tspec_json\x18\x04 \x01(\t\x12\x13\n\x0bresult_json\x18\x05 \x01(\t\x12\x10\n\x08last_seq\x18\x06 \x01(\x04\x12\x14\n\x0c\x63reated_unix\x18\x07 \x01(\x01\x12\r\n\x05\x66iles\x18\x08 \x03(\t\"4\n\x0fListRunsRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"R\n\x10ListRunsResponse\x12%\n\x04runs\x18\x01 \x03(\x0b\x32\x17.edgebench.v1.RunRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\"\n\x10\x44\x65leteRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"(\n\x11\x44\x65leteRunResponse\x12\x13\n\x0b\x66reed_bytes\x18\x01 \x01(\x04\"3\n\x13\x46\x65tchRunFileRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\".\n\tFileChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x32\xf9\x07\n\x05\x41gent\x12\x46\n\x07GetInfo\x12\x1c.edgebench.v1.GetInfoRequest\x1a\x1d.edgebench.v1.GetInfoResponse\x12U\n\x0cStatArtifact\x12!.edgebench.v1.StatArtifactRequest\x1a\".edgebench.v1.StatArtifactResponse\x12\x43\n\x06Upload\x12\x19.edgebench.v1.UploadChunk\x1a\x1c.edgebench.v1.UploadResponse(\x01\x12X\n\rCheckArtifact\x12\".edgebench.v1.CheckArtifactRequest\x1a#.edgebench.v1.CheckArtifactResponse\x12X\n\rListArtifacts\x12\".edgebench.v1.ListArtifactsRequest\x1a#.edgebench.v1.ListArtifactsResponse\x12[\n\x0e\x44\x65leteArtifact\x12#.edgebench.v1.DeleteArtifactRequest\x1a$.edgebench.v1.DeleteArtifactResponse\x12I\n\x08StartRun\x12\x1d.edgebench.v1.StartRunRequest\x1a\x1e.edgebench.v1.StartRunResponse\x12\x43\n\x08WatchRun\x12\x1d.edgebench.v1.WatchRunRequest\x1a\x16.edgebench.v1.RunEvent0\x01\x12>\n\x06GetRun\x12\x1b.edgebench.v1.GetRunRequest\x1a\x17.edgebench.v1.RunRecord\x12I\n\x08ListRuns\x12\x1d.edgebench.v1.ListRunsRequest\x1a\x1e.edgebench.v1.ListRunsResponse\x12\x44\n\tCancelRun\x12\x1e.edgebench.v1.CancelRunRequest\x1a\x17.edgebench.v1.RunRecord\x12L\n\tDeleteRun\x12\x1e.edgebench.v1.DeleteRunRequest\x1a\x1f.edgebench.v1.DeleteRunResponse\x12L\n\x0c\x46\x65tchRunFile\x12!.edgebench.v1.FetchRunFileRequest\x1a\x17.edgebench.v1.FileChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,28 +49,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHECKARTIFACTREQUEST']._serialized_end=576
   _globals['_CHECKARTIFACTRESPONSE']._serialized_start=578
   _globals['_CHECKARTIFACTRESPONSE']._serialized_end=654
-  _globals['_STARTRUNREQUEST']._serialized_start=656
-  _globals['_STARTRUNREQUEST']._serialized_end=692
-  _globals['_STARTRUNRESPONSE']._serialized_start=694
-  _globals['_STARTRUNRESPONSE']._serialized_end=728
-  _globals['_WATCHRUNREQUEST']._serialized_start=730
-  _globals['_WATCHRUNREQUEST']._serialized_end=782
-  _globals['_RUNEVENT']._serialized_start=784
-  _globals['_RUNEVENT']._serialized_end=873
-  _globals['_GETRUNREQUEST']._serialized_start=875
-  _globals['_GETRUNREQUEST']._serialized_end=906
-  _globals['_RUNRECORD']._serialized_start=909
-  _globals['_RUNRECORD']._serialized_end=1061
-  _globals['_LISTRUNSREQUEST']._serialized_start=1063
-  _globals['_LISTRUNSREQUEST']._serialized_end=1115
-  _globals['_LISTRUNSRESPONSE']._serialized_start=1117
-  _globals['_LISTRUNSRESPONSE']._serialized_end=1199
-  _globals['_CANCELRUNREQUEST']._serialized_start=1201
-  _globals['_CANCELRUNREQUEST']._serialized_end=1235
-  _globals['_FETCHRUNFILEREQUEST']._serialized_start=1237
-  _globals['_FETCHRUNFILEREQUEST']._serialized_end=1288
-  _globals['_FILECHUNK']._serialized_start=1290
-  _globals['_FILECHUNK']._serialized_end=1336
-  _globals['_AGENT']._serialized_start=1339
-  _globals['_AGENT']._serialized_end=2095
+  _globals['_LISTARTIFACTSREQUEST']._serialized_start=656
+  _globals['_LISTARTIFACTSREQUEST']._serialized_end=678
+  _globals['_ARTIFACTRECORD']._serialized_start=681
+  _globals['_ARTIFACTRECORD']._serialized_end=851
+  _globals['_LISTARTIFACTSRESPONSE']._serialized_start=853
+  _globals['_LISTARTIFACTSRESPONSE']._serialized_end=966
+  _globals['_DELETEARTIFACTREQUEST']._serialized_start=968
+  _globals['_DELETEARTIFACTREQUEST']._serialized_end=1007
+  _globals['_DELETEARTIFACTRESPONSE']._serialized_start=1009
+  _globals['_DELETEARTIFACTRESPONSE']._serialized_end=1071
+  _globals['_STARTRUNREQUEST']._serialized_start=1073
+  _globals['_STARTRUNREQUEST']._serialized_end=1109
+  _globals['_STARTRUNRESPONSE']._serialized_start=1111
+  _globals['_STARTRUNRESPONSE']._serialized_end=1145
+  _globals['_WATCHRUNREQUEST']._serialized_start=1147
+  _globals['_WATCHRUNREQUEST']._serialized_end=1199
+  _globals['_RUNEVENT']._serialized_start=1201
+  _globals['_RUNEVENT']._serialized_end=1290
+  _globals['_GETRUNREQUEST']._serialized_start=1292
+  _globals['_GETRUNREQUEST']._serialized_end=1323
+  _globals['_RUNRECORD']._serialized_start=1326
+  _globals['_RUNRECORD']._serialized_end=1478
+  _globals['_LISTRUNSREQUEST']._serialized_start=1480
+  _globals['_LISTRUNSREQUEST']._serialized_end=1532
+  _globals['_LISTRUNSRESPONSE']._serialized_start=1534
+  _globals['_LISTRUNSRESPONSE']._serialized_end=1616
+  _globals['_CANCELRUNREQUEST']._serialized_start=1618
+  _globals['_CANCELRUNREQUEST']._serialized_end=1652
+  _globals['_DELETERUNREQUEST']._serialized_start=1654
+  _globals['_DELETERUNREQUEST']._serialized_end=1688
+  _globals['_DELETERUNRESPONSE']._serialized_start=1690
+  _globals['_DELETERUNRESPONSE']._serialized_end=1730
+  _globals['_FETCHRUNFILEREQUEST']._serialized_start=1732
+  _globals['_FETCHRUNFILEREQUEST']._serialized_end=1783
+  _globals['_FILECHUNK']._serialized_start=1785
+  _globals['_FILECHUNK']._serialized_end=1831
+  _globals['_AGENT']._serialized_start=1834
+  _globals['_AGENT']._serialized_end=2851
 # @@protoc_insertion_point(module_scope)

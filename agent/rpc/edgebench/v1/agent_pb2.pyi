@@ -86,6 +86,54 @@ class CheckArtifactResponse(_message.Message):
     requires: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, runnable: _Optional[bool] = ..., message: _Optional[str] = ..., requires: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class ListArtifactsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ArtifactRecord(_message.Message):
+    __slots__ = ("sha256", "name", "size_bytes", "requires", "stored_unix", "last_used_unix", "partial", "declared_bytes")
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    REQUIRES_FIELD_NUMBER: _ClassVar[int]
+    STORED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    LAST_USED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_FIELD_NUMBER: _ClassVar[int]
+    DECLARED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    sha256: str
+    name: str
+    size_bytes: int
+    requires: _containers.RepeatedScalarFieldContainer[str]
+    stored_unix: float
+    last_used_unix: float
+    partial: bool
+    declared_bytes: int
+    def __init__(self, sha256: _Optional[str] = ..., name: _Optional[str] = ..., size_bytes: _Optional[int] = ..., requires: _Optional[_Iterable[str]] = ..., stored_unix: _Optional[float] = ..., last_used_unix: _Optional[float] = ..., partial: _Optional[bool] = ..., declared_bytes: _Optional[int] = ...) -> None: ...
+
+class ListArtifactsResponse(_message.Message):
+    __slots__ = ("artifacts", "quota_bytes", "used_bytes")
+    ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
+    QUOTA_BYTES_FIELD_NUMBER: _ClassVar[int]
+    USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    artifacts: _containers.RepeatedCompositeFieldContainer[ArtifactRecord]
+    quota_bytes: int
+    used_bytes: int
+    def __init__(self, artifacts: _Optional[_Iterable[_Union[ArtifactRecord, _Mapping]]] = ..., quota_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ...) -> None: ...
+
+class DeleteArtifactRequest(_message.Message):
+    __slots__ = ("sha256",)
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    sha256: str
+    def __init__(self, sha256: _Optional[str] = ...) -> None: ...
+
+class DeleteArtifactResponse(_message.Message):
+    __slots__ = ("freed_bytes", "partial")
+    FREED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_FIELD_NUMBER: _ClassVar[int]
+    freed_bytes: int
+    partial: bool
+    def __init__(self, freed_bytes: _Optional[int] = ..., partial: _Optional[bool] = ...) -> None: ...
+
 class StartRunRequest(_message.Message):
     __slots__ = ("spec_json",)
     SPEC_JSON_FIELD_NUMBER: _ClassVar[int]
@@ -167,6 +215,18 @@ class CancelRunRequest(_message.Message):
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class DeleteRunRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class DeleteRunResponse(_message.Message):
+    __slots__ = ("freed_bytes",)
+    FREED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    freed_bytes: int
+    def __init__(self, freed_bytes: _Optional[int] = ...) -> None: ...
 
 class FetchRunFileRequest(_message.Message):
     __slots__ = ("run_id", "name")

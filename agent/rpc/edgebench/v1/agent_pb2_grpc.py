@@ -54,6 +54,16 @@ class AgentStub:
                 request_serializer=edgebench_dot_v1_dot_agent__pb2.CheckArtifactRequest.SerializeToString,
                 response_deserializer=edgebench_dot_v1_dot_agent__pb2.CheckArtifactResponse.FromString,
                 _registered_method=True)
+        self.ListArtifacts = channel.unary_unary(
+                '/edgebench.v1.Agent/ListArtifacts',
+                request_serializer=edgebench_dot_v1_dot_agent__pb2.ListArtifactsRequest.SerializeToString,
+                response_deserializer=edgebench_dot_v1_dot_agent__pb2.ListArtifactsResponse.FromString,
+                _registered_method=True)
+        self.DeleteArtifact = channel.unary_unary(
+                '/edgebench.v1.Agent/DeleteArtifact',
+                request_serializer=edgebench_dot_v1_dot_agent__pb2.DeleteArtifactRequest.SerializeToString,
+                response_deserializer=edgebench_dot_v1_dot_agent__pb2.DeleteArtifactResponse.FromString,
+                _registered_method=True)
         self.StartRun = channel.unary_unary(
                 '/edgebench.v1.Agent/StartRun',
                 request_serializer=edgebench_dot_v1_dot_agent__pb2.StartRunRequest.SerializeToString,
@@ -78,6 +88,11 @@ class AgentStub:
                 '/edgebench.v1.Agent/CancelRun',
                 request_serializer=edgebench_dot_v1_dot_agent__pb2.CancelRunRequest.SerializeToString,
                 response_deserializer=edgebench_dot_v1_dot_agent__pb2.RunRecord.FromString,
+                _registered_method=True)
+        self.DeleteRun = channel.unary_unary(
+                '/edgebench.v1.Agent/DeleteRun',
+                request_serializer=edgebench_dot_v1_dot_agent__pb2.DeleteRunRequest.SerializeToString,
+                response_deserializer=edgebench_dot_v1_dot_agent__pb2.DeleteRunResponse.FromString,
                 _registered_method=True)
         self.FetchRunFile = channel.unary_stream(
                 '/edgebench.v1.Agent/FetchRunFile',
@@ -120,6 +135,21 @@ class AgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListArtifacts(self, request, context):
+        """What the store holds: stored artifacts and partial uploads.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteArtifact(self, request, context):
+        """Delete a stored artifact or a partial upload; FAILED_PRECONDITION while a
+        queued or running run uses it (or its upload is in progress).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def StartRun(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -147,6 +177,13 @@ class AgentServicer:
 
     def CancelRun(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRun(self, request, context):
+        """Delete a finished run's directory; FAILED_PRECONDITION while it is in flight.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -181,6 +218,16 @@ def add_AgentServicer_to_server(servicer, server):
                     request_deserializer=edgebench_dot_v1_dot_agent__pb2.CheckArtifactRequest.FromString,
                     response_serializer=edgebench_dot_v1_dot_agent__pb2.CheckArtifactResponse.SerializeToString,
             ),
+            'ListArtifacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListArtifacts,
+                    request_deserializer=edgebench_dot_v1_dot_agent__pb2.ListArtifactsRequest.FromString,
+                    response_serializer=edgebench_dot_v1_dot_agent__pb2.ListArtifactsResponse.SerializeToString,
+            ),
+            'DeleteArtifact': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteArtifact,
+                    request_deserializer=edgebench_dot_v1_dot_agent__pb2.DeleteArtifactRequest.FromString,
+                    response_serializer=edgebench_dot_v1_dot_agent__pb2.DeleteArtifactResponse.SerializeToString,
+            ),
             'StartRun': grpc.unary_unary_rpc_method_handler(
                     servicer.StartRun,
                     request_deserializer=edgebench_dot_v1_dot_agent__pb2.StartRunRequest.FromString,
@@ -205,6 +252,11 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.CancelRun,
                     request_deserializer=edgebench_dot_v1_dot_agent__pb2.CancelRunRequest.FromString,
                     response_serializer=edgebench_dot_v1_dot_agent__pb2.RunRecord.SerializeToString,
+            ),
+            'DeleteRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRun,
+                    request_deserializer=edgebench_dot_v1_dot_agent__pb2.DeleteRunRequest.FromString,
+                    response_serializer=edgebench_dot_v1_dot_agent__pb2.DeleteRunResponse.SerializeToString,
             ),
             'FetchRunFile': grpc.unary_stream_rpc_method_handler(
                     servicer.FetchRunFile,
@@ -320,6 +372,60 @@ class Agent:
             '/edgebench.v1.Agent/CheckArtifact',
             edgebench_dot_v1_dot_agent__pb2.CheckArtifactRequest.SerializeToString,
             edgebench_dot_v1_dot_agent__pb2.CheckArtifactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListArtifacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgebench.v1.Agent/ListArtifacts',
+            edgebench_dot_v1_dot_agent__pb2.ListArtifactsRequest.SerializeToString,
+            edgebench_dot_v1_dot_agent__pb2.ListArtifactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgebench.v1.Agent/DeleteArtifact',
+            edgebench_dot_v1_dot_agent__pb2.DeleteArtifactRequest.SerializeToString,
+            edgebench_dot_v1_dot_agent__pb2.DeleteArtifactResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -455,6 +561,33 @@ class Agent:
             '/edgebench.v1.Agent/CancelRun',
             edgebench_dot_v1_dot_agent__pb2.CancelRunRequest.SerializeToString,
             edgebench_dot_v1_dot_agent__pb2.RunRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgebench.v1.Agent/DeleteRun',
+            edgebench_dot_v1_dot_agent__pb2.DeleteRunRequest.SerializeToString,
+            edgebench_dot_v1_dot_agent__pb2.DeleteRunResponse.FromString,
             options,
             channel_credentials,
             insecure,
