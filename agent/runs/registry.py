@@ -280,10 +280,14 @@ class Registry:
     def remove(self, rd: RunDir) -> None:
         """Forget a run that never got going (its queueing failed)."""
         shutil.rmtree(rd.path, ignore_errors=True)
+        self.forget(rd.run_id)
+
+    def forget(self, run_id: str) -> None:
+        """Drop a run whose directory is gone (deleted, retention) from the index."""
         try:
-            self._index.delete([rd.run_id])
+            self._index.delete([run_id])
         except (sqlite3.Error, IndexBroken) as exc:
-            log.warning("run index: cannot drop %s: %s", rd.run_id, exc)  # reconciled at the next start
+            log.warning("run index: cannot drop %s: %s", run_id, exc)  # reconciled at the next start
 
     def get(self, run_id: str) -> RunDir | None:
         if not valid_run_id(run_id):

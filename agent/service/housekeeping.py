@@ -66,6 +66,7 @@ def delete_run(runs: RunManager, run_id: str) -> int:
     trash = rd.path.parent / f"{TRASH_PREFIX}{run_id}"
     os.rename(rd.path, trash)  # one step: the run is gone for every reader
     shutil.rmtree(trash, ignore_errors=True)
+    runs.registry.forget(run_id)  # and from the run index that pages ListRuns
     return size
 
 
