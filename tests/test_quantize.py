@@ -319,3 +319,27 @@ def test_optimize_runs_end_to_end_against_a_separate_agent(agent_process, cnn_se
     both += ["--validation", str(cnn_sets["val"]), "--agent", ap.address, "--out-dir", str(tmp_path / "o2")]
     rc = main(["optimize", *both, "--db", db, "--quiet", "--no-telemetry", "--min-cosine", "0.999999"])
     assert rc == 3 and "FAIL: " in capsys.readouterr().out
+
+
+@needs_ppocr
+def test_the_recognizer_quantizes_and_its_character_sequence_validates(cli_agent, tmp_path, capsys):
+    rec = ppocr.model_path(ppocr.RECOGNIZER)
+    # text-line crops: the top of rendered pages, resized the way PP-OCR feeds its recogniser (48 px high)
+    from PIL import Image
+
+    lines = [Image.fromarray(p[8:56, :320]).resize((320, 48)) for p in text_images.pages(6, seed=700)]
+    x = text_images.to_detector_input(np.stack([np.asarray(im) for im in lines]))
+    np.savez(tmp_path / "cal.npz", x=x[:4])
+    np.savez(tmp_path / "val.npz", x=x[4:])
+    out = tmp_path / "rec8.onnx"
+    assert main(["quantize", str(rec), "--calibration", str(tmp_path / "cal.npz"), "--out", str(out)]) == 0
+    assert (
+        main(["reference", str(rec), "--inputs", str(tmp_path / "val.npz"), "--out", str(tmp_path / "r.npz")])
+        == 0
+    )
+    rc, res = cli_agent(
+        "validate", str(out), "--reference", str(tmp_path / "r.npz"), "--min-top1-agreement", "0.5"
+    )
+    (o,) = res["validation"]["outputs"]
+    # a T x 6625 softmax: characters per position agree, and it is not mistaken for a mask
+    assert rc == 0 and o["top1_agreement"] >= 0.5 and "mask_iou" not in o
