@@ -3,7 +3,9 @@
 20 client threads call GetInfo, ListRuns, a dedup push (StatArtifact, then an
 Upload header the agent answers "present" without a byte) and a short
 WatchRun, for the length of a bench, while the bench runs. Reported: every
-call answered or not, GetInfo's p99, the agent's own CPU per 1,000 calls, and
+call answered or not (a RESOURCE_EXHAUSTED from the guard's per-method bound
+is an answer, given at once; a deadline or UNAVAILABLE is not), GetInfo's
+p99, the agent's own CPU per 1,000 calls, and
 the bench's throughput against the same bench undisturbed, measured in the
 same run. The bench's worker is pinned to one core and the agent's server
 and the clients to the other, as the issue asks (psutil affinity; the
@@ -96,7 +98,7 @@ def client(
     stub: pb_grpc.AgentStub, sha: str, size: int, run_id: str, stop: threading.Event, out: dict
 ) -> None:
     lat: dict[str, list[float]] = {"info": [], "list": [], "push": [], "watch": []}
-    errors = 0
+    codes: dict[str, int] = {}
     i = 0
     while not stop.is_set():
         kind = ("info", "list", "push", "watch")[i % 4]
@@ -116,10 +118,10 @@ def client(
                 next(call)  # one event, then leave: the stream must end cleanly
                 call.cancel()
         except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.CANCELLED:
-                errors += 1
+            if exc.code() != grpc.StatusCode.CANCELLED:  # our own cancel of the watch
+                codes[exc.code().name] = codes.get(exc.code().name, 0) + 1
         lat[kind].append((time.perf_counter() - t0) * 1e3)
-    out["lat"], out["errors"] = lat, errors
+    out["lat"], out["codes"] = lat, codes
 
 
 def nearest_rank(xs: list[float], pct: float) -> float:
@@ -168,14 +170,22 @@ def main() -> None:
         k: [x for o in outs for x in o.get("lat", {}).get(k, [])] for k in ("info", "list", "push", "watch")
     }
     calls = sum(len(v) for v in lat.values())
-    errors = sum(o.get("errors", 0) for o in outs)
+    codes: dict[str, int] = {}
+    for o in outs:
+        for k, v in o.get("codes", {}).items():
+            codes[k] = codes.get(k, 0) + v
+    # RESOURCE_EXHAUSTED is an answer: the guard's per-method bound refusing at once
+    # (agent/server/guard.py); an unanswered call is a deadline or an unavailable agent
+    errors = sum(v for k, v in codes.items() if k != "RESOURCE_EXHAUSTED")
     agent_cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
     ratio = loaded["throughput_ips"] / quiet["throughput_ips"]
     out = {
         "clients": args.clients,
         "seconds": args.seconds,
         "calls": calls,
-        "errors": errors,
+        "refused_at_once": codes.get("RESOURCE_EXHAUSTED", 0),
+        "status_codes": codes,
+        "unanswered": errors,
         "every_call_answered": errors == 0,
         "p99_ms": {k: round(nearest_rank(v, 99), 2) for k, v in lat.items()},
         "p50_ms": {k: round(statistics.median(v), 2) for k, v in lat.items() if v},
