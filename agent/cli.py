@@ -47,18 +47,6 @@ def parse_size(text: str) -> int:
     return value
 
 
-def _seconds(text: str) -> float:
-    from agent.spec import parse_duration
-
-    try:
-        value = parse_duration(text)
-    except BadInput as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"bad duration {text!r}: must be positive")
-    return value
-
-
 def _count(text: str) -> int:
     try:
         value = int(text)
