@@ -63,11 +63,10 @@ def quantize(
         {k: cal[k][i].reshape(shapes[k]).astype(details[k]["dtype"]) for k in details} for i in range(n)
     ]
     try:
-        q = quantizer.Quantizer(str(model_path), recipe.static_wi8_ai8())
         with warnings.catch_warnings():  # calibration keeps every tensor on purpose; LiteRT warns about it
             warnings.simplefilter("ignore", UserWarning)
-            result = q.calibrate({key: samples})
-        q.quantize(result, serialize_to_path=str(out_path))
+            q = quantizer.Quantizer(str(model_path), recipe.static_wi8_ai8())
+            q.quantize(q.calibrate({key: samples}), serialize_to_path=str(out_path))
     except Exception as exc:
         raise RunFailed(f"ai-edge-quantizer failed: {one_line(exc, 300)}") from None
     try:
