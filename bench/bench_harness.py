@@ -65,6 +65,7 @@ def bare(model: str, threads: int, warmup_s: float, seconds: float, q: mp.Queue)
 
 
 def edgebench(spec: dict, run_dir: str) -> dict:
+    """One run through the real worker entry, as the agent starts it; its result part."""
     from agent.runs.worker import entry
 
     ctx = mp.get_context("spawn")
@@ -79,6 +80,9 @@ def edgebench(spec: dict, run_dir: str) -> dict:
         except EOFError:
             break
     p.join()
+    errors = [m for m in msgs if m["type"] == "error"]
+    if errors:
+        raise SystemExit(f"{spec['kind']} failed: {errors[0]['message']}")
     (res,) = [m for m in msgs if m["type"] == "result"]
     return res["data"]
 

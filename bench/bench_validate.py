@@ -29,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_harness import edgebench  # noqa: E402  (the worker-entry run, shared with the harness bench)
+
 
 def bare(model: str, ref: str, q: mp.Queue) -> None:
     """session.run over every sample, then numpy's metrics on its outputs."""
@@ -53,28 +55,6 @@ def bare(model: str, ref: str, q: mp.Queue) -> None:
         _ = noise / sig, 10 * np.log10(sig / max(noise, 1e-30)), float(np.abs(err).max())
         _ = np.argmax(out) == np.argmax(r), np.argmax(r) in np.argpartition(-out, 4)[:5]
     q.put(x.shape[0] / (time.perf_counter() - t0))
-
-
-def validate(spec: dict, run_dir: str) -> dict:
-    from agent.runs.worker import entry
-
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe(duplex=False)
-    p = ctx.Process(target=entry, args=(spec, run_dir, child))
-    p.start()
-    child.close()
-    msgs = []
-    while True:
-        try:
-            msgs.append(parent.recv())
-        except EOFError:
-            break
-    p.join()
-    errors = [m for m in msgs if m["type"] == "error"]
-    if errors:
-        raise SystemExit(f"validate failed: {errors[0]['message']}")
-    (res,) = [m for m in msgs if m["type"] == "result"]
-    return res["data"]
 
 
 def _store(state: Path, path: Path) -> str:
@@ -128,9 +108,9 @@ def main() -> None:
             run_dir.mkdir(parents=True)
             if r % 2 == 0:  # ABBA: a slow spell is as likely to hit either side
                 b = run_bare()
-                data = validate(spec, str(run_dir))
+                data = edgebench(spec, str(run_dir))
             else:
-                data = validate(spec, str(run_dir))
+                data = edgebench(spec, str(run_dir))
                 b = run_bare()
             v = data["throughput_ips"]
             rows.append({"bare_samples_per_s": b, "validate_samples_per_s": v, "ratio": v / b})
