@@ -12,10 +12,10 @@ from conftest import put_artifact
 
 from agent.errors import EXIT_BAD_INPUT, BadInput
 from agent.load.task import open_model, run_task
+from agent.names import model_format
 from agent.runtimes.detect import runtime_info
 from agent.runtimes.inputs import quantized_range
 from agent.runtimes.litert import LiteRTRunner
-from agent.runtimes.names import model_format
 from agent.runtimes.onnxruntime import OrtRunner
 from agent.spec import RunSpec
 from controller.models import onnx_cnn, onnx_graphs, tflite_builder

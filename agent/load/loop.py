@@ -6,56 +6,22 @@ and one compare per iteration; everything else (progress, soak windows, disk
 flushes) happens at check points at most every 0.5 s or when the buffer fills.
 Rows go to ``iterations.npy`` (int64 N x 3: start_ns, end_ns, phase) in chunks,
 with the header rewritten at each flush so a killed run leaves a readable file;
-``agent/runs/files.py`` reads it.
+``agent/rundir.py`` reads it.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from agent.runs.files import MEASURED, WARMUP
+from agent.rundir import MEASURED, WARMUP, IterationLog
 from agent.stats import nearest_rank
 
 CHUNK = 65536  # rows per flush: 1.5 MiB, ~65 s at 1 kHz
 PROGRESS_S = 0.5  # progress messages at most 2 Hz
-_HEADER_LEN = 128  # fixed .npy v1 header so the row count can be rewritten in place
-
-
-class IterationLog:
-    """Append-only int64 ``.npy`` writer (``iterations.npy``; ``arrivals.npy``
-    has 4 columns)."""
-
-    def __init__(self, path: Path, cols: int = 3) -> None:
-        self.path = path
-        self.cols = cols
-        self.rows = 0
-        self.f = open(path, "wb")
-        self._header()
-
-    def _header(self) -> None:
-        d = "{'descr': '<i8', 'fortran_order': False, 'shape': (" + str(self.rows) + f", {self.cols}), }}"
-        body = d.ljust(_HEADER_LEN - 10 - 1) + "\n"
-        self.f.seek(0)
-        self.f.write(b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body.encode("latin1"))
-
-    def append(self, rows: np.ndarray) -> None:
-        if not len(rows):
-            return
-        self.f.seek(0, 2)
-        self.f.write(np.ascontiguousarray(rows, dtype="<i8").tobytes())
-        self.rows += len(rows)
-        self._header()
-        self.f.flush()
-
-    def close(self) -> None:
-        if not self.f.closed:
-            self._header()
-            self.f.close()
 
 
 class LatencyStore:

@@ -20,11 +20,12 @@ import numpy as np
 
 from agent.load.pacer import wait_until
 from agent.load.schedule import ASAP, Schedule
-from agent.runs.files import MEASURED
+from agent.rundir import MEASURED
 from agent.spec import LoadSpec
 
 if TYPE_CHECKING:
-    from agent.load.loop import IterationLog, Loop
+    from agent.load.loop import Loop
+    from agent.rundir import IterationLog
 
 FRAMES_CHUNK = 4096
 PROGRESS_S = 0.5

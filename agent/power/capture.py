@@ -3,7 +3,7 @@
 A reader thread pulls blocks from the meter and appends them to
 ``run_dir/power.bin`` (SAMPLE_DTYPE records, 16 bytes a sample, meter clock).
 At stop it fits the meter clock to CLOCK_MONOTONIC per segment and writes
-``power.json`` (layout, counts, gaps, fits); ``agent/runs/files.py`` reads them back.
+``power.json`` (layout, counts, gaps, fits); ``agent/rundir.py`` reads them back.
 
 An unplugged meter is not a failed run: the gap is recorded, the capture is
 marked partial and the reader keeps trying to reopen the port; a reopened
@@ -28,7 +28,7 @@ from agent.clock import now_ns
 from agent.errors import BadInput
 from agent.power import clockfit
 from agent.power.base import SAMPLE_DTYPE, Block, Meter, MeterGone, make_meter
-from agent.runs.files import POWER_BIN, POWER_JSON
+from agent.rundir import POWER_BIN, POWER_JSON
 from agent.spec import MeterSpec
 
 SCHEMA = "edgebench.power/v1"

@@ -22,11 +22,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent import rundir
 from agent.clock import now_ns
 from agent.errors import EdgebenchError, one_line
 from agent.profiles import Profile
 from agent.rootfs import RootFS
-from agent.runs import files, worker
+from agent.runs import worker
 from agent.runs.journal import Journal
 from agent.runs.limits import CANCEL_GRACE_S, DEFAULT_MAX_RUN_S
 from agent.runs.registry import RunDir, write_error
@@ -367,7 +368,7 @@ class Execution:
             return "completed", None, None
         if error is not None:
             return "failed", error[1], error[0]
-        return "failed", worker_died_message(exitcode, self.run.rd.path / files.STDERR), "run_failed"
+        return "failed", worker_died_message(exitcode, self.run.rd.path / rundir.STDERR), "run_failed"
 
     def _agent(self) -> dict:
         try:
@@ -397,7 +398,7 @@ class Execution:
             from agent.telemetry.sampler import Sampler
 
             sampler = Sampler(self.root, self.profile, rate_hz=run.spec.telemetry_rate_hz)
-            sampler.start(run.rd.path / files.TELEMETRY, on_sample)
+            sampler.start(run.rd.path / rundir.TELEMETRY, on_sample)
             return sampler
         except Exception as exc:
             self.warnings.append(f"telemetry unavailable: {one_line(exc)}")
@@ -501,7 +502,7 @@ def worker_died_message(exitcode: int | None, stderr_path: Path) -> str:
         msg = "worker died: unknown cause"
     else:
         msg = f"worker died: exit code {exitcode} without a result"
-    tail = files.stderr_tail(stderr_path)
+    tail = rundir.stderr_tail(stderr_path)
     if tail:
         msg += f"; stderr: {tail}"
     return one_line(msg)

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.runs import files
+from agent import rundir
 from agent.runs.index import INDEX_FILE, IndexBroken, RunIndex
 
 log = logging.getLogger("edgebench.agent.runs")
@@ -95,10 +95,10 @@ class RunDir:
 
     @property
     def journal_path(self) -> Path:
-        return self.path / files.JOURNAL
+        return self.path / rundir.JOURNAL
 
     def spec(self) -> dict:
-        return _read_json(self.path / files.SPEC) or {}
+        return _read_json(self.path / rundir.SPEC) or {}
 
     def _held(self) -> tuple[dict, dict | None] | None:
         return self._registry.held(self.run_id) if self._registry is not None else None
@@ -107,12 +107,12 @@ class RunDir:
         held = self._held()
         if held is not None:
             return dict(held[0])
-        return _read_json(self.path / files.STATE) or {"status": "interrupted"}
+        return _read_json(self.path / rundir.STATE) or {"status": "interrupted"}
 
     def update_state(self, **changes: Any) -> dict:
         st = self.state()
         st.update(changes)
-        write_json_atomic(self.path / files.STATE, st)
+        write_json_atomic(self.path / rundir.STATE, st)
         if self._registry is not None:
             self._registry.indexed(self, st)
         return st
@@ -121,17 +121,17 @@ class RunDir:
         held = self._held()
         if held is not None and held[1] is not None:
             return held[1]
-        return _read_json(self.path / files.RESULT)
+        return _read_json(self.path / rundir.RESULT)
 
     def final_result(self) -> dict | None:
         """result.json when it is this run's committed, final result."""
-        doc = _read_json(self.path / files.RESULT)
+        doc = _read_json(self.path / rundir.RESULT)
         if doc and doc.get("run_id") == self.run_id and doc.get("status") in FINAL:
             return doc
         return None
 
     def write_result(self, doc: dict) -> None:
-        write_json_atomic(self.path / files.RESULT, doc)
+        write_json_atomic(self.path / rundir.RESULT, doc)
 
     def hold(self, state: dict, result: dict | None) -> None:
         """Serve this final state (and result) from memory until the registry
@@ -208,12 +208,12 @@ class Registry:
     def _row(self, rd: RunDir) -> tuple[str, float, str | None, str] | None:
         """The index row of a directory the index did not know; None (and the
         directory removed) for a create cut short before its spec.json."""
-        spec = _read_json(rd.path / files.SPEC)
+        spec = _read_json(rd.path / rundir.SPEC)
         if spec is None:
-            if not (rd.path / files.JOURNAL).exists():
+            if not (rd.path / rundir.JOURNAL).exists():
                 shutil.rmtree(rd.path, ignore_errors=True)
             return None
-        st = _read_json(rd.path / files.STATE) or {}
+        st = _read_json(rd.path / rundir.STATE) or {}
         created = st.get("created_unix")
         if not isinstance(created, (int, float)):
             created = _created_of(rd.run_id)
@@ -264,8 +264,8 @@ class Registry:
             "pid": None,
         }
         try:
-            write_json_atomic(path / files.SPEC, spec_dict)
-            write_json_atomic(path / files.STATE, state)
+            write_json_atomic(path / rundir.SPEC, spec_dict)
+            write_json_atomic(path / rundir.STATE, state)
         except BaseException:
             # no half-made run dir: nothing was stored (issue 13: 95 were left)
             shutil.rmtree(path, ignore_errors=True)
@@ -293,7 +293,7 @@ class Registry:
         if not valid_run_id(run_id):
             return None
         path = self.root / run_id
-        return RunDir(path, self) if (path / files.SPEC).is_file() else None
+        return RunDir(path, self) if (path / rundir.SPEC).is_file() else None
 
     def page(self, limit: int, token: str = "") -> tuple[list[RunDir], str]:
         """Up to ``limit`` runs, newest first, after ``token`` (the previous
@@ -371,7 +371,7 @@ class Registry:
             try:
                 if result is not None:
                     rd.write_result(result)
-                write_json_atomic(rd.path / files.STATE, state)
+                write_json_atomic(rd.path / rundir.STATE, state)
             except OSError:
                 return False
             with self._held_lock:

@@ -18,8 +18,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from agent import rundir
 from agent.clock import now_ns
-from agent.runs import files
 
 DEFAULT_TASK = "agent.load.task:run_task"
 
@@ -35,7 +35,7 @@ def _die_with_parent() -> None:
 
 
 def _redirect_output(run_dir: Path) -> None:
-    fd = os.open(run_dir / files.STDERR, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(run_dir / rundir.STDERR, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     sys.stdout.flush()
     sys.stderr.flush()
     os.dup2(fd, 1)

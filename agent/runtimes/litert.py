@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from agent.errors import BadInput, RunFailed, one_line
+from agent.placement import litert as lp
+from agent.placement.logs import capture_stderr
 from agent.runtimes.base import (
     InputSpec,
     OutputSpec,
@@ -68,8 +70,6 @@ class LiteRTRunner:
         self._out_idx: list[int] = []
 
     def load(self, model_path: Path, spec: RunSpec) -> float:
-        from agent.placement.logs import capture_stderr
-
         self.spec = spec
         self.delegate_path = spec.delegate
         t0 = time.perf_counter_ns()
@@ -187,8 +187,6 @@ class LiteRTRunner:
             raise RunFailed(f"first inference failed: {one_line(exc, 300)}") from None
 
     def placement(self, feeds: Any = None, log_text: str = "") -> dict:
-        from agent.placement import litert as lp
-
         return lp.build(
             self.interp._get_ops_details(),
             delegate=delegate_label(self.delegate_path),

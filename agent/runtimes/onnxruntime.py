@@ -20,8 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from agent import onnx_proto
 from agent.errors import BadInput, RunFailed
-from agent.runtimes import onnx_proto
+from agent.names import canonical_provider
+from agent.placement import onnxruntime as ort_placement
+from agent.placement.logs import capture_stderr
 from agent.runtimes.base import (
     InputSpec,
     OutputSpec,
@@ -30,7 +33,6 @@ from agent.runtimes.base import (
     npz_arrays,
     resolve_shape,
 )
-from agent.runtimes.names import canonical_provider
 from agent.spec import RunSpec
 
 CPU = "CPUExecutionProvider"
@@ -234,9 +236,6 @@ class OrtRunner:
         """A short profiled pass in its own session (so profiling never touches
         the measured session), with verbose logging for the cross-check."""
         import tempfile
-
-        from agent.placement import onnxruntime as ort_placement
-        from agent.placement.logs import capture_stderr
 
         assert self.spec is not None and self.model_path is not None
         so = self._session_options(self.spec)

@@ -18,11 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from agent import rundir
 from agent.clock import now_ns
 from agent.errors import BadInput
-from agent.load.loop import IterationLog
-from agent.runs import files
-from agent.runs.files import MEASURED, WARMUP
+from agent.rundir import MEASURED, WARMUP, IterationLog
 from agent.runtimes.base import Runner
 from agent.runtimes.inputs import quantize as quantize_array
 from agent.spec import RunSpec, ValidateSpec
@@ -121,13 +120,13 @@ def validate_samples(
             next_progress = time.monotonic() + PROGRESS_S
     end = int(rows[-1, 1])
 
-    log = IterationLog(run_dir / files.ITERATIONS)
+    log = IterationLog(run_dir / rundir.ITERATIONS)
     try:
         log.append(rows)
     finally:
         log.close()
     if kept:
-        np.savez(run_dir / files.OUTPUTS, **{n: np.stack(v) for n, v in kept.items()})
+        np.savez(run_dir / rundir.OUTPUTS, **{n: np.stack(v) for n, v in kept.items()})
     span_s = (end - start) / 1e9
     worst = [w for s in stats.values() for w in s.worst(vspec.worst)]
     part.update(
