@@ -20,6 +20,7 @@ from agent.errors import BadInput, EdgebenchError, one_line
 from agent.load.loop import Loop
 from agent.load.paced import measure_paced
 from agent.load.summary import summarize
+from agent.messages import Error, Phase, Result
 from agent.names import RUNTIME_OF_FORMAT, model_format
 from agent.rundir import IterationLog
 from agent.runtimes.base import Runner, is_dynamic, make_runner
@@ -67,17 +68,17 @@ def run_task(spec: RunSpec, run_dir: Path, send: Send) -> dict | None:
     try:
         part = _run(spec, Path(run_dir), send)
     except EdgebenchError as exc:
-        send({"type": "error", "code": exc.code, "message": one_line(str(exc))})
+        send(Error(exc.code, one_line(str(exc))).to_dict())
         return None
     except Exception as exc:  # a runtime bug must still end in one clear line
-        send({"type": "error", "code": "run_failed", "message": one_line(f"{type(exc).__name__}: {exc}")})
+        send(Error("run_failed", one_line(f"{type(exc).__name__}: {exc}")).to_dict())
         return None
-    send({"type": "result", "data": part})
+    send(Result(part).to_dict())
     return part
 
 
 def _phase(send: Send, phase: str) -> None:
-    send({"type": "phase", "phase": phase, "t_ns": now_ns()})
+    send(Phase(phase, now_ns()).to_dict())
 
 
 def _timed(runner: Runner, spec: RunSpec, run_dir: Path, send: Send, part: dict) -> Any:

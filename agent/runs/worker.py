@@ -65,6 +65,7 @@ def entry(spec_dict: dict, run_dir: str, conn: Connection, task: str = DEFAULT_T
         conn.send(msg)
 
     from agent.errors import EdgebenchError, one_line
+    from agent.messages import Error
     from agent.spec import RunSpec
 
     try:
@@ -73,11 +74,11 @@ def entry(spec_dict: dict, run_dir: str, conn: Connection, task: str = DEFAULT_T
         os.environ.update(spec.env)
         _load(task)(spec, rd, send)
     except EdgebenchError as exc:
-        send({"type": "error", "code": exc.code, "message": one_line(str(exc)), "t_ns": now_ns()})
+        send(Error(exc.code, one_line(str(exc)), now_ns()).to_dict())
     except Exception as exc:  # the run failed; say why in one line, keep the trace in stderr.log
         traceback.print_exc()
         msg = f"{type(exc).__name__}: {exc}"
-        send({"type": "error", "code": "run_failed", "message": one_line(msg), "t_ns": now_ns()})
+        send(Error("run_failed", one_line(msg), now_ns()).to_dict())
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
