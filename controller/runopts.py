@@ -36,6 +36,16 @@ def seconds(text: str) -> float:
     return v
 
 
+def gate_value(text: str) -> tuple[str, float]:
+    """A validate gate's value (``--min-cosine`` and the like): ``X`` (every
+    output) or ``OUTPUT=X``; output names may hold '=' themselves."""
+    out, sep, val = text.rpartition("=")
+    try:
+        return (out if sep else "*"), float(val)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or OUTPUT=NUMBER, got {text!r}") from None
+
+
 def _int_at_least(lo: int, what: str) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:

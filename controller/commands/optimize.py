@@ -35,8 +35,8 @@ from controller.commands.common import (
     store,
     wait_result,
 )
-from controller.commands.validate import _gate_value, validation_spec
-from controller.runopts import add_run_options, spec_from_args
+from controller.commands.validate import validation_spec
+from controller.runopts import add_run_options, gate_value, spec_from_args
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -62,7 +62,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     g = p.add_argument_group("validation gates (on the optimized model)")
     for gate in GATES:
         flag = "--" + gate.replace("_", "-")
-        g.add_argument(flag, dest=gate, action="append", type=_gate_value, default=[], metavar="[OUTPUT=]X")
+        g.add_argument(flag, dest=gate, action="append", type=gate_value, default=[], metavar="[OUTPUT=]X")
     g.add_argument("--mask-threshold", type=float, default=0.5, metavar="T")
     add_agent_options(p)
     add_db_option(p)

@@ -17,18 +17,9 @@ from typing import Any
 from agent.errors import BadInput, one_line
 from agent.spec import GATES, ValidateSpec
 from controller.commands.common import add_agent_options, add_db_option, execute, finish
-from controller.runopts import add_run_options
+from controller.runopts import add_run_options, gate_value
 
 _PLUGIN_GATE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=)\s*([-+0-9.eE]+)\s*$")
-
-
-def _gate_value(text: str) -> tuple[str, float]:
-    """``X`` (every output) or ``OUTPUT=X``; output names may hold '=' themselves."""
-    out, sep, val = text.rpartition("=")
-    try:
-        return (out if sep else "*"), float(val)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or OUTPUT=NUMBER, got {text!r}") from None
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -42,7 +33,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "--" + gate.replace("_", "-"),
             dest=gate,
             action="append",
-            type=_gate_value,
+            type=gate_value,
             default=[],
             metavar="[OUTPUT=]X",
             help=f"exit 3 when {metric} is {'below' if higher else 'above'} X, for every output or one",
