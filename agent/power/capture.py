@@ -15,7 +15,6 @@ the reader waits on the port (see bench/bench_power.py for the figures).
 
 from __future__ import annotations
 
-import json
 import threading
 from array import array
 from bisect import bisect_left, bisect_right
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from agent import atomic
 from agent.clock import now_ns
 from agent.errors import BadInput
 from agent.power import clockfit
@@ -354,9 +354,7 @@ class Capture:
             "meter": self._info,
             "error": self._error,
         }
-        tmp = self.run_dir / (POWER_JSON + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=1, default=float))
-        tmp.replace(self.run_dir / POWER_JSON)
+        atomic.write_json(self.run_dir / POWER_JSON, doc, indent=1, default=float)
         self._summary = summary
         return summary
 

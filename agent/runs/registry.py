@@ -13,7 +13,6 @@ result.json built from whatever the journal holds.
 from __future__ import annotations
 
 import calendar
-import contextlib
 import json
 import logging
 import os
@@ -27,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent import rundir
+from agent import atomic, rundir
 from agent.runs.index import INDEX_FILE, IndexBroken, RunIndex
 
 log = logging.getLogger("edgebench.agent.runs")
@@ -51,19 +50,10 @@ def valid_run_id(run_id: str) -> bool:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write, fsync, rename. A failed write leaves no .tmp behind and raises
-    OSError naming ``path`` (one line: "no space left on device writing X")."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+    """A run file, atomically (``agent.atomic``): a failed write leaves no .tmp
+    behind and raises OSError naming ``path`` (``write_error`` says it in one
+    line: "no space left on device writing X")."""
+    atomic.write_json(path, data, indent=1, default=str)
 
 
 def write_error(exc: BaseException) -> str:

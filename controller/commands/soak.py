@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import IO, Any
 
+from agent import atomic
 from agent.errors import BadInput, EdgebenchError, RunFailed
 from agent.soak.attribution import hottest
 from controller.commands.common import (
@@ -78,11 +78,9 @@ class Cursor:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(
-            json.dumps({"run_id": self.run_id, "last_seq": self.last_seq, "windows": self.windows})
+        atomic.write_json(
+            self.path, {"run_id": self.run_id, "last_seq": self.last_seq, "windows": self.windows}
         )
-        os.replace(tmp, self.path)
 
     def drop(self) -> None:
         try:
