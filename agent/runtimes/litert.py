@@ -18,11 +18,11 @@ from agent.placement.logs import capture_stderr
 from agent.runtimes.base import (
     InputSpec,
     OutputSpec,
-    check_feeds,
     check_shape_names,
     npz_arrays,
     resolve_shape,
 )
+from agent.samples import check_feeds
 from agent.spec import RunSpec
 
 
@@ -166,7 +166,7 @@ class LiteRTRunner:
             self._inputs = self._input_specs()
 
     def feeds(self, arrays: dict[str, np.ndarray]) -> list[tuple[int, np.ndarray]]:
-        return self._pack(check_feeds(self._inputs, arrays))
+        return self._pack(check_feeds(self._inputs, arrays, "the inputs file"))
 
     def _pack(self, feeds: dict[str, np.ndarray]) -> list[tuple[int, np.ndarray]]:
         return [(idx, feeds[s.name]) for idx, s in zip(self._in_idx, self._inputs, strict=True)]

@@ -28,11 +28,11 @@ from agent.placement.logs import capture_stderr
 from agent.runtimes.base import (
     InputSpec,
     OutputSpec,
-    check_feeds,
     check_shape_names,
     npz_arrays,
     resolve_shape,
 )
+from agent.samples import check_feeds
 from agent.spec import RunSpec
 
 CPU = "CPUExecutionProvider"
@@ -193,7 +193,7 @@ class OrtRunner:
 
     def make_inputs(self, spec: RunSpec, npz: Path | None) -> dict[str, np.ndarray]:
         if npz is not None:
-            return check_feeds(self._inputs, npz_arrays(npz))
+            return check_feeds(self._inputs, npz_arrays(npz), "the inputs file")
         from agent.runtimes.inputs import random_inputs
 
         return random_inputs(self._inputs)
@@ -214,7 +214,7 @@ class OrtRunner:
         ]
 
     def feeds(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return check_feeds(self._inputs, arrays)
+        return check_feeds(self._inputs, arrays, "the inputs file")
 
     def run(self, feeds: dict[str, np.ndarray]) -> Any:
         return self._run(None, feeds)
