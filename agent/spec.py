@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from agent.errors import BadInput
-from agent.runtimes.names import canonical_provider
+from agent.names import canonical_provider
 
 SCHEMA = "edgebench.runspec/v1"
 KINDS = ("bench", "soak", "validate", "placement")

@@ -28,6 +28,16 @@ def seconds(text: str) -> float:
     return v
 
 
+def gate_value(text: str) -> tuple[str, float]:
+    """A validate gate's value (``--min-cosine`` and the like): ``X`` (every
+    output) or ``OUTPUT=X``; output names may hold '=' themselves."""
+    out, sep, val = text.rpartition("=")
+    try:
+        return (out if sep else "*"), float(val)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or OUTPUT=NUMBER, got {text!r}") from None
+
+
 def _int_at_least(lo: int, what: str) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -206,16 +216,6 @@ def add_run_options(
     g.add_argument(
         "--label", action="append", default=[], metavar="K=V", help="a free-form label stored with the result"
     )
-
-
-def gate_value(text: str) -> tuple[str, float]:
-    """argparse type of a validate gate: ``X`` (every output) or ``OUTPUT=X``;
-    output names may hold '=' themselves."""
-    out, sep, val = text.rpartition("=")
-    try:
-        return (out if sep else "*"), float(val)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or OUTPUT=NUMBER, got {text!r}") from None
 
 
 def add_gate_options(g: Any, helps: bool = True) -> None:

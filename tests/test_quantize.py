@@ -227,7 +227,10 @@ def test_bad_quantize_input_is_one_line_exit_2(cnn_sets, tmp_path, capsys):
     base = ["quantize", str(cnn_sets["model"]), "--out", str(tmp_path / "q.onnx")]
     np.savez(tmp_path / "wrong.npz", img=np.zeros((2, 3, 96, 96), np.float32))
     cases = [
-        ([*base, "--calibration", str(tmp_path / "wrong.npz")], "lacks model input(s) image"),
+        (
+            [*base, "--calibration", str(tmp_path / "wrong.npz")],
+            "the calibration set: 'img' is not a model input; model inputs: image",
+        ),
         (
             [*base, "--calibration", str(cnn_sets["cal"]), "--exclude", "NoSuchOp"],
             "neither a node name nor an op",

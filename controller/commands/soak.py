@@ -129,7 +129,7 @@ def _follow(session: Session, run_id: str, spec: dict) -> dict:
 def _write_html(session: Session, run_id: str, result: dict, out: Path) -> None:
     """The HTML report, with the run's plot files fetched from the agent into a
     scratch run directory (a missing one is left out: no meter, no power.bin)."""
-    from agent.runs import files  # numpy: paid only when a report is written
+    from agent import rundir as files  # numpy: paid only when a report is written
     from controller.report.html import write_html
 
     with tempfile.TemporaryDirectory() as tmp:

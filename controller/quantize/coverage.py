@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from agent.errors import BadInput
-from agent.validate.reference import feed_shape
+from agent.samples import check_names, check_samples
 from controller.quantize.calibration import input_profile, read_profile
 
 SHIFT_SD = 1.0  # a channel mean this many calibration std away reads as darker/brighter
@@ -93,10 +93,9 @@ def _activation_clips(
                  for d in i.type.tensor_type.shape.dim]
         for i in m.graph.input if i.name not in inits
     }  # fmt: skip
-    shapes = {k: feed_shape(k, tuple(field[k].shape[1:]), d) for k, d in declared.items()}
+    n, shapes = check_samples(field, declared, "the field set", extra_ok=True)
     clipped = dict.fromkeys(ranges, 0)
     total = dict.fromkeys(ranges, 0)
-    n = next(iter(field.values())).shape[0]
     for i in range(n):
         feeds = {k: np.ascontiguousarray(field[k][i].reshape(shapes[k])) for k in declared}
         for name, y in zip(outs, sess.run(None, feeds), strict=True):
@@ -126,9 +125,7 @@ def coverage(
     prof = read_profile(model)
     if prof is None:
         raise BadInput(f"{model.name} carries no calibration profile: quantize it with `edgebench quantize`")
-    missing = [n for n in prof["inputs"] if n not in field]
-    if missing:
-        raise BadInput(f"the field set lacks input(s) {', '.join(missing)} the model was calibrated on")
+    check_names(field, list(prof["inputs"]), "the field set", extra_ok=True)
     inputs = []
     for name, cal in prof["inputs"].items():
         fp = input_profile(field[name])

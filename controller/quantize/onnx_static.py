@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from agent.errors import BadInput, RunFailed, one_line
+from agent.samples import check_samples
 from controller.quantize import calibration
 from controller.quantize.macs import node_macs
 from controller.quantize.prepare import prepare, working_dir
@@ -45,15 +46,6 @@ def graph_inputs(model: Any) -> dict[str, list[Any]]:
         dims = i.type.tensor_type.shape.dim
         out[i.name] = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
     return out
-
-
-def _check_samples(arrays: dict[str, np.ndarray], inputs: dict[str, list[Any]], what: str) -> None:
-    missing = [n for n in inputs if n not in arrays]
-    if missing:
-        raise BadInput(f"{what} lacks model input(s) {', '.join(missing)}; model inputs: {', '.join(inputs)}")
-    extra = sorted(set(arrays) - set(inputs))
-    if extra:
-        raise BadInput(f"{what}: {extra[0]!r} is not a model input; model inputs: {', '.join(inputs)}")
 
 
 def quantizable(model: Any, exclude: list[str]) -> tuple[list[str], list[str]]:
@@ -90,7 +82,7 @@ def quantize(
     pre = prepared or prepare(model_path, opts.per_channel, say)
     model = onnx.load(str(pre))
     inputs = graph_inputs(model)
-    _check_samples(cal, inputs, "the calibration set")
+    check_samples(cal, inputs, "the calibration set")
     excluded, unknown = quantizable(model, opts.exclude)
     if unknown:
         raise BadInput(f"--exclude {unknown[0]!r} is neither a node name nor an op type of this model")
