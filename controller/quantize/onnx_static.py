@@ -7,6 +7,7 @@ loaded and run once in ONNX Runtime before success is reported."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -101,6 +102,10 @@ def quantize(
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[opts.method]  # fmt: skip
     tmp = out_path.with_name(out_path.name + ".tmp")
+    # ORT's quantizer warns on the root logger, e.g. per weight it cannot take per-channel
+    # (a 1-D BatchNormalization scale) and quantizes per-tensor instead: not the user's concern
+    quiet = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)
     try:
         with working_dir(pre.parent):  # ORT's scratch files stay out of the user's directory
             quantize_static(
@@ -125,6 +130,7 @@ def quantize(
     except Exception as exc:
         raise RunFailed(f"ONNX Runtime's quantizer failed: {one_line(exc, 300)}") from None
     finally:
+        logging.getLogger().setLevel(quiet)
         tmp.unlink(missing_ok=True)
     prof = calibration.profile(opts.method, {k: v[: reader.count] for k, v in cal.items()}, q, model)
     del q.metadata_props[:]  # a re-quantized model carries only its new profile
