@@ -36,18 +36,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _input_line(r: dict) -> str:
-    if not r["known"]:
-        return f"  input {r['name']}: statistics not known (no calibration profile; --calibration gives them)"
-    std = f"std x{min(r['std_ratio']):.2f}..{max(r['std_ratio']):.2f}"
-    return (f"  input {r['name']}: mean over channels {r['channel_mean_shift_sd']:+.2f} sd, worst channel "
-            f"{r['worst_channel_shift_sd']:+.2f} sd, {std}, "
-            f"{r['outside_p01_p99_share']:.1%} of values outside the calibration's p01..p99 "
-            "(about 2% for data like it; not clipping)")  # fmt: skip
-
-
 def run(args: argparse.Namespace) -> int:
-    from controller.quantize.coverage import coverage, line
+    from controller.quantize.coverage import coverage
+    from controller.report.coverage import render
 
     model, field = Path(args.model), Path(args.inputs)
     paths = [(model, "model"), (field, "inputs")]
@@ -64,23 +55,8 @@ def run(args: argparse.Namespace) -> int:
     rep = coverage(
         model, load_npz(field, args.inputs), args.max_clip_share, args.min_effective_bits, calibration=cal
     )
-    print(line(rep))
-    c = rep["calibration"]
-    print(f"  calibration: {c['samples']} sample(s), from {c['source']}" if c["source"]
-          else "  calibration: not known (ranges read from the model)")  # fmt: skip
-    for r in rep["inputs"]:
-        print(_input_line(r))
-    for a in [a for a in rep["activations"] if a["kind"] == "input"]:
-        print(f"  input {a['tensor']}: clips {a['clipped']} of {a['values']} values ({a['clip_share']:.2%})")
-    for a in [a for a in rep["activations"] if a["kind"] == "layer"][:5]:
-        if a["clipped"]:
-            chance = f", {a['chance_share']:.1%} by chance" if a["chance_share"] else ""
-            print(f"  layer {a['tensor']}: clips {a['clipped']} of {a['values']} values "
-                  f"({a['clip_share']:.2%}{chance}), {a['effective_bits']} effective bits")  # fmt: skip
-    for note in rep["notes"]:
-        print(f"  note: {note}")
-    for g in rep["gates"]:
-        print(f"gate {g['name']}: {'PASS' if g['passed'] else 'FAIL'} - {g['message']}")
+    for text in render(rep):
+        print(text)
     if args.json:
         Path(args.json).write_text(json.dumps(rep, indent=1))
     return EXIT_GATE_FAILED if rep["passed"] is False else 0
