@@ -125,6 +125,21 @@ def decode(
     return Detections(boxes[idx], scores[idx], classes[idx])
 
 
+def input_hw_of(shape: list[int] | tuple[int, ...]) -> tuple[int, int] | None:
+    """(height, width) of an image input: NCHW or CHW when the channel axis
+    holds 1, 3 or 4, else NHWC / HWC; None for anything else."""
+    dims = [int(d) for d in shape]
+    if len(dims) == 4:
+        dims = dims[1:]
+    if len(dims) != 3 or min(dims) <= 0:
+        return None
+    if dims[0] in (1, 3, 4):
+        return dims[1], dims[2]
+    if dims[2] in (1, 3, 4):
+        return dims[0], dims[1]
+    return None
+
+
 def _sample(name: str, x: np.ndarray) -> np.ndarray:
     """A 2-D per-sample tensor: a leading batch axis of 1 is dropped."""
     a = np.asarray(x)

@@ -16,6 +16,7 @@ from typing import Any
 
 from agent.errors import BadInput, one_line
 from agent.spec import GATES, ValidateSpec
+from controller.accuracy.gates import ACCURACY_GATES
 from controller.commands.common import add_agent_options, add_db_option, execute, finish
 from controller.runopts import add_run_options
 
@@ -37,7 +38,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--reference", required=True, metavar="REF.npz", help="from `edgebench reference`")
     add_run_options(p, timed=False)  # every sample runs once: no warm-up or duration
     g = p.add_argument_group("validation")
-    for gate, (metric, higher) in GATES.items():
+    for gate, (metric, higher) in {**GATES, **ACCURACY_GATES}.items():
         g.add_argument(
             "--" + gate.replace("_", "-"),
             dest=gate,
@@ -54,12 +55,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--boxes",
         action="append",
         default=[],
-        metavar="OUTPUT=LAYOUT",
-        help="a box output and its columns, e.g. dets=xyxy,score,class: recall/precision at IoU 0.5",
+        metavar="OUTPUT=DECODER",
+        help="a detector output decoded on the agent: yolov8, yolov5, picodet, or box rows "
+        "such as dets=xyxy,score,class; recall/precision at --box-iou and mAP",
     )
-    g.add_argument("--box-iou", type=float, default=0.5, metavar="IOU")
+    g.add_argument("--box-iou", type=float, default=0.5, metavar="IOU", help="box matching IoU")
     g.add_argument(
         "--box-score", type=float, default=0.25, metavar="S", help="boxes scoring less are ignored"
+    )
+    g.add_argument("--nms-iou", type=float, default=0.5, metavar="IOU", help="decoders' class-wise NMS")
+    g.add_argument("--max-det", type=int, default=300, metavar="N", help="boxes kept per sample")
+    g.add_argument(
+        "--labels",
+        default=None,
+        metavar="GT.json",
+        help="ground truth: COCO detection JSON (image k = sample k, model-input pixels) "
+        "or a JSON list of class ids (one per sample)",
     )
     g.add_argument("--keep-outputs", action="store_true", help="store the device's outputs (outputs.npz)")
     g.add_argument(
@@ -83,11 +94,14 @@ def validation_spec(args: argparse.Namespace, model: Path) -> ValidateSpec:
     for gate in GATES:
         for out, value in getattr(args, gate, []) or []:
             gates.setdefault(gate, {})[out] = value
+    from agent.validate.decode import check_layout
+
     boxes = {}
     for text in args.boxes:
         out, sep, layout = text.partition("=")
         if not sep or not out or not layout:
-            raise BadInput(f"bad --boxes {text!r}: expected OUTPUT=LAYOUT, e.g. dets=xyxy,score,class")
+            raise BadInput(f"bad --boxes {text!r}: expected OUTPUT=DECODER, e.g. output0=yolov8")
+        check_layout(layout)
         boxes[out] = layout
     spec = ValidateSpec(
         gates=gates,
@@ -95,11 +109,22 @@ def validation_spec(args: argparse.Namespace, model: Path) -> ValidateSpec:
         boxes=boxes,
         box_iou=args.box_iou,
         box_score=args.box_score,
+        nms_iou=args.nms_iou,
+        max_det=args.max_det,
         keep_outputs=bool(args.keep_outputs or args.metric_plugin),
         output_quantization=output_quantization(model),
     )
     spec.check()
     return spec
+
+
+def accuracy_gates(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """The gates read on the controller (mAP, accuracy): gate -> {output or '*': X}."""
+    gates: dict[str, dict[str, float]] = {}
+    for gate in ACCURACY_GATES:
+        for out, value in getattr(args, gate, []) or []:
+            gates.setdefault(gate, {})[out] = value
+    return gates
 
 
 def output_quantization(model: Path) -> dict[str, list[float]]:
@@ -238,18 +263,31 @@ def run(args: argparse.Namespace) -> int:
     from agent.validate.reference import Reference, load_npz
 
     extra = load_npz(Path(args.inputs), args.inputs) if args.inputs else None
-    Reference.from_arrays(load_npz(ref, args.reference), extra)
+    reference = Reference.from_arrays(load_npz(ref, args.reference), extra)
     vspec = validation_spec(args, model)
-    after = None
+    steps = []
+    plan = None
+    acc_gates = accuracy_gates(args)
+    if vspec.boxes or args.labels or acc_gates:
+        from controller.accuracy import validation as accuracy
+
+        plan = accuracy.prepare(reference, vspec, args.labels, acc_gates)
+        vspec.keep_outputs = vspec.keep_outputs or plan.needs_outputs
+        steps.append(lambda client, result: accuracy.apply(plan, client, result))
     if args.metric_plugin:
         func, gates = _plugin(args.metric_plugin), _plugin_gates(args.plugin_gate)
-
-        def after(client: Any, result: dict) -> None:
-            _run_plugin(func, gates, client, result, ref)
-
+        steps.append(lambda client, result: _run_plugin(func, gates, client, result, ref))
     elif args.plugin_gate:
         raise BadInput("--plugin-gate needs --metric-plugin")
+
+    def after(client: Any, result: dict) -> None:
+        for step in steps:
+            step(client, result)
+
     result, agent = execute(args, "validate", reference=str(ref), validation=vspec, after=after)
     if result.get("status") == "completed":
         _coverage(model, ref, extra, result)
+        if plan is not None:
+            for line in accuracy.summary_lines(result):
+                print(line)
     return finish(args, result, agent)
