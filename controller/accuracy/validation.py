@@ -102,19 +102,19 @@ def prepare(
     return plan
 
 
-def apply(plan: Plan, client: Any, result: dict) -> None:
+def apply(plan: Plan, session: Any, result: dict) -> None:
     """Fetch the device's boxes / outputs, score them, add figures and gates."""
     val = result.setdefault("validation", {})
     figures: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as d:
         if plan.reference_dets:
-            local = client.fetch_file(result["run_id"], files.BOXES, Path(d) / files.BOXES)
+            local = session.fetch(result["run_id"], files.BOXES, Path(d) / files.BOXES)
             device, _ = boxfile.load(local)
             val["detection"] = {}
             for name, ref_dets in plan.reference_dets.items():
                 val["detection"][name], figures[name] = _detection(plan, name, device[name], ref_dets)
         if plan.needs_outputs:
-            local = client.fetch_file(result["run_id"], files.OUTPUTS, Path(d) / files.OUTPUTS)
+            local = session.fetch(result["run_id"], files.OUTPUTS, Path(d) / files.OUTPUTS)
             with np.load(local, allow_pickle=False) as z:
                 outs = {k: z[k] for k in z.files}
             val["accuracy"] = {}
