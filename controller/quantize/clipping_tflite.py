@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from agent.errors import BadInput, one_line
-from agent.validate.reference import feed_shape
+from agent.samples import feed_shape
 from controller.quantize.clipping import row
 
 INT_TYPES = (np.int8, np.uint8, np.int16)
