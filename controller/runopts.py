@@ -15,9 +15,11 @@ from agent.errors import BadInput
 from agent.spec import (
     LATE_POLICIES,
     METER_KINDS,
+    START_MODES,
     LoadSpec,
     RunSpec,
     SoakSpec,
+    ValiditySpec,
     parse_burst,
     parse_duration,
     parse_meter,
@@ -133,6 +135,7 @@ def add_run_options(
             "--duration", type=seconds, default=duration_s, metavar=duration_metavar, help=duration_help
         )
         g.add_argument("--min-iterations", type=_positive_int, default=100, metavar="N")
+        add_validity_options(parser)
     else:
         parser.set_defaults(duration=0.0, warmup=0.0, min_iterations=1)
     g.add_argument(
@@ -216,6 +219,57 @@ def add_run_options(
     )
 
 
+def _percentile(text: str) -> float:
+    try:
+        v = float(text.lstrip("pP"))
+    except ValueError:
+        v = -1.0
+    if not 50 <= v < 100:
+        raise argparse.ArgumentTypeError(f"bad percentile {text!r}: expected 50..99.99, e.g. 90 or 99")
+    return v
+
+
+def add_validity_options(parser: argparse.ArgumentParser) -> None:
+    """VALID/INVALID (MLPerf LoadGen's rules, agent/validity.py) and the
+    environment that skews numbers: bench and soak."""
+    v = parser.add_argument_group("validity and environment")
+    v.add_argument(
+        "--require-valid", action="store_true", help="an INVALID result fails the validity gate (exit 3)"
+    )
+    v.add_argument(
+        "--valid-min-duration", type=seconds, default=None, metavar="SECONDS",
+        help="minimum measured duration of a VALID result (default 10 s)",
+    )  # fmt: skip
+    v.add_argument(
+        "--valid-min-queries", type=_nonneg_int, default=None, metavar="N",
+        help="minimum measured queries of a VALID result (default 100)",
+    )  # fmt: skip
+    v.add_argument(
+        "--valid-percentile", type=_percentile, default=None, metavar="P",
+        help="the percentile LoadGen's early stopping must support (default 90)",
+    )  # fmt: skip
+    v.add_argument(
+        "--pin-clocks", action="store_true",
+        help="set CPU/GPU governors to performance (Jetson: clocks locked) for the run, restored after",
+    )  # fmt: skip
+
+
+def validity_from_args(args: argparse.Namespace) -> ValiditySpec | None:
+    """The validity options -> a ValiditySpec (None: all defaults)."""
+    g: Any = lambda name: getattr(args, name, None)  # noqa: E731
+    names = ("valid_min_duration", "valid_min_queries", "valid_percentile")
+    if not g("require_valid") and all(g(n) is None for n in names):
+        return None
+    d = ValiditySpec()
+    given = lambda name, default: default if g(name) is None else g(name)  # noqa: E731
+    return ValiditySpec(
+        min_duration_s=float(given("valid_min_duration", d.min_duration_s)),
+        min_queries=int(given("valid_min_queries", d.min_queries)),
+        percentile=float(given("valid_percentile", d.percentile)),
+        require=bool(g("require_valid")),
+    )
+
+
 def _kv(text: str, flag: str) -> tuple[str, str]:
     k, sep, v = text.partition("=")
     if not sep or not k:
@@ -282,6 +336,9 @@ def spec_from_args(
         inputs_sha256=inputs_sha,
         reference_sha256=reference_sha,
         labels=dict(_kv(t, "--label") for t in g("label", []) or []),
+        validity=validity_from_args(args),
+        pin_clocks=bool(g("pin_clocks", False)),
+        start=g("start") if g("start") in START_MODES else None,
     )
     spec.validate()
     return spec

@@ -7,7 +7,7 @@ import json
 import signal
 import threading
 
-from agent.runs.execution import worker_died_message
+from agent.runs.worker import died_message as worker_died_message
 from agent.runs.files import stderr_tail
 from agent.runs.journal import Journal, read_events
 from agent.runs.registry import Registry, new_run_id, valid_run_id

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from agent.clock import now_ns
 from agent.errors import BadInput, EdgebenchError, one_line
 from agent.load.loop import IterationLog, Loop
@@ -23,9 +25,10 @@ from agent.runs import files
 from agent.runtimes.base import Runner, is_dynamic, make_runner
 from agent.runtimes.names import RUNTIME_OF_FORMAT, model_format
 from agent.spec import RunSpec
-from agent.stats import latency_summary_ms
+from agent.stats import PERCENTILES, latency_summary_ms
 from agent.store.paths import locate_artifact
 from agent.validate.run import validate_samples
+from agent.validity import percentile_support
 
 Send = Callable[[dict], None]
 
@@ -126,9 +129,12 @@ def _timed(runner: Runner, spec: RunSpec, run_dir: Path, send: Send, part: dict)
             m["burst_starts_ns"],
         )
     span_s = (m["end_ns"] - m["start_ns"]) / 1e9
+    sorted_ms = np.sort(np.asarray(m["latencies_ns"], dtype=np.float64)) / 1e6
     part.update(
         {
             "latency_ms": latency_summary_ms(m["latencies_ns"]),
+            # which percentiles the count supports (LoadGen early stopping): validity{}
+            "latency_support": percentile_support(sorted_ms, PERCENTILES),
             "iterations": m["iterations"],
             "duration_s": span_s,
             "throughput_ips": m["iterations"] / span_s if span_s > 0 else 0.0,
