@@ -60,7 +60,14 @@ def open_model(spec: RunSpec, run_dir: Path) -> tuple[Runner, Path, str, float]:
     if runtime == "onnxruntime" and spec.delegate:
         raise BadInput("--delegate applies to litert; an ONNX model takes --provider NAME")
     runner = make_runner(runtime)
+    start = None
+    if spec.start is not None:  # --start cold|warm: the runtime's cache emptied or used
+        from agent.runtimes import cache
+
+        spec, start = cache.prepare(spec, run_dir, runner)
     init_ms = runner.load(model, spec)
+    if start is not None:
+        runner.start = cache.finish({**start, "init_ms": init_ms})
     return runner, model, fmt, init_ms
 
 
@@ -179,6 +186,9 @@ def _run(spec: RunSpec, run_dir: Path, send: Send) -> dict:
     else:
         feeds = _timed(runner, spec, run_dir, send, part)
     part["runtime"] = runner.info()
+    start = getattr(runner, "start", None)
+    if start is not None:
+        part["start"] = {**start, "first_inference_ms": part.get("first_inference_ms")}
 
     if (
         spec.placement
