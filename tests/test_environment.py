@@ -167,6 +167,8 @@ def test_a_pinned_run_says_what_it_pinned_and_restores_it(cli_env, tiny_onnx_mod
     assert {e["to"] for e in pinned["pinned"] if e["name"].endswith(".governor")} == {"performance"}
     # the environment was read after pinning: nothing scales during the run
     assert doc["environment"]["jetson_clocks"]["locked"] is True
+    busy = doc["environment"]["other_processes"]  # psutil over the live machine, around the measured phase
+    assert busy["source"] == "psutil" and busy["span_s"] > 0 and isinstance(busy["top"], list)
     assert "pinned    " in capsys.readouterr().out
     assert _values(tree) == before and not (cli_env / "state" / pin.JOURNAL).exists()
 

@@ -52,10 +52,13 @@ class Conditions:
         self.environment["probe_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
 
     def on_phase(self, phase: str | None, worker_pid: int | None) -> None:
-        """The measured phase's span: a CPU snapshot of every process at each end."""
+        """The measured phase's span: a CPU snapshot of every process at each end.
+        The first is taken as the warm-up starts: a snapshot costs tens of ms of
+        agent CPU (bench/results/environment.json), which must not land in the
+        measured phase; the span then covers warm-up and measured phase."""
         from agent.environment import procs
 
-        if phase == "measure" and self._busy_start is None:
+        if phase in ("warmup", "measure") and self._busy_start is None:
             self._busy_start = procs.Snapshot()
         elif phase in ("profile", "done") and self._busy_start is not None and self._busy is None:
             self._busy = procs.busy_others(
