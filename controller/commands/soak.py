@@ -1,10 +1,9 @@
 """``edgebench soak MODEL --duration 30m --window 10s [run options]``.
 
-Sustained inference for the whole duration (30 minutes unless told), one
-window record every ``--window``; the agent attributes any throughput drop
-to the clock and temperature changes that coincide with it, and this command
-prints the one-sentence story, exits 3 when ``--target-ips`` is missed, and
-can write the HTML report (``--html FILE``).
+Sustained inference for the whole duration (30 minutes unless told), one window record
+every ``--window``; the agent attributes any throughput drop to the clock and temperature
+changes that coincide with it, and this command prints the one-sentence story and the
+verdict, exits 3 when ``--target-ips`` is missed, and can write the HTML report.
 
 Lossless watching: every window is journaled on the agent before it is
 streamed; this command keeps a cursor per run (last seq + windows shown) so
@@ -45,6 +44,7 @@ from controller.commands.common import (
     write_json,
 )
 from controller.paths import data_dir
+from controller.report.terminal import validity_lines
 from controller.runopts import add_run_options, seconds, spec_from_args
 
 
@@ -396,4 +396,5 @@ def _finish(result: dict) -> int:
     else:
         for g in gates_failed(result):
             print(f"gate {g.get('name')} failed: {g.get('message')}", file=sys.stderr)
+    print("\n".join(validity_lines(result, color=False)))  # warnings, then the verdict: the last line
     return exit_code_of(result)
