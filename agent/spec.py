@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from agent.errors import BadInput
-from agent.runtimes.names import canonical_provider
+from agent.names import canonical_provider
 from agent.spec_types import check_types
 from agent.spec_types import shown as _shown
 

@@ -1,54 +1,33 @@
-"""``bench --start cold|warm|both``: the same bench without and with the
-runtime's cache (agent/runtimes/cache.py), on one agent connection so the
-warm run finds what the cold one left. Each start is its own run, stored and
-labelled ``start=cold|warm``; ``both`` prints a comparison of init time and
-first inference by cache state."""
+"""``bench --start both``: the same bench without and with the runtime's
+cache (agent/runtimes/cache.py), in one session so the warm run finds what
+the cold one left. Each start is its own run, stored and labelled
+``start=cold|warm``; the comparison shows init time and first inference by
+cache state. (``--start cold`` or ``warm`` alone is one ordinary run.)"""
 
 from __future__ import annotations
 
 import argparse
-import sys
+from pathlib import Path
+from typing import Any
 
-from controller.commands.common import (
-    agent_name,
-    connect,
-    interrupted,
-    push_inputs,
-    push_model,
-    raise_bad_input,
-    wait_result,
-)
 from controller.report.terminal import num
 
-MODES = ("cold", "warm", "both")
 
+def run_starts(session: Any, args: argparse.Namespace) -> list[dict]:
+    """The cold then the warm run of ``args`` through ``session``; their
+    results. Bad input raises BadInput before anything is stored."""
+    from controller import specs
 
-def run_starts(args: argparse.Namespace) -> tuple[list[dict], str]:
-    """The cold then the warm run (``--start both``); (results, agent name).
-    Bad input raises BadInput before anything is stored."""
-    from controller.runopts import spec_from_args
-
-    results: list[dict] = []
-    quiet = bool(getattr(args, "quiet", False))
-    with connect(args) as client:
-        sha, name = push_model(client, args.model)
-        inputs = push_inputs(client, args)
-        for mode in ("cold", "warm"):
-            ns = argparse.Namespace(**{**vars(args), "start": mode})
-            spec = spec_from_args(ns, "bench", sha, name, inputs_sha=inputs)
-            spec.labels.setdefault("start", mode)
-            run_id = client.start_run(spec)
-            if not quiet:
-                print(f"run {run_id} ({mode} start) on {client.addr}", file=sys.stderr)
-            try:
-                result = wait_result(client, run_id, quiet, spec.warmup_s + spec.duration_s)
-            except KeyboardInterrupt:
-                interrupted(client, run_id, args)
-                raise
-            raise_bad_input(result)
-            results.append(result)
-        agent = agent_name(client)
-    return results, agent
+    sha = session.push(args.model)
+    inputs = session.push_optional(getattr(args, "inputs", None), "inputs")
+    results = []
+    for mode in ("cold", "warm"):
+        ns = argparse.Namespace(**{**vars(args), "start": mode})
+        spec = specs.build("bench", ns, sha, Path(args.model).name, inputs_sha=inputs)
+        spec.labels = {**spec.labels, "start": mode}
+        spec.validate()
+        results.append(session.run(spec, quiet=bool(getattr(args, "quiet", False))))
+    return results
 
 
 def comparison(results: list[dict]) -> str:
@@ -63,3 +42,13 @@ def comparison(results: list[dict]) -> str:
         ips = num(r.get("throughput_ips"), ".1f")
         rows.append(f"{mode:<6} {kind:<21} {hit:<5} {init:>9} {first:>9} {ips:>11}")
     return "\n".join(rows)
+
+
+def verdict(results: list[dict]) -> dict:
+    """validity{} over both starts: valid when each is."""
+    bad = [
+        f"{(r.get('start') or {}).get('mode')}: {'; '.join((r.get('validity') or {}).get('reasons') or [])}"
+        for r in results
+        if r.get("validity") and not r["validity"].get("valid")
+    ]
+    return {"valid": not bad, "reasons": bad}

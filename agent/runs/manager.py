@@ -24,6 +24,7 @@ from pathlib import Path
 
 from agent import portability, profiles
 from agent.errors import BadInput, EdgebenchError, ResourceExhausted, one_line
+from agent.names import RUNTIME_OF_FORMAT, model_format
 from agent.profiles import Profile
 from agent.rootfs import RootFS
 from agent.runs import limits
@@ -32,7 +33,6 @@ from agent.runs.journal import Journal, iter_events
 from agent.runs.registry import Registry, write_error
 from agent.runs.result import partial_result
 from agent.runs.worker import DEFAULT_TASK
-from agent.runtimes.names import RUNTIME_OF_FORMAT, model_format
 from agent.spec import MeterSpec, RunSpec
 from agent.store.artifacts import ArtifactStore
 

@@ -17,9 +17,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agent import rundir
 from agent.errors import one_line
 from agent.profiles import Profile
-from agent.runs import files
 from agent.runs.journal import read_events
 from agent.spec import RunSpec
 
@@ -98,8 +98,10 @@ def assemble(
 
         place_bursts(doc["load"], t0_ns)
 
-    iterations = files.load_iterations(rd.path)
-    trace = files.load_trace(rd.path) if outcome.capture is not None and files.has_power(rd.path) else None
+    iterations = rundir.load_iterations(rd.path)
+    from agent.power.trace import load_trace  # numpy: paid when a run finishes, not by an idle agent
+
+    trace = load_trace(rd.path) if outcome.capture is not None and rundir.has_power(rd.path) else None
     if outcome.capture is not None:
         doc["power"] = _power(spec, outcome, profile, t0_ns, iterations, trace)
         if trace is not None and (doc.get("load") or {}).get("bursts") and "mean_a" in doc["power"]:
@@ -107,7 +109,7 @@ def assemble(
             from agent.power.analysis import attribute_bursts
 
             supply_v = ((profile.budget if profile else None) or {}).get("supply_v")
-            frames = files.load_arrivals(rd.path)
+            frames = rundir.load_arrivals(rd.path)
             doc["power"]["bursts"] = attribute_bursts(
                 doc["power"], trace, frames, doc["load"]["bursts"], t0_ns, supply_v
             )
@@ -116,7 +118,7 @@ def assemble(
     soak_windows = (doc.get("soak") or {}).get("windows") or []
     from agent.runs import series
 
-    frames = files.load_arrivals(rd.path) if doc.get("load") else None
+    frames = rundir.load_arrivals(rd.path) if doc.get("load") else None
     # a soak's load panel bins by its window length: "misses per window"
     bin_s = float(spec.soak.window_s) if spec.kind == "soak" and spec.soak else 1.0
     doc["series"] = series.build(
@@ -185,7 +187,7 @@ def _power(
         cc = cross_check(
             power,
             [s for s in outcome.samples if s.get("rails")],
-            window_ns=files.measured_span_ns(iterations),
+            window_ns=rundir.measured_span_ns(iterations),
             input_rails=profile.input_rails if profile else None,
         )
         if cc is not None:

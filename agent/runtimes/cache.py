@@ -25,7 +25,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from agent.runtimes.names import canonical_provider
+from agent.names import canonical_provider
 from agent.spec import RunSpec
 from agent.store.paths import state_dir_of
 

@@ -20,17 +20,19 @@ from typing import Any
 
 import numpy as np
 
+from agent import onnx_proto
 from agent.errors import BadInput, RunFailed
-from agent.runtimes import onnx_proto
+from agent.names import canonical_provider
+from agent.placement import onnxruntime as ort_placement
+from agent.placement.logs import capture_stderr
 from agent.runtimes.base import (
     InputSpec,
     OutputSpec,
-    check_feeds,
     check_shape_names,
     npz_arrays,
     resolve_shape,
 )
-from agent.runtimes.names import canonical_provider
+from agent.samples import check_feeds
 from agent.spec import RunSpec
 
 CPU = "CPUExecutionProvider"
@@ -201,7 +203,7 @@ class OrtRunner:
 
     def make_inputs(self, spec: RunSpec, npz: Path | None) -> dict[str, np.ndarray]:
         if npz is not None:
-            return check_feeds(self._inputs, npz_arrays(npz))
+            return check_feeds(self._inputs, npz_arrays(npz), "the inputs file")
         from agent.runtimes.inputs import random_inputs
 
         return random_inputs(self._inputs)
@@ -222,7 +224,7 @@ class OrtRunner:
         ]
 
     def feeds(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return check_feeds(self._inputs, arrays)
+        return check_feeds(self._inputs, arrays, "the inputs file")
 
     def run(self, feeds: dict[str, np.ndarray]) -> Any:
         return self._run(None, feeds)
@@ -244,9 +246,6 @@ class OrtRunner:
         """A short profiled pass in its own session (so profiling never touches
         the measured session), with verbose logging for the cross-check."""
         import tempfile
-
-        from agent.placement import onnxruntime as ort_placement
-        from agent.placement.logs import capture_stderr
 
         assert self.spec is not None and self.model_path is not None
         so = self._session_options(self.spec)

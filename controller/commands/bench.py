@@ -9,20 +9,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from controller.commands.common import add_agent_options, add_db_option, execute, exit_code_of, finish, store
-from controller.runopts import add_run_options
-from controller.starts import MODES
+from controller.commands.common import add_agent_options, add_db_option, finish
+from controller.runopts import add_kind_options
+from controller.session import Session, exit_code, run_model, store
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("bench", help="benchmark a model on an agent")
     p.add_argument("model", help="model file (.onnx, .tflite)")
-    add_run_options(p)
-    p.add_argument(
-        "--start", choices=MODES, default=None,
-        help="cold: the runtime's cache (TensorRT engines, VX graphs, ORT's optimized model) emptied first;"
-        " warm: used; both: one run of each, compared",
-    )  # fmt: skip
+    add_kind_options(p, "bench")
     add_agent_options(p)
     add_db_option(p)
     p.add_argument("--json", metavar="FILE", default=None, help="write the result document here")
@@ -33,7 +28,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "start", None) == "both":
         return _both(args)
-    result, agent = execute(args, "bench")
+    with Session.from_args(args) as session:
+        result = run_model(session, "bench", args)
+        agent = session.agent_name
     return finish(args, result, agent)
 
 
@@ -41,11 +38,13 @@ def _both(args: argparse.Namespace) -> int:
     from agent.validity import verdict_line
     from controller.report import terminal
     from controller.report.placement import use_color
-    from controller.starts import comparison, run_starts
+    from controller.starts import comparison, run_starts, verdict
 
-    results, agent = run_starts(args)
+    with Session.from_args(args) as session:
+        results = run_starts(session, args)
+        agent = session.agent_name
     for r in results:
-        store(args, r, agent)
+        store(r, agent, getattr(args, "db", None))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"starts": results}, indent=1))
@@ -53,12 +52,6 @@ def _both(args: argparse.Namespace) -> int:
     for r in results:
         print(terminal.render(r, color=color) + "\n")
     print(comparison(results))
-    # the last line: the verdict over both starts, as LoadGen prints it
-    bad = [f"{r['start']['mode']}: {'; '.join(r['validity']['reasons'])}" for r in results if _invalid(r)]
-    print(verdict_line({"valid": not bad, "reasons": bad}))
-    print(f"stored runs {', '.join(r.get('run_id', '?') for r in results)}", file=sys.stderr)
-    return max(exit_code_of(r) for r in results)
-
-
-def _invalid(result: dict) -> bool:
-    return bool(result.get("validity")) and not result["validity"].get("valid") and bool(result.get("start"))
+    print(verdict_line(verdict(results)))  # the last line, as LoadGen prints it
+    print(f"stored runs {', '.join(str(r.get('run_id')) for r in results)}", file=sys.stderr)
+    return max(exit_code(r) for r in results)
