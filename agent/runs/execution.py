@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import signal
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent import messages, rundir
@@ -28,6 +26,7 @@ from agent.errors import EdgebenchError, one_line
 from agent.profiles import Profile
 from agent.rootfs import RootFS
 from agent.runs import worker
+from agent.runs.conditions import Conditions
 from agent.runs.journal import Journal
 from agent.runs.limits import CANCEL_GRACE_S, DEFAULT_MAX_RUN_S
 from agent.runs.registry import RunDir, write_error
@@ -200,6 +199,7 @@ class Execution:
         self.capture: Capture | None = None
         self.windows: list[dict] = []
         self.cold_start: dict | None = None
+        self.conditions = Conditions(root, profile, run.rd.path, run.spec.pin_clocks)
         self._summaries: tuple[dict | None, dict | None] | None = None
 
     # -- the run ----------------------------------------------------------------
@@ -210,11 +210,13 @@ class Execution:
         run.rd.update_state(status="running", started_unix=time.time(), t0_ns=run.t0_ns, limit_s=run.limit_s)
         log.info("run %s started: %s %s", run.rd.run_id, run.spec.kind, run.spec.model_name)
         run.journal.append("state", {"status": "running"}, t_ns=run.t0_ns)
+        self.conditions.begin()  # pinned (journalled first) and probed before the instruments start
         self.sampler = self._start_sampler()
         try:
             self.capture = self._start_capture()
         except EdgebenchError as exc:  # a meter that cannot be opened fails the run
             self._stop_instruments()
+            self.conditions.end()
             finish(run, "failed", one_line(exc), exc.code)
             return
         try:
@@ -226,6 +228,7 @@ class Execution:
             if proc is not None and proc.is_alive():
                 proc.kill()
             self._stop_instruments()
+            self.conditions.end()  # the clocks go back even after an agent-side bug
             raise
 
     def _run_worker(self) -> None:
@@ -245,6 +248,7 @@ class Execution:
         if run.proc is None:
             parent.close()
             self._stop_instruments()
+            self.conditions.end()
             finish(run, "cancelled", "cancelled", None)
             return
         deadline = time.monotonic() + run.limit_s
@@ -253,6 +257,7 @@ class Execution:
         parent.close()
         self._reap(proc)
         telemetry, capture = self._stop_instruments()
+        environment, pinned, env_warnings = self.conditions.end(proc.pid)
         outcome = Outcome(
             *self._status(part, error, proc.exitcode),
             part=part,
@@ -263,7 +268,9 @@ class Execution:
             samples=self.sampler.samples() if self.sampler is not None else [],
             capture=capture,
             cold_start=self.cold_start,
-            warnings=self.warnings,
+            warnings=env_warnings + self.warnings,
+            environment=environment,
+            pinned_clocks=pinned,
         )
         doc = assemble(
             run.rd,
@@ -320,6 +327,7 @@ class Execution:
                 run.throughput_ips = float(m.throughput_ips or 0.0)
                 run.journal.append("progress", payload, t_ns=m.t_ns)
             elif isinstance(m, messages.Phase):
+                self.conditions.on_phase(m.phase, proc.pid)
                 run.journal.append("phase", payload, t_ns=m.t_ns)
             else:  # a schedule, or a type this agent does not know: journaled as a log event
                 run.journal.append("log", payload, t_ns=msg.get("t_ns"))
@@ -368,7 +376,7 @@ class Execution:
             return "completed", None, None
         if error is not None:
             return "failed", error[1], error[0]
-        return "failed", worker_died_message(exitcode, self.run.rd.path / rundir.STDERR), "run_failed"
+        return "failed", worker.died_message(exitcode, self.run.rd.path / rundir.STDERR), "run_failed"
 
     def _agent(self) -> dict:
         try:
@@ -486,23 +494,3 @@ class Execution:
             log.warning("meter window failed: %s", exc)
             return None
         return res if res is not None and res["power_w"] is not None else None
-
-
-def worker_died_message(exitcode: int | None, stderr_path: Path) -> str:
-    """``worker died: SIGSEGV (signal 11); stderr: ...``: one line."""
-    if exitcode is not None and exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        msg = f"worker died: {name} (signal {-exitcode})"
-        if -exitcode == signal.SIGKILL:
-            msg += ", killed (out of memory?)"
-    elif exitcode is None:
-        msg = "worker died: unknown cause"
-    else:
-        msg = f"worker died: exit code {exitcode} without a result"
-    tail = rundir.stderr_tail(stderr_path)
-    if tail:
-        msg += f"; stderr: {tail}"
-    return one_line(msg)
