@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import BadInput
+from agent.names import RUNTIMES
 from agent.rootfs import RootFS
 
 FALLBACK = "generic-linux"
 RAIL_DRIVERS = ("ina3221", "ina3221x")
 CLOCK_SOURCES = ("cpufreq", "devfreq")
-RUNTIMES = ("onnxruntime", "litert")
 
 
 def search_path() -> list[Path]:

@@ -20,12 +20,9 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from agent.errors import BadInput
-from agent.names import canonical_provider
+from agent.names import KINDS, METER_KINDS, RUNTIMES, canonical_provider
 
 SCHEMA = "edgebench.runspec/v1"
-KINDS = ("bench", "soak", "validate", "placement")
-RUNTIMES = ("onnxruntime", "litert")
-METER_KINDS = ("ina-csv", "scpi", "ppk2")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 # bounds that keep a spec from asking for the absurd (1e300 s of warm-up)
 MAX_SECONDS = 7 * 24 * 3600.0

@@ -13,7 +13,7 @@ from typing import Any
 from controller.commands.common import add_db_option, open_db
 
 
-def _pct(text: str) -> float:
+def _percent_arg(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
@@ -43,7 +43,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--fail-on-regression",
         metavar="PCT",
-        type=_pct,
+        type=_percent_arg,
         default=None,
         help="exit 3 when B is significantly slower than A by more than PCT percent, or B failed an "
         "accuracy gate",
@@ -58,7 +58,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--run-noise",
         metavar="PCT",
-        type=_pct,
+        type=_percent_arg,
         default=None,
         help="run-to-run spread of a median latency on the board, in the interval (default 2; 0: the "
         "within-run bootstrap alone)",

@@ -12,6 +12,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from agent.names import KINDS  # noqa: F401  (plan.py checks a job kind against options.KINDS)
+
 # what the fleet owns: which agent, where results go, output files, live output
 _NOT_IN_PLANS = {
     "agent",
@@ -27,7 +29,6 @@ _NOT_IN_PLANS = {
 }
 # option values that are files on the controller: relative to the plan file
 PATH_OPTIONS = {"inputs", "reference", "metric_plugin"}
-KINDS = ("bench", "soak", "validate", "placement")
 
 
 class OptionError(ValueError):

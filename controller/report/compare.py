@@ -46,12 +46,12 @@ def _node(n: dict) -> dict:
     return {"name": n["name"], "op_type": n.get("op_type"), "device": n.get("device", "?")}
 
 
-def _num(x: object) -> bool:
+def _is_number(x: object) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def _delta(x: object, y: object) -> dict:
-    ok = _num(x) and _num(y)
+    ok = _is_number(x) and _is_number(y)
     return {
         "a": x,
         "b": y,
@@ -85,7 +85,7 @@ def _placement(a: dict, b: dict) -> dict[str, Any]:
 
 def _ratio(x: object, y: object) -> dict:
     """x/y, for A/B ratios (>1: B smaller or faster)."""
-    return {"a": x, "b": y, "ratio": (x / y) if _num(x) and _num(y) and y else None}
+    return {"a": x, "b": y, "ratio": (x / y) if _is_number(x) and _is_number(y) and y else None}
 
 
 def setup(result: dict) -> dict[str, Any]:
@@ -137,10 +137,10 @@ def _metrics(out: dict) -> dict[str, float]:
     """An output's numeric metrics, nested ones flattened (``cosine.min``)."""
     flat: dict[str, float] = {}
     for k, v in out.items():
-        if _num(v):
+        if _is_number(v):
             flat[k] = v
         elif isinstance(v, dict):
-            flat.update({f"{k}.{kk}": vv for kk, vv in v.items() if _num(vv)})
+            flat.update({f"{k}.{kk}": vv for kk, vv in v.items() if _is_number(vv)})
     return flat
 
 
@@ -200,7 +200,7 @@ def speedup(
         out.update(ratio=r, low=None, high=None, significant=None, median_a_ms=pa, median_b_ms=pb)
     r = out["ratio"]
     # B's median latency against A's, in percent: +100 = twice as slow
-    out["slowdown_pct"] = (1 / r - 1) * 100 if _num(r) and r else None
+    out["slowdown_pct"] = (1 / r - 1) * 100 if _is_number(r) and r else None
     if out["significant"]:
         out["verdict"] = "B faster" if out["low"] > 1 else "B slower"
     elif out["significant"] is False:
@@ -274,8 +274,8 @@ def _cell(key: str, x: object) -> str:
     if key == "fallback":
         return "-" if x is None else ("yes" if x else "no")
     if key == "cpu_time_share":
-        return f"{x * 100:.1f}%" if _num(x) else "-"
-    return str(x) if _num(x) else "-"
+        return f"{x * 100:.1f}%" if _is_number(x) else "-"
+    return str(x) if _is_number(x) else "-"
 
 
 def _listed(nodes: list[dict]) -> str:
@@ -284,12 +284,12 @@ def _listed(nodes: list[dict]) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-def _pct(d: dict) -> str:
+def _delta_pct(d: dict) -> str:
     return f"{d['pct']:+.1f}%" if d.get("pct") is not None else "-"
 
 
 def _x(r: object) -> str:
-    return f"{r:.3f}x" if _num(r) else "-"
+    return f"{r:.3f}x" if _is_number(r) else "-"
 
 
 def _present(d: dict) -> bool:
@@ -328,7 +328,7 @@ def rows(c: dict) -> list[tuple[str, str, str, str, str]]:
     and Markdown renderings so the two always say the same."""
 
     def delta_row(label: str, d: dict, fmt: str = ".3f") -> tuple[str, str, str, str, str]:
-        return (label, num(d["a"], fmt), num(d["b"], fmt), num(d["delta"], "+" + fmt), _pct(d))
+        return (label, num(d["a"], fmt), num(d["b"], fmt), num(d["delta"], "+" + fmt), _delta_pct(d))
 
     out = []
     size = c.get("size_bytes") or {}
