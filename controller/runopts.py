@@ -12,17 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.errors import BadInput
-from agent.spec import (
-    LATE_POLICIES,
-    METER_KINDS,
-    LoadSpec,
-    RunSpec,
-    SoakSpec,
-    parse_burst,
-    parse_duration,
-    parse_meter,
-    parse_shape,
-)
+from agent.names import METER_KINDS
+from agent.spec import LATE_POLICIES, LoadSpec, RunSpec, SoakSpec
+from agent.spec_text import parse_burst, parse_duration, parse_meter, parse_shape
 
 
 def seconds(text: str) -> float:
