@@ -125,7 +125,8 @@ def _baseline(run: dict, label: str, args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     from agent.errors import BadInput
     from controller.commands.report import load_result
-    from controller.report.compare import RUN_NOISE, compare, failures, markdown, render
+    from controller.report.compare import RUN_NOISE, compare, failures
+    from controller.report.compare_text import markdown, render
 
     if args.baseline is not None:
         if len(args.runs) != 1:
