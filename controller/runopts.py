@@ -14,7 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.errors import BadInput
-from agent.spec import GATES, LATE_POLICIES, METER_KINDS, parse_burst, parse_duration
+from agent.names import METER_KINDS
+from agent.spec import GATES, LATE_POLICIES
+from agent.spec_text import parse_burst, parse_duration
 from controller.accuracy.gates import ACCURACY_GATES
 
 
@@ -402,10 +404,6 @@ def add_optimize_options(p: argparse.ArgumentParser) -> None:
     )
     add_run_options(p)
     add_gate_options(p.add_argument_group("validation gates (on the optimized model)"), helps=False)
-
-
-# the run kinds a command or a fleet plan can start; specs.BUILDERS has one entry each
-KINDS = ("bench", "soak", "validate", "placement")
 
 
 def kind_parser(kind: str, parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> Any:

@@ -38,7 +38,7 @@ def _partial(store: ArtifactStore, sha: str, data: bytes, size: int, age_s: floa
     up.close()  # the stream broke: the part stays for a resume
     if age_s:
         t = time.time() - age_s
-        for p in (store._part(sha), store._sidecar(sha)):
+        for p in (store.part_path(sha), store.sidecar_path(sha)):
             os.utime(p, (t, t))
 
 
@@ -78,8 +78,8 @@ def test_an_abandoned_upload_expires_and_frees_its_quota(tmp_path):
     with pytest.raises(Exception, match="quota"):
         store.begin("c" * 64, 500, "new.bin", 0)
     assert store.expire_uploads(max_age_s=600) == [SHA_A]
-    assert not store._part(SHA_A).exists() and not store._sidecar(SHA_A).exists()
-    assert store._part("b" * 64).exists()  # younger than the expiry: kept for a resume
+    assert not store.part_path(SHA_A).exists() and not store.sidecar_path(SHA_A).exists()
+    assert store.part_path("b" * 64).exists()  # younger than the expiry: kept for a resume
     assert store.used_bytes() == 100
     store.begin("c" * 64, 500, "new.bin", 0).close()
 
@@ -90,9 +90,9 @@ def test_an_upload_in_progress_never_expires(tmp_path):
     up.write(b"12345")
     up._join()  # the bytes are on disk
     t = time.time() - 7200
-    os.utime(store._part(SHA_A), (t, t))
+    os.utime(store.part_path(SHA_A), (t, t))
     assert store.expire_uploads(max_age_s=60) == []
-    assert store._part(SHA_A).exists()
+    assert store.part_path(SHA_A).exists()
     up.close()
 
 
