@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 
 from agent import profiles
 from agent.telemetry.tegrastats import TegrastatsSource, parse_line, to_sample
@@ -186,11 +187,7 @@ def test_source_runs_the_command_and_keeps_the_latest_line():
     src.start()
     try:
         assert src.wait_first(10)
-        import time
-
-        deadline = time.monotonic() + 10
-        while src.lines < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: src.lines >= 3, timeout=10, step=0.01)
         assert src.lines == 3
         assert src.read()["rails"]["VDD_IN"]["w"] == pytest.approx(4.093)  # the last line wins
     finally:
