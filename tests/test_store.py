@@ -113,12 +113,13 @@ def test_cancelled_upload_resumes_from_committed_offset(agent):
     fut.cancel()
     finished.set()
 
-    def committed() -> pb.StatArtifactResponse | None:
+    def at_four_chunks() -> pb.StatArtifactResponse | None:
         st = agent.stub.StatArtifact(pb.StatArtifactRequest(sha256=sha))
         return st if st.committed_offset == 4 * CHUNK else None
 
-    st = wait_until(committed, timeout=10)
+    st = wait_until(at_four_chunks, timeout=10)
     assert st and not st.present
+    committed = st.committed_offset
 
     # resuming from anywhere but the committed offset is refused
     with pytest.raises(grpc.RpcError) as ei:
