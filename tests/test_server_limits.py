@@ -56,7 +56,7 @@ def test_unauthenticated_flood_of_large_calls_is_refused_before_the_body_is_read
     def sample() -> None:
         while not stop.is_set():
             peak[0] = max(peak[0], proc.memory_info().rss)
-            time.sleep(0.005)
+            time.sleep(0.005)  # the RSS sampling period
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()

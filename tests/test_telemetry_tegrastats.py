@@ -181,7 +181,7 @@ def test_source_runs_the_command_and_keeps_the_latest_line():
         "import sys, time\n"
         f"lines = [{JP6_ORIN_NANO!r}, 'garbage line', {JP7_ORIN_NANO!r}]\n"
         "for l in lines:\n    print(l, flush=True)\n"
-        "time.sleep(30)\n"
+        "time.sleep(30)\n"  # a tegrastats that keeps running until closed
     )
     src = TegrastatsSource(profiles.load("orin-nano", [REPO_PROFILES]), cmd=[sys.executable, "-c", script])
     src.start()
