@@ -292,3 +292,15 @@ def test_edgebench_rm_refuses_an_artifact_in_use_in_one_line(agent_factory, push
     assert edgebench(["rm", "--agent", a.address, run_id]) == 2
     assert "cancel it or wait" in capsys.readouterr().err
     assert a.stub.StatArtifact(pb.StatArtifactRequest(sha256=sha)).present
+
+
+def test_stop_wakes_the_housekeeper_instead_of_waiting_out_its_poll(agent):
+    from agent.service.housekeeping import POLL_S
+
+    hk = agent.server.housekeeper
+    assert hk.alive() and hk._thread.is_alive()
+    t0 = time.monotonic()
+    hk.stop()
+    # the loop sleeps on run_ended for up to POLL_S: stop must not wait that out
+    # (it did: every agent stop took 2 s, most of the suite's teardown time)
+    assert not hk._thread.is_alive() and time.monotonic() - t0 < POLL_S / 2
