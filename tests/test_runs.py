@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 
 import grpc
 import numpy as np
 import pytest
+from conftest import wait_until
 
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.runs import execution
@@ -54,19 +54,17 @@ def _state(state_dir, run_id: str) -> dict:
 
 
 def _wait_pid_gone(pid: int, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def gone() -> bool:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return True
         try:  # our own child (in-process agent): reap it
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return True
+            return os.waitpid(pid, os.WNOHANG)[0] == pid
         except ChildProcessError:
-            pass
-        time.sleep(0.05)
-    return False
+            return False
+
+    return wait_until(gone, timeout, step=0.05)
 
 
 @pytest.fixture
