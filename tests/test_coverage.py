@@ -70,6 +70,7 @@ def test_coverage_of_a_model_quantized_by_ort_directly(cnn, ort_quantized, tmp_p
     assert x["known"] is False and "statistics not known" in said
     assert any("input statistics are not known" in n for n in rep["notes"])
     assert rep["samples"] == 4 and rep["calibration"]["source"] is None
+    assert said.startswith("coverage: no warning on 4 field samples") and "inside" not in said
     assert len(rep["activations"]) > 5  # ranges for every quantized activation, from the graph
 
     # four times brighter: the input clips, and the share is the one its own scale and zero point give
