@@ -149,6 +149,18 @@ def test_coverage_of_an_int8_tflite_from_its_tensor_parameters(tmp_path, capsys)
     assert "image" in rep["gates"][0]["failing"] and any("saturation" in n for n in rep["notes"])
 
 
+def test_an_int8_field_for_an_int8_input_is_fed_as_it_is(tmp_path, capsys):
+    model = tflite_builder.int8_conv(tmp_path / "i8.tflite")  # int8 input, no signature, no profile
+    x = np.random.default_rng(0).integers(-128, 128, (3, 32, 32, 3)).astype(np.int8)
+    np.savez(tmp_path / "field.npz", image=x)
+    rc, rep, said = _coverage(capsys, tmp_path, str(model), "--inputs", str(tmp_path / "field.npz"))
+    rows = {a["tensor"]: a for a in rep["activations"]}
+    truth = np.count_nonzero((x == -128) | (x == 127)) / x.size  # already integers: saturation only
+    assert rc == 0 and rows["image"]["saturation"]
+    assert rows["image"]["clip_share"] == pytest.approx(truth, abs=1e-6)
+    assert rows["image"]["effective_bits"] == 8.0  # uniform over all 256 levels
+
+
 def test_validate_coverage_without_onnx_says_so_in_one_line(monkeypatch, capsys, tmp_path):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "onnx" else real(n, *a))

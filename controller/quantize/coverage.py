@@ -111,6 +111,10 @@ def _onnx_rows(
     names = list(graph_inputs(m))
     _check_field(field, names)
     ranges = activation_ranges(m)
+    qop = sorted({n.op_type for n in m.graph.node if n.op_type.startswith("QLinear")})
+    if qop:
+        notes.append(f"QOperator nodes ({', '.join(qop)}) keep their output ranges inside the op: "
+                     "only tensors a QuantizeLinear quantizes are checked")  # fmt: skip
     if not ranges:
         raise BadInput(f"{model.name} has no per-tensor QuantizeLinear on an activation: "
                        "coverage needs a QDQ-quantized model")  # fmt: skip
