@@ -97,6 +97,49 @@ def test_coverage_of_a_model_quantized_by_ort_directly(cnn, ort_quantized, tmp_p
     assert "mean over channels" in said and "worst channel" in said
 
 
+def _relu6_cnn(path: Path) -> Path:
+    """Conv -> Clip(0, 6) -> Conv: ORT folds the Clip into the first Conv's range."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(5)
+    inits = [numpy_helper.from_array((rng.standard_normal(s) * 0.8).astype(np.float32), n)
+             for n, s in (("w1", (8, 3, 3, 3)), ("w2", (4, 8, 1, 1)))]  # fmt: skip
+    inits += [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in (("lo", 0.0), ("hi", 6.0))]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Clip", ["c1", "lo", "hi"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2"], ["y"]),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])
+    g = helper.make_graph(nodes, "relu6", [x], [y], inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return path
+
+
+def test_a_folded_relu6_is_judged_against_the_calibration_sets_own_clipping(tmp_path, capsys):
+    from onnxruntime.quantization import QuantFormat, quantize_static
+
+    from controller.quantize.calibration import NpzReader
+
+    model = _relu6_cnn(tmp_path / "relu6.onnx")
+    x = (np.random.default_rng(6).standard_normal((8, 3, 16, 16)) * 3).astype(np.float32)
+    np.savez(tmp_path / "cal.npz", x=x)
+    q = tmp_path / "relu6-int8.onnx"
+    reader = NpzReader({"x": x}, {"x": [1, 3, 16, 16]})
+    quantize_static(str(model), str(q), reader, quant_format=QuantFormat.QDQ)
+    assert "Clip" not in {n.op_type for n in onnx.load(str(q)).graph.node}  # folded into the Conv's range
+    field = ["--inputs", str(tmp_path / "cal.npz"), "--max-clip-share", "0.05"]
+    # the calibration set itself as the field: the Clip's own clamp reads as clipping without a baseline
+    rc, rep, said = _coverage(capsys, tmp_path, str(q), *field)
+    assert rc == 3 and any("folded into a range (ReLU6)" in n for n in rep["notes"])
+    rc, rep, said = _coverage(capsys, tmp_path, str(q), *field, "--calibration", str(tmp_path / "cal.npz"))
+    assert rc == 0, said
+    clamped = [a for a in rep["activations"] if a["baseline_share"]]
+    assert clamped and all(a["baseline_share"] == a["clip_share"] and a["excess_share"] == 0 for a in clamped)
+    assert "on the calibration set" in said
+
+
 def test_a_too_wide_calibration_is_flagged_by_effective_bits(cnn, tmp_path, capsys):
     q = tmp_path / "q.onnx"
     assert main(["quantize", str(cnn["model"]), "--calibration", str(cnn["cal"]), "--out", str(q)]) == 0
