@@ -215,10 +215,18 @@ def test_validate_coverage_without_onnx_says_so_in_one_line(monkeypatch, capsys,
 
 def test_bad_coverage_input_is_one_line_exit_2(cnn, tmp_path, capsys):
     np.savez(tmp_path / "wrong.npz", img=np.zeros((2, 3, 96, 96), np.float32))
+    for suffix in (".onnx", ".tflite", ".pt"):
+        (tmp_path / f"junk{suffix}").write_text("not a model")
     cases = [
         ([str(cnn["model"]), "--inputs", str(cnn["field"])], "coverage needs a QDQ-quantized model"),
         ([str(cnn["model"]), "--inputs", str(tmp_path / "wrong.npz")], "lacks model input(s) image"),
         ([str(cnn["model"]), "--inputs", str(cnn["field"]), "--min-effective-bits", "9"], "in [0, 8]"),
+        ([str(tmp_path / "junk.onnx"), "--inputs", str(cnn["field"])], "junk.onnx: not an ONNX protobuf"),
+        (
+            [str(tmp_path / "junk.tflite"), "--inputs", str(cnn["field"])],
+            "junk.tflite: not a loadable .tflite",
+        ),
+        ([str(tmp_path / "junk.pt"), "--inputs", str(cnn["field"])], "unknown model format"),
     ]
     for args, words in cases:
         rc, _, said = _coverage(capsys, tmp_path, *args)

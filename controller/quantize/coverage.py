@@ -169,6 +169,8 @@ def coverage(
     """The coverage report of ``field`` on ``model`` (.onnx QDQ or int8 .tflite).
     ``calibration``: samples whose statistics stand in for the profile's (or give
     them, for a model that carries none)."""
+    if model.suffix.lower() not in (".onnx", ".tflite"):
+        raise BadInput(f"{model.name}: unknown model format (expected a quantized .onnx or .tflite)")
     prof = read_profile(model)
     notes: list[str] = []
     acts, names = _rows(model, field, prof, notes)
