@@ -242,3 +242,25 @@ def test_options_under_a_short_and_a_full_provider_name_merge():
     )
     use, opts = OrtRunner()._providers(spec)
     assert use == ["CPUExecutionProvider"] and opts == [{"a": "1", "b": "2"}]
+
+
+@pytest.mark.parametrize("providers", [[], ["cpu"]])
+def test_strict_placement_with_only_the_cpu_provider_runs_and_says_it_had_nothing_to_refuse(
+    state, models, providers
+):
+    # ORT refuses disable_cpu_ep_fallback next to an explicit CPU EP ("Conflicting
+    # session configuration"): every graph used to fail on a CPU-only setup
+    msgs: list[dict] = []
+    spec = spec_for(
+        state,
+        models["add"],
+        duration_s=0,
+        min_iterations=3,
+        warmup_s=0,
+        strict_placement=True,
+        providers=providers,
+    )
+    part = run_task(spec, state / "runs/r1", msgs.append)
+    assert [m for m in msgs if m["type"] == "error"] == []
+    assert part is not None and part["runtime"]["providers"] == ["CPUExecutionProvider"]
+    assert part["runtime"]["strict_placement"].startswith("no-op: only the CPU execution provider")

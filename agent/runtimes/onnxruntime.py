@@ -73,6 +73,7 @@ class OrtRunner:
         self.dropped: list[dict[str, str]] = []  # [{provider, reason}]
         self.use: list[str] = []  # what the session is given: requested and available
         self.provider_options: list[dict[str, str]] = []
+        self.strict_note: str | None = None  # what --strict-placement did, when not the plain case
         self._inputs: list[InputSpec] = []
         self._run: Any = None
 
@@ -121,10 +122,28 @@ class OrtRunner:
         if lvl is None:  # older ORT has no LAYOUT level
             lvl = self.ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.graph_optimization_level = lvl
-        if spec.strict_placement:
+        if spec.strict_placement and self.use != [CPU]:
             # an unplaceable node then fails the load instead of running on CPU
             so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
         return so
+
+    def _strict(self, spec: RunSpec) -> None:
+        """--strict-placement refuses CPU fallback. With the CPU EP alone there
+        is no fallback to refuse (ORT would reject the session: "Conflicting
+        session configuration: explicitly added the CPU EP ... but also
+        disabled fallback"): it is then a no-op, said in the runtime info. With
+        accelerators, an explicit CPU EP is the fallback strictness refuses:
+        it is left out of the session."""
+        if not spec.strict_placement:
+            return
+        if self.use == [CPU]:
+            self.strict_note = "no-op: only the CPU execution provider, so no CPU fallback to refuse"
+            return
+        keep = [i for i, p in enumerate(self.use) if p != CPU]
+        if len(keep) < len(self.use):
+            self.strict_note = "the CPU execution provider is left out: strict placement refuses CPU fallback"
+        self.use = [self.use[i] for i in keep]
+        self.provider_options = [self.provider_options[i] for i in keep]
 
     def _create(self, so: Any) -> Any:
         assert self.model_path is not None
@@ -157,6 +176,7 @@ class OrtRunner:
     def load(self, model_path: Path, spec: RunSpec) -> float:
         self.model_path, self.spec = Path(model_path), spec
         self.use, self.provider_options = self._providers(spec)
+        self._strict(spec)
         so = self._session_options(spec)
         t0 = time.perf_counter_ns()
         self.session = self._create(so)
@@ -272,6 +292,7 @@ class OrtRunner:
             "version": self.ort.__version__,
             "providers": list(self.session.get_providers()) if self.session else list(self.use),
             "requested_providers": list(self.requested),
+            **({"strict_placement": self.strict_note} if self.strict_note else {}),
         }
 
     def close(self) -> None:
