@@ -243,11 +243,13 @@ class OrtRunner:
             return self._run(None, feeds)
         except Exception as exc:
             msg = _short(" ".join(str(exc).split()))
-            if type(exc).__name__ in ("InvalidArgument", "Fail") and (
-                "dimension" in msg or "shape" in msg.lower()
-            ):
-                raise BadInput(f"wrong input shape: {msg}") from None
-            raise RunFailed(f"first inference failed: {msg}") from None
+            # bad input only when the feeds break the model's declared inputs;
+            # a node that fails on inputs the model declares valid (an inner
+            # Reshape that cannot be done) is the model's failure
+            mismatch = _declared_mismatch(self._inputs, feeds)
+            if mismatch is not None or (type(exc).__name__ == "InvalidArgument" and "for input" in msg):
+                raise BadInput(f"wrong input shape: {mismatch or msg}") from None
+            raise RunFailed(f"first inference failed inside the model: {msg}") from None
 
     # -- placement ---------------------------------------------------------
     def placement(self, feeds: dict[str, np.ndarray], log_text: str = "") -> dict:
@@ -305,6 +307,21 @@ def _graph_nodes(path: Path) -> list[onnx_proto.OnnxNode]:
         return onnx_proto.read_graph(path)[0]
     except (ValueError, UnicodeDecodeError):
         return []
+
+
+def _declared_mismatch(inputs: list[InputSpec], feeds: dict[str, np.ndarray]) -> str | None:
+    """How a feed breaks its input's declared shape (rank, or a fixed dimension), or None."""
+    for spec in inputs:
+        a = feeds.get(spec.name)
+        declared = spec.declared_shape
+        if a is None or not declared:  # no declared shape: nothing to break
+            continue
+        if len(declared) != a.ndim:
+            return f"input {spec.name!r} has rank {a.ndim}; the model declares {list(declared)}"
+        for k, (d, n) in enumerate(zip(declared, a.shape, strict=True)):
+            if isinstance(d, int) and d > 0 and d != n:
+                return f"input {spec.name!r} dimension {k} is {n}; the model declares {d}"
+    return None
 
 
 def _short(msg: str, limit: int = 400) -> str:
