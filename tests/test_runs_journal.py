@@ -227,3 +227,24 @@ def test_recovery_skips_complete_but_malformed_journal_records_and_logs_them(tmp
     assert j.last_seq == 8 and j.append("log", {"message": "after"})["seq"] == 9
     j.close()
     assert [e["seq"] for e in read_events(rd.journal_path)] == [1, 2, 7, 8, 9]
+
+
+def test_a_recovered_partial_run_has_the_latency_of_the_rows_on_disk(tmp_path):
+    import numpy as np
+
+    reg = Registry(tmp_path)
+    rd = reg.create({"kind": "bench", "model_sha256": "a" * 64})
+    rd.update_state(status="running", started_unix=1.0, pid=12345)
+    j = Journal(rd.journal_path)
+    j.append("progress", {"iterations": 5, "elapsed_s": 1.0, "throughput_ips": 5.0})
+    j.close()
+    # two warm-up rows, then five measured ones of 1..5 ms (the agent was killed mid-run)
+    starts = np.arange(7, dtype=np.int64) * 10_000_000
+    ends = starts + np.array([9, 9, 1, 2, 3, 4, 5], dtype=np.int64) * 1_000_000
+    np.save(rd.path / "iterations.npy", np.stack([starts, ends, [0, 0, 1, 1, 1, 1, 1]], axis=1))
+    assert Registry(tmp_path).recover(partial_result) == [rd.run_id]
+    r = rd.result()
+    assert r["status"] == "interrupted" and r["partial"] is True and r["iterations"] == 5
+    assert r["measured_rows"] == 5 and r["latency_from"].startswith("iterations.npy")
+    lat = r["latency_ms"]
+    assert (lat["min"], lat["p50"], lat["max"], lat["mean"]) == (1.0, 3.0, 5.0, 3.0)

@@ -97,6 +97,8 @@ def assemble(
         place_bursts(doc["load"], t0_ns)
 
     iterations = files.load_iterations(rd.path)
+    if doc.get("latency_ms") is None:  # the worker never sent its result: latency from what is on disk
+        _latency_from_rows(doc, iterations)
     trace = files.load_trace(rd.path) if outcome.capture is not None and files.has_power(rd.path) else None
     if outcome.capture is not None:
         doc["power"] = _power(spec, outcome, profile, t0_ns, iterations, trace)
@@ -144,7 +146,23 @@ def partial_result(rd: RunDir, status: str, error: str | None, code: str | None 
     if windows:
         soak = spec.get("soak") or {}
         doc["soak"] = {"window_s": soak.get("window_s"), "windows": windows, "verdict": "incomplete"}
+    if (rd.path / files.ITERATIONS).is_file():  # numpy only for a run that has rows
+        _latency_from_rows(doc, files.load_iterations(rd.path))
     return doc
+
+
+def _latency_from_rows(doc: dict, iterations: np.ndarray) -> None:
+    """``latency_ms`` of a run cut short (cancelled, crashed worker, killed
+    agent) from the measured rows iterations.npy holds, marked as such
+    (``latency_from``); nothing without measured rows."""
+    from agent.stats import latency_summary_ms
+
+    m = iterations[iterations[:, 2] == files.MEASURED] if iterations.shape[0] else iterations
+    if not m.shape[0]:
+        return
+    doc["latency_ms"] = latency_summary_ms(m[:, 1] - m[:, 0])
+    doc["latency_from"] = "iterations.npy (partial run)"
+    doc["measured_rows"] = int(m.shape[0])
 
 
 def _power(
