@@ -24,7 +24,8 @@ from agent.power.analysis import analyze
 from agent.power.capture import Capture
 from agent.power.ppk2_runs import Sizing, size_runs
 from agent.power.ppk2_stream import Ppk2Decoder, parse_metadata
-from agent.runs.files import load_power, load_trace
+from agent.power.trace import load_trace
+from agent.rundir import load_power
 from agent.spec import MeterSpec
 
 P = 10_000  # ns per PPK2 sample
