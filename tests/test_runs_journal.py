@@ -7,6 +7,8 @@ import json
 import signal
 import threading
 
+import pytest
+
 from agent.rundir import stderr_tail
 from agent.runs.journal import Journal, read_events
 from agent.runs.registry import Registry, new_run_id, valid_run_id
@@ -118,7 +120,7 @@ def test_recover_marks_in_flight_runs_interrupted_from_their_journal(tmp_path):
     j = Journal(soak.journal_path)
     j.append("state", {"status": "running"})
     j.append("phase", {"phase": "measure"})
-    for k in range(2):
+    for k in range(3):
         j.append("window", {"t_s": 5.0 * k, "throughput_ips": 100.0 - k, "p50_ms": 1.0, "p99_ms": 2.0})
     j.append("progress", {"iterations": 1000, "elapsed_s": 10.0, "throughput_ips": 99.0})
     j.close()
@@ -131,8 +133,15 @@ def test_recover_marks_in_flight_runs_interrupted_from_their_journal(tmp_path):
     r = soak.result()
     assert r["status"] == "interrupted" and r["partial"] is True
     assert r["iterations"] == 1000 and r["last_phase"] == "measure"
-    assert [w["throughput_ips"] for w in r["soak"]["windows"]] == [100.0, 99.0]
-    assert r["soak"]["window_s"] == 5.0 and r["soak"]["verdict"] == "incomplete"
+    soak = r["soak"]
+    assert [w["throughput_ips"] for w in soak["windows"]] == [100.0, 99.0, 98.0]
+    # three full windows: the documented verdict set ("interrupted": it ended early;
+    # what its windows show so far), and cold/sustained from the windows it has
+    assert soak["window_s"] == 5.0 and soak["verdict"] == "interrupted" and soak["partial"] is True
+    assert soak["verdict_so_far"] == "stable"
+    assert soak["cold_throughput_ips"] == pytest.approx(100.0, abs=1.0)
+    assert soak["sustained_throughput_ips"] == pytest.approx(98.5, abs=1.0)
+    assert 0.95 < soak["sustained_ratio"] < 1.0
     assert queued.result()["status"] == "interrupted"
     # a second start has nothing left to recover
     assert Registry(tmp_path).recover(partial_result) == []
