@@ -191,17 +191,38 @@ def test_delete_run_refuses_a_run_in_flight_and_deletes_a_finished_one(agent_fac
         assert code == grpc.StatusCode.FAILED_PRECONDITION, details
         assert (a.state_dir / "runs" / run_id / rundir.SPEC).is_file()
     a.stub.CancelRun(pb.CancelRunRequest(run_id=queued), timeout=15)
-    code, _ = _code(lambda: a.stub.DeleteRun(pb.DeleteRunRequest(run_id=queued)))
-    assert code == grpc.StatusCode.FAILED_PRECONDITION  # cancelled, still queued until dispatched
+    assert _status(a.stub, queued) == "cancelled"  # ended at once, not when dispatched
     a.stub.CancelRun(pb.CancelRunRequest(run_id=running), timeout=15)
     assert wait_until(lambda: not a.server.runs.in_flight())
-    assert _status(a.stub, queued) == "cancelled"
     assert a.stub.DeleteRun(pb.DeleteRunRequest(run_id=queued)).freed_bytes > 0
     assert not (a.state_dir / "runs" / queued).exists()
     assert not list((a.state_dir / "runs").glob(".deleted-*"))
     code, _ = _code(lambda: a.stub.GetRun(pb.GetRunRequest(run_id=queued)))
     assert code == grpc.StatusCode.NOT_FOUND
     assert _status(a.stub, running) == "cancelled"  # untouched by the other's deletion
+
+
+def test_cancelling_a_queued_run_ends_it_at_once_behind_a_running_one(agent_factory, push, tmp_path):
+    a = agent_factory(task=f"{__name__}:sleep_task")
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"m")
+    sha = push(a.stub, model)
+    running, queued = _start(a.stub, sha), _start(a.stub, sha)
+    assert wait_until(lambda: _status(a.stub, running) == "running")
+    t0 = time.monotonic()
+    # it used to wait for the run ahead: ~10 s, then "Deadline Exceeded" at the client
+    rec = a.stub.CancelRun(pb.CancelRunRequest(run_id=queued), timeout=5)
+    assert time.monotonic() - t0 < 3
+    assert rec.status == "cancelled" and json.loads(rec.result_json)["status"] == "cancelled"
+    assert json.loads(rec.result_json)["error"] == "cancelled before it started"
+    assert _status(a.stub, running) == "running"  # the other one is untouched
+    # its place in the queue is free: a new run can queue behind the running one
+    third = _start(a.stub, sha)
+    assert _status(a.stub, third) == "queued"
+    for r in (third, running):
+        a.stub.CancelRun(pb.CancelRunRequest(run_id=r), timeout=15)
+    assert wait_until(lambda: not a.server.runs.in_flight())
+    assert _status(a.stub, queued) == "cancelled" and _status(a.stub, third) == "cancelled"
 
 
 def test_keep_runs_deletes_the_oldest_finished_runs_after_each_run(agent_factory, push, tmp_path):

@@ -83,6 +83,12 @@ class Meter(Protocol):
     def info(self) -> dict[str, Any]:
         """Identity and settings for power.json (IDN string, calibration...)."""
 
+    def sample_gaps(self) -> list[dict[str, Any]]:
+        """Each run of samples known lost so far, on the meter's clock:
+        {t_dev_ns (the first missing sample), samples, uncertainty (samples
+        either side; None: unbounded), estimated (sized from host timing)}.
+        Their ``samples`` add up to the blocks' ``dropped``."""
+
 
 @dataclass
 class Options:
@@ -169,9 +175,13 @@ def close_port(ser: Any) -> None:
 class SerialMeter:
     """What the serial meters share: a pyserial port in ``_ser``, closed once
     and forgotten, and no stop command unless the meter has one (a streamer
-    that sends on its own, or a meter polled per read, has nothing to stop)."""
+    that sends on its own, or a meter polled per read, has nothing to stop);
+    no lost samples unless the meter can tell."""
 
     _ser: Any = None
+
+    def sample_gaps(self) -> list[dict[str, Any]]:
+        return []
 
     def stop(self) -> None:
         return None

@@ -60,6 +60,9 @@ class ActiveRun:
         self.proc: multiprocessing.process.BaseProcess | None = None
         self.cancelled = False
         self.started = False
+        # taken: by the dispatcher that runs it, or by a cancel that ends it
+        # still queued; whoever sets it first (under ``lock``) ends the run
+        self.claimed = False
         self.iterations = 0
         self.throughput_ips = 0.0
         self.unmeasured_inferences = 0  # cold + warm-up: in inferences_total, not in throughput
