@@ -135,6 +135,11 @@ def add_run_options(
             "--duration", type=seconds, default=duration_s, metavar=duration_metavar, help=duration_help
         )
         g.add_argument("--min-iterations", type=_positive_int, default=100, metavar="N")
+        g.add_argument(
+            "--batch", type=_positive_int, default=None, metavar="N",
+            help="a dynamic batch run at N: samples stacked from --inputs or generated;"
+            " throughput counts samples",
+        )  # fmt: skip
         add_validity_options(parser)
     else:
         parser.set_defaults(duration=0.0, warmup=0.0, min_iterations=1)
