@@ -185,3 +185,53 @@ def test_bad_sweep_specs_exit_2_and_store_nothing(env, dyn_model, tiny_onnx_mode
 def test_sweep_outputs_without_a_sweep_are_refused(env, dyn_model, capsys):
     assert main(["bench", str(dyn_model), *FAST, "--md", "x.md"]) == 2
     assert "--md applies to a sweep" in capsys.readouterr().err
+
+
+def test_a_sweep_job_in_a_fleet_plan_runs_one_item_per_point_and_board(env, dyn_model, capsys):
+    import shutil
+
+    from conftest import spawn_agent
+
+    agents = [spawn_agent(env / f"state{i}") for i in range(2)]
+    try:
+        inv = ["boards:"] + [f"  - name: b{i}\n    address: {a.address}" for i, a in enumerate(agents)]
+        (env / "boards.yaml").write_text("\n".join(inv) + "\n")
+        shutil.copy(dyn_model, env / "dyn.onnx")
+        plan = env / "plan.yaml"
+        plan.write_text(
+            "inventory: boards.yaml\njobs:\n  - name: sw\n    kind: sweep\n    models: [dyn.onnx]\n"
+            "    boards: {all: true}\n"
+            "    options: {sweep: [threads=1, 'batch=1,2'], duration: 0.2, warmup: 0, min_iterations: 5,"
+            " no_telemetry: true}\n"
+        )
+        assert main(["fleet", "run", str(plan), "--json", str(env / "f.json")]) == 0, capsys.readouterr().err
+    finally:
+        for a in agents:
+            a.stop()
+    db = ResultsDB()
+    try:
+        docs = [db.get(r["run_id"]) for r in db.query(limit=None)]
+    finally:
+        db.close()
+    # 2 points x 2 boards, each stored once, labelled with the sweep and its point
+    assert len(docs) == 4
+    assert (
+        sorted(d["labels"]["sweep_point"] for d in docs)
+        == ["threads=1,batch=1"] * 2 + ["threads=1,batch=2"] * 2
+    )
+    assert {d["labels"]["sweep"] for d in docs} == {"sw"} and {d["batch"] for d in docs} == {1, 2}
+
+
+def test_a_bad_sweep_job_is_refused_with_its_plan_line(env, tiny_onnx_model, capsys):
+    import shutil
+
+    (env / "boards.yaml").write_text("boards:\n  - name: b0\n    address: 127.0.0.1:1\n")
+    shutil.copy(tiny_onnx_model, env / "tiny.onnx")
+    plan = env / "plan.yaml"
+    plan.write_text(
+        "inventory: boards.yaml\njobs:\n  - name: sw\n    kind: sweep\n    models: [tiny.onnx]\n"
+        "    boards: {all: true}\n    options: {sweep: ['batch=1,4']}\n"
+    )
+    assert main(["fleet", "run", str(plan)]) == 2
+    err = capsys.readouterr().err
+    assert "plan.yaml:7" in err and "sweep point batch=4: input 'x' has a static batch of 1" in err, err
