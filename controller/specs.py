@@ -85,6 +85,7 @@ def from_options(
         labels=dict(_kv(t, "--label") for t in g("label", []) or []),
         validity=validity_from_args(args),
         pin_clocks=bool(g("pin_clocks", False)),
+        batch=g("batch"),
         start=g("start") if g("start") in START_MODES else None,  # "both" is two runs: controller/starts.py
     )
     spec.validate()
