@@ -51,8 +51,9 @@ def prepare(
     ref: Reference, vspec: ValidateSpec, labels: str | None, gates: dict[str, dict[str, float]]
 ) -> Plan:
     """Everything checkable before the run; BadInput (exit 2, nothing stored) else."""
-    first = next(iter(ref.inputs.values()))
-    plan = Plan(vspec, gates, input_hw_of(first.shape[1:]))
+    # the first image-shaped input gives the size boxes are in (the agent takes the same)
+    hw = next((hw for v in ref.inputs.values() if (hw := input_hw_of(v.shape[1:])) is not None), None)
+    plan = Plan(vspec, gates, hw)
     outputs = list(ref.outputs)
     for name, layout in vspec.boxes.items():
         if name not in ref.outputs:
@@ -66,7 +67,7 @@ def prepare(
                 vspec.nms_iou,
                 vspec.max_det,
                 plan.input_hw,
-            )  # fmt: skip
+            )
             for k in range(ref.samples)
         ]
     if labels is not None:
