@@ -15,7 +15,7 @@ def test_blocks_are_where_they_were_drawn_and_letterbox_maps_them():
     kinds = {k for k, _ in page.blocks}
     assert {"title", "text", "header", "footer"} <= kinds and kinds <= set(doc_pages.KINDS)
     white = np.all(page.image == 255, axis=2)
-    for _, (x1, y1, x2, y2) in page.blocks:  # ink inside every box, and paper just outside the page's margins
+    for _, (x1, y1, x2, y2) in page.blocks:  # ink inside every box
         assert not white[int(y1) : int(y2) + 1, int(x1) : int(x2) + 1].all()
     canvas, s, dx, dy = doc_pages.letterbox(page.image, (1024, 1024))
     h, w = page.image.shape[:2]
