@@ -18,6 +18,7 @@ from agent.names import METER_KINDS
 from agent.spec import GATES, LATE_POLICIES
 from agent.spec_text import parse_burst, parse_duration
 from controller.accuracy.gates import ACCURACY_GATES
+from controller.accuracy.gates import HELP as ACCURACY_HELP
 
 
 def seconds(text: str) -> float:
@@ -252,7 +253,7 @@ def add_validation_options(p: argparse.ArgumentParser) -> None:
     add_run_options(p, timed=False)  # every sample runs once: no warm-up or duration
     g = p.add_argument_group("validation")
     add_gate_options(g)
-    for gate, (metric, higher) in ACCURACY_GATES.items():  # read on the controller after the run
+    for gate in ACCURACY_GATES:  # read on the controller after the run
         g.add_argument(
             "--" + gate.replace("_", "-"),
             dest=gate,
@@ -260,8 +261,7 @@ def add_validation_options(p: argparse.ArgumentParser) -> None:
             type=gate_value,
             default=[],
             metavar="[OUTPUT=]X",
-            help=f"exit 3 when {metric} is {'below' if higher else 'above'} X (mAP with --boxes; "
-            "accuracy and drops with --labels)",
+            help=ACCURACY_HELP[gate],
         )
     g.add_argument(
         "--boxes",
