@@ -314,9 +314,7 @@ def test_a_run_cut_short_keeps_the_latency_of_the_rows_it_wrote(agent, model_sha
         it = np.load(rows)
         return it[it[:, 2] == 1]
 
-    deadline = time.monotonic() + 20
-    while measured().shape[0] < 20 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: measured().shape[0] >= 20, 20, step=0.05)
     if end == "sigsegv":
         os.kill(_state(agent.state_dir, run_id)["pid"], signal.SIGSEGV)
     else:

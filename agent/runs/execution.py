@@ -379,4 +379,3 @@ class Execution:
             return self.agent_info()
         except Exception as exc:
             return {"error": one_line(exc)}
-
