@@ -86,7 +86,7 @@ def _burst(text: str) -> tuple[float | None, int | None, float]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-_positive_int = _int_at_least(1, "positive")
+positive_int = _int_at_least(1, "positive")
 _nonneg_int = _int_at_least(0, "non-negative")
 
 
@@ -128,7 +128,7 @@ def add_run_options(
         metavar="NAME",
         help="npu, gpu, dsp, dla...: the board profile supplies runtime, provider/delegate, options, env",
     )
-    g.add_argument("--threads", type=_positive_int, default=None, metavar="N")
+    g.add_argument("--threads", type=positive_int, default=None, metavar="N")
     g.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224")
     g.add_argument("--inputs", default=None, metavar="FILE.npz", help="input data")
     if timed:
@@ -138,9 +138,9 @@ def add_run_options(
         g.add_argument(
             "--duration", type=seconds, default=duration_s, metavar=duration_metavar, help=duration_help
         )
-        g.add_argument("--min-iterations", type=_positive_int, default=100, metavar="N")
+        g.add_argument("--min-iterations", type=positive_int, default=100, metavar="N")
         g.add_argument(
-            "--batch", type=_positive_int, default=None, metavar="N",
+            "--batch", type=positive_int, default=None, metavar="N",
             help="a dynamic batch run at N: samples stacked from --inputs or generated;"
             " throughput counts samples",
         )  # fmt: skip
@@ -160,7 +160,7 @@ def add_run_options(
     )
     g.add_argument(
         "--max-partitions",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="gate: at most N accelerator partitions",
