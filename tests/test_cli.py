@@ -342,3 +342,16 @@ def test_runs_filters_hold_on_the_agent_and_in_the_db_alike(served, env, tiny_on
 def test_runs_refuses_a_filter_it_does_not_know(env, flags, capsys):
     assert main(["runs", *flags]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("where", ["dir", "/proc/edgebench-x.json"])
+def test_an_unwritable_json_is_refused_before_the_run_and_nothing_is_stored(
+    served, env, tiny_onnx_model, capsys, where
+):
+    target = str(env) if where == "dir" else where
+    for cmd in (["bench"], ["placement"]):
+        args = [*cmd, "--agent", served.address, str(tiny_onnx_model), "--json", target, "--quiet"]
+        assert main(args + (FAST[:-1] if cmd == ["bench"] else [])) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"--json {target}" in err[0], err
+    assert _rows() == []
