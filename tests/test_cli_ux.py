@@ -325,3 +325,20 @@ def test_a_reader_that_leaves_the_pipe_ends_both_commands_quietly(env):
             env=e,
         )
         assert sh.stderr == "" and sh.returncode in (0, 141) and len(sh.stdout.splitlines()) == 1
+
+
+@pytest.mark.parametrize("flag", ["--duration", "--warmup"])
+def test_a_negative_duration_with_a_space_is_said_as_negative(flag, capsys):
+    """`--duration -5s` was taken for an unknown option ("expected one argument")."""
+    from controller.cli import main
+
+    assert main(["bench", "m.onnx", flag, "-5s"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"argument {flag}: bad duration '-5s': must not be negative" in err[0]
+
+
+def test_a_negative_duration_in_a_plan_is_said_as_negative(tmp_path):
+    from controller.fleet import options
+
+    with pytest.raises(options.OptionError, match="bad duration '-5s': must not be negative"):
+        options.parse("bench", {"duration": "-5s"}, str(tmp_path / "m.onnx"), tmp_path)
