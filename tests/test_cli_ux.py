@@ -342,3 +342,29 @@ def test_a_negative_duration_in_a_plan_is_said_as_negative(tmp_path):
 
     with pytest.raises(options.OptionError, match="bad duration '-5s': must not be negative"):
         options.parse("bench", {"duration": "-5s"}, str(tmp_path / "m.onnx"), tmp_path)
+
+
+def test_no_grpc_log_line_comes_before_the_one_line_error(tmp_path):
+    """A port already taken and a --tls-ca that is no PEM file: gRPC's core logged
+    its own `E1203 ... add_port.cc` / `ssl_transport_security.cc` lines first."""
+    bindir = Path(sys.executable).parent
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    env = {k: v for k, v in os.environ.items() if k != "GRPC_VERBOSITY"}
+    try:
+        port = taken.getsockname()[1]
+        serve = [str(bindir / "edgebench-agent"), "serve", "--listen", f"127.0.0.1:{port}"]
+        r = subprocess.run([*serve, "--state-dir", str(tmp_path / "s")], capture_output=True, text=True,
+                           timeout=60, env=env)  # fmt: skip
+    finally:
+        taken.close()
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        f"edgebench-agent: error: cannot listen on 127.0.0.1:{port}: address in use or not available"
+    ]
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    r = subprocess.run([str(bindir / "edgebench"), "info", "--agent", "127.0.0.1:1", "--tls-ca",
+                        str(tmp_path / "ca.pem")], capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "edgebench: error: --tls-ca: not a PEM file"
+    ]
