@@ -363,8 +363,8 @@ def test_no_grpc_log_line_comes_before_the_one_line_error(tmp_path):
         f"edgebench-agent: error: cannot listen on 127.0.0.1:{port}: address in use or not available"
     ]
     (tmp_path / "ca.pem").write_text("not a certificate\n")
-    r = subprocess.run([str(bindir / "edgebench"), "info", "--agent", "127.0.0.1:1", "--tls-ca",
-                        str(tmp_path / "ca.pem")], capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
+    info = [str(bindir / "edgebench"), "info", "--agent", "127.0.0.1:1", "--tls-ca", str(tmp_path / "ca.pem")]
+    r = subprocess.run(info, capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
         "edgebench: error: --tls-ca: not a PEM file"
     ]
