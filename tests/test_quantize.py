@@ -354,8 +354,9 @@ def test_optimize_refuses_an_accelerator_the_board_lacks_before_quantizing(
 ):
     ap = agent_process()
     out_dir = tmp_path / "opt"
-    rc = main(["optimize", str(cnn_sets["model"]), "--calibration", str(cnn_sets["cal"]), "--validation",
-               str(cnn_sets["val"]), "--agent", ap.address, "--out-dir", str(out_dir), "--accelerator", "gpu"])  # fmt: skip
+    sets = ["--calibration", str(cnn_sets["cal"]), "--validation", str(cnn_sets["val"])]
+    rc = main(["optimize", str(cnn_sets["model"]), *sets, "--agent", ap.address, "--out-dir", str(out_dir),
+               "--accelerator", "gpu"])  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "has no accelerator 'gpu'; available: cpu" in err[0], err
     assert not (out_dir / "cnn-int8.onnx").exists()  # refused before the quantizer ran
