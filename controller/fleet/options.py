@@ -13,11 +13,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from agent.names import KINDS  # noqa: F401  (plan.py checks a job kind against options.KINDS)
 from controller import runopts
 
 # option values that are files on the controller: relative to the plan file
 PATH_OPTIONS = {"inputs", "reference", "metric_plugin"}
-KINDS = runopts.KINDS
 
 
 class OptionError(ValueError):
@@ -62,7 +62,7 @@ def to_argv(options: dict[str, Any], parser: argparse.ArgumentParser, base: Path
         for item in _items(value, key):
             if dest in PATH_OPTIONS:
                 item = str(base / item)
-            argv += [flag, item]
+            argv.append(f"{flag}={item}")  # one token: a value like -5s is no option
     return argv
 
 
