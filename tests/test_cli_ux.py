@@ -227,6 +227,10 @@ def test_cancel_a_running_remote_run_then_unknown_and_finished(served, env, tiny
         assert main(["cancel", "--agent", served.address, run_id]) == 0
         assert capsys.readouterr().out.strip() == f"run {run_id} cancelled"
         assert client.get_run(run_id)["status"] == "cancelled"
+        # cancelling it again: it has ended, like any ended run (it said "cancelled", exit 0)
+        assert main(["cancel", "--agent", served.address, run_id]) == 2
+        (line,) = _errors(capsys.readouterr().err)
+        assert line == f"edgebench: error: run {run_id} already cancelled: nothing to cancel"
     assert main(["cancel", "--agent", served.address, "20250101T000000000Z-abcdef"]) == 2
     (line,) = _errors(capsys.readouterr().err)
     assert line == "edgebench: error: no run 20250101T000000000Z-abcdef"

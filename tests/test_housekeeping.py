@@ -11,8 +11,8 @@ import time
 import grpc
 import pytest
 
+from agent import rundir
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
-from agent.runs import files
 from agent.runs.registry import new_run_id, write_json_atomic
 from agent.store.artifacts import ArtifactStore
 from controller.cli import main as edgebench
@@ -38,7 +38,7 @@ def _partial(store: ArtifactStore, sha: str, data: bytes, size: int, age_s: floa
     up.close()  # the stream broke: the part stays for a resume
     if age_s:
         t = time.time() - age_s
-        for p in (store._part(sha), store._sidecar(sha)):
+        for p in (store.part_path(sha), store.sidecar_path(sha)):
             os.utime(p, (t, t))
 
 
@@ -69,8 +69,8 @@ def test_an_abandoned_upload_expires_and_frees_its_quota(tmp_path):
     with pytest.raises(Exception, match="quota"):
         store.begin("c" * 64, 500, "new.bin", 0)
     assert store.expire_uploads(max_age_s=600) == [SHA_A]
-    assert not store._part(SHA_A).exists() and not store._sidecar(SHA_A).exists()
-    assert store._part("b" * 64).exists()  # younger than the expiry: kept for a resume
+    assert not store.part_path(SHA_A).exists() and not store.sidecar_path(SHA_A).exists()
+    assert store.part_path("b" * 64).exists()  # younger than the expiry: kept for a resume
     assert store.used_bytes() == 100
     store.begin("c" * 64, 500, "new.bin", 0).close()
 
@@ -81,9 +81,9 @@ def test_an_upload_in_progress_never_expires(tmp_path):
     up.write(b"12345")
     up._join()  # the bytes are on disk
     t = time.time() - 7200
-    os.utime(store._part(SHA_A), (t, t))
+    os.utime(store.part_path(SHA_A), (t, t))
     assert store.expire_uploads(max_age_s=60) == []
-    assert store._part(SHA_A).exists()
+    assert store.part_path(SHA_A).exists()
     up.close()
 
 
@@ -189,19 +189,40 @@ def test_delete_run_refuses_a_run_in_flight_and_deletes_a_finished_one(agent_fac
     for run_id in (running, queued):
         code, details = _code(lambda r=run_id: a.stub.DeleteRun(pb.DeleteRunRequest(run_id=r)))
         assert code == grpc.StatusCode.FAILED_PRECONDITION, details
-        assert (a.state_dir / "runs" / run_id / files.SPEC).is_file()
+        assert (a.state_dir / "runs" / run_id / rundir.SPEC).is_file()
     a.stub.CancelRun(pb.CancelRunRequest(run_id=queued), timeout=15)
-    code, _ = _code(lambda: a.stub.DeleteRun(pb.DeleteRunRequest(run_id=queued)))
-    assert code == grpc.StatusCode.FAILED_PRECONDITION  # cancelled, still queued until dispatched
+    assert _status(a.stub, queued) == "cancelled"  # ended at once, not when dispatched
     a.stub.CancelRun(pb.CancelRunRequest(run_id=running), timeout=15)
     assert wait_until(lambda: not a.server.runs.in_flight())
-    assert _status(a.stub, queued) == "cancelled"
     assert a.stub.DeleteRun(pb.DeleteRunRequest(run_id=queued)).freed_bytes > 0
     assert not (a.state_dir / "runs" / queued).exists()
     assert not list((a.state_dir / "runs").glob(".deleted-*"))
     code, _ = _code(lambda: a.stub.GetRun(pb.GetRunRequest(run_id=queued)))
     assert code == grpc.StatusCode.NOT_FOUND
     assert _status(a.stub, running) == "cancelled"  # untouched by the other's deletion
+
+
+def test_cancelling_a_queued_run_ends_it_at_once_behind_a_running_one(agent_factory, push, tmp_path):
+    a = agent_factory(task=f"{__name__}:sleep_task")
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"m")
+    sha = push(a.stub, model)
+    running, queued = _start(a.stub, sha), _start(a.stub, sha)
+    assert wait_until(lambda: _status(a.stub, running) == "running")
+    t0 = time.monotonic()
+    # it used to wait for the run ahead: ~10 s, then "Deadline Exceeded" at the client
+    rec = a.stub.CancelRun(pb.CancelRunRequest(run_id=queued), timeout=5)
+    assert time.monotonic() - t0 < 3
+    assert rec.status == "cancelled" and json.loads(rec.result_json)["status"] == "cancelled"
+    assert json.loads(rec.result_json)["error"] == "cancelled before it started"
+    assert _status(a.stub, running) == "running"  # the other one is untouched
+    # its place in the queue is free: a new run can queue behind the running one
+    third = _start(a.stub, sha)
+    assert _status(a.stub, third) == "queued"
+    for r in (third, running):
+        a.stub.CancelRun(pb.CancelRunRequest(run_id=r), timeout=15)
+    assert wait_until(lambda: not a.server.runs.in_flight())
+    assert _status(a.stub, queued) == "cancelled" and _status(a.stub, third) == "cancelled"
 
 
 def test_keep_runs_deletes_the_oldest_finished_runs_after_each_run(agent_factory, push, tmp_path):
@@ -237,8 +258,8 @@ def _old_run(state, days_ago: float, status: str = "completed") -> str:
     run_id = new_run_id(t)
     d = state / "runs" / run_id
     d.mkdir(parents=True)
-    write_json_atomic(d / files.SPEC, {"kind": "bench"})
-    write_json_atomic(d / files.STATE, {"status": status, "created_unix": t, "ended_unix": t + 60})
+    write_json_atomic(d / rundir.SPEC, {"kind": "bench"})
+    write_json_atomic(d / rundir.STATE, {"status": status, "created_unix": t, "ended_unix": t + 60})
     return run_id
 
 

@@ -162,7 +162,7 @@ def test_bytes_past_the_committed_offset_are_dropped_on_resume(tmp_path):
     up.write(data[:CHUNK])
     up.close()
     # as if the agent crashed after writing more bytes than it recorded
-    with open(store._part(sha), "ab") as f:
+    with open(store.part_path(sha), "ab") as f:
         f.write(b"garbage-not-committed")
     assert store.stat(sha).committed_offset == CHUNK
     up = store.begin(sha, len(data), "m.bin", CHUNK)

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from agent.runs.manager import RunManager
 from agent.runs.registry import FINAL, valid_run_id
-from agent.store.artifacts import ArtifactStore, StoreError
+from agent.store.artifacts import ArtifactStore
+from agent.store.errors import StoreError
 
 log = logging.getLogger("edgebench.agent")
 
