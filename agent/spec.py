@@ -5,11 +5,10 @@ run. It travels as JSON in StartRunRequest.spec_json, is stored as
 Validation here catches what can be judged without loading a runtime; the
 worker reports the rest (malformed model, unknown provider...) as bad input.
 
-The field type checks are ``agent.schema``'s walk over these dataclasses;
-the command-line text forms of spec values (``--input-shape``, ``--burst``,
-``--meter``, durations) are parsed in ``agent/spec_text.py``. Just over 400
-lines because the spec is one contract: its dataclasses and the bounds each
-StartRun is checked against belong together.
+The field type checks are agent/spec_types.py (``agent.schema``'s walk over
+these dataclasses); the command-line text forms of spec values
+(``--input-shape``, ``--burst``, ``--meter``, durations) are parsed in
+agent/spec_text.py.
 """
 
 from __future__ import annotations
@@ -20,7 +19,9 @@ from typing import Any
 
 from agent.errors import BadInput
 from agent.names import KINDS, METER_KINDS, RUNTIMES, canonical_provider
-from agent.schema import SchemaError, is_finite_number, walk
+from agent.schema import is_finite_number
+from agent.spec_types import check_types
+from agent.spec_types import shown as _shown
 
 SCHEMA = "edgebench.runspec/v1"
 _SHA = re.compile(r"^[0-9a-f]{64}$")
@@ -128,6 +129,27 @@ class LoadSpec:
             raise BadInput("a load pattern needs --rate, --rate-poisson or --burst")
 
 
+START_MODES = ("cold", "warm")
+
+
+@dataclass
+class ValiditySpec:
+    """What a bench or soak result must meet to be VALID (agent/validity.py,
+    MLPerf LoadGen's rules); ``require`` turns INVALID into a failed gate."""
+
+    min_duration_s: float = 10.0
+    min_queries: int = 100
+    percentile: float = 90.0  # judged by LoadGen's early stopping at this percentile
+    require: bool = False
+
+    def check(self) -> None:
+        _seconds(self.min_duration_s, "validity min_duration_s", zero_ok=True)
+        if not 0 <= self.min_queries <= MAX_ITERATIONS:
+            raise BadInput(f"validity min_queries must be in [0, {MAX_ITERATIONS}]")
+        if not (is_finite_number(self.percentile) and 50 <= self.percentile < 100):
+            raise BadInput("validity percentile must be in [50, 100), e.g. 90 or 99")
+
+
 # validate gates: the gate's name -> (the metric it reads, True when higher is better)
 GATES = {
     "min_cosine": ("cosine", True),
@@ -146,9 +168,12 @@ class ValidateSpec:
     # gate -> {output name, or "*" for every output that has the metric: threshold}
     gates: dict[str, dict[str, float]] = field(default_factory=dict)
     mask_threshold: float = 0.5
-    boxes: dict[str, str] = field(default_factory=dict)  # output -> column layout, e.g. xyxy,score,class
+    # output -> decoder (yolov8, yolov5, picodet) or column layout, e.g. xyxy,score,class
+    boxes: dict[str, str] = field(default_factory=dict)
     box_iou: float = 0.5
     box_score: float = 0.25
+    nms_iou: float = 0.5  # the decoders' class-wise NMS
+    max_det: int = 300  # boxes kept per sample (COCO evaluation's maxDets)
     keep_outputs: bool = False  # outputs.npz in the run directory
     # (scale, zero_point) of integer outputs the agent cannot read from the model
     # (an ONNX QDQ graph output); the controller reads them from the graph
@@ -171,6 +196,14 @@ class ValidateSpec:
             raise BadInput("box IoU must be in (0, 1]")
         if not is_finite_number(self.box_score):
             raise BadInput("box score threshold must be a number")
+        if not is_finite_number(self.nms_iou) or not 0 < self.nms_iou <= 1:
+            raise BadInput("NMS IoU must be in (0, 1]")
+        if (
+            not isinstance(self.max_det, int)
+            or isinstance(self.max_det, bool)
+            or not 1 <= self.max_det <= 100000
+        ):
+            raise BadInput("max detections must be an integer in [1, 100000]")
         for name, q in self.output_quantization.items():
             if not isinstance(q, list) or len(q) != 2 or not all(is_finite_number(x) for x in q) or q[0] <= 0:
                 raise BadInput(f"output quantization of {_shown(repr(name))} must be [scale > 0, zero_point]")
@@ -213,6 +246,9 @@ class RunSpec:
     soak: SoakSpec | None = None
     validation: ValidateSpec | None = None
     load: LoadSpec | None = None  # None: back to back
+    validity: ValiditySpec | None = None  # None: the defaults
+    pin_clocks: bool = False  # governors / jetson_clocks for the run, restored after
+    start: str | None = None  # cold | warm: the runtime's cache emptied first, or used
     labels: dict[str, str] = field(default_factory=dict)
 
     def with_accelerator(self, acc: dict[str, Any]) -> RunSpec:
@@ -268,6 +304,8 @@ class RunSpec:
             data["validation"] = _sub(ValidateSpec, data["validation"], "validation")
         if data.get("load") is not None:
             data["load"] = _sub(LoadSpec, data["load"], "load")
+        if data.get("validity") is not None:
+            data["validity"] = _sub(ValiditySpec, data["validity"], "validity")
         try:
             spec = cls(**data)
         except TypeError as exc:
@@ -276,7 +314,7 @@ class RunSpec:
         return spec
 
     def validate(self) -> None:
-        _check_types(self)
+        check_types(self, "")
         if self.kind not in KINDS:
             raise BadInput(f"unknown run kind {_shown(repr(self.kind))}; expected one of {', '.join(KINDS)}")
         if not isinstance(self.model_sha256, str) or not _SHA.match(self.model_sha256):
@@ -329,6 +367,12 @@ class RunSpec:
             if self.kind in ("placement", "validate"):
                 # validate times each sample once, alone; pacing its samples is not built yet
                 raise BadInput(f"a load pattern applies to bench and soak runs, not to {self.kind}")
+        if self.validity is not None:
+            self.validity.check()
+        if self.start is not None and self.start not in START_MODES:
+            raise BadInput(f"start must be one of {', '.join(START_MODES)}")
+        if self.start is not None and self.kind not in ("bench", "soak"):
+            raise BadInput(f"a cold or warm start applies to bench and soak runs, not to {self.kind}")
         if not isinstance(self.env, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in self.env.items()
         ):
@@ -354,57 +398,3 @@ def _seconds(v: float, name: str, zero_ok: bool) -> None:
     if not (is_finite_number(v) and low_ok and v <= MAX_SECONDS):
         low = "[0" if zero_ok else "(0"
         raise BadInput(f"{name} must be a number of seconds in {low}, {MAX_SECONDS:.0f}] (7 days)")
-
-
-# -- type checks: a spec arrives as JSON from anyone who holds the token ----
-
-
-def _shown(text: str, limit: int = 40) -> str:
-    """A user's value in a message, cut: a 100 KB key must not come back whole."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-_WORDS = {"bool": "true or false", "integer": "an integer", "number": "a number", "string": "a string",
-          "list": "a list", "mapping": "an object"}  # fmt: skip
-
-
-def _check_types(spec: RunSpec) -> None:
-    """Every field of the spec holds a value of its declared type
-    (``agent.schema.walk`` over the dataclasses): a str where a number
-    belongs, a list for a dict, nesting where a string belongs are refused in
-    one line before anything reads them."""
-    try:
-        walk(spec, RunSpec)
-    except SchemaError as e:
-        path = "".join(_segment(kind, v, i) for i, (kind, v) in enumerate(e.path))
-        if e.kind == "keys":
-            raise BadInput(f"run spec field {path} must have string keys") from None
-        what = "an object" if e.expected == "object" else f"{_WORDS[e.expected]}, not {_json_kind(e.value)}"
-        raise BadInput(f"run spec field {path} must be {what}") from None
-
-
-def _segment(kind: str, v: Any, i: int) -> str:
-    """``soak.window_s``, ``input_shapes['x'][0]``: a spec field's path."""
-    if kind == "index":
-        return f"[{v}]"
-    if kind == "key":
-        return f"[{_shown(repr(v))}]"
-    return f".{v}" if i else str(v)
-
-
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, float):
-        return _shown(repr(value))  # 1e+15 where an integer belongs
-    if isinstance(value, int):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__

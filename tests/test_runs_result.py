@@ -91,8 +91,13 @@ def test_telemetry_series_are_thinned_to_the_cap_with_nulls_for_missing_zones():
         for i in range(5000)
     ]
     tel = series.telemetry(0, samples)
-    assert len(tel["t_s"]) <= series.MAX_POINTS and len(tel["temps_c"]["gpu"]) == len(tel["t_s"])
-    assert None in tel["temps_c"]["gpu"] or all(v == 39.0 for v in tel["temps_c"]["gpu"])
+    step = -(-5000 // series.MAX_POINTS)  # every 9th sample is kept
+    kept = range(0, 5000, step)
+    assert len(tel["t_s"]) == len(kept) <= series.MAX_POINTS and len(tel["temps_c"]["gpu"]) == len(kept)
+    assert tel["t_s"] == [round(i * 0.01, 4) for i in kept]
+    # gpu only in odd samples: the kept even ones are null, not dropped nor filled in
+    assert tel["temps_c"]["gpu"] == [39.0 if i % 2 else None for i in kept]
+    assert tel["temps_c"]["cpu"] == [40.0 + i % 7 for i in kept]
     assert tel["resolution_s"] == pytest.approx(0.01 * -(-5000 // series.MAX_POINTS))
 
 

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from agent import rundir
 from agent.clock import now_ns
 from agent.errors import BadInput, EdgebenchError, one_line
@@ -25,9 +27,10 @@ from agent.names import RUNTIME_OF_FORMAT, model_format
 from agent.rundir import IterationLog
 from agent.runtimes.base import Runner, is_dynamic, make_runner
 from agent.spec import RunSpec
-from agent.stats import latency_summary_ms
+from agent.stats import PERCENTILES, latency_summary_ms
 from agent.store.paths import locate_artifact
 from agent.validate.run import validate_samples
+from agent.validity import percentile_support
 
 Send = Callable[[dict], None]
 
@@ -59,7 +62,14 @@ def open_model(spec: RunSpec, run_dir: Path) -> tuple[Runner, Path, str, float]:
     if runtime == "onnxruntime" and spec.delegate:
         raise BadInput("--delegate applies to litert; an ONNX model takes --provider NAME")
     runner = make_runner(runtime)
+    start = None
+    if spec.start is not None:  # --start cold|warm: the runtime's cache emptied or used
+        from agent.runtimes import cache
+
+        spec, start = cache.prepare(spec, run_dir, runner)
     init_ms = runner.load(model, spec)
+    if start is not None:
+        runner.start = cache.finish({**start, "init_ms": init_ms})
     return runner, model, fmt, init_ms
 
 
@@ -128,9 +138,12 @@ def _timed(runner: Runner, spec: RunSpec, run_dir: Path, send: Send, part: dict)
             m["burst_starts_ns"],
         )
     span_s = (m["end_ns"] - m["start_ns"]) / 1e9
+    sorted_ms = np.sort(np.asarray(m["latencies_ns"], dtype=np.float64)) / 1e6
     part.update(
         {
             "latency_ms": latency_summary_ms(m["latencies_ns"]),
+            # which percentiles the count supports (LoadGen early stopping): validity{}
+            "latency_support": percentile_support(sorted_ms, PERCENTILES),
             "iterations": m["iterations"],
             "duration_s": span_s,
             "throughput_ips": m["iterations"] / span_s if span_s > 0 else 0.0,
@@ -175,6 +188,9 @@ def _run(spec: RunSpec, run_dir: Path, send: Send) -> dict:
     else:
         feeds = _timed(runner, spec, run_dir, send, part)
     part["runtime"] = runner.info()
+    start = getattr(runner, "start", None)
+    if start is not None:
+        part["start"] = {**start, "first_inference_ms": part.get("first_inference_ms")}
 
     if (
         spec.placement

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import signal
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from agent import messages, rundir
@@ -28,6 +26,7 @@ from agent.errors import EdgebenchError, one_line
 from agent.profiles import Profile
 from agent.rootfs import RootFS
 from agent.runs import worker
+from agent.runs.conditions import Conditions
 from agent.runs.instruments import Instruments
 from agent.runs.journal import Journal
 from agent.runs.limits import CANCEL_GRACE_S, DEFAULT_MAX_RUN_S
@@ -194,6 +193,7 @@ class Execution:
         self.warnings: list[str] = []
         self.instruments = Instruments(run, root, profile, meter, self.warnings)
         self.windows: list[dict] = []
+        self.conditions = Conditions(root, profile, run.rd.path, run.spec.pin_clocks)
 
     # -- the run ----------------------------------------------------------------
     def execute(self) -> None:
@@ -203,11 +203,13 @@ class Execution:
         run.rd.update_state(status="running", started_unix=time.time(), t0_ns=run.t0_ns, limit_s=run.limit_s)
         log.info("run %s started: %s %s", run.rd.run_id, run.spec.kind, run.spec.model_name)
         run.journal.append("state", {"status": "running"}, t_ns=run.t0_ns)
+        self.conditions.begin()  # pinned (journalled first) and probed before the instruments start
         self.instruments.start_sampler()
         try:
             self.instruments.start_capture()
         except EdgebenchError as exc:  # a meter that cannot be opened fails the run
             self.instruments.stop()
+            self.conditions.end()
             finish(run, "failed", one_line(exc), exc.code)
             return
         try:
@@ -219,6 +221,7 @@ class Execution:
             if proc is not None and proc.is_alive():
                 proc.kill()
             self.instruments.stop()
+            self.conditions.end()  # the clocks go back even after an agent-side bug
             raise
 
     def _run_worker(self) -> None:
@@ -238,6 +241,7 @@ class Execution:
         if run.proc is None:
             parent.close()
             self.instruments.stop()
+            self.conditions.end()
             finish(run, "cancelled", "cancelled", None)
             return
         deadline = time.monotonic() + run.limit_s
@@ -246,6 +250,7 @@ class Execution:
         parent.close()
         self._reap(proc)
         telemetry, capture = self.instruments.stop()
+        environment, pinned, env_warnings = self.conditions.end(proc.pid)
         outcome = Outcome(
             *self._status(part, error, proc.exitcode),
             part=part,
@@ -256,7 +261,9 @@ class Execution:
             samples=self.instruments.samples(),
             capture=capture,
             cold_start=self.instruments.cold_start,
-            warnings=self.warnings,
+            warnings=env_warnings + self.warnings,
+            environment=environment,
+            pinned_clocks=pinned,
         )
         doc = assemble(
             run.rd,
@@ -313,6 +320,7 @@ class Execution:
                 run.throughput_ips = float(m.throughput_ips or 0.0)
                 run.journal.append("progress", payload, t_ns=m.t_ns)
             elif isinstance(m, messages.Phase):
+                self.conditions.on_phase(m.phase, proc.pid)
                 run.journal.append("phase", payload, t_ns=m.t_ns)
             else:  # a schedule, or a type this agent does not know: journaled as a log event
                 run.journal.append("log", payload, t_ns=msg.get("t_ns"))
@@ -361,30 +369,10 @@ class Execution:
             return "completed", None, None
         if error is not None:
             return "failed", error[1], error[0]
-        return "failed", worker_died_message(exitcode, self.run.rd.path / rundir.STDERR), "run_failed"
+        return "failed", worker.died_message(exitcode, self.run.rd.path / rundir.STDERR), "run_failed"
 
     def _agent(self) -> dict:
         try:
             return self.agent_info()
         except Exception as exc:
             return {"error": one_line(exc)}
-
-
-def worker_died_message(exitcode: int | None, stderr_path: Path) -> str:
-    """``worker died: SIGSEGV (signal 11); stderr: ...``: one line."""
-    if exitcode is not None and exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        msg = f"worker died: {name} (signal {-exitcode})"
-        if -exitcode == signal.SIGKILL:
-            msg += ", killed (out of memory?)"
-    elif exitcode is None:
-        msg = "worker died: unknown cause"
-    else:
-        msg = f"worker died: exit code {exitcode} without a result"
-    tail = rundir.stderr_tail(stderr_path)
-    if tail:
-        msg += f"; stderr: {tail}"
-    return one_line(msg)

@@ -49,6 +49,8 @@ class Outcome:
     capture: dict | None = None  # the meter capture's summary
     cold_start: dict | None = None  # soak --start-cold
     warnings: list[str] = field(default_factory=list)
+    environment: dict | None = None  # the board state that skews numbers (agent/environment)
+    pinned_clocks: dict | None = None  # --pin-clocks: what was set, whether it went back
 
 
 def header(run_id: str, spec: dict, state: dict, status: str, error: str | None, code: str | None) -> dict:
@@ -122,8 +124,16 @@ def assemble(
     doc["series"] = series.build(
         t0_ns, soak_windows, iterations, outcome.samples, trace, frames, doc.get("load"), bin_s
     )
+    if outcome.status == "completed" and spec.kind in ("bench", "soak") and doc.get("latency_ms"):
+        from agent.validity import assess
+
+        doc["validity"] = assess(doc, spec)
     if outcome.status == "completed":
         doc["gates"] = _gates(doc, spec)
+    if outcome.environment is not None:
+        doc["environment"] = outcome.environment
+    if outcome.pinned_clocks is not None:
+        doc["pinned_clocks"] = outcome.pinned_clocks
     if outcome.warnings:
         doc["warnings"] = outcome.warnings
     return doc
@@ -230,6 +240,10 @@ def _gates(doc: dict, spec: RunSpec) -> list[dict]:
     target = soak_gate(doc["soak"]) if doc.get("soak") else None
     if target is not None:
         gates.append(target)
+    if doc.get("validity") and spec.validity is not None and spec.validity.require:
+        v = doc["validity"]
+        why = "; ".join(v["reasons"])
+        gates.append({"name": "validity", "passed": v["valid"], "message": "VALID" if v["valid"] else why})
     misses = miss_rate_gate(doc["load"], spec.load.max_miss_rate) if doc.get("load") and spec.load else None
     if misses is not None:
         gates.append(misses)

@@ -20,6 +20,7 @@ from typing import Any
 
 from agent import rundir
 from agent.clock import now_ns
+from agent.errors import one_line
 
 DEFAULT_TASK = "agent.load.task:run_task"
 
@@ -83,3 +84,23 @@ def entry(spec_dict: dict, run_dir: str, conn: Connection, task: str = DEFAULT_T
         sys.stdout.flush()
         sys.stderr.flush()
         conn.close()
+
+
+def died_message(exitcode: int | None, stderr_path: Path) -> str:
+    """``worker died: SIGSEGV (signal 11); stderr: ...``: one line."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        msg = f"worker died: {name} (signal {-exitcode})"
+        if -exitcode == signal.SIGKILL:
+            msg += ", killed (out of memory?)"
+    elif exitcode is None:
+        msg = "worker died: unknown cause"
+    else:
+        msg = f"worker died: exit code {exitcode} without a result"
+    tail = rundir.stderr_tail(stderr_path)
+    if tail:
+        msg += f"; stderr: {tail}"
+    return one_line(msg)

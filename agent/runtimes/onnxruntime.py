@@ -77,6 +77,8 @@ class OrtRunner:
         self.provider_options: list[dict[str, str]] = []
         self._inputs: list[InputSpec] = []
         self._run: Any = None
+        # --start: (ORT's optimized-model file, load it) set by agent.runtimes.cache
+        self.optimized_cache: tuple[Path, bool] | None = None
 
     # -- load --------------------------------------------------------------
     def _providers(self, spec: RunSpec) -> tuple[list[str], list[dict[str, str]]]:
@@ -128,11 +130,11 @@ class OrtRunner:
             so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
         return so
 
-    def _create(self, so: Any) -> Any:
+    def _create(self, so: Any, path: Path | None = None) -> Any:
         assert self.model_path is not None
         try:
             return self.ort.InferenceSession(
-                str(self.model_path),
+                str(path or self.model_path),
                 sess_options=so,
                 providers=self.use,
                 provider_options=self.provider_options,
@@ -160,8 +162,16 @@ class OrtRunner:
         self.model_path, self.spec = Path(model_path), spec
         self.use, self.provider_options = self._providers(spec)
         so = self._session_options(spec)
+        load_path = None
+        if self.optimized_cache is not None:
+            cached, use = self.optimized_cache
+            if use:  # warm: the graph saved by a cold start, already optimized
+                load_path = cached
+                so.graph_optimization_level = self.ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            else:  # cold: optimize, and save the result for the warm start
+                so.optimized_model_filepath = str(cached)
         t0 = time.perf_counter_ns()
-        self.session = self._create(so)
+        self.session = self._create(so, load_path)
         init_ms = (time.perf_counter_ns() - t0) / 1e6
         got = list(self.session.get_providers())
         for p in self.use:

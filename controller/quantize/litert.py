@@ -37,9 +37,9 @@ def quantize(
         ) from None
     from ai_edge_litert.interpreter import Interpreter
 
-    if opts.exclude or opts.per_channel or opts.method != "minmax" or opts.activation_type != "int8":
-        say("note: a .tflite is quantized with ai-edge-quantizer's static int8 recipe; "
-            "--exclude, --per-channel, --method and type options apply to ONNX")  # fmt: skip
+    if opts.exclude or not opts.per_channel or opts.method != "minmax" or opts.activation_type != "int8":
+        say("note: a .tflite is quantized with ai-edge-quantizer's static int8 recipe (per-channel "
+            "weights); --exclude, --per-tensor, --method and type options apply to ONNX")  # fmt: skip
     t0 = time.perf_counter()
     it = Interpreter(model_path=str(model_path))
     sigs = it.get_signature_list()

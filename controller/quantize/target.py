@@ -48,7 +48,12 @@ class Target:
                 f"bad --target {text!r}: expected METRIC>=X with METRIC one of {', '.join(HIGHER_IS_BETTER)} "
                 "(mask_iou@T for a threshold), e.g. 'cosine>=0.99'"
             )
-        return cls(m.group(1), m.group(3), float(m.group(4)), float(m.group(2) or 0.5))
+        metric, op = m.group(1), m.group(3)
+        want = ">=" if HIGHER_IS_BETTER[metric] else "<="
+        if op != want:  # the other direction would ask for a worse model: refused, not guessed
+            better = "higher" if want == ">=" else "lower"
+            raise BadInput(f"bad --target {text!r}: {metric} is better {better}; write {metric}{want}X")
+        return cls(metric, op, float(m.group(4)), float(m.group(2) or 0.5))
 
     def met(self, v: float | None) -> bool:
         return v is not None and (v >= self.value if self.op == ">=" else v <= self.value)
