@@ -21,12 +21,11 @@ from agent import rundir
 from agent.errors import one_line
 from agent.profiles import Profile
 from agent.runs.journal import read_events
+from agent.runs.registry import RunDir
 from agent.spec import RunSpec
 
 if TYPE_CHECKING:
     import numpy as np
-
-    from agent.runs.registry import RunDir
 
 log = logging.getLogger("edgebench.agent.runs")
 
