@@ -46,6 +46,7 @@ MODE_SOURCE = 2
 class Ppk2Meter(SerialMeter):
     kind = "ppk2"
     host_clock = False
+    sample_clock = True  # t_dev_ns is the sample index x period: the PPK2's only clock
 
     def __init__(self, port: str, opts: Options) -> None:
         self.port = port
@@ -101,7 +102,12 @@ class Ppk2Meter(SerialMeter):
     def read(self) -> Block:
         assert self.decoder is not None
         data = read_available(self._ser)
-        return self._with_bus_v(self.decoder.feed(data, now_ns()))  # receive time: finds lost runs of 64
+        t_rx = now_ns()  # receive time: sizes lost runs of 64
+        try:
+            behind = bool(self._ser.in_waiting)  # more waiting: this read's lag is backlog, not latency
+        except Exception:  # a port gone between the two calls: the next read reports it
+            behind = False
+        return self._with_bus_v(self.decoder.feed(data, t_rx, behind))
 
     def flush(self) -> Block:
         return self._with_bus_v(self.decoder.flush()) if self.decoder is not None else empty_block()
