@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 
 import grpc
 import numpy as np
 import pytest
+from conftest import wait_until
 
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.runs import execution
@@ -54,19 +54,17 @@ def _state(state_dir, run_id: str) -> dict:
 
 
 def _wait_pid_gone(pid: int, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def gone() -> bool:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return True
         try:  # our own child (in-process agent): reap it
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return True
+            return os.waitpid(pid, os.WNOHANG)[0] == pid
         except ChildProcessError:
-            pass
-        time.sleep(0.05)
-    return False
+            return False
+
+    return wait_until(gone, timeout, step=0.05)
 
 
 @pytest.fixture
@@ -316,9 +314,7 @@ def test_a_run_cut_short_keeps_the_latency_of_the_rows_it_wrote(agent, model_sha
         it = np.load(rows)
         return it[it[:, 2] == 1]
 
-    deadline = time.monotonic() + 20
-    while measured().shape[0] < 20 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: measured().shape[0] >= 20, 20, step=0.05)
     if end == "sigsegv":
         os.kill(_state(agent.state_dir, run_id)["pid"], signal.SIGSEGV)
     else:

@@ -17,16 +17,13 @@ import numpy as np
 
 from agent import rundir
 from agent.errors import BadInput
+from agent.names import METERS
 from agent.spec import MeterSpec
 
 log = logging.getLogger("edgebench.power")
 
-# kind -> (module, class). Imported lazily: the agent stays light.
-REGISTRY: dict[str, tuple[str, str]] = {
-    "ina-csv": ("agent.power.ina_csv", "InaCsvMeter"),
-    "scpi": ("agent.power.scpi", "ScpiMeter"),
-    "ppk2": ("agent.power.ppk2", "Ppk2Meter"),
-}
+# kind -> (module, class): the one list, in agent/names.py (the spec checks kinds against it)
+REGISTRY = METERS
 
 # The one on-disk sample layout (power.bin): 16 bytes a sample.
 SAMPLE_DTYPE = np.dtype(list(rundir.SAMPLE_FIELDS))

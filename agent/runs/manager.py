@@ -10,6 +10,9 @@ free to start; every run has a wall-clock limit and a cancel escalates to
 SIGKILL (agent/runs/limits.py); an exception in a dispatcher fails that run
 only; a monitor thread writes back what a full disk held and tells the health
 service (``watch_health``) whether the agent can work.
+
+Over 400 lines because the queue, its dispatchers and the public API share
+one lock and one set of invariants; one run's execution is agent/runs/execution.py.
 """
 
 from __future__ import annotations

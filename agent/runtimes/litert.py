@@ -109,7 +109,11 @@ class LiteRTRunner:
             sig = [int(x) for x in d.get("shape_signature", d["shape"])]
             declared: list[Any] = [x if x > 0 else None for x in sig]
             shape = resolve_shape(
-                d["name"], declared, spec.input_shapes.get(d["name"]), dynamic_ok=spec.kind == "validate"
+                d["name"],
+                declared,
+                spec.input_shapes.get(d["name"]),
+                dynamic_ok=spec.kind == "validate",
+                batch=spec.batch,
             )
             if list(shape) != [int(x) for x in d["shape"]]:
                 self.interp.resize_tensor_input(d["index"], shape, strict=False)
@@ -135,7 +139,9 @@ class LiteRTRunner:
 
     def make_inputs(self, spec: RunSpec, npz: Path | None) -> list[tuple[int, np.ndarray]]:
         if npz is not None:
-            return self.feeds(npz_arrays(npz))
+            from agent.runtimes.inputs import stack_batch
+
+            return self.feeds(stack_batch(self._inputs, npz_arrays(npz), spec.batch))
         from agent.runtimes.inputs import random_inputs
 
         return self._pack(random_inputs(self._inputs))

@@ -209,7 +209,11 @@ class OrtRunner:
             # symbols stay strings: the error for a dynamic dimension names them
             declared = [d if isinstance(d, (int, str)) else None for d in m.shape]
             shape = resolve_shape(
-                m.name, declared, spec.input_shapes.get(m.name), dynamic_ok=spec.kind == "validate"
+                m.name,
+                declared,
+                spec.input_shapes.get(m.name),
+                dynamic_ok=spec.kind == "validate",
+                batch=spec.batch,
             )
             dtype = _ORT_DTYPES.get(m.type)
             if dtype is None:
@@ -223,7 +227,10 @@ class OrtRunner:
 
     def make_inputs(self, spec: RunSpec, npz: Path | None) -> dict[str, np.ndarray]:
         if npz is not None:
-            return check_feeds(self._inputs, npz_arrays(npz), "the inputs file")
+            from agent.runtimes.inputs import stack_batch
+
+            arrays = stack_batch(self._inputs, npz_arrays(npz), spec.batch)
+            return check_feeds(self._inputs, arrays, "the inputs file")
         from agent.runtimes.inputs import random_inputs
 
         return random_inputs(self._inputs)
