@@ -144,9 +144,16 @@ class Ppk2Meter(SerialMeter):
             "calibration": self.meta.get("cal"),
             "counter_drops": d.dropped if d else 0,
             "wrap_runs_from_host_clock": d.wrap_runs if d else 0,
+            # how far a 1 s window's lowest receive lag strayed lately: what
+            # bounds the sizes of runs of 64 (tens of us quiet, ms loaded)
+            "lag_stray_us": _us(d.floor.stray(1_000_000_000)) if d else None,
             "out_of_order_counters": d.out_of_order if d else 0,
             "resyncs": d.resyncs if d else 0,
             "logic_channels_seen": [i for i in range(8) if d and d.logic_seen >> i & 1],
             "logic_edges": d.logic_edges if d else 0,
             **({"purge_error": self.purge_error} if self.purge_error else {}),
         }
+
+
+def _us(ns: int | None) -> float | None:
+    return None if ns is None else ns / 1e3
