@@ -243,7 +243,8 @@ def _soak_analysis(rd: RunDir, spec: dict, windows: list[dict]) -> dict:
     try:
         from agent.soak.analysis import analyze_soak
 
-        return {**base, **analyze_soak(windows, rundir.load_telemetry(rd.path), spec)}
+        # the journal's windows as they were journaled; the figures from them
+        return {**base, **analyze_soak(windows, rundir.load_telemetry(rd.path), spec), "windows": windows}
     except Exception as exc:
         log.exception("soak analysis failed")
         return {**base, "error": f"soak analysis failed: {one_line(exc)}"}
