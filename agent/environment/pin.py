@@ -93,6 +93,12 @@ def pin(root: RootFS, profile: Profile | None, state_dir: Path, run_id: str) -> 
             doc["pinned"].append(e)
         else:
             doc["errors"].append(err)
+    journal = Path(state_dir) / JOURNAL
+    if not doc["pinned"]:  # nothing changed (no permission?): nothing to put back
+        journal.unlink(missing_ok=True)
+        doc["restored"] = True
+    elif len(doc["pinned"]) != len(entries):  # only what was written goes back
+        _journal_write(journal, {"run_id": run_id, "root": str(root.root), "entries": doc["pinned"]})
     log.info("run %s: pinned %d clock setting(s)", run_id, len(doc["pinned"]))
     return doc
 

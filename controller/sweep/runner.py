@@ -113,6 +113,9 @@ def _points(
                 result = session.follow(entry["run_id"])
             except EdgebenchError:
                 rec.forget(i)  # the agent no longer has it
+            if result is not None and result.get("status") in ("cancelled", "interrupted"):
+                result = None  # stopped before its end (Ctrl-C, an agent restart): this point runs again
+                rec.forget(i)
         if result is None:
             run_id = session.start(spec)
             rec.started(i, run_id)
