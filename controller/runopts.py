@@ -14,7 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.errors import BadInput
-from agent.spec import GATES, LATE_POLICIES, METER_KINDS, parse_burst, parse_duration
+from agent.names import METER_KINDS
+from agent.spec import GATES, LATE_POLICIES
+from agent.spec_text import parse_burst, parse_duration
+from controller.accuracy.gates import ACCURACY_GATES
+from controller.accuracy.gates import HELP as ACCURACY_HELP
 
 
 def seconds(text: str) -> float:
@@ -82,7 +86,7 @@ def _burst(text: str) -> tuple[float | None, int | None, float]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-_positive_int = _int_at_least(1, "positive")
+positive_int = _int_at_least(1, "positive")
 _nonneg_int = _int_at_least(0, "non-negative")
 
 
@@ -124,7 +128,7 @@ def add_run_options(
         metavar="NAME",
         help="npu, gpu, dsp, dla...: the board profile supplies runtime, provider/delegate, options, env",
     )
-    g.add_argument("--threads", type=_positive_int, default=None, metavar="N")
+    g.add_argument("--threads", type=positive_int, default=None, metavar="N")
     g.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224")
     g.add_argument("--inputs", default=None, metavar="FILE.npz", help="input data")
     if timed:
@@ -134,9 +138,9 @@ def add_run_options(
         g.add_argument(
             "--duration", type=seconds, default=duration_s, metavar=duration_metavar, help=duration_help
         )
-        g.add_argument("--min-iterations", type=_positive_int, default=100, metavar="N")
+        g.add_argument("--min-iterations", type=positive_int, default=100, metavar="N")
         g.add_argument(
-            "--batch", type=_positive_int, default=None, metavar="N",
+            "--batch", type=positive_int, default=None, metavar="N",
             help="a dynamic batch run at N: samples stacked from --inputs or generated;"
             " throughput counts samples",
         )  # fmt: skip
@@ -156,7 +160,7 @@ def add_run_options(
     )
     g.add_argument(
         "--max-partitions",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="gate: at most N accelerator partitions",
@@ -249,16 +253,36 @@ def add_validation_options(p: argparse.ArgumentParser) -> None:
     add_run_options(p, timed=False)  # every sample runs once: no warm-up or duration
     g = p.add_argument_group("validation")
     add_gate_options(g)
+    for gate in ACCURACY_GATES:  # read on the controller after the run
+        g.add_argument(
+            "--" + gate.replace("_", "-"),
+            dest=gate,
+            action="append",
+            type=gate_value,
+            default=[],
+            metavar="[OUTPUT=]X",
+            help=ACCURACY_HELP[gate],
+        )
     g.add_argument(
         "--boxes",
         action="append",
         default=[],
-        metavar="OUTPUT=LAYOUT",
-        help="a box output and its columns, e.g. dets=xyxy,score,class: recall/precision at IoU 0.5",
+        metavar="OUTPUT=DECODER",
+        help="a detector output decoded on the agent: yolov8, yolov5, picodet, or box rows "
+        "such as dets=xyxy,score,class; recall/precision at --box-iou and mAP",
     )
-    g.add_argument("--box-iou", type=float, default=0.5, metavar="IOU")
+    g.add_argument("--box-iou", type=float, default=0.5, metavar="IOU", help="box matching IoU")
     g.add_argument(
         "--box-score", type=float, default=0.25, metavar="S", help="boxes scoring less are ignored"
+    )
+    g.add_argument("--nms-iou", type=float, default=0.5, metavar="IOU", help="decoders' class-wise NMS")
+    g.add_argument("--max-det", type=int, default=300, metavar="N", help="boxes kept per sample")
+    g.add_argument(
+        "--labels",
+        default=None,
+        metavar="GT.json",
+        help="ground truth: COCO detection JSON (image k = sample k, model-input pixels) "
+        "or a JSON list of class ids (one per sample)",
     )
     g.add_argument("--keep-outputs", action="store_true", help="store the device's outputs (outputs.npz)")
     g.add_argument(
@@ -403,10 +427,6 @@ def add_optimize_options(p: argparse.ArgumentParser) -> None:
     )
     add_run_options(p)
     add_gate_options(p.add_argument_group("validation gates (on the optimized model)"), helps=False)
-
-
-# the run kinds a command or a fleet plan can start; specs.BUILDERS has one entry each
-KINDS = ("bench", "soak", "validate", "placement")
 
 
 def kind_parser(kind: str, parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> Any:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import BadInput
-from agent.spec import START_MODES, LoadSpec, RunSpec, SoakSpec, ValiditySpec, parse_meter, parse_shape
+from agent.spec import START_MODES, LoadSpec, RunSpec, SoakSpec, ValiditySpec
+from agent.spec_text import parse_meter, parse_shape
 
 
 def _kv(text: str, flag: str) -> tuple[str, str]:

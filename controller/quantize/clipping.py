@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.validate.reference import feed_shape
+from agent.samples import feed_shape
 
 # the field values' span is taken between these quantiles of their levels, so
 # a handful of outliers does not claim levels the bulk never uses

@@ -11,7 +11,7 @@ import itertools
 from typing import Any
 
 from agent.errors import BadInput
-from agent.spec import parse_shape
+from agent.spec_text import parse_shape
 
 AXES = ("threads", "batch", "accelerator", "input_shape", "provider")
 # the bench option each axis sets, for the conflict check
