@@ -81,6 +81,9 @@ def test_terminal_marks_an_unsupported_percentile_and_ends_with_the_verdict():
 
     md = markdown(doc)
     assert "| n/s |" in md and "9.750" not in md and "- **Result is: VALID**" in md
+    from controller.report.html import render_html
+
+    assert '<span class="good">Result is: VALID</span>' in render_html({**doc, "warnings": ["swap in use"]})
 
 
 @pytest.fixture
