@@ -27,6 +27,8 @@ from controller.accuracy.gates import HELP as ACCURACY_HELP
 
 def seconds(text: str) -> float:
     """argparse type: a duration (``10``, ``90s``, ``30m``, ``1h``) in seconds."""
+    if text.strip().startswith("-"):
+        raise argparse.ArgumentTypeError(f"bad duration {text!r}: must not be negative")
     try:
         v = parse_duration(text)
     except BadInput as exc:

@@ -193,9 +193,9 @@ class AgentServer:
                 port = server.add_secure_port(target, server_credentials(*self.tls))
             else:
                 port = server.add_insecure_port(target)
-        except RuntimeError as exc:
+        except RuntimeError:  # gRPC's text points at GRPC_VERBOSITY: say what it means
             self.runs.close()
-            raise BadInput(f"cannot listen on {self.listen}: {exc}") from None
+            raise BadInput(f"cannot listen on {self.listen}: address in use or not available") from None
         if not port:
             self.runs.close()
             raise BadInput(f"cannot listen on {self.listen}: address in use or not available")

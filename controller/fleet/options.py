@@ -62,7 +62,7 @@ def to_argv(options: dict[str, Any], parser: argparse.ArgumentParser, base: Path
         for item in _items(value, key):
             if dest in PATH_OPTIONS:
                 item = str(base / item)
-            argv += [flag, item]
+            argv.append(f"{flag}={item}")  # one token: a value like -5s is no option
     return argv
 
 
