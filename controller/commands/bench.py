@@ -45,9 +45,13 @@ def _sweep(args: argparse.Namespace) -> int:
     from controller.sweep import report
     from controller.sweep.runner import plan, run_sweep, write_outputs
 
-    plan(args)  # every bad point: one line, exit 2, before any connection or run
+    if args.html or args.plot:  # said before any run, not after the runs are stored
+        from controller import extras
+
+        extras.need("matplotlib", "the sweep plot (--plot, --html)")
+    planned = plan(args)  # every bad point: one line, exit 2, before any connection or run
     with Session.from_args(args) as session:
-        doc, codes = run_sweep(session, args)
+        doc, codes = run_sweep(session, args, planned)
     write_outputs(doc, args)
     print(report.terminal(doc))
     return max(codes, default=0)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import one_line
+from agent.validity import verdict_line
 from controller.report import latency_plot, load_plot, power_plot, timeline
 from controller.report.terminal import VALIDATION_COLUMNS, num, status_text
 
@@ -253,6 +254,13 @@ def _overview(result: dict) -> str:
         ("iterations", _e(result.get("iterations"))),
         ("duration", _num(result.get("duration_s"), 1, " s")),
     ]
+    v = result.get("validity")
+    if v:  # LoadGen's verdict, and why (issue 23)
+        rows.append(
+            ("validity", f'<span class="{"good" if v.get("valid") else "bad"}">{_e(verdict_line(v))}</span>')
+        )
+    rows += [("warning", _e(w)) for w in result.get("warnings") or []]
+    rows += [("note", _e(n)) for n in (v or {}).get("notes") or []]
     body = _kv(rows)
     if gates:
         body += "<h3>Gates</h3>" + _table(
