@@ -28,6 +28,7 @@ _SHA = re.compile(r"^[0-9a-f]{64}$")
 # bounds that keep a spec from asking for the absurd (1e300 s of warm-up)
 MAX_SECONDS = 7 * 24 * 3600.0
 MAX_ITERATIONS = 10**9
+MAX_BATCH = 65536
 MAX_THREADS = 1024
 MAX_DIM = 2**31 - 1  # runtimes index tensors with int32
 
@@ -249,6 +250,7 @@ class RunSpec:
     validity: ValiditySpec | None = None  # None: the defaults
     pin_clocks: bool = False  # governors / jetson_clocks for the run, restored after
     start: str | None = None  # cold | warm: the runtime's cache emptied first, or used
+    batch: int | None = None  # --batch N: a dynamic batch run at N; throughput counts samples
     labels: dict[str, str] = field(default_factory=dict)
 
     def with_accelerator(self, acc: dict[str, Any]) -> RunSpec:
@@ -369,6 +371,8 @@ class RunSpec:
                 raise BadInput(f"a load pattern applies to bench and soak runs, not to {self.kind}")
         if self.validity is not None:
             self.validity.check()
+        if self.batch is not None and not 1 <= self.batch <= MAX_BATCH:
+            raise BadInput(f"batch must be in [1, {MAX_BATCH}]")
         if self.start is not None and self.start not in START_MODES:
             raise BadInput(f"start must be one of {', '.join(START_MODES)}")
         if self.start is not None and self.kind not in ("bench", "soak"):
