@@ -8,6 +8,7 @@ the run path (controller/session.py runs the spec)."""
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -88,8 +89,36 @@ def from_options(
         batch=g("batch"),
         start=g("start") if g("start") in START_MODES else None,  # "both" is two runs: controller/starts.py
     )
-    spec.validate()
+    _validate_for_the_user(spec)
     return spec
+
+
+# a spec field -> the option that sets it: the user typed the option, not the field
+_FLAGS = {
+    "duration_s": "--duration",
+    "warmup_s": "--warmup",
+    "min_iterations": "--min-iterations",
+    "telemetry_rate_hz": "--telemetry-rate",
+    "transient_a": "--transient-a",
+    "budget_w": "--budget-w",
+    "window_s": "--window",
+    "start_cold_max_s": "--start-cold-max",
+    "target_ips": "--target-ips",
+    "max_cpu_ops": "--max-cpu-ops",
+    "max_partitions": "--max-partitions",
+    "input_shapes": "--input-shape",
+    "batch": "--batch",
+    "threads": "--threads",
+}
+_FIELD = re.compile(r"\b(?:soak\.)?(" + "|".join(_FLAGS) + r")\b")
+
+
+def _validate_for_the_user(spec: RunSpec) -> None:
+    """spec.validate(), its message naming the options, not the spec's fields."""
+    try:
+        spec.validate()
+    except BadInput as exc:
+        raise BadInput(_FIELD.sub(lambda m: _FLAGS[m.group(1)], str(exc))) from None
 
 
 def validity_from_args(args: argparse.Namespace) -> ValiditySpec | None:
@@ -176,5 +205,5 @@ def build(
         raise BadInput(f"unknown run kind {kind!r}; known: {', '.join(BUILDERS)}")
     spec = from_options(args, kind, model_sha, model_name, inputs_sha, reference_sha)
     extend(spec, args)
-    spec.validate()
+    _validate_for_the_user(spec)
     return spec
