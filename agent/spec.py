@@ -23,7 +23,7 @@ from agent.errors import BadInput
 from agent.runtimes.names import canonical_provider
 
 SCHEMA = "edgebench.runspec/v1"
-KINDS = ("bench", "soak", "validate", "placement")
+KINDS = ("bench", "soak", "validate", "placement", "pipeline")
 RUNTIMES = ("onnxruntime", "litert")
 METER_KINDS = ("ina-csv", "scpi", "ppk2")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
@@ -236,6 +236,8 @@ class RunSpec:
     soak: SoakSpec | None = None
     validation: ValidateSpec | None = None
     load: LoadSpec | None = None  # None: back to back
+    # kind pipeline: stages and streams (agent/pipeline/spec.py); model_sha256 is its first model
+    pipeline: dict[str, Any] | None = None
     labels: dict[str, str] = field(default_factory=dict)
 
     def with_accelerator(self, acc: dict[str, Any]) -> RunSpec:
@@ -347,6 +349,14 @@ class RunSpec:
             if self.validation is None:
                 self.validation = ValidateSpec()
             self.validation.check()
+        if self.kind == "pipeline":
+            from agent.pipeline.spec import check
+
+            if self.pipeline is None:
+                raise BadInput("a pipeline run needs its stages (run spec field pipeline)")
+            self.pipeline = check(self.pipeline)
+        elif self.pipeline is not None:
+            raise BadInput(f"run spec field pipeline belongs to pipeline runs, not to {self.kind}")
         if self.load is not None:
             self.load.check()
             if self.kind in ("placement", "validate"):

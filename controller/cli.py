@@ -23,6 +23,7 @@ from controller.commands import (
     history,
     info,
     optimize,
+    pipeline,
     placement,
     push,
     quantize,
@@ -55,6 +56,7 @@ COMMANDS = (
     compare,
     fleet,
     history,
+    pipeline,
     demo,
 )
 

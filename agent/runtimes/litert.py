@@ -109,7 +109,10 @@ class LiteRTRunner:
             sig = [int(x) for x in d.get("shape_signature", d["shape"])]
             declared: list[Any] = [x if x > 0 else None for x in sig]
             shape = resolve_shape(
-                d["name"], declared, spec.input_shapes.get(d["name"]), dynamic_ok=spec.kind == "validate"
+                d["name"],
+                declared,
+                spec.input_shapes.get(d["name"]),
+                dynamic_ok=spec.kind in ("validate", "pipeline"),
             )
             if list(shape) != [int(x) for x in d["shape"]]:
                 self.interp.resize_tensor_input(d["index"], shape, strict=False)

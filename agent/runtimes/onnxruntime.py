@@ -177,7 +177,10 @@ class OrtRunner:
             # symbols stay strings: the error for a dynamic dimension names them
             declared = [d if isinstance(d, (int, str)) else None for d in m.shape]
             shape = resolve_shape(
-                m.name, declared, spec.input_shapes.get(m.name), dynamic_ok=spec.kind == "validate"
+                m.name,
+                declared,
+                spec.input_shapes.get(m.name),
+                dynamic_ok=spec.kind in ("validate", "pipeline"),
             )
             dtype = _ORT_DTYPES.get(m.type)
             if dtype is None:
