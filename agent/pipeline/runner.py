@@ -35,8 +35,9 @@ from agent.spec import RunSpec
 from agent.stats import latency_summary_ms
 from agent.store.paths import locate_artifact
 
-ALONE_S = 1.0  # each model back to back, after the measured phase
-CONTENTION_S = 2.0  # stream 0 alone, when several streams ran
+# off the clock, after the measured phase: a quarter of its length, 0.25-1 s
+# for each model alone, twice that for stream 0 alone (contention)
+ALONE_S = (0.25, 1.0)
 STAGE_TIMES = "pipeline-stages.npy"
 
 
@@ -247,8 +248,9 @@ def _measure(
         assert m is not None
         per_stream.append((s.snapshot(), m, _frames_of(run_dir, spec, k, m)))
     _save_stage_times(run_dir, per_stream[0][0])
-    alone = _alone(streams[0])
-    contention = _contention(streams[0], spec) if len(streams) > 1 else None
+    alone_s = min(ALONE_S[1], max(ALONE_S[0], spec.duration_s / 4))
+    alone = _alone(streams[0], alone_s)
+    contention = _contention(streams[0], 2 * alone_s) if len(streams) > 1 else None
     placements = []
     if spec.placement:
         for st in streams[0].stages:
@@ -294,22 +296,22 @@ def _frames_of(run_dir: Path, spec: RunSpec, k: int, m: dict[str, Any]) -> np.nd
     return np.load(path, allow_pickle=False)
 
 
-def _alone(stream: Stream) -> list[dict[str, Any]]:
+def _alone(stream: Stream, seconds: float) -> list[dict[str, Any]]:
     out = []
     for st in stream.stages:
         if isinstance(st, ModelStage):
-            a = st.alone(ALONE_S)
+            a = st.alone(seconds)
             out.append({"stage": st.name, "model": st.opts["model_name"], **(a or {})})
     return out
 
 
-def _contention(stream: Stream, spec: RunSpec) -> dict[str, Any]:
+def _contention(stream: Stream, seconds: float) -> dict[str, Any]:
     """Stream 0 alone, back to back, for a short while: its service time with
     no other stream on the board."""
     stream.reset()
     stream.keep = 0
     lat = []
-    end = now_ns() + int(CONTENTION_S * 1e9)
+    end = now_ns() + int(seconds * 1e9)
     while True:
         t = now_ns()
         stream.frame()

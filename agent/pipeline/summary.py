@@ -3,8 +3,8 @@ start, end, burst) and stage times (ns per stage per frame run).
 
 A miss is attributed to the stage that overran: the stage whose time exceeded
 its own median by the most. A late frame whose own service fits the deadline
-was late because it waited: the frame before it overran. A dropped frame
-arrived while the frame before it ran, so it too goes to that frame's
+was late because it waited behind the last frame that overran; a dropped
+frame arrived while an earlier one ran long: both go to that frame's
 overrunning stage. Percentiles are nearest-rank (agent/stats.py).
 """
 
@@ -42,20 +42,22 @@ def attribute(
         return late, dropped
     over = times - np.median(times, axis=0)
     culprit = over.argmax(axis=1)  # per frame run
+    overran = over.max(axis=1) > 0
     done_i = -1  # index of the last completed frame
+    blame = int(culprit[0])  # the stage of the last frame that overran: queueing behind it
     for a, start, end, _b in frames:
         if start < 0:
-            if done_i >= 0:
-                dropped[culprit[done_i]] += 1
-            else:
-                dropped[culprit[0]] += 1
+            dropped[blame] += 1
             continue
         done_i += 1
         if done_i >= len(times):
             break
+        own = int(culprit[done_i])
         if deadline_ns is not None and end - a > deadline_ns:
-            own = end - start <= deadline_ns and done_i > 0
-            late[culprit[done_i - 1] if own else culprit[done_i]] += 1
+            waited = end - start <= deadline_ns  # its own work fit: it waited behind an overrun
+            late[blame if waited else own] += 1
+        if overran[done_i]:
+            blame = own
     return late, dropped
 
 

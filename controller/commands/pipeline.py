@@ -33,6 +33,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="frames whose final outputs the result keeps",
     )
     p.add_argument(
+        "--no-placement", action="store_true", help="skip the models' placement pass after the run"
+    )
+    p.add_argument(
         "--allow-code",
         action="store_true",
         help="let the embedded agent run user (code) stages: this executes the pushed Python",

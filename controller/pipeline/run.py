@@ -34,7 +34,7 @@ def build_spec(args: argparse.Namespace, loaded: Loaded, shas: dict[Path, str], 
         raise BadInput("a pipeline needs at least one model stage")
     base = spec_from_args(args, "bench", first["model_sha256"], first["model_name"], inputs_sha=inputs_sha)
     d = base.to_dict()
-    d.update(kind="pipeline", pipeline=wire)
+    d.update(kind="pipeline", pipeline=wire, placement=not getattr(args, "no_placement", False))
     window = getattr(args, "window", None)
     if window is not None or base.duration_s >= SOAK_FROM_S:
         d["soak"] = {**(d.get("soak") or {}), "window_s": float(window or SoakSpec().window_s)}

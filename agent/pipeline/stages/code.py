@@ -10,6 +10,7 @@ result has a length, else 1."""
 from __future__ import annotations
 
 import importlib.util
+from importlib.machinery import SourceFileLoader
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,9 @@ class CodeStage(Stage):
     def __init__(self, opts: dict[str, Any], ctx: dict[str, Any]) -> None:
         super().__init__(opts, ctx)
         path = locate_artifact(Path(ctx["run_dir"]), opts["code_sha256"], "code")
-        spec = importlib.util.spec_from_file_location(f"edgebench_user_stage_{ctx['index']}", path)
+        name = f"edgebench_user_stage_{ctx['index']}"
+        # the stored artifact has no .py suffix: name the source loader outright
+        spec = importlib.util.spec_from_file_location(name, path, loader=SourceFileLoader(name, str(path)))
         if spec is None or spec.loader is None:
             raise BadInput(f"{self.where}: cannot load {opts['code_name']} as Python")
         module = importlib.util.module_from_spec(spec)

@@ -1,0 +1,185 @@
+"""edgebench pipeline (issue 24): a real two-model PP-OCR pipeline on rendered
+pages at a set rate (text checked against the strings drawn), stage timing and
+miss attribution, user stages behind --allow-code, two streams' contention,
+and bad pipeline files refused in one line with nothing stored."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import numpy as np
+import pytest
+
+from agent.pipeline.stages.db_post import components
+from agent.pipeline.summary import attribute
+from controller.cli import main
+from controller.db import ResultsDB
+from controller.models import ppocr
+from controller.pipeline.examples import write_ocr
+
+pytestmark = pytest.mark.skipif(ppocr.models_dir() is None, reason="needs the rapidocr-onnxruntime wheel")
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEBENCH_DB", f"sqlite:///{tmp_path / 'r.db'}")
+    monkeypatch.setenv("EDGEBENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _rows() -> list[dict]:
+    db = ResultsDB()
+    try:
+        return db.query(limit=None)
+    finally:
+        db.close()
+
+
+def _frames(tmp_path, n: int = 2):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "frames.npz"
+    np.savez(path, frames=rng.integers(0, 255, (n, 60, 200, 3), dtype=np.uint8))
+    return path
+
+
+def _cls_yaml(tmp_path, extra: str = "", streams: int = 1, size: str = "[48, 192]", model: str = "") -> str:
+    text = f"""\
+    name: cls
+    streams: {streams}
+    stages:
+      - resize: {{size: {size}}}
+      - normalize: {{mean: 0.5, std: 0.5}}
+      - model: {{name: cls, path: {model or ppocr.model_path(ppocr.CLASSIFIER)}}}
+      - topk: {{k: 1}}
+    """
+    path = tmp_path / "cls.yaml"
+    path.write_text(textwrap.dedent(text) + extra)
+    return str(path)
+
+
+def test_the_ocr_pipeline_reads_the_rendered_text_at_the_set_rate(env, capsys):
+    yaml_path, frames, truth = write_ocr(env, pages=2)
+    args = ["pipeline", str(yaml_path), "--inputs", str(frames), "--rate", "1", "--duration", "2",
+            "--warmup", "0", "--min-iterations", "2", "--no-placement", "--keep-outputs", "2",
+            "--json", "r.json"]  # fmt: skip
+    code = main([*args, "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    r = json.loads((env / "r.json").read_text())
+    p = r["pipeline"]
+    # each page's lines, recognised and in reading order, as drawn
+    assert [[t for t, _ in texts] for texts in p["outputs"]] == truth
+    names = [s["name"] for s in p["stages"]]
+    assert names == ["resize", "normalize", "det", "db_post", "crop", "rec_norm", "rec", "ctc"]
+    crop = p["stages"][4]
+    assert crop["items_per_frame"] == 2.0  # two lines per page: two crops, one recogniser batch
+    assert all(s["p50_ms"] > 0 and s["p99_ms"] >= s["p50_ms"] for s in p["stages"])
+    assert r["load"]["rate_hz"] == 1.0 and r["load"]["frames"] >= 2
+    # every miss goes to exactly one stage
+    assert sum(p["misses"]["by_stage"].values()) == r["load"]["late"] + r["load"]["dropped"]
+    assert [m["stage"] for m in p["models"]] == ["det", "rec"] and p["models"][0]["calls_per_s"] > 0
+    assert p["headline"].startswith(f"det alone {p['models'][0]['calls_per_s']:.1f} FPS, application ")
+    assert "post-processing" in p["headline"] and "% of the frame" in p["headline"]
+    assert 0 < p["model_share"] <= 1 and p["overhead_ms"]["p50"] >= 0
+    assert "det" in out and "ctc" in out and "#" in out  # the per-stage bars
+    (row,) = _rows()
+    assert row["kind"] == "pipeline" and row["run_id"] == r["run_id"]
+
+
+def test_a_user_stage_runs_with_allow_code_and_its_output_is_kept(env, capsys):
+    (env / "names.py").write_text(
+        "def stage(value, frame):\n    return [['0', '180'][c] for ((c, s),) in value]\n"
+    )
+    y = _cls_yaml(env, "  - code: {path: names.py}\n")
+    args = ["pipeline", y, "--inputs", str(_frames(env)), "--duration", "0.5", "--warmup", "0",
+            "--min-iterations", "3", "--no-placement", "--json", "r.json", "--quiet"]  # fmt: skip
+    assert main([*args, "--allow-code"]) == 0
+    p = json.loads((env / "r.json").read_text())["pipeline"]
+    assert p["stages"][-1]["kind"] == "code" and p["stages"][-1]["backend"] == "python"
+    assert all(out in (["0"], ["180"]) for out in p["outputs"])
+
+
+def test_two_streams_share_the_board_and_the_slowdown_is_measured(env):
+    y = _cls_yaml(env, streams=2)
+    args = ["pipeline", y, "--inputs", str(_frames(env)), "--rate", "50", "--duration", "1", "--warmup", "0",
+            "--min-iterations", "5", "--no-placement", "--json", "r.json", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    p = json.loads((env / "r.json").read_text())["pipeline"]
+    assert [(s["pipeline"], s["stream"]) for s in p["streams"]] == [("cls", 0), ("cls", 1)]
+    assert all(s["completed"] >= 5 and s["achieved_rate_hz"] > 0 for s in p["streams"])
+    alone = p["contention"]["service_ms"]["p50"]
+    for s in p["streams"]:
+        assert s["slowdown"] == pytest.approx(s["service_ms"]["p50"] / alone)
+
+
+@pytest.mark.parametrize(
+    "case, extra, size, expect",
+    [
+        ("unknown stage", "  - blur: {radius: 2}\n", "[48, 192]", "unknown stage 'blur'"),
+        ("crop without boxes", "  - crop: {size: [48, 320]}\n", "[48, 192]", "crop needs a boxes stage"),
+        # tiny_onnx_model takes x: 1x64
+        ("shapes that do not connect", "", "tiny", "takes 1x64, the stage before gives 1x3x48x192"),
+        ("code without the flag", "  - code: {path: names.py}\n", "[48, 192]", "--allow-code"),
+    ],
+)
+def test_a_bad_pipeline_is_one_line_exit_2_and_nothing_is_stored(
+    env, capsys, tiny_onnx_model, case, extra, size, expect
+):
+    (env / "names.py").write_text("def stage(value, frame):\n    return value\n")
+    tiny = size == "tiny"
+    y = _cls_yaml(env, extra, size="[48, 192]" if tiny else size, model=str(tiny_onnx_model) if tiny else "")
+    code = main(
+        ["pipeline", y, "--inputs", str(_frames(env)), "--duration", "0.5", "--warmup", "0", "--quiet"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("edgebench: error: ") and expect in line, line
+    assert _rows() == []
+
+
+def test_a_separately_started_agent_refuses_user_code_unless_started_with_allow_code(
+    env, capsys, agent_process
+):
+    (env / "names.py").write_text("def stage(value, frame):\n    return len(value)\n")
+    y = _cls_yaml(env, "  - code: {path: names.py}\n")
+    args = ["pipeline", y, "--inputs", str(_frames(env)), "--duration", "0.3", "--warmup", "0",
+            "--min-iterations", "2", "--no-placement", "--quiet"]  # fmt: skip
+    plain = agent_process()
+    assert main([*args, "--agent", plain.address]) == 2
+    assert "not started with --allow-code" in capsys.readouterr().err
+    allowed = agent_process("--allow-code", state_dir=env / "state2")
+    assert main([*args, "--agent", allowed.address, "--json", "r.json"]) == 0
+    assert json.loads((env / "r.json").read_text())["pipeline"]["outputs"][0] == 1
+
+
+def test_db_regions_match_scipy_labelling():
+    ndimage = pytest.importorskip("scipy.ndimage")
+    rng = np.random.default_rng(3)
+    mask = rng.random((60, 80)) > 0.7
+    lab, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    want = sorted((s[0].start, s[1].start, s[0].stop, s[1].stop) for s in ndimage.find_objects(lab))
+    assert sorted(map(tuple, components(mask).tolist())) == want and n == len(want)
+
+
+def test_a_miss_goes_to_the_stage_that_overran():
+    ms = 1_000_000
+    # 3 stages; frame 2's stage 2 (index 1) overruns: it is late, the next frame
+    # is dropped while it runs, and the two after wait behind it (late, their own work fits)
+    times = np.array([[2, 5, 1], [2, 5, 1], [2, 40, 1], [2, 5, 1], [2, 5, 1]]) * ms
+    frames = np.array(
+        [
+            [0, 0, 8, -1],
+            [10, 10, 18, -1],
+            [20, 20, 63, -1],
+            [30, -1, -1, -1],  # dropped: arrived while frame 2 ran
+            [40, 63, 71, -1],  # waited: late, though its own 8 ms fit
+            [50, 71, 79, -1],
+        ]
+    )
+    frames[:, :3] = np.where(frames[:, :3] >= 0, frames[:, :3] * ms, -1)
+    late, dropped = attribute(frames, times, deadline_ns=20 * ms)
+    assert late.tolist() == [0, 3, 0] and dropped.tolist() == [0, 1, 0]
