@@ -103,10 +103,15 @@ def test_a_user_stage_runs_with_allow_code_and_its_output_is_kept(env, capsys):
 
 def test_two_streams_share_the_board_and_the_slowdown_is_measured(env):
     y = _cls_yaml(env, streams=2)
-    args = ["pipeline", y, "--inputs", str(_frames(env)), "--rate", "50", "--duration", "1", "--warmup", "0",
-            "--min-iterations", "5", "--no-placement", "--json", "r.json", "--quiet"]  # fmt: skip
+    # --window makes it a soak of the application: stream 0's windows
+    args = ["pipeline", y, "--inputs", str(_frames(env)), "--rate", "50", "--duration", "1.2",
+            "--warmup", "0", "--min-iterations", "5", "--no-placement", "--window", "0.4",
+            "--json", "r.json", "--quiet"]  # fmt: skip
     assert main(args) == 0
-    p = json.loads((env / "r.json").read_text())["pipeline"]
+    r = json.loads((env / "r.json").read_text())
+    assert len(r["soak"]["windows"]) >= 2 and r["soak"]["window_s"] == 0.4
+    assert sum(w["frames"] for w in r["soak"]["windows"]) == r["load"]["frames"]
+    p = r["pipeline"]
     assert [(s["pipeline"], s["stream"]) for s in p["streams"]] == [("cls", 0), ("cls", 1)]
     assert all(s["completed"] >= 5 and s["achieved_rate_hz"] > 0 for s in p["streams"])
     alone = p["contention"]["service_ms"]["p50"]
