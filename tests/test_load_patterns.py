@@ -17,7 +17,8 @@ from agent.load.schedule import ASAP, Schedule
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.runs.files import load_arrivals, load_iterations
 from agent.spec import LoadSpec, RunSpec, parse_burst
-from controller.runopts import add_run_options, spec_from_args
+from controller.runopts import add_run_options
+from controller.specs import from_options as spec_from_args
 
 TASK = "scenario.timed_model:sleep_task"
 SHA = "a" * 64

@@ -7,7 +7,8 @@ import io
 
 from rich.console import Console
 
-from controller.commands.soak import Cursor, SoakView, clocks_text
+from controller.soak.cursor import Cursor
+from controller.soak.view import SoakView, clocks_text
 
 
 def window(i, ips=25.0):
@@ -130,13 +131,14 @@ def home(tmp_path, monkeypatch):
 
 
 def test_plain_soak_defaults_to_30_minutes_of_10_s_windows(tiny_onnx_model):
+    from controller import specs
     from controller.commands import soak
 
     p = argparse.ArgumentParser(prog="edgebench")
     soak.add_parser(p.add_subparsers(dest="cmd"))
     args = p.parse_args(["soak", str(tiny_onnx_model)])
     assert args.duration == 1800.0 and args.window == 10.0
-    spec = soak._soak_spec(args, "0" * 64, "tiny.onnx")
+    spec = specs.build("soak", args, "0" * 64, "tiny.onnx").to_dict()
     assert spec["kind"] == "soak" and spec["duration_s"] == 1800.0 and spec["soak"]["window_s"] == 10.0
     args = p.parse_args(["soak", str(tiny_onnx_model), "--duration", "1h30m", "--window", "250ms"])
     assert (args.duration, args.window) == (5400.0, 0.25)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from controller.commands.common import add_agent_options, add_db_option, execute, finish
-from controller.runopts import add_run_options
+from controller.commands.common import add_agent_options, add_db_option, finish
+from controller.runopts import add_kind_options
+from controller.session import Session, run_model
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("bench", help="benchmark a model on an agent")
     p.add_argument("model", help="model file (.onnx, .tflite)")
-    add_run_options(p)
+    add_kind_options(p, "bench")
     add_agent_options(p)
     add_db_option(p)
     p.add_argument("--json", metavar="FILE", default=None, help="write the result document here")
@@ -21,5 +22,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    result, agent = execute(args, "bench")
+    with Session.from_args(args) as session:
+        result = run_model(session, "bench", args)
+        agent = session.agent_name
     return finish(args, result, agent)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
 from agent.errors import EXIT_GATE_FAILED, BadInput
 from agent.validate.reference import load_npz
-from controller.quantize.onnx_static import METHODS, TYPES, QuantOptions
+from controller.quantize.fp16 import fp16_variant
+from controller.quantize.onnx_static import METHODS, TYPES
+from controller.quantize.options import options
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -47,21 +48,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--md", default=None, metavar="FILE", help="the report as Markdown")
     p.add_argument("--html", default=None, metavar="FILE", help="the report as HTML")
     return p
-
-
-def options(args: argparse.Namespace) -> QuantOptions:
-    from controller.quantize.presets import preset
-
-    base = preset(args.preset) if args.preset else {}
-    keys = ("method", "per_channel", "activation_type", "weight_type", "symmetric_activations")
-    chosen = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
-    if args.asymmetric_weights:
-        chosen["symmetric_weights"] = False
-    if args.calibration_samples is not None and args.calibration_samples < 1:
-        raise BadInput("--calibration-samples must be a positive integer")
-    return QuantOptions(
-        **{**base, **chosen}, exclude=list(args.exclude), calibration_limit=args.calibration_samples
-    )
 
 
 def _load(path: str | None, what: str) -> dict:
@@ -119,24 +105,3 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         Path(args.html).write_text(report.html_page(rep))
     return EXIT_GATE_FAILED if rep.get("target") and not rep.get("met") else 0
-
-
-def fp16_variant(model: Path, out: Path) -> dict:
-    """The float model in FP16 (inputs and outputs stay float32), for GPU targets."""
-    try:
-        from onnxconverter_common import float16
-    except ImportError:
-        raise BadInput("--fp16 needs onnxconverter-common: pip install onnxconverter-common") from None
-    import onnx
-    import onnxruntime as ort
-
-    from controller.quantize.prepare import constants_to_initializers
-
-    m = onnx.load(str(model))
-    constants_to_initializers(m)  # Constant-node weights would stay float32
-    with warnings.catch_warnings():  # one warning per tiny weight clamped to FP16's range
-        warnings.simplefilter("ignore", UserWarning)
-        half = float16.convert_float_to_float16(m, keep_io_types=True)
-    onnx.save(half, str(out))
-    ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])  # it must load before it is reported
-    return {"output": str(out), "size_bytes": out.stat().st_size}
