@@ -7,15 +7,9 @@ import argparse
 import sys
 from typing import Any
 
-from controller.commands.common import (
-    add_agent_options,
-    add_db_option,
-    exit_code_of,
-    saved_line,
-    store,
-    write_json,
-)
+from controller.commands.common import add_agent_options, add_db_option, store, write_json
 from controller.runopts import add_run_options, seconds
+from controller.session import Session, exit_code, saved_line
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -52,9 +46,11 @@ def run(args: argparse.Namespace) -> int:
     from controller.pipeline import run as prun
 
     loaded = load.load(args.file, keep_outputs=args.keep_outputs)  # bad files end here, before any push
-    result, agent = prun.execute(args, loaded)
+    with Session.from_args(args) as session:
+        result = prun.run(session, args, loaded)
+        agent = session.agent_name
     db = store(args, result, agent)
     write_json(args, result)
     print(report.render(result))
     print(saved_line(result, args.json, db), file=sys.stderr)
-    return exit_code_of(result)
+    return exit_code(result)

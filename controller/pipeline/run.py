@@ -1,15 +1,10 @@
-"""A pipeline run from the host: push each file the stages name (once), the
-frames, build the run spec, start it, watch it, and return the result.
-
-Until the controller's session layer lands this uses the shared command
-pieces (controller/commands/common.py); it is the one place to switch."""
+"""A pipeline run from the host, through the session layer: push each file
+the stages name (once per session) and the frames, build the spec
+(controller/specs.py, kind ``pipeline``), run it."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,76 +15,35 @@ from controller.pipeline.load import Loaded
 SOAK_FROM_S = 300.0  # a pipeline this long is a soak of the application: windows, throttle attribution
 
 
-def build_spec(args: argparse.Namespace, loaded: Loaded, shas: dict[Path, str], inputs_sha: str) -> RunSpec:
-    """The run spec: the run options (load pattern, meter, telemetry...) as for a
-    bench, kind pipeline, the stages with their artifacts' sha256."""
-    from controller.runopts import spec_from_args
-
-    wire = loaded.with_shas(shas)
-    first = next(
-        (s for p in wire["pipelines"] for s in p["stages"] if s["stage"] == "model"),
-        None,
-    )
-    if first is None:
-        raise BadInput("a pipeline needs at least one model stage")
-    base = spec_from_args(args, "bench", first["model_sha256"], first["model_name"], inputs_sha=inputs_sha)
-    d = base.to_dict()
-    d.update(kind="pipeline", pipeline=wire, placement=not getattr(args, "no_placement", False))
+def pipeline_part(spec: RunSpec, args: argparse.Namespace) -> None:
+    """specs.BUILDERS["pipeline"]: the stages (``args.pipeline_wire``, with the
+    pushed files' sha256), the soak window of a long run, the placement pass."""
+    spec.pipeline = args.pipeline_wire
+    spec.placement = not getattr(args, "no_placement", False)
     window = getattr(args, "window", None)
-    if window is not None or base.duration_s >= SOAK_FROM_S:
-        d["soak"] = {**(d.get("soak") or {}), "window_s": float(window or SoakSpec().window_s)}
-    return RunSpec.from_dict(d)
+    if window is not None or spec.duration_s >= SOAK_FROM_S:
+        soak = spec.soak or SoakSpec()
+        soak.window_s = float(window or soak.window_s)
+        spec.soak = soak
 
 
-@contextlib.contextmanager
-def connect(args: argparse.Namespace) -> Iterator[Any]:
-    """--agent, else an embedded agent; ``--allow-code`` starts the embedded
-    one with user stages allowed (a remote agent decides for itself)."""
-    from controller.commands.common import connect as common_connect
-
-    if getattr(args, "agent", None):
-        if getattr(args, "allow_code", False):
-            raise BadInput(
-                "--allow-code applies to the embedded agent; start a remote one with "
-                "edgebench-agent serve --allow-code"
-            )
-        with common_connect(args) as client:
-            yield client
-        return
-    from controller.client import AgentClient
-    from controller.embedded import EmbeddedAgent
-
-    with (
-        EmbeddedAgent(allow_code=bool(getattr(args, "allow_code", False))) as emb,
-        AgentClient(emb.address) as client,
-    ):
-        client.embedded = True
-        yield client
+def first_model(wire: dict[str, Any]) -> dict[str, Any]:
+    for p in wire["pipelines"]:
+        for s in p["stages"]:
+            if s["stage"] == "model":
+                return s
+    raise BadInput("a pipeline needs at least one model stage")
 
 
-def execute(args: argparse.Namespace, loaded: Loaded) -> tuple[dict, str]:
-    """Push, start, watch; (result, agent name). A bad-input failure raises (nothing stored)."""
-    from controller.commands import common
+def run(session: Any, args: argparse.Namespace, loaded: Loaded) -> dict:
+    """Push, build, run: the result document (a bad-input failure raises, nothing stored)."""
+    from controller import specs
 
     if not getattr(args, "inputs", None):
         raise BadInput("a pipeline needs frames: --inputs FRAMES.npz (uint8 NxHxWx3)")
-    if not Path(args.inputs).is_file():
-        raise BadInput(f"inputs file not found: {args.inputs}")
-    with connect(args) as client:
-        shas: dict[Path, str] = {}
-        for _i, _j, _key, path in loaded.files:
-            if path not in shas:
-                shas[path] = client.push(path)
-        spec = build_spec(args, loaded, shas, client.push(args.inputs))
-        run_id = client.start_run(spec)
-        quiet = getattr(args, "quiet", False)
-        if not quiet:
-            print(f"run {run_id} on {client.addr}", file=sys.stderr)
-        try:
-            result = common.wait_result(client, run_id, quiet, spec.warmup_s + spec.duration_s)
-        except KeyboardInterrupt:
-            common.interrupted(client, run_id, args)
-            raise
-        agent = common.agent_name(client)
-        common.raise_bad_input(result)
-    return result, agent
+    shas: dict[Path, str] = {path: session.push(path, "pipeline") for _i, _j, _k, path in loaded.files}
+    inputs = session.push(args.inputs, "inputs")
+    args.pipeline_wire = loaded.with_shas(shas)
+    model = first_model(args.pipeline_wire)
+    spec = specs.build("pipeline", args, model["model_sha256"], model["model_name"], inputs_sha=inputs)
+    return session.run(spec, quiet=bool(getattr(args, "quiet", False)))
