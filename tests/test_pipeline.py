@@ -17,6 +17,8 @@ from controller.cli import main
 from controller.db import ResultsDB
 from controller.models import ppocr
 from controller.pipeline.examples import write_ocr
+from controller.report.compare import compare, render
+from controller.report.html import render_html
 
 pytestmark = pytest.mark.skipif(ppocr.models_dir() is None, reason="needs the rapidocr-onnxruntime wheel")
 
@@ -117,6 +119,14 @@ def test_two_streams_share_the_board_and_the_slowdown_is_measured(env):
     alone = p["contention"]["service_ms"]["p50"]
     for s in p["streams"]:
         assert s["slowdown"] == pytest.approx(s["service_ms"]["p50"] / alone)
+    # the HTML report's Pipeline section (its stacked per-stage timeline) and compare, from the result alone
+    tl = p["timeline"]
+    assert tl["t_s"] and set(tl["stages"]) == {st["name"] for st in p["stages"]}
+    page = render_html(r)
+    assert "<h2>Pipeline</h2>" in page and "per-stage time per frame, stacked" in page and "slowdown" in page
+    c = compare(r, r)["pipeline"]
+    assert [st["name"] for st in c["stages"]] == [st["name"] for st in p["stages"]]
+    assert c["achieved_rate_hz"]["delta"] == 0 and "app FPS" in render(compare(r, r))
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,29 @@ def attribute(
     return late, dropped
 
 
+TIMELINE_BINS = 300  # the stacked per-stage timeline: at most this many bins
+
+
+def timeline(start_ns: np.ndarray, times: np.ndarray, origin_ns: int, span_ns: int, names: list[str]) -> dict:
+    """Mean ms per stage in time bins of frame start (seconds from the measured
+    phase's start, ``measure_start_ns``): the HTML report's stacked timeline."""
+    if not len(times):
+        return {"t_s": [], "resolution_s": None, "stages": {n: [] for n in names}}
+    bin_ns = max(int(np.ceil(span_ns / TIMELINE_BINS)), 1)
+    b = np.clip((start_ns - origin_ns) // bin_ns, 0, None).astype(np.int64)
+    count = np.bincount(b)
+    used = np.nonzero(count)[0]
+    stages = {}
+    for j, n in enumerate(names):
+        sums = np.bincount(b, weights=times[:, j].astype(np.float64), minlength=len(count))
+        stages[n] = [round(float(v), 4) for v in sums[used] / count[used] / 1e6]
+    return {
+        "t_s": [round(float(t), 4) for t in (used + 0.5) * bin_ns / 1e9],
+        "resolution_s": bin_ns / 1e9,
+        "stages": stages,
+    }
+
+
 def stream_doc(snap: dict[str, Any], m: dict[str, Any], frames: np.ndarray, spec: RunSpec) -> dict[str, Any]:
     times, items = snap["times"], snap["items"]
     deadline = spec.load.deadline_ns if spec.load is not None else None
@@ -124,6 +147,13 @@ def stream_doc(snap: dict[str, Any], m: dict[str, Any], frames: np.ndarray, spec
         "post_share": share((idx > first_model) & ~model_mask),
         "stages": stages,
         "outputs": snap["outputs"],
+        "timeline": timeline(
+            done[:n, 1] if rows else m["start_ns"] + np.cumsum(work),
+            times[:n],
+            m["start_ns"],
+            m["end_ns"] - m["start_ns"],
+            [st["name"] for st in snap["stages"]],
+        ),
     }
 
 
@@ -165,7 +195,10 @@ def pipeline_doc(
         },
         "models": alone,
         "outputs": first["outputs"],
-        "streams": [{k: v for k, v in s.items() if k not in ("stages", "outputs")} for s in streams],
+        "timeline": first["timeline"],
+        "streams": [
+            {k: v for k, v in s.items() if k not in ("stages", "outputs", "timeline")} for s in streams
+        ],
         "contention": contention,
         "placements": [
             {

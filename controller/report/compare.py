@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from controller.pipeline import compare as pipeline_compare
 from controller.report import bootstrap
 from controller.report.terminal import num
 
@@ -249,6 +250,7 @@ def compare(
             (b.get("power") or {}).get("energy_per_inference_j"),
         ),
         "accuracy": accuracy(a, b),
+        "pipeline": pipeline_compare.compare(a, b),
         **_placement(a, b),
     }
 
@@ -353,7 +355,7 @@ def rows(c: dict) -> list[tuple[str, str, str, str, str]]:
         out.append(delta_row("energy J/inf", c["energy_per_inference_j"], ".6f"))
     for o in (c.get("accuracy") or {}).get("outputs") or []:
         out += [delta_row(f"{o['name']} {m}", d, ".4f") for m, d in o["metrics"].items()]
-    return out
+    return out + pipeline_compare.rows(c.get("pipeline"))
 
 
 def _setup_line(tag: str, s: dict) -> str:
