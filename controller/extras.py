@@ -12,7 +12,7 @@ from agent.errors import BadInput
 INSTALL_HINT = "pip install 'edgebench[controller]'"
 # the import names of the [controller] and [postgres] extras (pyproject.toml)
 CONTROLLER_PACKAGES = frozenset(
-    {"sqlalchemy", "rich", "matplotlib", "platformdirs", "onnx", "flatbuffers", "psycopg"}
+    {"sqlalchemy", "rich", "matplotlib", "platformdirs", "onnx", "flatbuffers", "psycopg", "pycocotools"}
 )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from agent.errors import BadInput
 from agent.spec import GATES, LATE_POLICIES, METER_KINDS, parse_burst, parse_duration
+from controller.accuracy.gates import ACCURACY_GATES
 
 
 def seconds(text: str) -> float:
@@ -243,16 +244,37 @@ def add_validation_options(p: argparse.ArgumentParser) -> None:
     add_run_options(p, timed=False)  # every sample runs once: no warm-up or duration
     g = p.add_argument_group("validation")
     add_gate_options(g)
+    for gate, (metric, higher) in ACCURACY_GATES.items():  # read on the controller after the run
+        g.add_argument(
+            "--" + gate.replace("_", "-"),
+            dest=gate,
+            action="append",
+            type=gate_value,
+            default=[],
+            metavar="[OUTPUT=]X",
+            help=f"exit 3 when {metric} is {'below' if higher else 'above'} X (mAP with --boxes; "
+            "accuracy and drops with --labels)",
+        )
     g.add_argument(
         "--boxes",
         action="append",
         default=[],
-        metavar="OUTPUT=LAYOUT",
-        help="a box output and its columns, e.g. dets=xyxy,score,class: recall/precision at IoU 0.5",
+        metavar="OUTPUT=DECODER",
+        help="a detector output decoded on the agent: yolov8, yolov5, picodet, or box rows "
+        "such as dets=xyxy,score,class; recall/precision at --box-iou and mAP",
     )
-    g.add_argument("--box-iou", type=float, default=0.5, metavar="IOU")
+    g.add_argument("--box-iou", type=float, default=0.5, metavar="IOU", help="box matching IoU")
     g.add_argument(
         "--box-score", type=float, default=0.25, metavar="S", help="boxes scoring less are ignored"
+    )
+    g.add_argument("--nms-iou", type=float, default=0.5, metavar="IOU", help="decoders' class-wise NMS")
+    g.add_argument("--max-det", type=int, default=300, metavar="N", help="boxes kept per sample")
+    g.add_argument(
+        "--labels",
+        default=None,
+        metavar="GT.json",
+        help="ground truth: COCO detection JSON (image k = sample k, model-input pixels) "
+        "or a JSON list of class ids (one per sample)",
     )
     g.add_argument("--keep-outputs", action="store_true", help="store the device's outputs (outputs.npz)")
     g.add_argument(

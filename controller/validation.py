@@ -15,6 +15,8 @@ from agent.spec import GATES, ValidateSpec
 def validation_spec(args: argparse.Namespace, model: Path) -> ValidateSpec:
     """The checked ValidateSpec of validate's options (runopts.add_validation_options);
     an option a caller's namespace lacks takes its default."""
+    from agent.validate.decode import check_layout  # numpy: not at the CLI's startup
+
     g = lambda name, default=None: getattr(args, name, default)  # noqa: E731
     gates: dict[str, dict[str, float]] = {}
     for gate in GATES:
@@ -24,7 +26,8 @@ def validation_spec(args: argparse.Namespace, model: Path) -> ValidateSpec:
     for text in g("boxes", []) or []:
         out, sep, layout = text.partition("=")
         if not sep or not out or not layout:
-            raise BadInput(f"bad --boxes {text!r}: expected OUTPUT=LAYOUT, e.g. dets=xyxy,score,class")
+            raise BadInput(f"bad --boxes {text!r}: expected OUTPUT=DECODER, e.g. output0=yolov8")
+        check_layout(layout)
         boxes[out] = layout
     spec = ValidateSpec(
         gates=gates,
@@ -32,6 +35,8 @@ def validation_spec(args: argparse.Namespace, model: Path) -> ValidateSpec:
         boxes=boxes,
         box_iou=g("box_iou", 0.5),
         box_score=g("box_score", 0.25),
+        nms_iou=g("nms_iou", 0.5),
+        max_det=g("max_det", 300),
         keep_outputs=bool(g("keep_outputs") or g("metric_plugin")),
         output_quantization=output_quantization(model),
     )

@@ -112,9 +112,9 @@ def test_box_layouts_parse_and_convert():
     lay = boxes.Layout.parse("cxcywh,score,_,class")
     assert (lay.box, lay.score, lay.cls, lay.width) == ("cxcywh", 4, 6, 7)
     rows = np.array([[10.0, 20.0, 4.0, 6.0, 0.9, 0.0, 1.0]])
-    assert boxes._xyxy(rows, "cxcywh").tolist() == [[8.0, 17.0, 12.0, 23.0]]
-    assert boxes._xyxy(np.array([[1.0, 2.0, 3.0, 4.0]]), "yxyx").tolist() == [[2.0, 1.0, 4.0, 3.0]]
-    assert boxes._xyxy(np.array([[1.0, 2.0, 3.0, 4.0]]), "xywh").tolist() == [[1.0, 2.0, 4.0, 6.0]]
+    assert boxes.xyxy(rows, "cxcywh").tolist() == [[8.0, 17.0, 12.0, 23.0]]
+    assert boxes.xyxy(np.array([[1.0, 2.0, 3.0, 4.0]]), "yxyx").tolist() == [[2.0, 1.0, 4.0, 3.0]]
+    assert boxes.xyxy(np.array([[1.0, 2.0, 3.0, 4.0]]), "xywh").tolist() == [[1.0, 2.0, 4.0, 6.0]]
     for bad in ("", "xyxz,score", "xyxy,conf"):
         with pytest.raises(BadInput):
             boxes.Layout.parse(bad)

@@ -16,6 +16,7 @@ A run directory (``STATE/runs/<run_id>/``; docs/internals.md):
 | ``power.bin`` / ``power.json`` | ``agent/power/capture.py`` | meter samples, clock fits |
 | ``placement.json`` | the worker | the placement record |
 | ``outputs.npz`` | ``agent/validate/run.py`` | validate --keep-outputs: the device's outputs |
+| ``boxes.npz`` | ``agent/validate/boxfile.py`` | validate --boxes: the device's decoded boxes |
 | ``stderr.log`` | the worker's fds 1/2 | runtime and delegate logs |
 """
 
@@ -45,6 +46,7 @@ POWER_BIN = "power.bin"
 POWER_JSON = "power.json"
 PLACEMENT = "placement.json"
 OUTPUTS = "outputs.npz"  # validate --keep-outputs: the device's outputs, one array per output
+BOXES = "boxes.npz"  # validate --boxes: each box output's detections (agent/validate/boxfile.py)
 STDERR = "stderr.log"
 
 # iterations.npy's phase column

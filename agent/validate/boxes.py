@@ -44,7 +44,8 @@ class Layout:
         return cls(tokens[0], score, klass, 3 + len(tokens))
 
 
-def _xyxy(rows: np.ndarray, fmt: str) -> np.ndarray:
+def xyxy(rows: np.ndarray, fmt: str) -> np.ndarray:
+    """The first four columns of box rows in ``fmt`` as float64 xyxy."""
     b = rows[:, :4].astype(np.float64)
     if fmt == "yxyx":
         return b[:, [1, 0, 3, 2]]
@@ -87,7 +88,7 @@ def match(
     """``box_recall``, ``box_precision``, ``box_count_agreement`` of one sample:
     greedy matching by IoU, highest first, each box used once."""
     o, r = _rows(out, layout, score_threshold), _rows(ref, layout, score_threshold)
-    m = iou_matrix(_xyxy(o, layout.box), _xyxy(r, layout.box))
+    m = iou_matrix(xyxy(o, layout.box), xyxy(r, layout.box))
     if layout.cls is not None and m.size:
         m = np.where(o[:, None, layout.cls] == r[None, :, layout.cls], m, 0.0)
     matched = 0

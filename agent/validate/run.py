@@ -28,7 +28,9 @@ from agent.runtimes.inputs import quantize as quantize_array
 from agent.spec import RunSpec, ValidateSpec
 from agent.stats import latency_summary_ms
 from agent.store.paths import locate_artifact
+from agent.validate import boxfile
 from agent.validate.boxes import Layout, match
+from agent.validate.decode import DECODERS, Detections, check_layout, decode, input_hw_of
 from agent.validate.metrics import OutputStats, sample_metrics
 from agent.validate.reference import Reference, load_npz
 
@@ -61,11 +63,14 @@ def validate_samples(
     names = [o.name for o in outs]
     shapes = ref.fit({i.name: list(i.declared_shape) or i.shape for i in runner.input_specs()}, names)
     runner.resize_inputs(shapes)
-    layouts = {}
+    layouts: dict[str, Layout | None] = {}  # None: a decoder (yolov8, ...)
     for name, text in vspec.boxes.items():
         if name not in names:
             raise BadInput(f"--boxes {name}: the model has no such output; outputs: {', '.join(names)}")
-        layouts[name] = Layout.parse(text)
+        check_layout(text)
+        layouts[name] = None if text in DECODERS else Layout.parse(text)
+    input_hw = next((hw for hw in (input_hw_of(shapes[i.name]) for i in runner.input_specs()) if hw), None)
+    detections: dict[str, list[Detections]] = {n: [] for n in layouts}
     quant = {o.name: o.quantization or vspec.output_quantization.get(o.name) for o in outs}
     # a quantized model's integer inputs take float reference samples quantized with their own parameters
     qin = {
@@ -105,12 +110,15 @@ def validate_samples(
         b = now_ns()
         rows[i + 1] = (a, b, MEASURED)
         lat[i] = b - a
-        for name, y in zip(names, ys, strict=True):
-            y = _fit_output(name, dequantize(np.asarray(y), quant[name]), ref.outputs[name][i])
+        fitted = {
+            name: _fit_output(name, dequantize(np.asarray(y), quant[name]), ref.outputs[name][i])
+            for name, y in zip(names, ys, strict=True)
+        }
+        for name, y in fitted.items():
             r = ref.outputs[name][i]
             m = sample_metrics(y, r, vspec.mask_threshold)
             if name in layouts:
-                m.update(match(y, r, layouts[name], vspec.box_iou, vspec.box_score))
+                m.update(_boxes(name, vspec, layouts[name], fitted, ref, i, input_hw, detections))
             stats[name].add(m)
             if name in kept:
                 kept[name].append(y)
@@ -128,6 +136,8 @@ def validate_samples(
         log.close()
     if kept:
         np.savez(run_dir / files.OUTPUTS, **{n: np.stack(v) for n, v in kept.items()})
+    if detections:
+        boxfile.save(run_dir / files.BOXES, detections, input_hw)
     span_s = (end - start) / 1e9
     worst = [w for s in stats.values() for w in s.worst(vspec.worst)]
     part.update(
@@ -146,9 +156,38 @@ def validate_samples(
             "dequantized": sorted(n for n, q in quant.items() if q is not None),
             "quantized_inputs": sorted(qin),
             "outputs_kept": bool(kept),
+            "boxes": {
+                n: {"layout": vspec.boxes[n], "detections": sum(len(d) for d in v)}
+                for n, v in detections.items()
+            },  # fmt: skip
         },
     )
     return first_feeds
+
+
+def _boxes(
+    name: str,
+    vspec: ValidateSpec,
+    layout: Layout | None,
+    fitted: dict[str, np.ndarray],
+    ref: Reference,
+    i: int,
+    input_hw: tuple[int, int] | None,
+    detections: dict[str, list[Detections]],
+) -> dict[str, float]:
+    """Sample i's boxes: the device's decoded and kept for boxes.npz; matched
+    against the reference's (decoded the same way) for recall and precision."""
+    text = vspec.boxes[name]
+    dev = decode(text, fitted, name, vspec.box_score, vspec.nms_iou, vspec.max_det, input_hw)
+    detections[name].append(dev)
+    if layout is not None:  # rows: matched as they come, as before decoders
+        return match(fitted[name], ref.outputs[name][i], layout, vspec.box_iou, vspec.box_score)
+    refs = {n: ref.outputs[n][i] for n in fitted}
+    want = decode(text, refs, name, vspec.box_score, vspec.nms_iou, vspec.max_det, input_hw)
+    return match(dev.rows(), want.rows(), ROWS, vspec.box_iou, vspec.box_score)
+
+
+ROWS = Layout.parse("xyxy,score,class")  # Detections.rows()
 
 
 def _fit_output(name: str, y: np.ndarray, ref: np.ndarray) -> np.ndarray:

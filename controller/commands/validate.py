@@ -12,6 +12,7 @@ from typing import Any
 
 from agent.errors import BadInput
 from controller import plugin
+from controller.accuracy.gates import ACCURACY_GATES
 from controller.commands.common import add_agent_options, add_db_option, finish
 from controller.runopts import add_validation_options
 from controller.session import Session, run_model
@@ -60,8 +61,16 @@ def run(args: argparse.Namespace) -> int:
     from controller.validation import validation_spec
 
     extra = load_npz(Path(args.inputs), args.inputs) if args.inputs else None
-    Reference.from_arrays(load_npz(ref, args.reference), extra)
-    validation_spec(args, model)  # bad gates or boxes fail before anything is pushed
+    reference = Reference.from_arrays(load_npz(ref, args.reference), extra)
+    vspec = validation_spec(args, model)  # bad gates or boxes fail before anything is pushed
+    plan = None
+    acc_gates = accuracy_gates(args)
+    if vspec.boxes or args.labels or acc_gates:
+        # labels checked, the reference's boxes decoded here: bad input fails before the run
+        from controller.accuracy import validation as accuracy
+
+        plan = accuracy.prepare(reference, vspec, args.labels, acc_gates)
+        args.keep_outputs = bool(args.keep_outputs or plan.needs_outputs)
     func = gates = None
     if args.metric_plugin:
         func, gates = plugin.load(args.metric_plugin), plugin.parse_gates(args.plugin_gate)
@@ -69,9 +78,23 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput("--plugin-gate needs --metric-plugin")
     with Session.from_args(args) as session:
         result = run_model(session, "validate", args)
+        if plan is not None and result.get("status") == "completed":
+            accuracy.apply(plan, session, result)
         if func is not None and result.get("status") == "completed":
             plugin.apply(func, gates or [], session, result, ref)
         agent = session.agent_name
     if result.get("status") == "completed":
         _coverage(model, ref, extra, result)
+        if plan is not None:
+            for line in accuracy.summary_lines(result):
+                print(line)
     return finish(args, result, agent)
+
+
+def accuracy_gates(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """The gates read on the controller (mAP, accuracy): gate -> {output or '*': X}."""
+    gates: dict[str, dict[str, float]] = {}
+    for gate in ACCURACY_GATES:
+        for out, value in getattr(args, gate, []) or []:
+            gates.setdefault(gate, {})[out] = value
+    return gates
