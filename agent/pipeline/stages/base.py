@@ -23,6 +23,7 @@ STAGES = {
     "ctc": "agent.pipeline.stages.ctc:CtcDecode",
     "crop": "agent.pipeline.stages.crop:Crop",
     "code": "agent.pipeline.stages.code:CodeStage",
+    "yolo": "agent.pipeline.stages.yolo:YoloDecode",
 }
 
 

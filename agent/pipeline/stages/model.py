@@ -84,11 +84,15 @@ class ModelStage(Stage):
             item.value = []
             return item
         self.feeds = {self.input.name: x}
+        nchw = x.ndim == 4 and x.shape[1] in (1, 3)
+        item.extra["input_hw"] = (
+            (int(x.shape[2]), int(x.shape[3])) if nchw else (int(x.shape[1]), int(x.shape[2]))
+        )
         item.value = self.runner.run(self.feeds)
         self.calls += 1
         return item
 
-    def alone(self, seconds: float, min_calls: int = 5) -> dict[str, Any] | None:
+    def alone(self, seconds: float, min_calls: int = 2) -> dict[str, Any] | None:
         """This model back to back on the last frame's tensor: what a bench of
         it alone gives, beside the application's rate."""
         if self.feeds is None:
