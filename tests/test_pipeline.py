@@ -238,3 +238,27 @@ def test_a_detector_pipeline_letterbox_yolo_nms_finds_the_drawn_blocks_in_frame_
         for kind, box in page.blocks
     ]
     assert sum(found) >= 0.6 * len(found), (sum(found), len(found))
+
+
+def test_the_board_only_install_runs_a_pipeline(env):
+    """.venv-board (base + [onnx]: no rich, sqlalchemy, matplotlib, PIL): the
+    pipeline runs and its JSON is written; the DB hint is its one extra line."""
+    import os
+    import subprocess
+
+    from conftest import ROOT
+
+    board = ROOT / ".venv-board" / "bin" / "edgebench"
+    if not board.exists():
+        pytest.skip(".venv-board (make boardonly) is missing")
+    y = _cls_yaml(env)
+    keep = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(env)}
+    if os.environ.get("PYTHONPATH"):
+        keep["PYTHONPATH"] = os.environ["PYTHONPATH"]  # a worktree's sources over the venv's editable install
+    cmd = [str(board), "pipeline", y, "--inputs", str(_frames(env)), "--duration", "0.3", "--warmup", "0",
+           "--min-iterations", "2", "--no-placement", "--json", "r.json", "--quiet"]  # fmt: skip
+    out = subprocess.run(cmd, cwd=env, env=keep, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    p = json.loads((env / "r.json").read_text())["pipeline"]
+    assert [s["name"] for s in p["stages"]] == ["resize", "normalize", "cls", "topk"] and p["outputs"]
