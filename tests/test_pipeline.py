@@ -262,3 +262,25 @@ def test_the_board_only_install_runs_a_pipeline(env):
     assert "Traceback" not in out.stderr
     p = json.loads((env / "r.json").read_text())["pipeline"]
     assert [s["name"] for s in p["stages"]] == ["resize", "normalize", "cls", "topk"] and p["outputs"]
+
+
+def test_a_fleet_plan_runs_a_pipeline_job_and_refuses_a_bad_pipeline_file_at_load(env, agent_process, capsys):
+    ap = agent_process()
+    (env / "boards.yaml").write_text(f"boards:\n  - name: b0\n    address: {ap.address}\n")
+    _cls_yaml(env)
+    _frames(env)
+    plan = env / "plan.yaml"
+    plan.write_text(
+        "inventory: boards.yaml\njobs:\n  - name: app\n    kind: pipeline\n    models: [cls.yaml]\n"
+        "    boards: {all: true}\n"
+        "    options: {inputs: frames.npz, duration: 0.3, warmup: 0, min_iterations: 2, no_placement: true}\n"
+    )
+    db = f"sqlite:///{env / 'r.db'}"
+    assert main(["fleet", "run", str(plan), "--db", db]) == 0
+    (row,) = [r for r in _rows() if r["kind"] == "pipeline"]
+    assert row["job"] == "app" and row["board"] == "b0"
+    capsys.readouterr()
+    (env / "cls.yaml").write_text("stages:\n  - resize: {size: [48, 192]}\n  - crop: {size: [48, 320]}\n")
+    assert main(["fleet", "run", str(plan), "--db", db]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "crop needs a boxes stage" in err[0], err

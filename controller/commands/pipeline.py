@@ -8,27 +8,14 @@ import sys
 from typing import Any
 
 from controller.commands.common import add_agent_options, add_db_option, store, write_json
-from controller.runopts import add_run_options, seconds
+from controller.runopts import add_kind_options
 from controller.session import Session, exit_code, saved_line
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("pipeline", help="run an application pipeline (stages, models) at a frame rate")
     p.add_argument("file", metavar="PIPELINE.yaml", help="the stages (docs/usage.md: edgebench pipeline)")
-    add_run_options(p)
-    p.add_argument(
-        "--window", type=seconds, default=None, help="soak window (a run of 5 min or more is a soak)"
-    )
-    p.add_argument(
-        "--keep-outputs",
-        type=int,
-        default=16,
-        metavar="N",
-        help="frames whose final outputs the result keeps",
-    )
-    p.add_argument(
-        "--no-placement", action="store_true", help="skip the models' placement pass after the run"
-    )
+    add_kind_options(p, "pipeline")
     p.add_argument(
         "--allow-code",
         action="store_true",

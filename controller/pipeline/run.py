@@ -35,8 +35,9 @@ def first_model(wire: dict[str, Any]) -> dict[str, Any]:
     raise BadInput("a pipeline needs at least one model stage")
 
 
-def run(session: Any, args: argparse.Namespace, loaded: Loaded) -> dict:
-    """Push, build, run: the result document (a bad-input failure raises, nothing stored)."""
+def prepare(session: Any, args: argparse.Namespace, loaded: Loaded) -> RunSpec:
+    """Push every file the stages name and the frames; the pipeline's RunSpec
+    (the command and a fleet plan's pipeline job both start it)."""
     from controller import specs
 
     if not getattr(args, "inputs", None):
@@ -45,5 +46,9 @@ def run(session: Any, args: argparse.Namespace, loaded: Loaded) -> dict:
     inputs = session.push(args.inputs, "inputs")
     args.pipeline_wire = loaded.with_shas(shas)
     model = first_model(args.pipeline_wire)
-    spec = specs.build("pipeline", args, model["model_sha256"], model["model_name"], inputs_sha=inputs)
-    return session.run(spec, quiet=bool(getattr(args, "quiet", False)))
+    return specs.build("pipeline", args, model["model_sha256"], model["model_name"], inputs_sha=inputs)
+
+
+def run(session: Any, args: argparse.Namespace, loaded: Loaded) -> dict:
+    """Push, build, run: the result document (a bad-input failure raises, nothing stored)."""
+    return session.run(prepare(session, args, loaded), quiet=bool(getattr(args, "quiet", False)))
