@@ -284,3 +284,13 @@ def test_a_fleet_plan_runs_a_pipeline_job_and_refuses_a_bad_pipeline_file_at_loa
     assert main(["fleet", "run", str(plan), "--db", db]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "crop needs a boxes stage" in err[0], err
+
+
+def test_the_live_stage_line_scales_each_bar_to_the_frame_budget():
+    from controller.pipeline.live import WIDTH, line
+
+    text = line({"pipeline_stages": [["det", 25.0], ["post", 5.0]], "frames": 12, "budget_ms": 50.0})
+    assert (
+        text
+        == f"  stages @ 12 frames: det 25.0ms {'#' * (WIDTH // 2)} | post 5.0ms {'#' * round(WIDTH / 10)}"
+    )

@@ -39,6 +39,7 @@ from agent.store.paths import locate_artifact
 # for each model alone, twice that for stream 0 alone (contention)
 ALONE_S = (0.25, 1.0)
 STAGE_TIMES = "pipeline-stages.npy"
+LIVE_S = 1.0  # the live per-stage figures, at most this often
 
 
 def load_frames(spec: RunSpec, run_dir: Path) -> np.ndarray:
@@ -225,6 +226,9 @@ def _measure(
         except BaseException as exc:  # noqa: BLE001 - re-raised in the worker's thread below
             errors.append(exc)
 
+    stop = threading.Event()
+    ticker = threading.Thread(target=_live, args=(streams[0], spec, send, stop), daemon=True)
+    ticker.start()
     try:
         if len(streams) == 1:
             one(0)
@@ -235,6 +239,8 @@ def _measure(
             for t in threads:
                 t.join()
     finally:
+        stop.set()
+        ticker.join()
         for log, arr in logs:
             for f in (log, arr):
                 if f is not None:
@@ -281,6 +287,29 @@ def _measure(
     if placements:
         part["placement"] = {k: v for k, v in placements[0].items() if k != "stage"}
     return part
+
+
+def _live(stream: Stream, spec: RunSpec, send: Any, stop: threading.Event) -> None:
+    """Each stage's p50 so far, every LIVE_S (journaled as a log event; the
+    controller draws the live per-stage bars from it). Reads rows the frame
+    thread is writing: a row in progress can be off by one frame, harmless here."""
+    budget = spec.load.deadline_ns / 1e6 if spec.load is not None and spec.load.deadline_ns else None
+    names = [st.name for st in stream.stages]
+    while not stop.wait(LIVE_S):
+        n = stream.n
+        if n < 1:
+            continue
+        rows = stream.times[max(0, n - 1000) : n]
+        p50 = np.median(rows, axis=0) / 1e6
+        send(
+            {
+                "type": "stages",
+                "t_ns": now_ns(),
+                "pipeline_stages": [[nm, round(float(v), 3)] for nm, v in zip(names, p50, strict=True)],
+                "frames": n,
+                "budget_ms": budget,
+            }
+        )
 
 
 def _frames_of(run_dir: Path, spec: RunSpec, k: int, m: dict[str, Any]) -> np.ndarray:

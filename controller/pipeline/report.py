@@ -32,7 +32,8 @@ def render(result: dict[str, Any]) -> str:
     lines.append(
         f"frame budget {num(budget, '.1f')} ms; frame p50 {num(svc.get('p50'), '.2f')} ms, "
         f"end to end p99 {num(lat.get('p99'), '.2f')} ms; "
-        f"pipeline overhead {num(_pct(p.get('overhead_share')), '.2f')}% of the frame"
+        f"pipeline overhead {num((p.get('overhead_ms') or {}).get('mean'), '.3f')} ms a frame "
+        f"({num(_pct(p.get('overhead_share')), '.2f')}% of it)"
     )
     lines.append(
         f"{'stage':<18} {'kind':<10} {'p50 ms':>8} {'p99 ms':>8} {'items':>6}  share of the frame budget"

@@ -50,5 +50,10 @@ def prepare(session: Any, args: argparse.Namespace, loaded: Loaded) -> RunSpec:
 
 
 def run(session: Any, args: argparse.Namespace, loaded: Loaded) -> dict:
-    """Push, build, run: the result document (a bad-input failure raises, nothing stored)."""
-    return session.run(prepare(session, args, loaded), quiet=bool(getattr(args, "quiet", False)))
+    """Push, build, run (with the live per-stage bars unless --quiet): the
+    result document (a bad-input failure raises, nothing stored)."""
+    from controller.pipeline.live import StageBars
+
+    quiet = bool(getattr(args, "quiet", False))
+    bars = None if quiet else StageBars()
+    return session.run(prepare(session, args, loaded), on_event=bars.event if bars else None, quiet=quiet)
