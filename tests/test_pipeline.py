@@ -103,8 +103,27 @@ def test_a_user_stage_runs_with_allow_code_and_its_output_is_kept(env, capsys):
     assert all(out in (["0"], ["180"]) for out in p["outputs"])
 
 
-def test_two_streams_share_the_board_and_the_slowdown_is_measured(env):
-    y = _cls_yaml(env, streams=2)
+def test_two_streams_and_a_second_pipeline_share_the_board_and_the_slowdown_is_measured(env):
+    cls = ppocr.model_path(ppocr.CLASSIFIER)
+    y = env / "two.yaml"
+    y.write_text(
+        textwrap.dedent(f"""\
+        pipelines:
+          - name: cls
+            streams: 2
+            stages:
+              - resize: {{size: [48, 192]}}
+              - normalize: {{mean: 0.5, std: 0.5}}
+              - model: {{name: cls, path: {cls}}}
+              - topk: {{k: 1}}
+          - name: small
+            stages:
+              - resize: {{size: [32, 96]}}
+              - normalize: {{mean: 0.5, std: 0.5}}
+              - model: {{name: cls2, path: {cls}}}
+        """)
+    )
+    y = str(y)
     # --window makes it a soak of the application: stream 0's windows
     args = ["pipeline", y, "--inputs", str(_frames(env)), "--rate", "50", "--duration", "1.2",
             "--warmup", "0", "--min-iterations", "5", "--no-placement", "--window", "0.4",
@@ -114,11 +133,13 @@ def test_two_streams_share_the_board_and_the_slowdown_is_measured(env):
     assert len(r["soak"]["windows"]) >= 2 and r["soak"]["window_s"] == 0.4
     assert sum(w["frames"] for w in r["soak"]["windows"]) == r["load"]["frames"]
     p = r["pipeline"]
-    assert [(s["pipeline"], s["stream"]) for s in p["streams"]] == [("cls", 0), ("cls", 1)]
+    assert [(s["pipeline"], s["stream"]) for s in p["streams"]] == [("cls", 0), ("cls", 1), ("small", 0)]
+    assert p["pipelines"] == ["cls", "small"] and p["streams_total"] == 3
     assert all(s["completed"] >= 5 and s["achieved_rate_hz"] > 0 for s in p["streams"])
-    alone = p["contention"]["service_ms"]["p50"]
-    for s in p["streams"]:
+    alone = p["contention"]["service_ms"]["p50"]  # the first pipeline run alone afterwards
+    for s in p["streams"][:2]:
         assert s["slowdown"] == pytest.approx(s["service_ms"]["p50"] / alone)
+    assert p["streams"][2]["slowdown"] is None
     # the HTML report's Pipeline section (its stacked per-stage timeline) and compare, from the result alone
     tl = p["timeline"]
     assert tl["t_s"] and set(tl["stages"]) == {st["name"] for st in p["stages"]}

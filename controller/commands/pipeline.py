@@ -29,8 +29,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from controller.pipeline import load, report
+    from controller.pipeline import load
     from controller.pipeline import run as prun
+    from controller.report import terminal
+    from controller.report.placement import use_color
 
     loaded = load.load(args.file, keep_outputs=args.keep_outputs)  # bad files end here, before any push
     with Session.from_args(args) as session:
@@ -38,6 +40,6 @@ def run(args: argparse.Namespace) -> int:
         agent = session.agent_name
     db = store(args, result, agent)
     write_json(args, result)
-    print(report.render(result))
+    print(terminal.render(result, color=use_color()))
     print(saved_line(result, args.json, db), file=sys.stderr)
     return exit_code(result)
