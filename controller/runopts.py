@@ -342,6 +342,8 @@ def add_kind_options(p: argparse.ArgumentParser, kind: str) -> None:
 def add_pipeline_options(p: argparse.ArgumentParser) -> None:
     """What `edgebench pipeline` (and a fleet plan's pipeline job) takes beyond the run options."""
     add_run_options(p)
+    # a camera has no minimum query count: --duration and --rate decide the frames
+    p.set_defaults(min_iterations=1)
     p.add_argument(
         "--window", type=seconds, default=None, help="soak window (a run of 5 min or more is a soak)"
     )
