@@ -315,3 +315,17 @@ def test_the_live_stage_line_scales_each_bar_to_the_frame_budget():
         text
         == f"  stages @ 12 frames: det 25.0ms {'#' * (WIDTH // 2)} | post 5.0ms {'#' * round(WIDTH / 10)}"
     )
+
+
+def test_model_stages_take_the_runs_accelerator_and_a_missing_one_is_exit_2(env, capsys):
+    y = _cls_yaml(env)
+    args = ["pipeline", y, "--inputs", str(_frames(env)), "--duration", "0.3", "--warmup", "0",
+            "--no-placement", "--json", "r.json", "--quiet"]  # fmt: skip
+    assert main([*args, "--accelerator", "warp-drive"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "warp-drive" in line and _rows() == []
+    assert main([*args, "--accelerator", "cpu"]) == 0  # generic-linux's cpu: ORT's CPU provider
+    r = json.loads((env / "r.json").read_text())
+    assert r["accelerator"]["name"] == "cpu"
+    (model,) = [s for s in r["pipeline"]["stages"] if s["kind"] == "model"]
+    assert model["runtime"]["providers"] == ["CPUExecutionProvider"]
