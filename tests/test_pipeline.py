@@ -329,3 +329,21 @@ def test_model_stages_take_the_runs_accelerator_and_a_missing_one_is_exit_2(env,
     assert r["accelerator"]["name"] == "cpu"
     (model,) = [s for s in r["pipeline"]["stages"] if s["kind"] == "model"]
     assert model["runtime"]["providers"] == ["CPUExecutionProvider"]
+
+
+def test_a_litert_model_stage_runs_nhwc_frames(env):
+    from controller.models.tflite_builder import float_cnn
+
+    pytest.importorskip("ai_edge_litert")
+    cnn = float_cnn(env / "cnn.tflite")  # image: 1x64x64x3 float, NHWC -> logits 1x10
+    (env / "lite.yaml").write_text(
+        "stages:\n  - resize: {size: [64, 64]}\n  - normalize: {layout: nhwc}\n"
+        f"  - model: {{name: cnn, path: {cnn}}}\n  - topk: {{k: 3}}\n"
+    )
+    args = ["pipeline", "lite.yaml", "--inputs", str(_frames(env)), "--duration", "0.3", "--warmup", "0",
+            "--no-placement", "--keep-outputs", "2", "--json", "r.json", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    p = json.loads((env / "r.json").read_text())["pipeline"]
+    model = p["stages"][2]
+    assert model["backend"] == "litert" and model["runtime"]["name"] == "litert"
+    assert [len(out[0]) for out in p["outputs"]] == [3, 3]  # top 3 of the 10 logits, each frame

@@ -51,8 +51,9 @@ class ModelStage(Stage):
             )
         self.input = ins[0]
         self.backend = self.runner.name
-        self.feeds: dict[str, np.ndarray] | None = None
+        self.feeds: Any = None  # the runner's own feed form (a dict for ORT, index pairs for LiteRT)
         self.checked: tuple[int, ...] | None = None
+        self.shape: tuple[int, ...] | None = None  # the shape the runner was last given
         self.calls = 0
 
     def _check(self, x: np.ndarray) -> None:
@@ -83,7 +84,11 @@ class ModelStage(Stage):
         if not self.items:  # no crops this frame: nothing to run
             item.value = []
             return item
-        self.feeds = {self.input.name: x}
+        if x.shape != self.shape:
+            # a new batch (crops) or size: LiteRT resizes its tensors, ORT takes it as it is
+            self.runner.resize_inputs({self.input.name: list(x.shape)})
+            self.shape = x.shape
+        self.feeds = self.runner.feeds({self.input.name: x})
         nchw = x.ndim == 4 and x.shape[1] in (1, 3)
         item.extra["input_hw"] = (
             (int(x.shape[2]), int(x.shape[3])) if nchw else (int(x.shape[1]), int(x.shape[2]))
@@ -98,6 +103,7 @@ class ModelStage(Stage):
         if self.feeds is None:
             return None
         run, feeds = self.runner.run, self.feeds
+        batch = int(self.shape[0]) if self.shape else 1
         n, t0 = 0, time.perf_counter_ns()
         end = t0 + int(seconds * 1e9)
         while True:
@@ -107,7 +113,6 @@ class ModelStage(Stage):
             if t >= end and n >= min_calls:
                 break
         span = (t - t0) / 1e9
-        batch = int(next(iter(feeds.values())).shape[0])
         return {"calls": n, "batch": batch, "calls_per_s": n / span, "items_per_s": n * batch / span}
 
     def placement(self) -> dict[str, Any] | None:
