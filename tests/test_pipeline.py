@@ -5,6 +5,7 @@ and bad pipeline files refused in one line with nothing stored."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import textwrap
 
@@ -75,6 +76,9 @@ def test_the_ocr_pipeline_reads_the_rendered_text_at_the_set_rate(env, capsys):
     assert [[t for t, _ in texts] for texts in p["outputs"]] == truth
     names = [s["name"] for s in p["stages"]]
     assert names == ["resize", "normalize", "det", "db_post", "crop", "rec_norm", "rec", "ctc"]
+    # backend auto: OpenCV where the board has it, else numpy; recorded per stage
+    geometry = "opencv" if importlib.util.find_spec("cv2") else "numpy"
+    assert [p["stages"][i]["backend"] for i in (0, 1, 2, 4)] == [geometry, "numpy", "onnxruntime", geometry]
     crop = p["stages"][4]
     assert crop["items_per_frame"] == 2.0  # two lines per page: two crops, one recogniser batch
     assert all(s["p50_ms"] > 0 and s["p99_ms"] >= s["p50_ms"] for s in p["stages"])
@@ -347,3 +351,24 @@ def test_a_litert_model_stage_runs_nhwc_frames(env):
     model = p["stages"][2]
     assert model["backend"] == "litert" and model["runtime"]["name"] == "litert"
     assert [len(out[0]) for out in p["outputs"]] == [3, 3]  # top 3 of the 10 logits, each frame
+
+
+def test_the_opencv_backend_is_refused_in_one_line_where_the_board_lacks_it(env, capsys):
+    if importlib.util.find_spec("cv2"):
+        pytest.skip("OpenCV is installed here")
+    y = _cls_yaml(env, size="[48, 192], backend: opencv")
+    args = ["pipeline", y, "--inputs", str(_frames(env)), "--duration", "0.3", "--warmup", "0", "--quiet"]
+    assert main(args) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "backend opencv needs OpenCV (cv2), which this board lacks; use backend: numpy" in line
+    assert _rows() == []
+
+
+def test_numpy_bilinear_agrees_with_opencv_inter_linear():
+    cv2 = pytest.importorskip("cv2")
+    from agent.pipeline.stages.geometry import bilinear
+
+    img = np.random.default_rng(1).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    for h, w in ((48, 320), (20, 30), (37, 106)):
+        want = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR).astype(int)
+        assert np.abs(bilinear(img, h, w).astype(int) - want).max() <= 1

@@ -121,9 +121,11 @@ def _choice(*options: str) -> Any:
 
 
 _REQ = object()
+# resize/letterbox/crop: OpenCV's cv2.resize where the board has it (auto), or numpy
+_BACKEND = (_choice("auto", "numpy", "opencv"), "auto", "auto, numpy or opencv")
 OPTIONS: dict[str, dict[str, tuple[Any, Any, str]]] = {
-    "letterbox": {"size": (_size, _REQ, "[height, width]"), "pad": (_u8, 114, "0-255")},
-    "resize": {"size": (_size, _REQ, "[height, width]")},
+    "letterbox": {"size": (_size, _REQ, "[height, width]"), "pad": (_u8, 114, "0-255"), "backend": _BACKEND},
+    "resize": {"size": (_size, _REQ, "[height, width]"), "backend": _BACKEND},
     "normalize": {
         "mean": (_triple, 0.0, "a number or 3 numbers"),
         "std": (_triple, 1.0, "a number or 3 numbers"),
@@ -167,6 +169,7 @@ OPTIONS: dict[str, dict[str, tuple[Any, Any, str]]] = {
         "keep_ratio": (_bool, True, "true or false"),
         "max_items": (_count, 64, "1-100000"),
         "margin": (lambda v: _int(v) and 0 <= v <= 256, 0, "0-256 pixels"),
+        "backend": _BACKEND,
     },
     "code": {
         "code_sha256": (_sha, _REQ, "64 hex digits"),

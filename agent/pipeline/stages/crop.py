@@ -5,14 +5,20 @@ recogniser (rec_img_shape 3x48x320)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from agent.pipeline.stages.base import Item, Stage
-from agent.pipeline.stages.geometry import bilinear
+from agent.pipeline.stages.geometry import resizer
 
 
 class Crop(Stage):
     kind = "crop"
+
+    def __init__(self, opts: dict[str, Any], ctx: dict[str, Any]) -> None:
+        super().__init__(opts, ctx)
+        self.backend, self.resize = resizer(opts["backend"], self.where)
 
     def __call__(self, item: Item) -> Item:
         oh, ow = self.opts["size"]
@@ -31,7 +37,7 @@ class Crop(Stage):
                 w = min(ow, max(1, int(np.ceil(oh * (xb - xa) / (yb - ya)))))
             else:
                 w = ow
-            out[k, :, :w] = bilinear(piece, oh, w)
+            out[k, :, :w] = self.resize(piece, oh, w)
         item.value = out
         item.scale, item.offset = (1.0, 1.0), (0.0, 0.0)
         self.items = len(boxes)

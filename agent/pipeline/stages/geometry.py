@@ -1,14 +1,20 @@
-"""resize and letterbox, in numpy: bilinear sampling with half-pixel centres
+"""resize and letterbox: bilinear sampling with half-pixel centres, in numpy
 (the convention of OpenCV's INTER_LINEAR and PIL's BILINEAR without
-antialiasing). Both record how the new pixels map back to the frame's, so
-boxes found later land in frame pixels."""
+antialiasing), or OpenCV's own ``cv2.resize`` where the board has it
+(``backend: auto`` picks it then; the stage's backend is recorded). Both
+record how the new pixels map back to the frame's, so boxes found later land
+in frame pixels."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from agent.errors import BadInput
 from agent.pipeline.stages.base import Item, Stage, need_images
 
 
@@ -34,14 +40,42 @@ def bilinear(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
+Resizer = Callable[[np.ndarray, int, int], np.ndarray]
+
+
+def resizer(backend: str, where: str) -> tuple[str, Resizer]:
+    """(backend name, resize function) for a stage's ``backend`` option."""
+    have_cv2 = importlib.util.find_spec("cv2") is not None
+    if backend == "opencv" and not have_cv2:
+        raise BadInput(
+            f"{where}: backend opencv needs OpenCV (cv2), which this board lacks; use backend: numpy"
+        )
+    if backend == "numpy" or not have_cv2:
+        return "numpy", bilinear
+    cv2 = importlib.import_module("cv2")
+
+    def cv_resize(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+        if img.shape[-3:-1] == (out_h, out_w):
+            return img
+        if img.ndim == 3:
+            return cv2.resize(img, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+        return np.stack([cv2.resize(i, (out_w, out_h), interpolation=cv2.INTER_LINEAR) for i in img])
+
+    return "opencv", cv_resize
+
+
 class Resize(Stage):
     kind = "resize"
+
+    def __init__(self, opts: dict[str, Any], ctx: dict[str, Any]) -> None:
+        super().__init__(opts, ctx)
+        self.backend, self.resize = resizer(opts["backend"], self.where)
 
     def __call__(self, item: Item) -> Item:
         img = need_images(self, item.value)
         h, w = img.shape[-3], img.shape[-2]
         oh, ow = self.opts["size"]
-        item.value = bilinear(img, oh, ow)
+        item.value = self.resize(img, oh, ow)
         sy, sx = item.scale
         item.scale = (sy * oh / h, sx * ow / w)
         item.offset = (item.offset[0] * oh / h, item.offset[1] * ow / w)
@@ -55,6 +89,10 @@ class Letterbox(Stage):
 
     kind = "letterbox"
 
+    def __init__(self, opts: dict[str, Any], ctx: dict[str, Any]) -> None:
+        super().__init__(opts, ctx)
+        self.backend, self.resize = resizer(opts["backend"], self.where)
+
     def __call__(self, item: Item) -> Item:
         img = need_images(self, item.value)
         h, w = img.shape[-3], img.shape[-2]
@@ -64,7 +102,7 @@ class Letterbox(Stage):
         top, left = (oh - nh) // 2, (ow - nw) // 2
         shape: Any = (*img.shape[:-3], oh, ow, img.shape[-1])
         out = np.full(shape, self.opts["pad"], dtype=np.uint8)
-        out[..., top : top + nh, left : left + nw, :] = bilinear(img, nh, nw)
+        out[..., top : top + nh, left : left + nw, :] = self.resize(img, nh, nw)
         item.value = out
         sy, sx = nh / h, nw / w
         item.scale = (item.scale[0] * sy, item.scale[1] * sx)
