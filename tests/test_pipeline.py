@@ -107,7 +107,7 @@ def test_a_user_stage_runs_with_allow_code_and_its_output_is_kept(env, capsys):
     assert all(out in (["0"], ["180"]) for out in p["outputs"])
 
 
-def test_two_streams_and_a_second_pipeline_share_the_board_and_the_slowdown_is_measured(env):
+def test_two_streams_and_a_second_pipeline_share_the_board_and_the_slowdown_is_measured(env, capsys):
     cls = ppocr.model_path(ppocr.CLASSIFIER)
     y = env / "two.yaml"
     y.write_text(
@@ -131,8 +131,10 @@ def test_two_streams_and_a_second_pipeline_share_the_board_and_the_slowdown_is_m
     # --window makes it a soak of the application: stream 0's windows
     args = ["pipeline", y, "--inputs", str(_frames(env)), "--rate", "50", "--duration", "1.2",
             "--warmup", "0", "--min-iterations", "5", "--no-placement", "--window", "0.4",
-            "--json", "r.json", "--quiet"]  # fmt: skip
+            "--json", "r.json"]  # fmt: skip
     assert main(args) == 0
+    # not --quiet: the live per-stage bars reached the terminal while it ran
+    assert "stages @ " in capsys.readouterr().err
     r = json.loads((env / "r.json").read_text())
     assert len(r["soak"]["windows"]) >= 2 and r["soak"]["window_s"] == 0.4
     assert sum(w["frames"] for w in r["soak"]["windows"]) == r["load"]["frames"]
