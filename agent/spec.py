@@ -11,16 +11,15 @@ bounds and the field type checks every StartRun goes through belong together.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
-import types
-import typing
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from agent.errors import BadInput
-from agent.runtimes.names import canonical_provider
+from agent.names import canonical_provider
+from agent.spec_types import check_types
+from agent.spec_types import shown as _shown
 
 SCHEMA = "edgebench.runspec/v1"
 KINDS = ("bench", "soak", "validate", "placement", "pipeline")
@@ -147,6 +146,27 @@ def parse_burst(text: str) -> tuple[float | None, int | None, float]:
     return parse_duration(on), None, off_s
 
 
+START_MODES = ("cold", "warm")
+
+
+@dataclass
+class ValiditySpec:
+    """What a bench or soak result must meet to be VALID (agent/validity.py,
+    MLPerf LoadGen's rules); ``require`` turns INVALID into a failed gate."""
+
+    min_duration_s: float = 10.0
+    min_queries: int = 100
+    percentile: float = 90.0  # judged by LoadGen's early stopping at this percentile
+    require: bool = False
+
+    def check(self) -> None:
+        _seconds(self.min_duration_s, "validity min_duration_s", zero_ok=True)
+        if not 0 <= self.min_queries <= MAX_ITERATIONS:
+            raise BadInput(f"validity min_queries must be in [0, {MAX_ITERATIONS}]")
+        if not (_finite(self.percentile) and 50 <= self.percentile < 100):
+            raise BadInput("validity percentile must be in [50, 100), e.g. 90 or 99")
+
+
 # validate gates: the gate's name -> (the metric it reads, True when higher is better)
 GATES = {
     "min_cosine": ("cosine", True),
@@ -249,6 +269,9 @@ class RunSpec:
     load: LoadSpec | None = None  # None: back to back
     # kind pipeline: stages and streams (agent/pipeline/spec.py); model_sha256 is its first model
     pipeline: dict[str, Any] | None = None
+    validity: ValiditySpec | None = None  # None: the defaults
+    pin_clocks: bool = False  # governors / jetson_clocks for the run, restored after
+    start: str | None = None  # cold | warm: the runtime's cache emptied first, or used
     labels: dict[str, str] = field(default_factory=dict)
 
     def with_accelerator(self, acc: dict[str, Any]) -> RunSpec:
@@ -304,6 +327,8 @@ class RunSpec:
             data["validation"] = _sub(ValidateSpec, data["validation"], "validation")
         if data.get("load") is not None:
             data["load"] = _sub(LoadSpec, data["load"], "load")
+        if data.get("validity") is not None:
+            data["validity"] = _sub(ValiditySpec, data["validity"], "validity")
         try:
             spec = cls(**data)
         except TypeError as exc:
@@ -312,7 +337,7 @@ class RunSpec:
         return spec
 
     def validate(self) -> None:
-        _check_types(self, "")
+        check_types(self, "")
         if self.kind not in KINDS:
             raise BadInput(f"unknown run kind {_shown(repr(self.kind))}; expected one of {', '.join(KINDS)}")
         if not isinstance(self.model_sha256, str) or not _SHA.match(self.model_sha256):
@@ -373,6 +398,12 @@ class RunSpec:
             if self.kind in ("placement", "validate"):
                 # validate times each sample once, alone; pacing its samples is not built yet
                 raise BadInput(f"a load pattern applies to bench and soak runs, not to {self.kind}")
+        if self.validity is not None:
+            self.validity.check()
+        if self.start is not None and self.start not in START_MODES:
+            raise BadInput(f"start must be one of {', '.join(START_MODES)}")
+        if self.start is not None and self.kind not in ("bench", "soak"):
+            raise BadInput(f"a cold or warm start applies to bench and soak runs, not to {self.kind}")
         if not isinstance(self.env, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in self.env.items()
         ):
@@ -417,82 +448,6 @@ def _seconds(v: float, name: str, zero_ok: bool) -> None:
     if not (_finite(v) and low_ok and v <= MAX_SECONDS):
         low = "[0" if zero_ok else "(0"
         raise BadInput(f"{name} must be a number of seconds in {low}, {MAX_SECONDS:.0f}] (7 days)")
-
-
-# -- type checks: a spec arrives as JSON from anyone who holds the token ----
-
-_KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-
-
-def _shown(text: str, limit: int = 40) -> str:
-    """A user's value in a message, cut: a 100 KB key must not come back whole."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _check_types(obj: Any, prefix: str) -> None:
-    """Every field of a spec dataclass holds a value of its declared type:
-    a str where a number belongs, a list for a dict, nesting where a string
-    belongs are refused in one line before anything reads them."""
-    hints = _hints(type(obj))
-    for f in fields(obj):
-        _check_value(getattr(obj, f.name), hints[f.name], f"{prefix}{f.name}")
-
-
-def _check_value(value: Any, tp: Any, path: str) -> None:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in typing.get_args(tp):
-            return
-        (tp,) = [a for a in typing.get_args(tp) if a is not type(None)]  # our unions are X | None
-        origin = typing.get_origin(tp)
-    if is_dataclass(tp):
-        if not isinstance(value, tp):
-            raise BadInput(f"run spec field {path} must be an object")
-        _check_types(value, f"{path}.")
-    elif origin is list:
-        if not isinstance(value, list):
-            raise BadInput(f"run spec field {path} must be a list, not {_json_kind(value)}")
-        (item,) = typing.get_args(tp)
-        for i, v in enumerate(value):
-            _check_value(v, item, f"{path}[{i}]")
-    elif origin is dict:
-        if not isinstance(value, dict):
-            raise BadInput(f"run spec field {path} must be an object, not {_json_kind(value)}")
-        _, item = typing.get_args(tp)
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise BadInput(f"run spec field {path} must have string keys")
-            _check_value(v, item, f"{path}[{_shown(repr(k))}]")
-    elif tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise BadInput(f"run spec field {path} must be a number, not {_json_kind(value)}")
-    elif tp in _KIND_NAMES:
-        # bool is an int to Python, not to JSON; 1e15 (a float) is no integer
-        if type(value) is not tp:
-            raise BadInput(f"run spec field {path} must be {_KIND_NAMES[tp]}, not {_json_kind(value)}")
-
-
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, float):
-        return _shown(repr(value))  # 1e+15 where an integer belongs
-    if isinstance(value, int):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 def parse_shape(text: str) -> tuple[str, list[int]]:

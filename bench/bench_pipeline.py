@@ -29,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
+from agent import rundir as files
 from agent.load.loop import IterationLog, Loop
 from agent.load.paced import measure_paced
 from agent.pipeline.runner import Stream
 from agent.pipeline.spec import check
 from agent.pipeline.stages.base import Item
-from agent.runs import files
 from agent.spec import LoadSpec, RunSpec
 from agent.store.paths import artifact_path
 from controller.client import sha256_file

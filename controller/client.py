@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import grpc
 
-from agent import portability
+from agent import atomic, portability
 from agent.errors import BadInput, RunFailed
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.rpc.edgebench.v1 import agent_pb2_grpc as pb_grpc
@@ -83,9 +82,7 @@ def sha256_file(path: Path, cache: bool = True) -> str:
         known[key] = digest
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_name(cache_file.name + f".{os.getpid()}")
-            tmp.write_text(json.dumps(dict(list(known.items())[-256:])))
-            tmp.replace(cache_file)
+            atomic.write_json(cache_file, dict(list(known.items())[-256:]), unique=True)
         except OSError:
             pass
     return digest

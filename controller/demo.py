@@ -114,6 +114,7 @@ def _pipeline(out: Path, address: str, db_url: str | None) -> int:
     from controller.data import text_images
     from controller.models import onnx_cnn, ppocr
     from controller.quantize import coverage
+    from controller.report import coverage as coverage_report
     from controller.report import optimize as report
 
     data = out / "data"
@@ -157,5 +158,6 @@ def _pipeline(out: Path, address: str, db_url: str | None) -> int:
     print("\n== coverage: dim field frames against the INT8 model's calibration ==", file=sys.stderr)
     int8 = opt / f"{model.stem}-int8{model.suffix}"
     field = data / "field.npz"
-    print(coverage.line(coverage.coverage(int8, load_npz(field, str(field)))))
+    for text in coverage_report.render(coverage.coverage(int8, load_npz(field, str(field)))):
+        print(text)
     return optimize.exit_code(rep, runs)

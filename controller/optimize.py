@@ -73,7 +73,7 @@ def _models(args: argparse.Namespace, out_dir: Path) -> tuple[Path, Path, dict |
 def _sample_shapes(model: Path, val: dict) -> dict[str, list[int]]:
     """Each input's shape per inference, as validate feeds it (a batch axis of 1
     added when the model has one more dimension)."""
-    from agent.validate.reference import feed_shape
+    from agent.samples import feed_shape
 
     if model.suffix.lower() != ".onnx":
         return {}
@@ -82,7 +82,11 @@ def _sample_shapes(model: Path, val: dict) -> dict[str, list[int]]:
     from controller.quantize.onnx_static import graph_inputs
 
     declared = graph_inputs(onnx.load(str(model), load_external_data=False))
-    return {n: feed_shape(n, tuple(val[n].shape[1:]), d) for n, d in declared.items() if n in val}
+    return {
+        n: feed_shape(n, tuple(val[n].shape[1:]), d, "the validation set")
+        for n, d in declared.items()
+        if n in val
+    }
 
 
 def say_for(args: argparse.Namespace) -> Say:

@@ -52,7 +52,7 @@ def parse_gates(texts: list[str]) -> list[tuple[str, str, float]]:
 
 def apply(func: Any, gates: list[tuple[str, str, float]], session: Any, result: dict, ref_path: Path) -> None:
     """Fetch outputs.npz, call the plugin, add its numbers and gates to the result."""
-    from agent.runs import files
+    from agent import rundir as files
     from agent.validate.reference import Reference, load_npz
 
     with tempfile.TemporaryDirectory() as d:

@@ -9,28 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import BadInput
-from agent.validate.reference import INPUT_PREFIX, OUTPUT_PREFIX, feed_shape
-
-
-def _check_names(given: dict, names: list[str]) -> None:
-    missing = [n for n in names if n not in given]
-    if missing:
-        raise BadInput(f"inputs file lacks {', '.join(missing)}; model inputs: {', '.join(names)}")
-    unknown = sorted(set(given) - set(names))
-    if unknown:
-        raise BadInput(f"inputs file has {unknown[0]!r}, not a model input; model inputs: {', '.join(names)}")
-
-
-def _samples(feeds: dict, declared: dict[str, list]) -> tuple[int, dict[str, list[int]]]:
-    """The sample count and each input's per-inference shape (DESIGN.md: the
-    first axis indexes samples; a batch axis of 1 is added when the model's
-    input has one more dimension than a sample)."""
-    counts = {n: (a.shape[0] if a.ndim else 0) for n, a in feeds.items()}
-    if len(set(counts.values())) != 1 or 0 in counts.values():
-        listed = ", ".join(f"{k}: {c}" for k, c in sorted(counts.items()))
-        raise BadInput(f"every input needs the same number of samples on its first axis; got {listed}")
-    n = next(iter(counts.values()))
-    return n, {name: feed_shape(name, tuple(feeds[name].shape[1:]), d) for name, d in declared.items()}
+from agent.samples import check_samples
+from agent.validate.reference import INPUT_PREFIX, OUTPUT_PREFIX
 
 
 def _stack(per_sample: list[dict]) -> dict:
@@ -56,8 +36,7 @@ def _onnx(model: Path, feeds: dict) -> dict:
             f"{model.name}: not a loadable ONNX model: {' '.join(str(exc).split())[:300]}"
         ) from None
     declared = {i.name: list(i.shape) for i in sess.get_inputs()}
-    _check_names(feeds, list(declared))
-    n, shapes = _samples(feeds, declared)
+    n, shapes = check_samples(feeds, declared, "the inputs file")
     types = {i.name: i.type for i in sess.get_inputs()}
     outs = []
     for k in range(n):
@@ -91,8 +70,7 @@ def _tflite(model: Path, feeds: dict) -> dict:
         raise BadInput(f"{model.name}: not a loadable .tflite model: {exc}") from None
     ins = it.get_input_details()
     declared = {d["name"]: [int(x) if x > 0 else None for x in d["shape_signature"]] for d in ins}
-    _check_names(feeds, list(declared))
-    n, shapes = _samples(feeds, declared)
+    n, shapes = check_samples(feeds, declared, "the inputs file")
     for d in ins:
         if list(shapes[d["name"]]) != [int(x) for x in d["shape"]]:
             it.resize_tensor_input(d["index"], shapes[d["name"]], strict=False)

@@ -29,6 +29,16 @@ def seconds(text: str) -> float:
     return v
 
 
+def gate_value(text: str) -> tuple[str, float]:
+    """A validate gate's value (``--min-cosine`` and the like): ``X`` (every
+    output) or ``OUTPUT=X``; output names may hold '=' themselves."""
+    out, sep, val = text.rpartition("=")
+    try:
+        return (out if sep else "*"), float(val)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or OUTPUT=NUMBER, got {text!r}") from None
+
+
 def _int_at_least(lo: int, what: str) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -126,6 +136,7 @@ def add_run_options(
             "--duration", type=seconds, default=duration_s, metavar=duration_metavar, help=duration_help
         )
         g.add_argument("--min-iterations", type=_positive_int, default=100, metavar="N")
+        add_validity_options(parser)
     else:
         parser.set_defaults(duration=0.0, warmup=0.0, min_iterations=1)
     g.add_argument(
@@ -207,16 +218,6 @@ def add_run_options(
     g.add_argument(
         "--label", action="append", default=[], metavar="K=V", help="a free-form label stored with the result"
     )
-
-
-def gate_value(text: str) -> tuple[str, float]:
-    """argparse type of a validate gate: ``X`` (every output) or ``OUTPUT=X``;
-    output names may hold '=' themselves."""
-    out, sep, val = text.rpartition("=")
-    try:
-        return (out if sep else "*"), float(val)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or OUTPUT=NUMBER, got {text!r}") from None
 
 
 def add_gate_options(g: Any, helps: bool = True) -> None:
@@ -322,11 +323,59 @@ def add_soak_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _percentile(text: str) -> float:
+    try:
+        v = float(text.lstrip("pP"))
+    except ValueError:
+        v = -1.0
+    if not 50 <= v < 100:
+        raise argparse.ArgumentTypeError(f"bad percentile {text!r}: expected 50..99.99, e.g. 90 or 99")
+    return v
+
+
+def add_validity_options(parser: argparse.ArgumentParser) -> None:
+    """VALID/INVALID (MLPerf LoadGen's rules, agent/validity.py) and the clocks
+    the run is measured at: every timed run (bench, soak)."""
+    v = parser.add_argument_group("validity and environment")
+    v.add_argument(
+        "--require-valid", action="store_true", help="an INVALID result fails the validity gate (exit 3)"
+    )
+    v.add_argument(
+        "--valid-min-duration", type=seconds, default=None, metavar="SECONDS",
+        help="minimum measured duration of a VALID result (default 10 s)",
+    )  # fmt: skip
+    v.add_argument(
+        "--valid-min-queries", type=_nonneg_int, default=None, metavar="N",
+        help="minimum measured queries of a VALID result (default 100)",
+    )  # fmt: skip
+    v.add_argument(
+        "--valid-percentile", type=_percentile, default=None, metavar="P",
+        help="the percentile LoadGen's early stopping must support (default 90)",
+    )  # fmt: skip
+    v.add_argument(
+        "--pin-clocks", action="store_true",
+        help="set CPU/GPU governors to performance (Jetson: clocks locked) for the run, restored after",
+    )  # fmt: skip
+
+
+START_MODES = ("cold", "warm", "both")
+
+
+def add_start_option(p: argparse.ArgumentParser) -> None:
+    """bench --start: by the runtime cache's state (agent/runtimes/cache.py, controller/starts.py)."""
+    p.add_argument(
+        "--start", choices=START_MODES, default=None,
+        help="cold: the runtime's cache (TensorRT engines, VX graphs, ORT's optimized model) emptied first;"
+        " warm: used; both: one run of each, compared",
+    )  # fmt: skip
+
+
 def add_kind_options(p: argparse.ArgumentParser, kind: str) -> None:
     """Every option of a run of ``kind`` (the command adds agent, DB and output
     options of its own)."""
     if kind == "bench":
         add_run_options(p)
+        add_start_option(p)
     elif kind == "placement":
         add_run_options(p, timed=False)  # one pass for placement, not a timed run
     elif kind == "validate":

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import BadInput
-from agent.spec import LoadSpec, RunSpec, SoakSpec, parse_meter, parse_shape
+from agent.spec import START_MODES, LoadSpec, RunSpec, SoakSpec, ValiditySpec, parse_meter, parse_shape
 
 
 def _kv(text: str, flag: str) -> tuple[str, str]:
@@ -84,10 +84,29 @@ def from_options(
         inputs_sha256=inputs_sha,
         reference_sha256=reference_sha,
         labels=dict(_kv(t, "--label") for t in g("label", []) or []),
+        validity=validity_from_args(args),
+        pin_clocks=bool(g("pin_clocks", False)),
+        start=g("start") if g("start") in START_MODES else None,  # "both" is two runs: controller/starts.py
     )
     if validate:
         spec.validate()
     return spec
+
+
+def validity_from_args(args: argparse.Namespace) -> ValiditySpec | None:
+    """--require-valid / --valid-* -> a ValiditySpec (None: all defaults)."""
+    g: Any = lambda name: getattr(args, name, None)  # noqa: E731
+    names = ("valid_min_duration", "valid_min_queries", "valid_percentile")
+    if not g("require_valid") and all(g(n) is None for n in names):
+        return None
+    d = ValiditySpec()
+    given = lambda name, default: default if g(name) is None else g(name)  # noqa: E731
+    return ValiditySpec(
+        min_duration_s=float(given("valid_min_duration", d.min_duration_s)),
+        min_queries=int(given("valid_min_queries", d.min_queries)),
+        percentile=float(given("valid_percentile", d.percentile)),
+        require=bool(g("require_valid")),
+    )
 
 
 def load_from_args(args: argparse.Namespace) -> LoadSpec | None:

@@ -11,8 +11,8 @@ import time
 import grpc
 import pytest
 
+from agent import rundir
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
-from agent.runs import files
 from agent.runs.registry import new_run_id, write_json_atomic
 from agent.store.artifacts import ArtifactStore
 from controller.cli import main as edgebench
@@ -195,7 +195,7 @@ def test_delete_run_refuses_a_run_in_flight_and_deletes_a_finished_one(agent_fac
     for run_id in (running, queued):
         code, details = _code(lambda r=run_id: a.stub.DeleteRun(pb.DeleteRunRequest(run_id=r)))
         assert code == grpc.StatusCode.FAILED_PRECONDITION, details
-        assert (a.state_dir / "runs" / run_id / files.SPEC).is_file()
+        assert (a.state_dir / "runs" / run_id / rundir.SPEC).is_file()
     a.stub.CancelRun(pb.CancelRunRequest(run_id=queued), timeout=15)
     code, _ = _code(lambda: a.stub.DeleteRun(pb.DeleteRunRequest(run_id=queued)))
     assert code == grpc.StatusCode.FAILED_PRECONDITION  # cancelled, still queued until dispatched
@@ -243,8 +243,8 @@ def _old_run(state, days_ago: float, status: str = "completed") -> str:
     run_id = new_run_id(t)
     d = state / "runs" / run_id
     d.mkdir(parents=True)
-    write_json_atomic(d / files.SPEC, {"kind": "bench"})
-    write_json_atomic(d / files.STATE, {"status": status, "created_unix": t, "ended_unix": t + 60})
+    write_json_atomic(d / rundir.SPEC, {"kind": "bench"})
+    write_json_atomic(d / rundir.STATE, {"status": status, "created_unix": t, "ended_unix": t + 60})
     return run_id
 
 

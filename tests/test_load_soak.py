@@ -16,7 +16,7 @@ from scenario.thermal import ThermalBoard
 from scenario.timed_model import write_model
 
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
-from agent.runs.files import load_arrivals
+from agent.rundir import load_arrivals
 from agent.soak.story import judge_rate, rate_sentence
 
 FIXTURE = Path(__file__).parent / "fixtures" / "agx-orin"

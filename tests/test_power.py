@@ -22,7 +22,7 @@ from emulators.waveform import Spike, Waveform
 from agent.errors import BadInput
 from agent.power.analysis import analyze
 from agent.power.capture import Capture
-from agent.runs.files import load_trace
+from agent.power.trace import load_trace
 from agent.spec import MeterSpec
 
 PERIOD_S = 0.05  # one inference every 50 ms, 40 ms long

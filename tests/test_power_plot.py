@@ -13,7 +13,7 @@ from emulators.waveform import Spike, Waveform
 
 from agent.power.analysis import analyze
 from agent.power.capture import Capture
-from agent.runs.files import load_trace
+from agent.power.trace import load_trace
 from agent.spec import MeterSpec
 from controller.report.power_plot import envelope, power_plot_png, render, render_run
 

@@ -14,7 +14,7 @@ from emulators.waveform import Spike, Waveform
 
 from agent.power.capture import Capture
 from agent.power.ppk2_stream import DEFAULT_CAL, Ppk2Decoder, parse_metadata
-from agent.runs.files import load_trace
+from agent.power.trace import load_trace
 from agent.spec import MeterSpec
 
 P = 10_000  # ns per sample at 100 kS/s

@@ -7,11 +7,11 @@ import json
 import signal
 import threading
 
-from agent.runs.execution import worker_died_message
-from agent.runs.files import stderr_tail
+from agent.rundir import stderr_tail
 from agent.runs.journal import Journal, read_events
 from agent.runs.registry import Registry, new_run_id, valid_run_id
 from agent.runs.result import partial_result
+from agent.runs.worker import died_message as worker_died_message
 
 
 def test_seq_is_gap_free_and_continues_after_reopen(tmp_path):

@@ -12,10 +12,10 @@ from conftest import put_artifact
 
 from agent.errors import EXIT_BAD_INPUT, BadInput
 from agent.load.task import open_model, run_task
+from agent.names import model_format
 from agent.runtimes.detect import runtime_info
 from agent.runtimes.inputs import quantized_range
 from agent.runtimes.litert import LiteRTRunner
-from agent.runtimes.names import model_format
 from agent.runtimes.onnxruntime import OrtRunner
 from agent.spec import RunSpec
 from controller.models import onnx_cnn, onnx_graphs, tflite_builder
@@ -108,10 +108,10 @@ def test_wrong_input_name_and_shape_in_npz(state, models, tmp_path):
     z = tmp_path / "in.npz"
     np.savez(z, y=np.zeros((1, 4), np.float32))
     msg = bad_input(state, models["add"], inputs_sha256=put_artifact(state, z))
-    assert "unknown input name(s) in inputs file: y; model inputs: x" == msg
+    assert "the inputs file: 'y' is not a model input; model inputs: x" == msg
     np.savez(z, x=np.zeros((1, 3), np.float32))
     msg = bad_input(state, models["add"], inputs_sha256=put_artifact(state, z))
-    assert "wrong shape for input 'x'" in msg and "1x3" in msg
+    assert "the inputs file: input 'x' has shape 1x3; the model expects 1x4" == msg
 
 
 def test_wrong_input_shape_for_tflite(state, models):

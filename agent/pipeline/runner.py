@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from agent import messages
+from agent import rundir as files
 from agent.clock import now_ns
 from agent.errors import BadInput
 from agent.load.loop import IterationLog, Loop
@@ -29,7 +31,6 @@ from agent.load.summary import summarize
 from agent.pipeline import summary
 from agent.pipeline.stages.base import Item, Stage, build
 from agent.pipeline.stages.model import ModelStage
-from agent.runs import files
 from agent.runtimes.base import npz_arrays
 from agent.spec import RunSpec
 from agent.stats import latency_summary_ms
@@ -301,15 +302,8 @@ def _live(stream: Stream, spec: RunSpec, send: Any, stop: threading.Event) -> No
             continue
         rows = stream.times[max(0, n - 1000) : n]
         p50 = np.median(rows, axis=0) / 1e6
-        send(
-            {
-                "type": "stages",
-                "t_ns": now_ns(),
-                "pipeline_stages": [[nm, round(float(v), 3)] for nm, v in zip(names, p50, strict=True)],
-                "frames": n,
-                "budget_ms": budget,
-            }
-        )
+        stages = [[nm, round(float(v), 3)] for nm, v in zip(names, p50, strict=True)]
+        send(messages.Stages(t_ns=now_ns(), pipeline_stages=stages, frames=n, budget_ms=budget).to_dict())
 
 
 def _frames_of(run_dir: Path, spec: RunSpec, k: int, m: dict[str, Any]) -> np.ndarray:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.runs.files import measured_rows
+from agent.rundir import measured_rows
 from agent.telemetry.sampler import input_power_w
 
 DEFAULT_K = 6.0  # transient threshold: median + k x robust spread (MAD as sigma)
@@ -126,7 +126,7 @@ def analyze(
     first_n: int = FIRST_N,
     k: float = DEFAULT_K,
 ) -> dict[str, Any]:
-    """``power{}`` from a trace (``agent.runs.files.load_trace``) and the run's
+    """``power{}`` from a trace (``agent.power.trace.load_trace``) and the run's
     iteration rows (start_ns, end_ns, phase)."""
     meta, t, cur, bus = trace
     t0 = int(run_start_ns if run_start_ns is not None else meta.get("start_ns", 0))

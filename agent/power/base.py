@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from agent import rundir
 from agent.errors import BadInput
 from agent.spec import MeterSpec
 
@@ -28,7 +29,7 @@ REGISTRY: dict[str, tuple[str, str]] = {
 }
 
 # The one on-disk sample layout (power.bin): 16 bytes a sample.
-SAMPLE_DTYPE = np.dtype([("t_dev_ns", "<i8"), ("current_a", "<f4"), ("bus_v", "<f4")])
+SAMPLE_DTYPE = np.dtype(list(rundir.SAMPLE_FIELDS))
 
 
 @dataclass

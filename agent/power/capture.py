@@ -3,7 +3,7 @@
 A reader thread pulls blocks from the meter and appends them to
 ``run_dir/power.bin`` (SAMPLE_DTYPE records, 16 bytes a sample, meter clock).
 At stop it fits the meter clock to CLOCK_MONOTONIC per segment and writes
-``power.json`` (layout, counts, gaps, fits); ``agent/runs/files.py`` reads them back.
+``power.json`` (layout, counts, gaps, fits); ``agent/rundir.py`` reads them back.
 
 An unplugged meter is not a failed run: the gap is recorded, the capture is
 marked partial and the reader keeps trying to reopen the port; a reopened
@@ -15,7 +15,6 @@ the reader waits on the port (see bench/bench_power.py for the figures).
 
 from __future__ import annotations
 
-import json
 import threading
 from array import array
 from bisect import bisect_left, bisect_right
@@ -24,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from agent import atomic
 from agent.clock import now_ns
 from agent.errors import BadInput
 from agent.power import clockfit
 from agent.power.base import SAMPLE_DTYPE, Block, Meter, MeterGone, make_meter
-from agent.runs.files import POWER_BIN, POWER_JSON
+from agent.rundir import POWER_BIN, POWER_JSON
 from agent.spec import MeterSpec
 
 SCHEMA = "edgebench.power/v1"
@@ -354,9 +354,7 @@ class Capture:
             "meter": self._info,
             "error": self._error,
         }
-        tmp = self.run_dir / (POWER_JSON + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=1, default=float))
-        tmp.replace(self.run_dir / POWER_JSON)
+        atomic.write_json(self.run_dir / POWER_JSON, doc, indent=1, default=float)
         self._summary = summary
         return summary
 

@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import signal
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent import messages, rundir
 from agent.clock import now_ns
 from agent.errors import EdgebenchError, one_line
 from agent.profiles import Profile
 from agent.rootfs import RootFS
-from agent.runs import files, worker
+from agent.runs import worker
+from agent.runs.conditions import Conditions
 from agent.runs.journal import Journal
 from agent.runs.limits import CANCEL_GRACE_S, DEFAULT_MAX_RUN_S
 from agent.runs.registry import RunDir, write_error
@@ -199,6 +199,7 @@ class Execution:
         self.capture: Capture | None = None
         self.windows: list[dict] = []
         self.cold_start: dict | None = None
+        self.conditions = Conditions(root, profile, run.rd.path, run.spec.pin_clocks)
         self._summaries: tuple[dict | None, dict | None] | None = None
 
     # -- the run ----------------------------------------------------------------
@@ -209,11 +210,13 @@ class Execution:
         run.rd.update_state(status="running", started_unix=time.time(), t0_ns=run.t0_ns, limit_s=run.limit_s)
         log.info("run %s started: %s %s", run.rd.run_id, run.spec.kind, run.spec.model_name)
         run.journal.append("state", {"status": "running"}, t_ns=run.t0_ns)
+        self.conditions.begin()  # pinned (journalled first) and probed before the instruments start
         self.sampler = self._start_sampler()
         try:
             self.capture = self._start_capture()
         except EdgebenchError as exc:  # a meter that cannot be opened fails the run
             self._stop_instruments()
+            self.conditions.end()
             finish(run, "failed", one_line(exc), exc.code)
             return
         try:
@@ -225,6 +228,7 @@ class Execution:
             if proc is not None and proc.is_alive():
                 proc.kill()
             self._stop_instruments()
+            self.conditions.end()  # the clocks go back even after an agent-side bug
             raise
 
     def _run_worker(self) -> None:
@@ -244,6 +248,7 @@ class Execution:
         if run.proc is None:
             parent.close()
             self._stop_instruments()
+            self.conditions.end()
             finish(run, "cancelled", "cancelled", None)
             return
         deadline = time.monotonic() + run.limit_s
@@ -252,6 +257,7 @@ class Execution:
         parent.close()
         self._reap(proc)
         telemetry, capture = self._stop_instruments()
+        environment, pinned, env_warnings = self.conditions.end(proc.pid)
         outcome = Outcome(
             *self._status(part, error, proc.exitcode),
             part=part,
@@ -262,7 +268,9 @@ class Execution:
             samples=self.sampler.samples() if self.sampler is not None else [],
             capture=capture,
             cold_start=self.cold_start,
-            warnings=self.warnings,
+            warnings=env_warnings + self.warnings,
+            environment=environment,
+            pinned_clocks=pinned,
         )
         doc = assemble(
             run.rd,
@@ -300,27 +308,28 @@ class Execution:
                 continue
             if not isinstance(msg, dict):
                 continue
-            mtype = msg.get("type")
+            m = messages.parse(msg)
             payload = {k: v for k, v in msg.items() if k != "type"}
-            if mtype == "result":
-                part = msg.get("data") or {}
+            if isinstance(m, messages.Result):
+                part = m.data or {}
                 # the exact count (progress messages lag by up to 0.5 s)
                 run.iterations = int(part.get("iterations") or run.iterations)
                 # the cold first inference and the warm-up count as inferences too
                 run.unmeasured_inferences = int(part.get("warmup_iterations") or 0) + (
                     1 if part.get("first_inference_ms") is not None else 0
                 )
-            elif mtype == "error":
-                error = (str(msg.get("code") or "run_failed"), one_line(msg.get("message") or "run failed"))
-            elif mtype == "window":
-                self.windows.append(self._on_window(msg))
-            elif mtype == "progress":
-                run.iterations = int(msg.get("iterations") or 0)
-                run.throughput_ips = float(msg.get("throughput_ips") or 0.0)
-                run.journal.append("progress", payload, t_ns=msg.get("t_ns"))
-            elif mtype == "phase":
-                run.journal.append("phase", payload, t_ns=msg.get("t_ns"))
-            else:
+            elif isinstance(m, messages.Error):
+                error = (str(m.code or "run_failed"), one_line(m.message or "run failed"))
+            elif isinstance(m, messages.Window):
+                self.windows.append(self._on_window(m))
+            elif isinstance(m, messages.Progress):
+                run.iterations = int(m.iterations or 0)
+                run.throughput_ips = float(m.throughput_ips or 0.0)
+                run.journal.append("progress", payload, t_ns=m.t_ns)
+            elif isinstance(m, messages.Phase):
+                self.conditions.on_phase(m.phase, proc.pid)
+                run.journal.append("phase", payload, t_ns=m.t_ns)
+            else:  # a schedule, or a type this agent does not know: journaled as a log event
                 run.journal.append("log", payload, t_ns=msg.get("t_ns"))
 
     def _enforce(self, proc: multiprocessing.process.BaseProcess, deadline: float) -> None:
@@ -367,7 +376,7 @@ class Execution:
             return "completed", None, None
         if error is not None:
             return "failed", error[1], error[0]
-        return "failed", worker_died_message(exitcode, self.run.rd.path / files.STDERR), "run_failed"
+        return "failed", worker.died_message(exitcode, self.run.rd.path / rundir.STDERR), "run_failed"
 
     def _agent(self) -> dict:
         try:
@@ -397,7 +406,7 @@ class Execution:
             from agent.telemetry.sampler import Sampler
 
             sampler = Sampler(self.root, self.profile, rate_hz=run.spec.telemetry_rate_hz)
-            sampler.start(run.rd.path / files.TELEMETRY, on_sample)
+            sampler.start(run.rd.path / rundir.TELEMETRY, on_sample)
             return sampler
         except Exception as exc:
             self.warnings.append(f"telemetry unavailable: {one_line(exc)}")
@@ -440,22 +449,22 @@ class Execution:
         run.journal.append("log", {"message": "cold start: " + res["reason"], "cold_start": res})
         self.cold_start = res
 
-    def _on_window(self, msg: dict) -> dict:
+    def _on_window(self, msg: messages.Window) -> dict:
         """A soak window from the worker, with the telemetry and the meter's power
         over its span; journaled, and kept for the soak analysis."""
-        t0 = int(msg.get("t_start_ns") or 0)
-        t1 = int(msg.get("t_end_ns") or 0)
+        t0 = int(msg.t_start_ns or 0)
+        t1 = int(msg.t_end_ns or 0)
         w = {
             "t_s": (t0 - self.run.t0_ns) / 1e9,
             "t_start_ns": t0,
             "t_end_ns": t1,
-            "iterations": msg.get("iterations"),
-            "throughput_ips": msg.get("throughput_ips"),
-            "p50_ms": msg.get("p50_ms"),
-            "p99_ms": msg.get("p99_ms"),
+            "iterations": msg.iterations,
+            "throughput_ips": msg.throughput_ips,
+            "p50_ms": msg.p50_ms,
+            "p99_ms": msg.p99_ms,
         }
         # a load pattern's frames in the window (late, dropped: the soak's misses)
-        w.update({k: msg[k] for k in ("frames", "late", "dropped", "miss_rate") if k in msg})
+        w.update(msg.frame_counts())
         if self.sampler is not None:
             try:
                 w.update(self.sampler.window(t0, t1))
@@ -485,23 +494,3 @@ class Execution:
             log.warning("meter window failed: %s", exc)
             return None
         return res if res is not None and res["power_w"] is not None else None
-
-
-def worker_died_message(exitcode: int | None, stderr_path: Path) -> str:
-    """``worker died: SIGSEGV (signal 11); stderr: ...``: one line."""
-    if exitcode is not None and exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        msg = f"worker died: {name} (signal {-exitcode})"
-        if -exitcode == signal.SIGKILL:
-            msg += ", killed (out of memory?)"
-    elif exitcode is None:
-        msg = "worker died: unknown cause"
-    else:
-        msg = f"worker died: exit code {exitcode} without a result"
-    tail = files.stderr_tail(stderr_path)
-    if tail:
-        msg += f"; stderr: {tail}"
-    return one_line(msg)

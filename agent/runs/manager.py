@@ -24,6 +24,7 @@ from pathlib import Path
 
 from agent import portability, profiles
 from agent.errors import BadInput, EdgebenchError, ResourceExhausted, one_line
+from agent.names import RUNTIME_OF_FORMAT, model_format
 from agent.profiles import Profile
 from agent.rootfs import RootFS
 from agent.runs import limits
@@ -32,7 +33,6 @@ from agent.runs.journal import Journal, iter_events
 from agent.runs.registry import Registry, write_error
 from agent.runs.result import partial_result
 from agent.runs.worker import DEFAULT_TASK
-from agent.runtimes.names import RUNTIME_OF_FORMAT, model_format
 from agent.spec import MeterSpec, RunSpec
 from agent.store.artifacts import ArtifactStore
 
@@ -93,6 +93,7 @@ class RunManager:
         self._health_fns: list[Callable[[str | None], None]] = []
         self._health_last: object = ()  # never a problem() value: the first check reports
         self.recovered = self.registry.recover(partial_result)
+        self._restore_clocks()  # a run's --pin-clocks outlived by an agent that died
         self._threads = [
             threading.Thread(target=self._dispatch, name=f"edgebench-run-{i}", daemon=True)
             for i in range(n_threads)
@@ -101,6 +102,13 @@ class RunManager:
             t.start()
         self._monitor = threading.Thread(target=self._watch, name="edgebench-run-monitor", daemon=True)
         self._monitor.start()
+
+    def _restore_clocks(self) -> None:
+        from agent.environment.pin import restore
+
+        back = restore(self.root, self.state_dir)
+        if back is not None:
+            log.warning("restored the clocks run %s pinned: %s", back["run_id"], back["restored"])
 
     # -- public API (the servicer and metrics call these) -------------------
     def start(self, spec: RunSpec) -> str:

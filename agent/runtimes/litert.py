@@ -13,14 +13,16 @@ from typing import Any
 import numpy as np
 
 from agent.errors import BadInput, RunFailed, one_line
+from agent.placement import litert as lp
+from agent.placement.logs import capture_stderr
 from agent.runtimes.base import (
     InputSpec,
     OutputSpec,
-    check_feeds,
     check_shape_names,
     npz_arrays,
     resolve_shape,
 )
+from agent.samples import check_feeds
 from agent.spec import RunSpec
 
 
@@ -68,8 +70,6 @@ class LiteRTRunner:
         self._out_idx: list[int] = []
 
     def load(self, model_path: Path, spec: RunSpec) -> float:
-        from agent.placement.logs import capture_stderr
-
         self.spec = spec
         self.delegate_path = spec.delegate
         t0 = time.perf_counter_ns()
@@ -169,7 +169,7 @@ class LiteRTRunner:
             self._inputs = self._input_specs()
 
     def feeds(self, arrays: dict[str, np.ndarray]) -> list[tuple[int, np.ndarray]]:
-        return self._pack(check_feeds(self._inputs, arrays))
+        return self._pack(check_feeds(self._inputs, arrays, "the inputs file"))
 
     def _pack(self, feeds: dict[str, np.ndarray]) -> list[tuple[int, np.ndarray]]:
         return [(idx, feeds[s.name]) for idx, s in zip(self._in_idx, self._inputs, strict=True)]
@@ -190,8 +190,6 @@ class LiteRTRunner:
             raise RunFailed(f"first inference failed: {one_line(exc, 300)}") from None
 
     def placement(self, feeds: Any = None, log_text: str = "") -> dict:
-        from agent.placement import litert as lp
-
         return lp.build(
             self.interp._get_ops_details(),
             delegate=delegate_label(self.delegate_path),

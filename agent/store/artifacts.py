@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent import atomic
 from agent.store.paths import artifact_path
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
@@ -347,16 +348,7 @@ class ArtifactStore:
         return min(int(meta.get("offset", 0)), self._part_size(sha256))
 
     def _write_sidecar(self, sha256: str, data: dict) -> None:
-        tmp = self._sidecar(sha256).with_suffix(".json.tmp")
-        try:
-            with open(tmp, "w") as f:
-                json.dump(data, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self._sidecar(sha256))
-        except OSError:
-            _unlink(tmp)  # a full disk must not leave an empty .json.tmp behind
-            raise
+        atomic.write_json(self._sidecar(sha256), data)  # a full disk leaves no .json.tmp
 
     def _release(self, sha256: str) -> None:
         with self._lock:
@@ -565,14 +557,7 @@ class Upload:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)
-    except OSError:
-        _unlink(tmp)
-        raise
+    atomic.write_json(path, data)
 
 
 def _size(path: Path) -> int:

@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from agent import rundir
 from agent.clock import now_ns
 from agent.errors import BadInput
-from agent.load.loop import IterationLog
-from agent.runs import files
-from agent.runs.files import MEASURED, WARMUP
+from agent.messages import Phase, Progress
+from agent.rundir import MEASURED, WARMUP, IterationLog
 from agent.runtimes.base import Runner
 from agent.runtimes.inputs import quantize as quantize_array
 from agent.spec import RunSpec, ValidateSpec
@@ -100,7 +100,7 @@ def validate_samples(
     rows = np.empty((ref.samples + 1, 3), dtype=np.int64)
     rows[0] = (t0, t1, WARMUP)
     lat = np.empty(ref.samples, dtype=np.int64)
-    send({"type": "phase", "phase": "measure", "t_ns": now_ns()})
+    send(Phase("measure", now_ns()).to_dict())
     next_progress = time.monotonic() + PROGRESS_S
     start = now_ns()
     for i in range(ref.samples):
@@ -124,20 +124,19 @@ def validate_samples(
                 kept[name].append(y)
         if time.monotonic() >= next_progress:
             el = (b - start) / 1e9
-            send({"type": "progress", "t_ns": b, "iterations": i + 1, "elapsed_s": el,
-                  "target_s": None, "throughput_ips": (i + 1) / el if el > 0 else 0.0})  # fmt: skip
+            send(Progress(b, i + 1, el, None, (i + 1) / el if el > 0 else 0.0).to_dict())
             next_progress = time.monotonic() + PROGRESS_S
     end = int(rows[-1, 1])
 
-    log = IterationLog(run_dir / files.ITERATIONS)
+    log = IterationLog(run_dir / rundir.ITERATIONS)
     try:
         log.append(rows)
     finally:
         log.close()
     if kept:
-        np.savez(run_dir / files.OUTPUTS, **{n: np.stack(v) for n, v in kept.items()})
+        np.savez(run_dir / rundir.OUTPUTS, **{n: np.stack(v) for n, v in kept.items()})
     if detections:
-        boxfile.save(run_dir / files.BOXES, detections, input_hw)
+        boxfile.save(run_dir / rundir.BOXES, detections, input_hw)
     span_s = (end - start) / 1e9
     worst = [w for s in stats.values() for w in s.worst(vspec.worst)]
     part.update(

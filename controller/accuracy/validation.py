@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from agent import rundir as files
 from agent.errors import BadInput
-from agent.runs import files
 from agent.spec import ValidateSpec
 from agent.validate import boxfile
 from agent.validate.decode import Detections, decode, input_hw_of

@@ -1,13 +1,17 @@
-"""edgebench bench: a timed run of one model on an agent."""
+"""edgebench bench: a timed run of one model on an agent (``--start both``:
+a cold and a warm run, controller/starts.py)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 from typing import Any
 
 from controller.commands.common import add_agent_options, add_db_option, finish
 from controller.runopts import add_kind_options
-from controller.session import Session, run_model
+from controller.session import Session, exit_code, run_model, store
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -22,7 +26,32 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "start", None) == "both":
+        return _both(args)
     with Session.from_args(args) as session:
         result = run_model(session, "bench", args)
         agent = session.agent_name
     return finish(args, result, agent)
+
+
+def _both(args: argparse.Namespace) -> int:
+    from agent.validity import verdict_line
+    from controller.report import terminal
+    from controller.report.placement import use_color
+    from controller.starts import comparison, run_starts, verdict
+
+    with Session.from_args(args) as session:
+        results = run_starts(session, args)
+        agent = session.agent_name
+    for r in results:
+        store(r, agent, getattr(args, "db", None))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"starts": results}, indent=1))
+    color = use_color()
+    for r in results:
+        print(terminal.render(r, color=color) + "\n")
+    print(comparison(results))
+    print(verdict_line(verdict(results)))  # the last line, as LoadGen prints it
+    print(f"stored runs {', '.join(str(r.get('run_id')) for r in results)}", file=sys.stderr)
+    return max(exit_code(r) for r in results)

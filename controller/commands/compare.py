@@ -78,8 +78,8 @@ def _label(text: str) -> tuple[str, str | None]:
 def _iterations(doc: dict, files: str | None, beside: Path | None) -> Any:
     """The run's iterations.npy rows from --files-X, else from beside its
     result.json; None when neither holds one (the stored quantiles serve)."""
+    from agent import rundir as run_files
     from agent.errors import BadInput
-    from agent.runs import files as run_files
 
     if files is None:
         if beside is not None and (beside / run_files.ITERATIONS).is_file():

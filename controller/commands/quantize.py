@@ -27,7 +27,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--preset", default=None, help="tensorrt, openvino, cpu/xnnpack, tidl: what the accelerator wants"
     )
     p.add_argument("--method", choices=METHODS, default=None, help="calibration method (default minmax)")
-    p.add_argument("--per-channel", action="store_true", default=None, help="per-channel weights")
+    p.add_argument(
+        "--per-channel", action="store_true", default=None, help="per-channel weights (the default)"
+    )
+    p.add_argument(
+        "--per-tensor", action="store_true", help="one scale per weight tensor (a target that needs it)"
+    )
     p.add_argument("--activation-type", choices=TYPES, default=None, help="default uint8")
     p.add_argument("--weight-type", choices=TYPES, default=None, help="default int8")
     p.add_argument("--symmetric-activations", action="store_true", default=None)
@@ -73,9 +78,9 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(
             "--validation must not be the calibration set: it would judge the calibration on itself"
         )
+    _check_out(model, out)
     cal = _load(args.calibration, "calibration")
     opts = options(args)
-    out.parent.mkdir(parents=True, exist_ok=True)
     suffix = model.suffix.lower()
     if suffix == ".tflite":
         if args.target or args.fp16:
@@ -105,3 +110,18 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         Path(args.html).write_text(report.html_page(rep))
     return EXIT_GATE_FAILED if rep.get("target") and not rep.get("met") else 0
+
+
+def _check_out(model: Path, out: Path) -> None:
+    """--out must not be the input (the float model would be gone) and its
+    directory must exist: a typo is not silently created."""
+    targets = [out]
+    if model.suffix.lower() == ".onnx":
+        targets.append(out.with_name(out.stem + "-fp16.onnx"))
+    for t in targets:
+        if t.resolve() == model.resolve() or (t.exists() and t.samefile(model)):
+            raise BadInput(f"--out {out} would overwrite the input model; choose another path")
+    if not out.parent.is_dir():
+        raise BadInput(f"--out {out}: directory {out.parent} does not exist")
+    if out.is_dir():
+        raise BadInput(f"--out {out} is a directory; give the quantized model's file name")

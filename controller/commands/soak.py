@@ -23,6 +23,7 @@ from typing import Any
 from agent.errors import BadInput, EdgebenchError, RunFailed
 from controller import specs
 from controller.commands.common import add_agent_options, add_db_option, store, write_json
+from controller.report.terminal import validity_lines
 from controller.runopts import SOAK_WINDOW_S, add_soak_options
 from controller.session import Session, exit_code, gates_failed, raise_bad_input
 from controller.soak.cursor import Cursor
@@ -129,7 +130,7 @@ def _follow(session: Session, run_id: str, spec: dict) -> dict:
 def _write_html(session: Session, run_id: str, result: dict, out: Path) -> None:
     """The HTML report, with the run's plot files fetched from the agent into a
     scratch run directory (a missing one is left out: no meter, no power.bin)."""
-    from agent.runs import files  # numpy: paid only when a report is written
+    from agent import rundir as files  # numpy: paid only when a report is written
     from controller.report.html import write_html
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -162,4 +163,5 @@ def _finish(result: dict) -> int:
     else:
         for g in gates_failed(result):
             print(f"gate {g.get('name')} failed: {g.get('message')}", file=sys.stderr)
+    print("\n".join(validity_lines(result, color=False)))  # warnings, then the verdict: the last line
     return exit_code(result)

@@ -32,22 +32,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def _coverage(model: Path, ref: Path, extra: dict | None, result: dict) -> None:
     """A model that carries a calibration profile (edgebench quantize) gets the
     coverage line for the reference's inputs, as `edgebench coverage` prints it."""
-    try:
-        from controller.quantize.calibration import read_profile
-        from controller.quantize.coverage import coverage, line
-
-        if read_profile(model) is None:
-            return
-    except ImportError:  # the board-only install has no onnx to read the profile with
-        print("edgebench: note: coverage needs the onnx package (pip install 'edgebench[controller]')")
-        return
     from agent.validate.reference import Reference, load_npz
+    from controller.quantize.coverage import for_validate
 
-    r = Reference.from_arrays(load_npz(ref, str(ref)), extra)
-    rep = coverage(model, r.inputs)
-    kept = {k: rep[k] for k in ("clip_share", "warnings", "inputs")}
-    result.setdefault("validation", {})["coverage"] = kept
-    print(line(rep))
+    kept = for_validate(model, Reference.from_arrays(load_npz(ref, str(ref)), extra).inputs)
+    if kept is not None:
+        result.setdefault("validation", {})["coverage"] = kept
 
 
 def run(args: argparse.Namespace) -> int:

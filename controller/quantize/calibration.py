@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.validate.reference import feed_shape
+from agent.samples import check_samples
 
 SCHEMA = "edgebench.calibration/v1"
 KEY = "edgebench.calibration"
@@ -35,8 +35,7 @@ class NpzReader:
         self, arrays: dict[str, np.ndarray], declared: dict[str, list[Any]], limit: int | None = None
     ) -> None:
         self.arrays = arrays
-        self.shapes = {n: feed_shape(n, tuple(arrays[n].shape[1:]), d) for n, d in declared.items()}
-        n = next(iter(arrays.values())).shape[0]
+        n, self.shapes = check_samples(arrays, declared, "the calibration set", extra_ok=True)
         self.count = min(n, limit) if limit else n
         self.i = 0
 

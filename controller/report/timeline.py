@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from agent.runs import files
+from agent import rundir
+from agent.power.trace import load_trace
 from agent.runs import series as run_series
 
 PANELS = (
@@ -42,12 +43,12 @@ def series_of(result: dict, run_dir: Path | None = None) -> tuple[dict[str, Any]
     stored = result.get("series")
     if isinstance(stored, dict):
         return stored, STORED
-    samples = files.load_telemetry(run_dir) if run_dir is not None else []
-    iterations = files.load_iterations(run_dir) if run_dir is not None else np.empty((0, 3), np.int64)
+    samples = rundir.load_telemetry(run_dir) if run_dir is not None else []
+    iterations = rundir.load_iterations(run_dir) if run_dir is not None else np.empty((0, 3), np.int64)
     t0 = result.get("t0_ns")
     if not isinstance(t0, int):  # a partial result may lack it: the first sample starts the axis
         t0 = samples[0]["t_ns"] if samples else 0
-    frames = files.load_arrivals(run_dir) if run_dir is not None and result.get("load") else None
+    frames = rundir.load_arrivals(run_dir) if run_dir is not None and result.get("load") else None
     built = run_series.build(
         t0, _windows(result), iterations, samples, _trace(run_dir), frames, result.get("load")
     )
@@ -59,10 +60,10 @@ def _windows(result: dict) -> list[dict[str, Any]]:
 
 
 def _trace(run_dir: Path | None) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray] | None:
-    if run_dir is None or not files.has_power(run_dir):
+    if run_dir is None or not rundir.has_power(run_dir):
         return None
     try:
-        return files.load_trace(run_dir)
+        return load_trace(run_dir)
     except (OSError, ValueError, KeyError):  # a damaged capture: the current-draw section says so
         return None
 

@@ -5,10 +5,10 @@ window it had and shows each window exactly once across attachments."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from agent import atomic
 from controller.paths import data_dir
 
 
@@ -42,11 +42,9 @@ class Cursor:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(
-            json.dumps({"run_id": self.run_id, "last_seq": self.last_seq, "windows": self.windows})
+        atomic.write_json(
+            self.path, {"run_id": self.run_id, "last_seq": self.last_seq, "windows": self.windows}
         )
-        os.replace(tmp, self.path)
 
     def drop(self) -> None:
         try:
