@@ -59,3 +59,16 @@ def write_json(
 ) -> None:
     with replacing(path, unique=unique) as f:
         json.dump(data, f, indent=indent, default=default)
+
+
+def fsync_dir(path: str | Path) -> None:
+    """fsync a directory, so a rename into it survives a power cut; a
+    directory that cannot be opened is left alone."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

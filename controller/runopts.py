@@ -14,8 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.errors import BadInput
-from agent.spec import GATES, LATE_POLICIES, METER_KINDS, parse_burst, parse_duration
+from agent.names import METER_KINDS
+from agent.spec import GATES, LATE_POLICIES
+from agent.spec_text import parse_burst, parse_duration
 from controller.accuracy.gates import ACCURACY_GATES
+from controller.accuracy.gates import HELP as ACCURACY_HELP
 
 
 def seconds(text: str) -> float:
@@ -83,7 +86,7 @@ def _burst(text: str) -> tuple[float | None, int | None, float]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-_positive_int = _int_at_least(1, "positive")
+positive_int = _int_at_least(1, "positive")
 _nonneg_int = _int_at_least(0, "non-negative")
 
 
@@ -125,7 +128,7 @@ def add_run_options(
         metavar="NAME",
         help="npu, gpu, dsp, dla...: the board profile supplies runtime, provider/delegate, options, env",
     )
-    g.add_argument("--threads", type=_positive_int, default=None, metavar="N")
+    g.add_argument("--threads", type=positive_int, default=None, metavar="N")
     g.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224")
     g.add_argument("--inputs", default=None, metavar="FILE.npz", help="input data")
     if timed:
@@ -135,7 +138,12 @@ def add_run_options(
         g.add_argument(
             "--duration", type=seconds, default=duration_s, metavar=duration_metavar, help=duration_help
         )
-        g.add_argument("--min-iterations", type=_positive_int, default=100, metavar="N")
+        g.add_argument("--min-iterations", type=positive_int, default=100, metavar="N")
+        g.add_argument(
+            "--batch", type=positive_int, default=None, metavar="N",
+            help="a dynamic batch run at N: samples stacked from --inputs or generated;"
+            " throughput counts samples",
+        )  # fmt: skip
         add_validity_options(parser)
     else:
         parser.set_defaults(duration=0.0, warmup=0.0, min_iterations=1)
@@ -152,7 +160,7 @@ def add_run_options(
     )
     g.add_argument(
         "--max-partitions",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="gate: at most N accelerator partitions",
@@ -245,7 +253,7 @@ def add_validation_options(p: argparse.ArgumentParser) -> None:
     add_run_options(p, timed=False)  # every sample runs once: no warm-up or duration
     g = p.add_argument_group("validation")
     add_gate_options(g)
-    for gate, (metric, higher) in ACCURACY_GATES.items():  # read on the controller after the run
+    for gate in ACCURACY_GATES:  # read on the controller after the run
         g.add_argument(
             "--" + gate.replace("_", "-"),
             dest=gate,
@@ -253,8 +261,7 @@ def add_validation_options(p: argparse.ArgumentParser) -> None:
             type=gate_value,
             default=[],
             metavar="[OUTPUT=]X",
-            help=f"exit 3 when {metric} is {'below' if higher else 'above'} X (mAP with --boxes; "
-            "accuracy and drops with --labels)",
+            help=ACCURACY_HELP[gate],
         )
     g.add_argument(
         "--boxes",
@@ -370,12 +377,30 @@ def add_start_option(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def add_sweep_options(p: argparse.ArgumentParser) -> None:
+    """bench --sweep: one run per point of the axes' cartesian product (controller/sweep/)."""
+    g = p.add_argument_group("sweep")
+    g.add_argument(
+        "--sweep", action="append", default=[], metavar="AXIS=V1,V2",
+        help="threads, batch, accelerator, input_shape (NAME:1x3x320x320), provider (NAME or A+B)",
+    )  # fmt: skip
+    g.add_argument(
+        "--objective", choices=("throughput", "p99"), default="throughput",
+        help="the best point: most samples/s (under --p99-max), or lowest p99",
+    )  # fmt: skip
+    g.add_argument("--p99-max", type=_positive_float("p99 bound"), default=None, metavar="MS")
+    g.add_argument("--md", default=None, metavar="FILE", help="the sweep table as Markdown")
+    g.add_argument("--html", default=None, metavar="FILE", help="the sweep table and plot as HTML")
+    g.add_argument("--plot", default=None, metavar="FILE.png", help="throughput against p99, Pareto front")
+
+
 def add_kind_options(p: argparse.ArgumentParser, kind: str) -> None:
     """Every option of a run of ``kind`` (the command adds agent, DB and output
     options of its own)."""
     if kind == "bench":
         add_run_options(p)
         add_start_option(p)
+        add_sweep_options(p)
     elif kind == "placement":
         add_run_options(p, timed=False)  # one pass for placement, not a timed run
     elif kind == "validate":
@@ -424,10 +449,6 @@ def add_optimize_options(p: argparse.ArgumentParser) -> None:
     )
     add_run_options(p)
     add_gate_options(p.add_argument_group("validation gates (on the optimized model)"), helps=False)
-
-
-# the run kinds a command or a fleet plan can start; specs.BUILDERS has one entry each
-KINDS = ("bench", "soak", "validate", "placement", "pipeline")
 
 
 def kind_parser(kind: str, parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> Any:

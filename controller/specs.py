@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import BadInput
-from agent.spec import START_MODES, LoadSpec, RunSpec, SoakSpec, ValiditySpec, parse_meter, parse_shape
+from agent.spec import START_MODES, LoadSpec, RunSpec, SoakSpec, ValiditySpec
+from agent.spec_text import parse_meter, parse_shape
 
 
 def _kv(text: str, flag: str) -> tuple[str, str]:
@@ -86,6 +87,7 @@ def from_options(
         labels=dict(_kv(t, "--label") for t in g("label", []) or []),
         validity=validity_from_args(args),
         pin_clocks=bool(g("pin_clocks", False)),
+        batch=g("batch"),
         start=g("start") if g("start") in START_MODES else None,  # "both" is two runs: controller/starts.py
     )
     if validate:

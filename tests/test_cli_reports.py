@@ -8,7 +8,8 @@ import json
 
 from controller.cli import main
 from controller.progress import Progress
-from controller.report.compare import compare, render
+from controller.report.compare import compare
+from controller.report.compare_text import render
 
 
 def _doc(run_id: str, ips: float, devices: dict[str, str]) -> dict:

@@ -11,12 +11,11 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, spawn_agent
+from conftest import ROOT, spawn_agent, wait_until
 
 from agent.runtimes.base import resolve_shape
 from controller.cli import main
@@ -224,13 +223,14 @@ def test_cancel_a_running_remote_run_then_unknown_and_finished(served, env, tiny
         run_id = client.start_run(
             {"kind": "bench", "model_sha256": sha, "model_name": "m.onnx", "duration_s": 60, "warmup_s": 0}
         )
-        for _ in range(100):
-            if client.get_run(run_id)["status"] == "running":
-                break
-            time.sleep(0.1)
+        assert wait_until(lambda: client.get_run(run_id)["status"] == "running", timeout=20)
         assert main(["cancel", "--agent", served.address, run_id]) == 0
         assert capsys.readouterr().out.strip() == f"run {run_id} cancelled"
         assert client.get_run(run_id)["status"] == "cancelled"
+        # cancelling it again: it has ended, like any ended run (it said "cancelled", exit 0)
+        assert main(["cancel", "--agent", served.address, run_id]) == 2
+        (line,) = _errors(capsys.readouterr().err)
+        assert line == f"edgebench: error: run {run_id} already cancelled: nothing to cancel"
     assert main(["cancel", "--agent", served.address, "20250101T000000000Z-abcdef"]) == 2
     (line,) = _errors(capsys.readouterr().err)
     assert line == "edgebench: error: no run 20250101T000000000Z-abcdef"

@@ -70,6 +70,7 @@ def test_coverage_of_a_model_quantized_by_ort_directly(cnn, ort_quantized, tmp_p
     assert x["known"] is False and "statistics not known" in said
     assert any("input statistics are not known" in n for n in rep["notes"])
     assert rep["samples"] == 4 and rep["calibration"]["source"] is None
+    assert said.startswith("coverage: no warning on 4 field samples") and "inside" not in said
     assert len(rep["activations"]) > 5  # ranges for every quantized activation, from the graph
 
     # four times brighter: the input clips, and the share is the one its own scale and zero point give
@@ -94,6 +95,49 @@ def test_coverage_of_a_model_quantized_by_ort_directly(cnn, ort_quantized, tmp_p
     (x,) = rep["inputs"]
     assert rc == 0 and x["known"] and "noisier" in x["how"] and rep["calibration"]["samples"] == 8
     assert "mean over channels" in said and "worst channel" in said
+
+
+def _relu6_cnn(path: Path) -> Path:
+    """Conv -> Clip(0, 6) -> Conv: ORT folds the Clip into the first Conv's range."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(5)
+    inits = [numpy_helper.from_array((rng.standard_normal(s) * 0.8).astype(np.float32), n)
+             for n, s in (("w1", (8, 3, 3, 3)), ("w2", (4, 8, 1, 1)))]  # fmt: skip
+    inits += [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in (("lo", 0.0), ("hi", 6.0))]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Clip", ["c1", "lo", "hi"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2"], ["y"]),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])
+    g = helper.make_graph(nodes, "relu6", [x], [y], inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return path
+
+
+def test_a_folded_relu6_is_judged_against_the_calibration_sets_own_clipping(tmp_path, capsys):
+    from onnxruntime.quantization import QuantFormat, quantize_static
+
+    from controller.quantize.calibration import NpzReader
+
+    model = _relu6_cnn(tmp_path / "relu6.onnx")
+    x = (np.random.default_rng(6).standard_normal((8, 3, 16, 16)) * 3).astype(np.float32)
+    np.savez(tmp_path / "cal.npz", x=x)
+    q = tmp_path / "relu6-int8.onnx"
+    reader = NpzReader({"x": x}, {"x": [1, 3, 16, 16]})
+    quantize_static(str(model), str(q), reader, quant_format=QuantFormat.QDQ)
+    assert "Clip" not in {n.op_type for n in onnx.load(str(q)).graph.node}  # folded into the Conv's range
+    field = ["--inputs", str(tmp_path / "cal.npz"), "--max-clip-share", "0.05"]
+    # the calibration set itself as the field: the Clip's own clamp reads as clipping without a baseline
+    rc, rep, said = _coverage(capsys, tmp_path, str(q), *field)
+    assert rc == 3 and any("folded into a range (ReLU6)" in n for n in rep["notes"])
+    rc, rep, said = _coverage(capsys, tmp_path, str(q), *field, "--calibration", str(tmp_path / "cal.npz"))
+    assert rc == 0, said
+    clamped = [a for a in rep["activations"] if a["baseline_share"]]
+    assert clamped and all(a["baseline_share"] == a["clip_share"] and a["excess_share"] == 0 for a in clamped)
+    assert "on the calibration set" in said
 
 
 def test_a_too_wide_calibration_is_flagged_by_effective_bits(cnn, tmp_path, capsys):
@@ -148,6 +192,18 @@ def test_coverage_of_an_int8_tflite_from_its_tensor_parameters(tmp_path, capsys)
     assert "image" in rep["gates"][0]["failing"] and any("saturation" in n for n in rep["notes"])
 
 
+def test_an_int8_field_for_an_int8_input_is_fed_as_it_is(tmp_path, capsys):
+    model = tflite_builder.int8_conv(tmp_path / "i8.tflite")  # int8 input, no signature, no profile
+    x = np.random.default_rng(0).integers(-128, 128, (3, 32, 32, 3)).astype(np.int8)
+    np.savez(tmp_path / "field.npz", image=x)
+    rc, rep, said = _coverage(capsys, tmp_path, str(model), "--inputs", str(tmp_path / "field.npz"))
+    rows = {a["tensor"]: a for a in rep["activations"]}
+    truth = np.count_nonzero((x == -128) | (x == 127)) / x.size  # already integers: saturation only
+    assert rc == 0 and rows["image"]["saturation"]
+    assert rows["image"]["clip_share"] == pytest.approx(truth, abs=1e-6)
+    assert rows["image"]["effective_bits"] == 8.0  # uniform over all 256 levels
+
+
 def test_validate_coverage_without_onnx_says_so_in_one_line(monkeypatch, capsys, tmp_path):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "onnx" else real(n, *a))
@@ -159,10 +215,18 @@ def test_validate_coverage_without_onnx_says_so_in_one_line(monkeypatch, capsys,
 
 def test_bad_coverage_input_is_one_line_exit_2(cnn, tmp_path, capsys):
     np.savez(tmp_path / "wrong.npz", img=np.zeros((2, 3, 96, 96), np.float32))
+    for suffix in (".onnx", ".tflite", ".pt"):
+        (tmp_path / f"junk{suffix}").write_text("not a model")
     cases = [
         ([str(cnn["model"]), "--inputs", str(cnn["field"])], "coverage needs a QDQ-quantized model"),
         ([str(cnn["model"]), "--inputs", str(tmp_path / "wrong.npz")], "lacks model input(s) image"),
         ([str(cnn["model"]), "--inputs", str(cnn["field"]), "--min-effective-bits", "9"], "in [0, 8]"),
+        ([str(tmp_path / "junk.onnx"), "--inputs", str(cnn["field"])], "junk.onnx: not an ONNX protobuf"),
+        (
+            [str(tmp_path / "junk.tflite"), "--inputs", str(cnn["field"])],
+            "junk.tflite: not a loadable .tflite",
+        ),
+        ([str(tmp_path / "junk.pt"), "--inputs", str(cnn["field"])], "unknown model format"),
     ]
     for args, words in cases:
         rc, _, said = _coverage(capsys, tmp_path, *args)

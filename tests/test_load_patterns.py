@@ -16,7 +16,8 @@ from agent.errors import BadInput
 from agent.load.schedule import ASAP, Schedule
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.rundir import load_arrivals, load_iterations
-from agent.spec import LoadSpec, RunSpec, parse_burst
+from agent.spec import LoadSpec, RunSpec
+from agent.spec_text import parse_burst
 from controller.runopts import add_run_options
 from controller.specs import from_options as spec_from_args
 

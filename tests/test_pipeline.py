@@ -18,7 +18,8 @@ from controller.cli import main
 from controller.db import ResultsDB
 from controller.models import ppocr
 from controller.pipeline.examples import write_ocr
-from controller.report.compare import compare, render
+from controller.report.compare import compare
+from controller.report.compare_text import render
 from controller.report.html import render_html
 
 pytestmark = pytest.mark.skipif(ppocr.models_dir() is None, reason="needs the rapidocr-onnxruntime wheel")

@@ -242,3 +242,54 @@ def test_options_under_a_short_and_a_full_provider_name_merge():
     )
     use, opts = OrtRunner()._providers(spec)
     assert use == ["CPUExecutionProvider"] and opts == [{"a": "1", "b": "2"}]
+
+
+@pytest.mark.parametrize("providers", [[], ["cpu"]])
+def test_strict_placement_with_only_the_cpu_provider_runs_and_says_it_had_nothing_to_refuse(
+    state, models, providers
+):
+    # ORT refuses disable_cpu_ep_fallback next to an explicit CPU EP ("Conflicting
+    # session configuration"): every graph used to fail on a CPU-only setup
+    msgs: list[dict] = []
+    spec = spec_for(
+        state,
+        models["add"],
+        duration_s=0,
+        min_iterations=3,
+        warmup_s=0,
+        strict_placement=True,
+        providers=providers,
+    )
+    part = run_task(spec, state / "runs/r1", msgs.append)
+    assert [m for m in msgs if m["type"] == "error"] == []
+    assert part is not None and part["runtime"]["providers"] == ["CPUExecutionProvider"]
+    assert part["runtime"]["strict_placement"].startswith("no-op: only the CPU execution provider")
+
+
+def test_a_node_that_fails_inside_the_model_is_a_run_failure_not_bad_input(state, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    # x: N x 6, reshaped to (-1, 4): any valid N that is odd cannot be done
+    shape = numpy_helper.from_array(np.array([-1, 4], dtype=np.int64), "shape")
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"], name="inner_reshape")],
+        "reshape",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])],
+        initializer=[shape],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "reshape.onnx"
+    onnx.save(model, path)
+    msgs: list[dict] = []
+    spec = spec_for(state, path, duration_s=0, min_iterations=1, warmup_s=0, input_shapes={"x": [1, 6]})
+    assert run_task(spec, state / "runs/r1", msgs.append) is None
+    [err] = [m for m in msgs if m["type"] == "error"]
+    # the input fits the declared N x 6: the failure is the model's (exit 1), said on one line
+    assert err["code"] == "run_failed" and "\n" not in err["message"]
+    assert err["message"].startswith("first inference failed inside the model:")
+    assert "inner_reshape" in err["message"] and "wrong input shape" not in err["message"]
+    # an input that breaks the declared shape is still bad input
+    assert "wrong shape for input 'x'" in bad_input(state, path, input_shapes={"x": [1, 5]})

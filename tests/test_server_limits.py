@@ -56,7 +56,7 @@ def test_unauthenticated_flood_of_large_calls_is_refused_before_the_body_is_read
     def sample() -> None:
         while not stop.is_set():
             peak[0] = max(peak[0], proc.memory_info().rss)
-            time.sleep(0.005)
+            time.sleep(0.005)  # the RSS sampling period
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -173,6 +173,7 @@ def test_200_watchers_leave_info_cancel_and_health_answering(agent_factory, push
     sha = push(a.stub, model)
     spec = {"kind": "bench", "model_sha256": sha, "telemetry": False, "placement": False}
     run_id = a.stub.StartRun(pb.StartRunRequest(spec_json=json.dumps(spec)), timeout=10).run_id
+    a.stub.GetInfo(pb.GetInfoRequest(), timeout=30)  # warm: the fingerprint is cached, as on a live agent
     channels = [grpc.insecure_channel(a.address) for _ in range(4)]
     stubs = [pb_grpc.AgentStub(c) for c in channels]
     watches = [stubs[i % 4].WatchRun(pb.WatchRunRequest(run_id=run_id), timeout=60) for i in range(200)]

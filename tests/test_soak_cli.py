@@ -100,10 +100,10 @@ import re  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+from conftest import wait_until  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -214,7 +214,9 @@ def test_a_reattached_controller_gets_every_window_exactly_once(agent, tiny_onnx
     first.send_signal(signal.SIGKILL)  # the controller dies; the soak goes on
     first.wait(timeout=30)
     assert run_id and len(seen1) == 3
-    time.sleep(1.0)  # the agent journals windows nobody is watching
+    journal = agent.state_dir / "runs" / run_id / "journal.jsonl"
+    # the agent journals windows nobody is watching: two more than the first controller saw
+    assert wait_until(lambda: journal.read_text().count('"kind":"window"') >= 5, timeout=30)
     attach = ["--attach", run_id, "--agent", agent.address, "--json", str(tmp_path / "r.json")]
     second = subprocess.run(argv + attach, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     assert second.returncode == 0, second.stderr

@@ -86,6 +86,7 @@ def yolo(tmp_path_factory) -> dict:
     }
 
 
+@pytest.mark.slow  # a 1024x1024 / 800x608 detector on CPU
 @needs_yolo
 def test_float_yolov8_ground_truth_map50_equals_pycocotools_on_the_same_boxes(cli, yolo):
     from pycocotools.coco import COCO
@@ -139,6 +140,7 @@ def test_float_yolov8_ground_truth_map50_equals_pycocotools_on_the_same_boxes(cl
     assert det["map50"] == pytest.approx(ev.stats[1], abs=1e-9)
 
 
+@pytest.mark.slow  # a 1024x1024 / 800x608 detector on CPU
 @needs_yolo
 def test_fully_int8_yolov8_fails_min_map50_with_map_about_0_while_cosine_passes(cli, yolo, tmp_path):
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -185,6 +187,7 @@ def test_fully_int8_yolov8_fails_min_map50_with_map_about_0_while_cosine_passes(
     assert det["agreement"]["map50"] < 0.05
 
 
+@pytest.mark.slow  # a 1024x1024 / 800x608 detector on CPU
 @needs_picodet
 def test_picodet_decodes_its_dfl_levels_to_a_high_float_map(cli, tmp_path):
     model = layout.model_path(layout.PICODET_CDLA)

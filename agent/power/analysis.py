@@ -135,6 +135,18 @@ def analyze(
         "sample_rate_hz": meta.get("sample_rate_hz"),
         "samples": int(cur.shape[0]),
         "dropped_samples": int(meta.get("dropped_samples", 0)),
+        # an older power.json has no bounds: its count came from the counter alone
+        "dropped_uncertainty": meta.get("dropped_uncertainty", 0),
+        "dropped_estimated": bool(meta.get("dropped_estimated", False)),
+        "sample_gaps": [
+            {
+                "t_s": None if g.get("t_ns") is None else (g["t_ns"] - t0) / 1e9,
+                "samples": g["samples"],
+                "uncertainty": g.get("uncertainty"),
+                "estimated": bool(g.get("estimated")),
+            }
+            for g in meta.get("sample_gaps", [])
+        ],
         "garbage": int(meta.get("garbage", 0)),
         "mean_a": None,
         "peak_a": None,

@@ -18,7 +18,7 @@ import multiprocessing
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agent import messages, rundir
 from agent.clock import now_ns
@@ -27,19 +27,15 @@ from agent.profiles import Profile
 from agent.rootfs import RootFS
 from agent.runs import worker
 from agent.runs.conditions import Conditions
+from agent.runs.instruments import Instruments
 from agent.runs.journal import Journal
 from agent.runs.limits import CANCEL_GRACE_S, DEFAULT_MAX_RUN_S
 from agent.runs.registry import RunDir, write_error
 from agent.runs.result import Outcome, assemble, header, partial_result
-
-if TYPE_CHECKING:
-    from agent.power.capture import Capture
-    from agent.telemetry.sampler import Sampler
 from agent.spec import MeterSpec, RunSpec
 
 log = logging.getLogger("edgebench.agent.runs")
 
-SAMPLE_STREAM_PERIOD_NS = 1_000_000_000  # telemetry reaches the journal/stream at 1 Hz
 PUMP_TICK_S = 0.2  # how often the pump looks at the run's deadline and a pending SIGKILL
 
 
@@ -64,6 +60,9 @@ class ActiveRun:
         self.proc: multiprocessing.process.BaseProcess | None = None
         self.cancelled = False
         self.started = False
+        # taken: by the dispatcher that runs it, or by a cancel that ends it
+        # still queued; whoever sets it first (under ``lock``) ends the run
+        self.claimed = False
         self.iterations = 0
         self.throughput_ips = 0.0
         self.unmeasured_inferences = 0  # cold + warm-up: in inferences_total, not in throughput
@@ -195,12 +194,9 @@ class Execution:
         self.agent_info = agent_info
         self.stopping = stopping
         self.warnings: list[str] = []
-        self.sampler: Sampler | None = None
-        self.capture: Capture | None = None
+        self.instruments = Instruments(run, root, profile, meter, self.warnings)
         self.windows: list[dict] = []
-        self.cold_start: dict | None = None
         self.conditions = Conditions(root, profile, run.rd.path, run.spec.pin_clocks)
-        self._summaries: tuple[dict | None, dict | None] | None = None
 
     # -- the run ----------------------------------------------------------------
     def execute(self) -> None:
@@ -211,11 +207,11 @@ class Execution:
         log.info("run %s started: %s %s", run.rd.run_id, run.spec.kind, run.spec.model_name)
         run.journal.append("state", {"status": "running"}, t_ns=run.t0_ns)
         self.conditions.begin()  # pinned (journalled first) and probed before the instruments start
-        self.sampler = self._start_sampler()
+        self.instruments.start_sampler()
         try:
-            self.capture = self._start_capture()
+            self.instruments.start_capture()
         except EdgebenchError as exc:  # a meter that cannot be opened fails the run
-            self._stop_instruments()
+            self.instruments.stop()
             self.conditions.end()
             finish(run, "failed", one_line(exc), exc.code)
             return
@@ -227,13 +223,13 @@ class Execution:
                 proc = run.proc
             if proc is not None and proc.is_alive():
                 proc.kill()
-            self._stop_instruments()
+            self.instruments.stop()
             self.conditions.end()  # the clocks go back even after an agent-side bug
             raise
 
     def _run_worker(self) -> None:
         run = self.run
-        self._start_cold()
+        self.instruments.start_cold()
         parent, child = self.ctx.Pipe(duplex=False)
         proc = self.ctx.Process(
             target=worker.entry,
@@ -247,7 +243,7 @@ class Execution:
         child.close()
         if run.proc is None:
             parent.close()
-            self._stop_instruments()
+            self.instruments.stop()
             self.conditions.end()
             finish(run, "cancelled", "cancelled", None)
             return
@@ -256,7 +252,7 @@ class Execution:
         part, error = self._pump(parent, proc, deadline)
         parent.close()
         self._reap(proc)
-        telemetry, capture = self._stop_instruments()
+        telemetry, capture = self.instruments.stop()
         environment, pinned, env_warnings = self.conditions.end(proc.pid)
         outcome = Outcome(
             *self._status(part, error, proc.exitcode),
@@ -265,9 +261,9 @@ class Execution:
             iterations=run.iterations,
             throughput_ips=run.throughput_ips,
             telemetry=telemetry,
-            samples=self.sampler.samples() if self.sampler is not None else [],
+            samples=self.instruments.samples(),
             capture=capture,
-            cold_start=self.cold_start,
+            cold_start=self.instruments.cold_start,
             warnings=env_warnings + self.warnings,
             environment=environment,
             pinned_clocks=pinned,
@@ -321,7 +317,7 @@ class Execution:
             elif isinstance(m, messages.Error):
                 error = (str(m.code or "run_failed"), one_line(m.message or "run failed"))
             elif isinstance(m, messages.Window):
-                self.windows.append(self._on_window(m))
+                self.windows.append(self.instruments.window(m))
             elif isinstance(m, messages.Progress):
                 run.iterations = int(m.iterations or 0)
                 run.throughput_ips = float(m.throughput_ips or 0.0)
@@ -383,114 +379,3 @@ class Execution:
             return self.agent_info()
         except Exception as exc:
             return {"error": one_line(exc)}
-
-    # -- instruments ----------------------------------------------------------------
-    def _start_sampler(self) -> Sampler | None:
-        run = self.run
-        if not run.spec.telemetry:
-            return None
-        last = [0]
-
-        def on_sample(sample: dict) -> None:
-            t = int(sample.get("t_ns") or now_ns())
-            if t - last[0] >= SAMPLE_STREAM_PERIOD_NS and not run.journal.closed:
-                last[0] = t
-                try:
-                    run.journal.append("sample", sample, t_ns=t)
-                except RuntimeError:  # journal closed under us at the end of the run
-                    pass
-                except OSError as exc:  # a full disk: the pump's next append fails the run
-                    log.warning("run %s: telemetry not journaled: %s", run.rd.run_id, write_error(exc))
-
-        try:
-            from agent.telemetry.sampler import Sampler
-
-            sampler = Sampler(self.root, self.profile, rate_hz=run.spec.telemetry_rate_hz)
-            sampler.start(run.rd.path / rundir.TELEMETRY, on_sample)
-            return sampler
-        except Exception as exc:
-            self.warnings.append(f"telemetry unavailable: {one_line(exc)}")
-            return None
-
-    def _start_capture(self) -> Capture | None:
-        meter = self.run.spec.meter or self.meter
-        if meter is None:
-            return None
-        from agent.power.capture import Capture
-
-        capture = Capture(meter, self.run.rd.path)
-        capture.start()
-        return capture
-
-    def _stop_instruments(self) -> tuple[dict | None, dict | None]:
-        """(telemetry summary, capture summary); the instruments stop once."""
-        if self._summaries is None:
-            self._summaries = (self._stop(self.sampler), self._stop(self.capture))
-        return self._summaries
-
-    def _stop(self, instrument: Sampler | Capture | None) -> dict | None:
-        if instrument is None:
-            return None
-        try:
-            return instrument.stop()
-        except Exception as exc:
-            self.warnings.append(f"{type(instrument).__name__}.stop failed: {one_line(exc)}")
-            return None
-
-    def _start_cold(self) -> None:
-        """soak --start-cold: wait at idle (bounded) until temperatures stop falling."""
-        run, soak = self.run, self.run.spec.soak
-        if run.spec.kind != "soak" or soak is None or not soak.start_cold or self.sampler is None:
-            return
-        run.journal.append("log", {"message": f"waiting up to {soak.start_cold_max_s:g} s for a cold start"})
-        from agent.soak.coldstart import wait_with_sampler
-
-        res = wait_with_sampler(self.sampler, soak.start_cold_max_s, should_stop=lambda: run.cancelled)
-        run.journal.append("log", {"message": "cold start: " + res["reason"], "cold_start": res})
-        self.cold_start = res
-
-    def _on_window(self, msg: messages.Window) -> dict:
-        """A soak window from the worker, with the telemetry and the meter's power
-        over its span; journaled, and kept for the soak analysis."""
-        t0 = int(msg.t_start_ns or 0)
-        t1 = int(msg.t_end_ns or 0)
-        w = {
-            "t_s": (t0 - self.run.t0_ns) / 1e9,
-            "t_start_ns": t0,
-            "t_end_ns": t1,
-            "iterations": msg.iterations,
-            "throughput_ips": msg.throughput_ips,
-            "p50_ms": msg.p50_ms,
-            "p99_ms": msg.p99_ms,
-        }
-        # a load pattern's frames in the window (late, dropped: the soak's misses)
-        w.update(msg.frame_counts())
-        if self.sampler is not None:
-            try:
-                w.update(self.sampler.window(t0, t1))
-            except Exception as exc:
-                log.warning("telemetry window failed: %s", exc)
-        # mean power: the current meter when it covers the window, else the board's rails
-        meter = self._meter_window(t0, t1)
-        if meter is not None:
-            w["power_w"] = round(meter["power_w"], 4)
-            w["power_source"] = "meter"
-        elif w.get("power_w") is not None:
-            w["power_source"] = "board"
-        self.run.journal.append("window", w, t_ns=t1 or None)
-        return w
-
-    def _meter_window(self, t0_ns: int, t1_ns: int) -> dict | None:
-        """The meter's mean power over a soak window; None without a meter, a
-        voltage (no bus voltage, no profile supply), or most of the window."""
-        if self.capture is None or t1_ns <= t0_ns:
-            return None
-        try:
-            supply_v = ((self.profile.budget if self.profile else None) or {}).get("supply_v")
-            from agent.power.analysis import window_power
-
-            res = window_power(self.capture.window(t0_ns, t1_ns), t0_ns, t1_ns, supply_v)
-        except Exception as exc:  # never lose a window for its power figure
-            log.warning("meter window failed: %s", exc)
-            return None
-        return res if res is not None and res["power_w"] is not None else None

@@ -10,6 +10,9 @@ free to start; every run has a wall-clock limit and a cancel escalates to
 SIGKILL (agent/runs/limits.py); an exception in a dispatcher fails that run
 only; a monitor thread writes back what a full disk held and tells the health
 service (``watch_health``) whether the agent can work.
+
+Over 400 lines because the queue, its dispatchers and the public API share
+one lock and one set of invariants; one run's execution is agent/runs/execution.py.
 """
 
 from __future__ import annotations
@@ -81,8 +84,10 @@ class RunManager:
         self._start_lock = threading.Lock()  # the queue bound: count and enqueue as one step
         self._runs: dict[str, ActiveRun] = {}
         n_threads = max(1, concurrency)
-        # bounded: start() admits at most max_queued, plus one stop marker per thread
-        self._queue: queue.Queue[ActiveRun | None] = queue.Queue(self.max_queued + 2 * n_threads)
+        # start() admits at most max_queued live runs; the queue itself is not
+        # bounded because a run cancelled while queued ends at once but stays
+        # in it, dead, until a dispatcher skips it (a bound would count those)
+        self._queue: queue.Queue[ActiveRun | None] = queue.Queue()
         self._inferences_done = 0
         self.run_ended = threading.Event()  # set as each run retires: retention follows it
         self._stopping = False
@@ -177,7 +182,7 @@ class RunManager:
             run.journal.release()  # a queued run holds no file descriptor
             with self._lock:
                 self._runs[rd.run_id] = run
-            self._queue.put(run, timeout=1.0)  # never full: start() admitted it
+            self._queue.put(run)
         return rd.run_id
 
     def _check_pipeline(self, pipeline: dict) -> None:
@@ -210,13 +215,19 @@ class RunManager:
         return resolved, summary
 
     def cancel(self, run_id: str) -> bool:
-        """True if the run was queued or running (now cancelled or cancelling)."""
+        """True if the run was queued or running (now cancelled or cancelling).
+        A queued run ends here and now: it does not wait for the run ahead of
+        it (the dispatcher that later takes it off the queue skips it)."""
         with self._lock:
             run = self._runs.get(run_id)
         if run is None:
             return False
         with run.lock:
             run.cancelled = True
+            queued, run.claimed = not run.claimed, True
+        if queued:
+            finish(run, "cancelled", "cancelled before it started", None)
+            return True
         run.terminate()  # SIGTERM, then SIGKILL after the grace period
         return True
 
@@ -370,10 +381,7 @@ class RunManager:
         for run in runs:
             run.terminate()
         for _ in self._threads:
-            try:
-                self._queue.put(None, timeout=1.0)
-            except queue.Full:
-                log.warning("run queue full at stop")
+            self._queue.put(None)
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
@@ -399,6 +407,10 @@ class RunManager:
                 self._fail(run, exc)
 
     def _run_one(self, run: ActiveRun) -> None:
+        with run.lock:
+            if run.claimed:  # cancelled while queued: already ended
+                return
+            run.claimed = True
         if self._stopping:
             finish(run, "interrupted", "interrupted: the agent stopped before this run started", None)
         elif run.cancelled:

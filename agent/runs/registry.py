@@ -8,6 +8,9 @@ a final status); state.json and the index follow it. On agent start
 ``queued``/``running``: a final result.json wins (the agent died between the
 commit and state.json); otherwise the run becomes ``interrupted``, with a
 result.json built from whatever the journal holds.
+
+Just over 400 lines because a run directory's life (create, state, result,
+recovery, the held copy of a run a full disk could not write) is one owner's.
 """
 
 from __future__ import annotations

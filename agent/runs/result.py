@@ -99,6 +99,8 @@ def assemble(
         place_bursts(doc["load"], t0_ns)
 
     iterations = rundir.load_iterations(rd.path)
+    if doc.get("latency_ms") is None:  # the worker never sent its result: latency from what is on disk
+        _latency_from_rows(doc, iterations)
     from agent.power.trace import load_trace  # numpy: paid when a run finishes, not by an idle agent
 
     trace = load_trace(rd.path) if outcome.capture is not None and rundir.has_power(rd.path) else None
@@ -155,9 +157,24 @@ def partial_result(rd: RunDir, status: str, error: str | None, code: str | None 
         doc["throughput_ips"] = last.get("throughput_ips")
         doc["duration_s"] = last.get("elapsed_s")
     if windows:
-        soak = spec.get("soak") or {}
-        doc["soak"] = {"window_s": soak.get("window_s"), "windows": windows, "verdict": "incomplete"}
+        doc["soak"] = _ended_early(_soak_analysis(rd, spec, windows))
+    if (rd.path / rundir.ITERATIONS).is_file():  # numpy only for a run that has rows
+        _latency_from_rows(doc, rundir.load_iterations(rd.path))
     return doc
+
+
+def _latency_from_rows(doc: dict, iterations: np.ndarray) -> None:
+    """``latency_ms`` of a run cut short (cancelled, crashed worker, killed
+    agent) from the measured rows iterations.npy holds, marked as such
+    (``latency_from``); nothing without measured rows."""
+    from agent.stats import latency_summary_ms
+
+    m = iterations[iterations[:, 2] == rundir.MEASURED] if iterations.shape[0] else iterations
+    if not m.shape[0]:
+        return
+    doc["latency_ms"] = latency_summary_ms(m[:, 1] - m[:, 0])
+    doc["latency_from"] = "iterations.npy (partial run)"
+    doc["measured_rows"] = int(m.shape[0])
 
 
 def _power(
@@ -218,6 +235,29 @@ def _soak(spec: RunSpec, outcome: Outcome, profile: Profile | None, t0_ns: int) 
         soak = {**base, "error": f"soak analysis failed: {one_line(exc)}"}
     if outcome.cold_start is not None:
         soak["cold_start"] = outcome.cold_start
+    return soak if outcome.status == "completed" else _ended_early(soak)
+
+
+def _soak_analysis(rd: RunDir, spec: dict, windows: list[dict]) -> dict:
+    """soak{} from the journal's windows and the telemetry on disk (a run
+    whose agent died: nothing is left in memory)."""
+    base = {"window_s": (spec.get("soak") or {}).get("window_s"), "windows": windows}
+    try:
+        from agent.soak.analysis import analyze_soak
+
+        return {**base, **analyze_soak(windows, rundir.load_telemetry(rd.path), spec)}
+    except Exception as exc:
+        log.exception("soak analysis failed")
+        return {**base, "error": f"soak analysis failed: {one_line(exc)}"}
+
+
+def _ended_early(soak: dict) -> dict:
+    """A soak that did not run its course (cancelled, failed, agent stopped or
+    killed): its figures are over the windows it has (``partial``), its
+    verdict says it ended early, and ``verdict_so_far`` what those windows show."""
+    soak["verdict_so_far"] = soak.get("verdict")
+    soak["verdict"] = "interrupted"
+    soak["partial"] = True
     return soak
 
 

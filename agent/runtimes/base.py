@@ -105,13 +105,32 @@ def is_dynamic(dim: Any) -> bool:
 
 
 def resolve_shape(
-    name: str, declared: list[Any], override: list[int] | None, dynamic_ok: bool = False
+    name: str,
+    declared: list[Any],
+    override: list[int] | None,
+    dynamic_ok: bool = False,
+    batch: int | None = None,
 ) -> list[int]:
     """Concrete dims: the ``--input-shape`` override (rank and fixed dims must
     agree), else a dynamic batch (the first dimension) becomes 1, as trtexec
     does. Any other dynamic dimension is BadInput naming the input: a guess
     (1x3x1x1) would silently measure another workload. ``dynamic_ok`` (validate:
-    the reference's samples give the shapes later) makes every dynamic dim 1."""
+    the reference's samples give the shapes later) makes every dynamic dim 1.
+    ``batch`` (``--batch N``) sets a dynamic first dimension; a static one that
+    is not N is refused."""
+    if batch is not None and override is None and declared:
+        if not is_dynamic(declared[0]) and int(declared[0]) != batch:
+            raise BadInput(
+                f"input {name!r} has a static batch of {declared[0]} ({shape_text(declared)}): "
+                f"--batch {batch} needs a model whose first dimension is dynamic"
+            )
+        override = [batch, *(1 if is_dynamic(d) and dynamic_ok else d for d in declared[1:])]
+        if any(is_dynamic(d) for d in override[1:]):
+            raise BadInput(
+                f"input {name!r} has dynamic dimensions beyond the batch ({shape_text(declared)}): "
+                f"give its shape with --input-shape {name}={_example(declared)}"
+            )
+        override = [int(d) for d in override]
     if override is None:
         if not dynamic_ok and any(is_dynamic(d) for d in declared[1:]):
             raise BadInput(

@@ -113,6 +113,7 @@ class LiteRTRunner:
                 declared,
                 spec.input_shapes.get(d["name"]),
                 dynamic_ok=spec.kind in ("validate", "pipeline"),
+                batch=spec.batch,
             )
             if list(shape) != [int(x) for x in d["shape"]]:
                 self.interp.resize_tensor_input(d["index"], shape, strict=False)
@@ -138,7 +139,9 @@ class LiteRTRunner:
 
     def make_inputs(self, spec: RunSpec, npz: Path | None) -> list[tuple[int, np.ndarray]]:
         if npz is not None:
-            return self.feeds(npz_arrays(npz))
+            from agent.runtimes.inputs import stack_batch
+
+            return self.feeds(stack_batch(self._inputs, npz_arrays(npz), spec.batch))
         from agent.runtimes.inputs import random_inputs
 
         return self._pack(random_inputs(self._inputs))

@@ -32,7 +32,7 @@ from agent.server.guard import MAX_RECEIVE_BYTES, Guard, pool_size
 from agent.server.metrics import MetricsServer, start_metrics_server
 from agent.server.service import AgentService
 from agent.service.housekeeping import DEFAULT_UPLOAD_EXPIRY_S, Housekeeper
-from agent.spec import parse_meter
+from agent.spec_text import parse_meter
 from agent.store.artifacts import DEFAULT_QUOTA_BYTES, ArtifactStore
 
 log = logging.getLogger("edgebench.agent")

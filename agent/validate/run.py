@@ -25,6 +25,7 @@ from agent.messages import Phase, Progress
 from agent.rundir import MEASURED, WARMUP, IterationLog
 from agent.runtimes.base import Runner
 from agent.runtimes.inputs import quantize as quantize_array
+from agent.samples import shape_text
 from agent.spec import RunSpec, ValidateSpec
 from agent.stats import latency_summary_ms
 from agent.store.paths import locate_artifact
@@ -194,11 +195,7 @@ def _fit_output(name: str, y: np.ndarray, ref: np.ndarray) -> np.ndarray:
     either side is fine); a different size is a reference that does not fit."""
     if y.size != ref.size:
         raise BadInput(
-            f"output {name!r}: the device gives {_fmt(y.shape)}, "
-            f"the reference has samples of {_fmt(ref.shape)}"
+            f"output {name!r}: the device gives {shape_text(y.shape)}, "
+            f"the reference has samples of {shape_text(ref.shape)}"
         )
     return y.reshape(ref.shape)
-
-
-def _fmt(shape: tuple[int, ...]) -> str:
-    return "x".join(str(d) for d in shape) or "scalar"

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from controller.commands.common import add_agent_options, add_db_option, finish
+from agent.errors import BadInput
+from controller.commands.common import add_agent_options, add_db_option, check_outputs, finish
 from controller.runopts import add_kind_options
 from controller.session import Session, exit_code, run_model, store
 
@@ -26,12 +27,30 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs(args, "json", "md", "html", "plot")
+    if getattr(args, "sweep", None):
+        return _sweep(args)
+    extra = [f"--{o}" for o in ("md", "html", "plot", "p99_max") if getattr(args, o, None)]
+    if extra:
+        raise BadInput(f"{extra[0].replace('_', '-')} applies to a sweep: give --sweep AXIS=V1,V2")
     if getattr(args, "start", None) == "both":
         return _both(args)
     with Session.from_args(args) as session:
         result = run_model(session, "bench", args)
         agent = session.agent_name
     return finish(args, result, agent)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from controller.sweep import report
+    from controller.sweep.runner import plan, run_sweep, write_outputs
+
+    plan(args)  # every bad point: one line, exit 2, before any connection or run
+    with Session.from_args(args) as session:
+        doc, codes = run_sweep(session, args)
+    write_outputs(doc, args)
+    print(report.terminal(doc))
+    return max(codes, default=0)
 
 
 def _both(args: argparse.Namespace) -> int:

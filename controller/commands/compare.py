@@ -13,7 +13,7 @@ from typing import Any
 from controller.commands.common import add_db_option, open_db
 
 
-def _pct(text: str) -> float:
+def _percent_arg(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
@@ -43,7 +43,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--fail-on-regression",
         metavar="PCT",
-        type=_pct,
+        type=_percent_arg,
         default=None,
         help="exit 3 when B is significantly slower than A by more than PCT percent, or B failed an "
         "accuracy gate",
@@ -58,7 +58,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--run-noise",
         metavar="PCT",
-        type=_pct,
+        type=_percent_arg,
         default=None,
         help="run-to-run spread of a median latency on the board, in the interval (default 2; 0: the "
         "within-run bootstrap alone)",
@@ -125,7 +125,8 @@ def _baseline(run: dict, label: str, args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     from agent.errors import BadInput
     from controller.commands.report import load_result
-    from controller.report.compare import RUN_NOISE, compare, failures, markdown, render
+    from controller.report.compare import RUN_NOISE, compare, failures
+    from controller.report.compare_text import markdown, render
 
     if args.baseline is not None:
         if len(args.runs) != 1:

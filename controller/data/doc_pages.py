@@ -119,9 +119,8 @@ def render(seed: int, height: int = PAGE_HW[0], width: int = PAGE_HW[1]) -> Page
     while y < bottom - 120:
         choice = rng.choice(["section", "text", "text", "table", "picture"])
         if choice == "section" and y < bottom - 200:
-            y = lines(
-                [f"{int(rng.integers(1, 9))}. {_sentence(rng, 3).capitalize()}"], margin, y + 8, 19, "section", bold=True
-            )
+            head = f"{int(rng.integers(1, 9))}. {_sentence(rng, 3).capitalize()}"
+            y = lines([head], margin, y + 8, 19, "section", bold=True)
             y += 10
         elif choice == "text":
             n = int(rng.integers(35, 90))

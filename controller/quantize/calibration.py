@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from agent.errors import BadInput
 from agent.samples import check_samples
 
 SCHEMA = "edgebench.calibration/v1"
@@ -170,7 +171,10 @@ def read_profile(model_path: Path) -> dict[str, Any] | None:
         return None
     import onnx
 
-    m = onnx.load(str(model_path), load_external_data=False)
+    try:
+        m = onnx.load(str(model_path), load_external_data=False)
+    except Exception:  # protobuf's DecodeError and friends: the file is not an ONNX model
+        raise BadInput(f"{model_path.name}: not an ONNX protobuf") from None
     for p in m.metadata_props:
         if p.key == KEY:
             return json.loads(p.value)

@@ -6,7 +6,8 @@ every intermediate tensor kept; an activation's range is
 
 - A float model input is quantized here, as the model's QUANTIZE op or the
   caller would do: its clipping is exact (values beyond half a step outside
-  the range).
+  the range). Field samples that are integers already are fed as they are,
+  and only their saturation shows.
 - Inside the graph the values are already integers, so clipping shows as
   saturation: the share of values at the type's limits (an upper bound: a
   value that rounds to the limit counts too). A limit that stands for 0.0
@@ -97,8 +98,16 @@ def tflite_clipping(model: Path, field: dict[str, np.ndarray]) -> list[dict[str,
                 continue
             s, z = p
             info = np.iinfo(d["dtype"])
-            q = np.rint(x / s) + z
             st = stats[d["index"]]
+            if np.issubdtype(field[name].dtype, np.integer):  # already quantized: only saturation shows
+                qi = np.asarray(field[name][k]).reshape(shape).astype(d["dtype"])
+                st["clipped"] += int(np.count_nonzero((qi == info.min) | (qi == info.max)))
+                st["values"] += qi.size
+                st["saturated_input"] = True
+                _add_hist(st, qi, info)
+                it.set_tensor(d["index"], qi)
+                continue
+            q = np.rint(x / s) + z
             st["clipped"] += int(np.count_nonzero((q < info.min) | (q > info.max)))
             st["values"] += q.size
             qi = np.clip(q, info.min, info.max).astype(d["dtype"])
@@ -123,7 +132,7 @@ def tflite_clipping(model: Path, field: dict[str, np.ndarray]) -> list[dict[str,
         hist = st["hist"] if st["hist"] is not None else np.zeros(int(info.max) - int(info.min) + 1, np.int64)
         r = row(rows_in.get(i, details[i]["name"]), st["clipped"], st["values"], hist,
                 (info.min - z) * s, (info.max - z) * s, s, st["values"] // max(1, n))  # fmt: skip
-        r["saturation"] = i not in rows_in
+        r["saturation"] = i not in rows_in or bool(st.get("saturated_input"))
         out.append(r)
     return out
 

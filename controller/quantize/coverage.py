@@ -17,6 +17,11 @@ Figures (docs/usage.md says the same):
   squeeze-excite vectors) clips ``2/(N+1)`` by chance alone after N
   calibration samples (a fresh sample is the new minimum or maximum of N+1),
   so that allowance is taken off before the gate judges it.
+- with ``--calibration``, each tensor's clip share on (the first 16 of) the
+  calibration samples is its baseline, taken off too: a Clip folded into a
+  range (ReLU6, which a model without edgebench's profile cannot tell apart)
+  or a calibration method that clips on purpose (entropy, percentile) clips
+  there as well.
 - ``global_clip_share``: all clipped values over all activation values. A
   second number only: big feature maps dilute one collapsing layer.
 - ``effective_bits``: log2 of the levels the middle 99.8% of the field values
@@ -52,6 +57,8 @@ CLIP_WARN = 0.005  # global: the INT8 model clips this much of everything it see
 CLIP_WARN_LAYER = 0.05  # one tensor clips this much beyond its chance allowance
 BITS_WARN = 4.0  # a layer left this few effective bits: the calibrated range is far too wide
 SMALL_TENSOR = 1024  # values per sample below this: a vector (pooled, squeeze-excite), chance applies
+WORST_KEYS = ("tensor", "clip_share", "excess_share", "chance_share", "baseline_share")
+BASELINE_SAMPLES = 16  # calibration samples run for each tensor's own clip share
 
 
 def _input_report(name: str, field: dict[str, Any], cal: dict[str, Any] | None) -> dict[str, Any]:
@@ -112,6 +119,10 @@ def _onnx_rows(
     names = list(graph_inputs(m))
     _check_field(field, names)
     ranges = activation_ranges(m)
+    qop = sorted({n.op_type for n in m.graph.node if n.op_type.startswith("QLinear")})
+    if qop:
+        notes.append(f"QOperator nodes ({', '.join(qop)}) keep their output ranges inside the op: "
+                     "only tensors a QuantizeLinear quantizes are checked")  # fmt: skip
     if not ranges:
         raise BadInput(f"{model.name} has no per-tensor QuantizeLinear on an activation: "
                        "coverage needs a QDQ-quantized model")  # fmt: skip
@@ -131,6 +142,21 @@ def _check_field(field: dict[str, np.ndarray], names: list[str], what: str = "th
     check_names(field, names, what, extra_ok=True)
 
 
+def _rows(
+    model: Path, arrays: dict[str, np.ndarray], prof: dict | None, notes: list[str]
+) -> tuple[list[dict], list[str]]:
+    """(one row per quantized tensor, the model's input names), for either format."""
+    if model.suffix.lower() == ".tflite":
+        from controller.quantize.clipping_tflite import input_names, tflite_clipping
+
+        names = input_names(model)
+        _check_field(arrays, names)
+        notes.append("a .tflite holds integers: clipping inside the graph is counted as saturation "
+                     "(values at the type's limits, those that round there included)")  # fmt: skip
+        return tflite_clipping(model, arrays), names
+    return _onnx_rows(model, arrays, prof, notes)
+
+
 def coverage(
     model: Path,
     field: dict[str, np.ndarray],
@@ -141,18 +167,23 @@ def coverage(
     """The coverage report of ``field`` on ``model`` (.onnx QDQ or int8 .tflite).
     ``calibration``: samples whose statistics stand in for the profile's (or give
     them, for a model that carries none)."""
+    if model.suffix.lower() not in (".onnx", ".tflite"):
+        raise BadInput(f"{model.name}: unknown model format (expected a quantized .onnx or .tflite)")
     prof = read_profile(model)
     notes: list[str] = []
-    if model.suffix.lower() == ".tflite":
-        from controller.quantize.clipping_tflite import input_names, tflite_clipping
-
-        names = input_names(model)
-        _check_field(field, names)
-        acts = tflite_clipping(model, field)
-        notes.append("a .tflite holds integers: clipping inside the graph is counted as saturation "
-                     "(values at the type's limits, those that round there included)")  # fmt: skip
-    else:
-        acts, names = _onnx_rows(model, field, prof, notes)
+    acts, names = _rows(model, field, prof, notes)
+    baseline: dict[str, float] | None = None
+    if calibration is not None:
+        # the share each tensor clips on the calibration set itself: what a Clip folded
+        # into a range (ReLU6), or a calibration method that clips on purpose (entropy,
+        # percentile), gives anyway; the field is judged on what it clips beyond that
+        _check_field(calibration, names)
+        part = {k: v[:BASELINE_SAMPLES] for k, v in calibration.items()}
+        baseline = {r["tensor"]: r["clip_share"] for r in _rows(model, part, prof, [])[0]}
+    elif prof is None:
+        notes.append("without the float graph, a Clip the quantizer folded into a range (ReLU6) cannot be "
+                     "told from clipping: --calibration CAL.npz measures each tensor's share on the "
+                     "calibration set and judges the field beyond it")  # fmt: skip
     if calibration is not None:
         _check_field(calibration, names, "the calibration set")
         cal_inputs = {k: input_profile(calibration[k]) for k in names}
@@ -178,7 +209,9 @@ def coverage(
         small = a["per_sample"] < SMALL_TENSOR and a["kind"] == "layer"
         a["chance_share"] = round(2 / (n_cal + 1), 6) if small and n_cal else 0.0
         a["judged"] = not (small and not n_cal)  # a vector's chance share needs the calibration size
-        a["excess_share"] = round(max(0.0, a["clip_share"] - a["chance_share"]), 6)
+        a["baseline_share"] = baseline.get(a["tensor"], 0.0) if baseline is not None else None
+        allowance = max(a["chance_share"], a["baseline_share"] or 0.0)
+        a["excess_share"] = round(max(0.0, a["clip_share"] - allowance), 6)
     if any(not a["judged"] for a in acts):
         notes.append("tensors with few values per sample are listed but not gated: the calibration "
                      "size, which sets the share they clip by chance, is not known")  # fmt: skip
@@ -196,7 +229,8 @@ def coverage(
     ]
     over = [a for a in judged if a["excess_share"] > CLIP_WARN_LAYER]
     clipping = over
-    if not over and global_share > CLIP_WARN:
+    excess = sum(a["excess_share"] * a["values"] for a in judged) / values if values else 0.0
+    if not over and excess > CLIP_WARN:
         clipping = [a for a in acts[:TOP_LAYERS] if a["clipped"]]
     if clipping:
         listed = ", ".join(f"{a['tensor']} {a['clip_share']:.1%}" for a in clipping[:TOP_LAYERS])
@@ -217,13 +251,7 @@ def coverage(
         "inputs": inputs,
         "activations": acts,
         "global_clip_share": global_share,
-        "worst_clip": {
-            "tensor": worst["tensor"],
-            "clip_share": worst["clip_share"],
-            "excess_share": worst["excess_share"],
-        }
-        if worst
-        else None,  # fmt: skip
+        "worst_clip": {k: worst[k] for k in WORST_KEYS} if worst else None,
         "fewest_bits": {"tensor": fewest["tensor"], "effective_bits": fewest["effective_bits"]}
         if fewest
         else None,
@@ -241,6 +269,8 @@ def _clip_gate(judged: list[dict], worst: dict | None, threshold: float, global_
     what = f"{w['kind']} {w['tensor']} clips {w['clip_share']:.3%}" if w else "nothing is quantized"
     if w and w["chance_share"]:
         what += f" ({w['chance_share']:.1%} by chance)"
+    if w and w["baseline_share"]:
+        what += f" ({w['baseline_share']:.2%} on the calibration set)"
     return {
         "name": "max_clip_share",
         "passed": not failing,
@@ -277,7 +307,8 @@ def line(rep: dict[str, Any]) -> str:
     w, b = rep["worst_clip"], rep["fewest_bits"]
     parts = [f"coverage: no warning on {n} field samples"]
     if w:
-        parts.append(f"worst clipping {w['tensor']} {w['clip_share']:.2%}")
+        base = f" ({w['baseline_share']:.2%} on the calibration set)" if w.get("baseline_share") else ""
+        parts.append(f"worst clipping {w['tensor']} {w['clip_share']:.2%}{base}")
     parts.append(f"{rep['global_clip_share']:.3%} of all activation values clipped")
     if b:
         parts.append(f"fewest effective bits {b['effective_bits']:g} ({b['tensor']})")

@@ -32,6 +32,8 @@ def render(rep: dict[str, Any]) -> list[str]:
     for a in [a for a in rep["activations"] if a["kind"] == "layer"][:5]:
         if a["clipped"]:
             chance = f", {a['chance_share']:.1%} by chance" if a["chance_share"] else ""
+            if a.get("baseline_share"):
+                chance += f", {a['baseline_share']:.2%} on the calibration set"
             out.append(f"  layer {a['tensor']}: clips {a['clipped']} of {a['values']} values "
                   f"({a['clip_share']:.2%}{chance}), {a['effective_bits']} effective bits")  # fmt: skip
     for note in rep["notes"]:

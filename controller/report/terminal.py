@@ -167,6 +167,14 @@ def render(result: dict, color: bool = False) -> str:
         lines.append(BOLD + RED + err + RESET if color else err)
     if result.get("latency_ms"):
         lines += ["", latency_table(result["latency_ms"], unsupported(result))]
+        if (result.get("batch") or 1) > 1:  # --batch N: samples, and latency per sample
+            b = int(result["batch"])
+            lat = result["latency_ms"]
+            lines.append(
+                f"batch {b}: {num(result.get('samples_per_s'), '.2f')} samples/s;"
+                f" per sample p50 {num((lat.get('p50') or 0) / b, '.3f')} ms,"
+                f" p99 {num((lat.get('p99') or 0) / b, '.3f')} ms"
+            )
         lines.append(
             f"throughput {num(result.get('throughput_ips'), '.2f')} inf/s  iterations {result.get('iterations', '-')}"  # noqa: E501
             f"  duration {num(result.get('duration_s'), '.1f')} s"

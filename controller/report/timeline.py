@@ -13,7 +13,6 @@ pays for it when it draws.
 from __future__ import annotations
 
 import io
-import math
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import numpy as np
 from agent import rundir
 from agent.power.trace import load_trace
 from agent.runs import series as run_series
+from agent.schema import is_finite_number
 
 PANELS = (
     ("throughput", "inferences/s"),
@@ -88,7 +88,7 @@ def panels(series: dict[str, Any], windows: list[dict[str, Any]]) -> Panels:
         if "clocks_mhz" in need:
             for d, v in (w.get("clocks_hz") or {}).items():
                 hz = v.get("min") if isinstance(v, dict) else v
-                _put(out["clocks_mhz"], d, [t], [hz / 1e6 if _finite(hz) else None])
+                _put(out["clocks_mhz"], d, [t], [hz / 1e6 if is_finite_number(hz) else None])
         if "power_w" in need:
             _put(out["power_w"], "window mean", [t], [w.get("power_w")])
     return out
@@ -99,13 +99,9 @@ def collect_series(result: dict, run_dir: Path | None = None) -> Panels:
     return panels(series_of(result, run_dir)[0], _windows(result))
 
 
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def _put(group: dict, name: str, ts: list[float], ys: list[Any]) -> None:
     for t, v in zip(ts, ys, strict=True):
-        if _finite(v):
+        if is_finite_number(v):
             pts, pys = group.setdefault(name, ([], []))
             pts.append(float(t))
             pys.append(float(v))
@@ -116,7 +112,7 @@ def resolution_note(series: dict[str, Any], source: str) -> str:
     parts = []
     for what, key in (("throughput", "throughput"), ("telemetry", "telemetry")):
         res = (series.get(key) or {}).get("resolution_s")
-        if _finite(res):
+        if is_finite_number(res):
             parts.append(f"{what} every {res:g} s")
     return f"Series {source}" + (f": {', '.join(parts)}." if parts else ".")
 
