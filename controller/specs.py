@@ -32,9 +32,11 @@ def from_options(
     model_name: str,
     inputs_sha: str | None = None,
     reference_sha: str | None = None,
+    validate: bool = True,
 ) -> RunSpec:
-    """The RunSpec of the shared run options of a parsed command, validated;
-    the caller pushes --inputs / --reference first and passes their sha256."""
+    """The RunSpec of the shared run options of a parsed command, validated
+    (unless ``validate`` is False: ``build`` validates once its kind's part is
+    in); the caller pushes --inputs / --reference first and passes their sha256."""
     g: Any = lambda name, default=None: getattr(args, name, default)  # noqa: E731 - commands may lack some options
     provider_options: dict[str, dict[str, str]] = {}
     for text in g("provider_opt", []) or []:
@@ -89,7 +91,8 @@ def from_options(
         batch=g("batch"),
         start=g("start") if g("start") in START_MODES else None,  # "both" is two runs: controller/starts.py
     )
-    _validate_for_the_user(spec)
+    if validate:
+        _validate_for_the_user(spec)
     return spec
 
 
@@ -181,12 +184,19 @@ def _plain(spec: RunSpec, args: argparse.Namespace) -> None:
     return None
 
 
+def _pipeline(spec: RunSpec, args: argparse.Namespace) -> None:
+    from controller.pipeline.run import pipeline_part
+
+    pipeline_part(spec, args)
+
+
 # kind -> what that kind adds to the shared options' spec
 BUILDERS: dict[str, Callable[[RunSpec, argparse.Namespace], None]] = {
     "bench": _plain,
     "placement": _plain,
     "soak": _soak,
     "validate": _validate,
+    "pipeline": _pipeline,
 }
 
 
@@ -203,7 +213,7 @@ def build(
     extend = BUILDERS.get(kind)
     if extend is None:
         raise BadInput(f"unknown run kind {kind!r}; known: {', '.join(BUILDERS)}")
-    spec = from_options(args, kind, model_sha, model_name, inputs_sha, reference_sha)
+    spec = from_options(args, kind, model_sha, model_name, inputs_sha, reference_sha, validate=False)
     extend(spec, args)
     _validate_for_the_user(spec)
     return spec
