@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from agent.errors import BadInput, EdgebenchError, RunFailed
+from agent.errors import BadInput, EdgebenchError, RunFailed, one_line
 from agent.runs.registry import FINAL
 from controller import extras
 
@@ -197,15 +197,28 @@ class Session:
         from controller.progress import Progress
 
         prog = Progress(progress_s) if progress_s is not None else None
-        with prog or contextlib.nullcontext():
-            for ev in self.client.watch(run_id, after_seq=after_seq, reconnect_s=reconnect_s):
-                if prog is not None:
-                    prog.event(ev)
-                if on_event is not None:
-                    on_event(ev)
-                if ev["kind"] == "result":
-                    break
-        return self.result(run_id)
+        last: dict = {}
+        try:
+            with prog or contextlib.nullcontext():
+                for ev in self.client.watch(run_id, after_seq=after_seq, reconnect_s=reconnect_s):
+                    if prog is not None:
+                        prog.event(ev)
+                    if on_event is not None:
+                        on_event(ev)
+                    if ev["kind"] == "result":
+                        last = ev.get("payload") or {}
+                        break
+            return self.result(run_id)
+        except EdgebenchError as exc:
+            if isinstance(exc, BadInput) and not str(exc).startswith(f"agent {self.addr} unreachable"):
+                raise  # a refusal (token, unknown run), not a lost agent
+            # the agent went away under a started run: say which run, and how to collect it
+            fetch = f"edgebench fetch {run_id} {self.agent_flags()}"
+            if last.get("status"):
+                why = f"run {run_id} ended {last['status']}: {last.get('error') or ''}".rstrip(": ")
+            else:
+                why = f"lost the agent while run {run_id} was running ({one_line(exc)})"
+            raise RunFailed(f"{why}; when the agent is back: {fetch}") from None
 
     def result(self, run_id: str) -> dict:
         """The result document of a run whose watch has ended (a bounded wait for it)."""

@@ -135,9 +135,6 @@ def test_two_embedded_runs_at_once_take_turns_on_the_board(tmp_path, tiny_onnx_m
     """Two controllers without --agent each start an embedded agent; their runs
     measured at once on the same CPU. The second now waits for the first, says so,
     and the measured spans do not overlap."""
-    import threading
-
-    from agent.spec import RunSpec
     from controller.session import Session
 
     results: list[dict] = []
@@ -160,3 +157,35 @@ def test_two_embedded_runs_at_once_take_turns_on_the_board(tmp_path, tiny_onnx_m
     a, b = sorted(results, key=lambda r: r["started_unix"])
     assert a["ended_unix"] <= b["started_unix"], (a["ended_unix"], b["started_unix"])
     assert "waiting for another edgebench run on this machine" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sig", ["SIGKILL"])
+def test_losing_the_agent_mid_run_names_the_run_and_how_to_fetch_it(tmp_path, tiny_onnx_model, sig):
+    """An agent stopped (SIGTERM) marks the run interrupted while its watchers are
+    still connected, and the controller says so; one killed outright leaves the
+    controller with a run id and a fetch command, exit 1 (it said 'unreachable',
+    exit 2, with neither)."""
+    import signal
+
+    from agent.errors import RunFailed
+    from controller.session import Session
+
+    ap = spawn_agent(tmp_path / "state")
+    try:
+        with Session.open(ap.address) as s:
+            spec = RunSpec(kind="bench", model_sha256=s.push(tiny_onnx_model), model_name="tiny.onnx",
+                           warmup_s=0.0, duration_s=60.0, min_iterations=5, telemetry=False)  # fmt: skip
+            run_id = s.start(spec)
+            assert wait_until(lambda: s.record(run_id)["status"] == "running", 30)
+            ap.kill(getattr(signal, sig))
+            with pytest.raises(RunFailed) as got:
+                s.follow(run_id, reconnect_s=2.0)
+        said = str(got.value)
+        assert f"edgebench fetch {run_id} --agent {ap.address}" in said
+        if sig == "SIGTERM":
+            assert f"run {run_id} ended interrupted" in said
+        else:
+            assert f"lost the agent while run {run_id} was running" in said
+    finally:
+        ap.proc.kill()
+        ap.proc.wait(30)

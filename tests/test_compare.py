@@ -105,6 +105,22 @@ def test_different_boards_warn_and_different_models_are_a_note():
     assert "warning: the models" not in text
 
 
+def test_a_run_that_did_not_complete_is_warned_of_and_fails_the_regression_check():
+    """compare crash.json ok.json --fail-on-regression compared them as if both
+    were whole runs, with no word that A had failed, and passed."""
+    rng = np.random.default_rng(0)
+    a = _doc("A", rng.lognormal(0, 0.1, 500))
+    b = _doc("B", rng.lognormal(0, 0.1, 500))
+    a.update(status="failed", error="worker died: SIGSEGV (signal 11)")
+    c = compare(a, b)
+    assert c["warnings"][0] == "A did not complete: failed (worker died: SIGSEGV (signal 11))"
+    assert "warning: A did not complete" in render(c)
+    assert failures(c, 5.0) == [
+        "cannot judge a regression: A did not complete: failed (worker died: SIGSEGV (signal 11))"
+    ]
+    assert failures(compare(b, _doc("C", rng.lognormal(0, 0.1, 500))), 5.0) == []
+
+
 def test_accuracy_rows_and_a_failed_gate_in_b_fail_the_regression_check():
     rng = np.random.default_rng(1)
     lat = rng.lognormal(0, 0.1, 500)

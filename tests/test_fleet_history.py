@@ -72,3 +72,33 @@ def test_history_flags_a_significant_slowdown_only(tmp_path, capsys):
 def test_history_of_nothing_is_bad_input(tmp_path, capsys):
     assert main(["history", "--model", "none.onnx", "--db", f"sqlite:///{tmp_path / 'e.db'}"]) == 2
     assert "no stored runs of none.onnx" in capsys.readouterr().err
+
+
+def test_history_compares_a_rate_driven_run_only_with_runs_under_the_same_load(tmp_path, capsys):
+    """A --rate 30 run (latency from the scheduled arrival) was flagged '765.7% slower'
+    than the flat-out run before it; it is now compared with its own kind of load."""
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    db = ResultsDB(url)
+    db.store(_doc("flat", 100.0, 1.0, seed=1), agent="orin-1")
+    paced = _doc("paced", 101.0, 8.7, seed=2)
+    paced["load"] = {"pattern": "rate", "rate_hz": 30.0, "burst": None, "deadline_ms": 33.3}
+    db.store(paced, agent="orin-1")
+    paced2 = _doc("paced2", 102.0, 8.7, seed=3)
+    paced2["load"] = dict(paced["load"])
+    db.store(paced2, agent="orin-1")
+    db.close()
+    out = tmp_path / "h.json"
+    assert main(["history", "--model", "cls.onnx", "--db", url, "--json", str(out)]) == 0
+    pts = {p["run_id"]: p for p in json.loads(out.read_text())["points"]}
+    assert pts["paced"]["vs"] is None and not pts["paced"]["regression"]
+    assert pts["paced2"]["vs"] == "paced" and pts["paced2"]["load"] == "rate"
+
+
+def test_history_refuses_a_metric_no_run_has(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    db = ResultsDB(url)
+    db.store(_doc("r0", 100.0, 1.0), agent="orin-1")
+    db.close()
+    assert main(["history", "--model", "cls.onnx", "--db", url, "--metric", "soak.bogus_ips"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no stored run has a number at --metric 'soak.bogus_ips'" in err[0]

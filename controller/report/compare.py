@@ -220,6 +220,9 @@ def compare(
     la, lb = a.get("latency_ms") or {}, b.get("latency_ms") or {}
     sa, sb = setup(a), setup(b)
     warnings, notes = _differences(sa, sb)
+    for tag, r in (("A", a), ("B", b)):
+        if r.get("status") not in (None, "completed"):  # its figures cover a cut-short run
+            warnings.insert(0, f"{tag} did not complete: {r.get('status')} ({r.get('error') or 'no error'})")
     return {
         "a": a.get("run_id"),
         "b": b.get("run_id"),
@@ -252,7 +255,7 @@ def compare(
 def failures(c: dict, fail_pct: float) -> list[str]:
     """Why ``--fail-on-regression PCT`` fails: a significant slowdown of more
     than PCT percent, or a failed accuracy gate in B."""
-    why = []
+    why = [f"cannot judge a regression: {w}" for w in c.get("warnings") or [] if " did not complete: " in w]
     s = c["speedup"]
     if s.get("significant") and s["high"] < 1 and s["slowdown_pct"] > fail_pct:
         why.append(

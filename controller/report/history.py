@@ -29,6 +29,14 @@ def value(row: dict, doc: dict | None, metric: str) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
+def load_key(doc: dict) -> tuple:
+    """The load pattern a run ran under: ("back-to-back",) or its pattern and rates."""
+    load = doc.get("load") or {}
+    if not load or load.get("pattern") in (None, "asap", "back-to-back"):
+        return ("back-to-back",)
+    return (str(load.get("pattern")), load.get("rate_hz"), load.get("burst"), load.get("deadline_ms"))
+
+
 def analyse(rows: list[dict], metric: str = "throughput_ips", min_pct: float = 0.0) -> list[dict]:
     """Points oldest first: {run_id, created, value, status, model_sha256,
     regression (bool), vs (the previous comparable run), slowdown_pct, ratio,
@@ -47,7 +55,10 @@ def analyse(rows: list[dict], metric: str = "throughput_ips", min_pct: float = 0
             "regression": False,
             "vs": None,
         }
-        key = (row["model_sha256"], row["kind"], p["board"])
+        # like with like: a rate-driven run's latency runs from the scheduled
+        # arrival, so it is never compared with a flat-out run of the model
+        key = (row["model_sha256"], row["kind"], p["board"], load_key(doc))
+        p["load"] = load_key(doc)[0]
         if row["status"] == "completed":
             prev = last.get(key)
             if prev is not None:
@@ -59,6 +70,13 @@ def analyse(rows: list[dict], metric: str = "throughput_ips", min_pct: float = 0
                 )
             last[key] = (p, doc)
         points.append(p)
+    if metric not in COLUMNS and rows and all(p["value"] is None for p in points):
+        from agent.errors import BadInput
+
+        raise BadInput(
+            f"no stored run has a number at --metric {metric!r}: give throughput_ips, p50_ms, p99_ms "
+            "or a dotted path into the result, e.g. soak.sustained_throughput_ips"
+        )
     return points
 
 
