@@ -80,9 +80,18 @@ class LagFloor:
     def stray(self, span_ns: int, min_blocks: int = MIN_BLOCKS) -> int | None:
         """The most the lowest lag over ``span_ns`` of reads sat above the base
         in the recent history; None until ``min_blocks`` blocks were seen."""
+        mins = self._window_mins(span_ns, min_blocks)
+        return max(mins) if mins else None
+
+    def typical(self, span_ns: int, min_blocks: int = MIN_BLOCKS) -> int:
+        """How far it usually sat above (the median): a point estimate's offset."""
+        mins = sorted(self._window_mins(span_ns, min_blocks))
+        return mins[len(mins) // 2] if mins else 0
+
+    def _window_mins(self, span_ns: int, min_blocks: int) -> list[int]:
         blocks = list(self._blocks)
         if len(blocks) < min_blocks:
-            return None
+            return []
         mean = sum(d for d, _ in blocks) / len(blocks)
         # at least min_blocks windows to judge by (shorter windows stray more:
         # a short history errs wide)
@@ -90,7 +99,7 @@ class LagFloor:
         # blocks only at their own boundaries)
         n = min(len(blocks) - min_blocks + 1, max(1, round(span_ns / mean) - 1))
         ex = [e for _, e in blocks]
-        return max(min(ex[i : i + n]) for i in range(len(ex) - n + 1))
+        return [min(ex[i : i + n]) for i in range(len(ex) - n + 1)]
 
 
 @dataclass
@@ -101,7 +110,12 @@ class Sizing:
 
 
 def size_runs(
-    excess_ns: list[int], stray_ns: int | None, period_ns: int, counter_gap: bool, last: bool = False
+    excess_ns: list[int],
+    stray_ns: int | None,
+    period_ns: int,
+    counter_gap: bool,
+    last: bool = False,
+    typical_ns: int | None = None,
 ) -> Sizing:
     """Runs of 64 hidden in a gap, from the lags (above the base before it) of
     the reads after it, and ``stray_ns``: how far the lowest lag of that many
@@ -113,9 +127,11 @@ def size_runs(
     are cut in two: lowest lags that disagree widen the low side. ``last``:
     no more reads will come; if the lag was still moving (a host catching up
     on a backlog, or falling behind), the timing bounds the loss from above
-    only, and the counter's count is the low end. ``counter_gap``: the counter showed the
-    gap (some k >= 0 is chosen); else only a step the timing pins to one
-    k >= 1 is named (a host that got slower is not a lost run)."""
+    only, and the counter's count is the low end. ``typical_ns``: how far
+    such a lowest lag usually sits above the floor (the median; default half
+    the stray), the point estimate's offset. ``counter_gap``: the counter
+    showed the gap (some k >= 0 is chosen); else only a step the timing pins
+    to one k >= 1 is named (a host that got slower is not a lost run)."""
     w = WRAP * period_ns
     if stray_ns is None or len(excess_ns) < 4:
         # nothing to bound it with: a counter gap keeps the counter's count
@@ -136,8 +152,9 @@ def size_runs(
     # bounds the loss from above only
     if last and abs(mins[1] - mins[0]) > stray_ns:
         lo = 0
+    offset = stray_ns / 2 if typical_ns is None else typical_ns
+    k = max(0, round((e - offset) / w))
     if hi < lo:  # the bound fits no count: the nearest, one run either way
-        k = max(0, round((e - stray_ns / 2) / w))
         return Sizing(k, WRAP, True)
-    k = min(max(round((e - stray_ns / 2) / w), lo), hi)
+    k = min(max(k, lo), hi)
     return Sizing(k, WRAP * max(k - lo, hi - k), hi > lo)

@@ -307,7 +307,7 @@ class Ppk2Decoder:
         if age < CONFIRM_NS or reads < CONFIRM_READS:
             return out
         last = age >= HOLD_MAX_NS
-        sz = size_runs(hold["excess"], self.floor.stray(age), p, True, last=last)
+        sz = size_runs(hold["excess"], self.floor.stray(age), p, True, last, self.floor.typical(age))
         if sz.ambiguous and not last:
             return out  # more reads may pin it down
         return self._settle(sz)
@@ -369,7 +369,8 @@ class Ppk2Decoder:
         assert h is not None
         age = (h["lags"][-1][0] if h["lags"] else h["t0"]) - h["t0"]
         if h["gap"] is not None:
-            return size_runs(h["excess"], self.floor.stray(age), self.period_ns, True, last=True)
+            stray, typical = self.floor.stray(age), self.floor.typical(age)
+            return size_runs(h["excess"], stray, self.period_ns, True, True, typical)
         if age >= CREEP_FLUSH_NS and len(h["excess"]) >= CREEP_READS:
             return size_runs(h["excess"], self.floor.stray(age, MIN_BLOCKS_SILENT), self.period_ns, False)
         return Sizing(0, 0, False)  # too short to tell a lost run from a slow host
