@@ -7,7 +7,9 @@ reads node attributes (an EPContext node's ``hardware_arch``).
 Fields used (onnx.proto3): ModelProto.graph = 7; GraphProto.node = 1,
 .input = 11, .initializer = 5; NodeProto.input = 1, .output = 2, .name = 3,
 .op_type = 4, .attribute = 5; AttributeProto.name = 1, .i = 3, .s = 4;
-ValueInfoProto.name = 1.
+ValueInfoProto.name = 1, .type = 2; TypeProto.tensor_type = 1;
+TypeProto.Tensor.shape = 2; TensorShapeProto.dim = 1; Dimension.dim_value = 1,
+.dim_param = 2.
 """
 
 from __future__ import annotations
@@ -179,6 +181,48 @@ def read_graph(path: Path) -> tuple[list[OnnxNode], list[str]]:
         if not n.name:  # ORT names unnamed nodes by op type and index; keep them distinct
             n.name = f"{n.op_type}_{i}"
     return nodes, [i for i in inputs if i not in inits]
+
+
+def _dims(value_info: memoryview) -> list[int | str | None]:
+    """A ValueInfoProto's tensor dims: an int, a symbol, or None (unknown)."""
+    dims: list[int | str | None] = []
+    for f1, w1, v1 in _fields(value_info):
+        if f1 == 2 and w1 == 2:  # type
+            for f2, w2, v2 in _fields(v1):
+                if f2 == 1 and w2 == 2:  # tensor_type
+                    for f3, w3, v3 in _fields(v2):
+                        if f3 == 2 and w3 == 2:  # shape
+                            for f4, w4, v4 in _fields(v3):
+                                if f4 == 1 and w4 == 2:  # dim
+                                    dim: int | str | None = None
+                                    for f5, w5, v5 in _fields(v4):
+                                        if f5 == 1 and w5 == 0 and v5 > 0:
+                                            dim = int(v5)
+                                        elif f5 == 2 and w5 == 2:
+                                            dim = bytes(v5).decode() or None
+                                    dims.append(dim)
+    return dims
+
+
+def read_inputs(path: Path) -> dict[str, list[int | str | None]]:
+    """{graph input (not an initializer): its declared dims}, without the onnx
+    package (the controller's sweep checks shapes before any run)."""
+    data = memoryview(Path(path).read_bytes())
+    graph = None
+    for fno, wt, val in _fields(data):
+        if fno == 7 and wt == 2:
+            graph = val
+    if graph is None:
+        raise ValueError("no graph in the model")
+    inputs: dict[str, list[int | str | None]] = {}
+    inits: set[str] = set()
+    for fno, wt, val in _fields(graph):
+        if wt == 2 and fno == 11:
+            name = next((bytes(v).decode() for f, w, v in _fields(val) if f == 1 and w == 2), "")
+            inputs[name] = _dims(val)
+        elif wt == 2 and fno == 5:
+            inits.update(bytes(v).decode() for f, w, v in _fields(val) if f == 8 and w == 2)
+    return {k: v for k, v in inputs.items() if k not in inits}
 
 
 def check_whole(path: Path) -> str | None:

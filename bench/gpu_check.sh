@@ -14,8 +14,7 @@
 #   2. CUDA's libraries left out: ORT drops the CUDA EP, the run goes on on CPU,
 #      the fallback is recorded and --fail-on-fallback makes it exit 3
 #   3. an INT8 QDQ model on TensorRT, validated against the float reference
-#   4. a short sweep (threads x provider) when `bench --sweep` exists, else the
-#      same points as single benches
+#   4. a short sweep: provider (CUDA, TensorRT) x batch (1, 8) on a dynamic-batch CNN
 # Exit status: 0 when every step ran as expected, 1 otherwise (summary.txt says which).
 #
 # Requirements met by pip alone on CUDA 12 drivers: onnxruntime-gpu with its
@@ -175,18 +174,8 @@ step validate_int8_tensorrt 0 "$EB" validate "$WORK/cnn_int8.onnx" --reference "
 placed_on validate_int8_tensorrt TensorRT
 
 # -- 5. a short sweep --------------------------------------------------------------
-if "$EB" bench --help 2>/dev/null | grep -q -- '--sweep'; then
-  step sweep 0 "$EB" bench "$WORK/cnn_dyn.onnx" --sweep provider=cuda,tensorrt --sweep batch=1,8 \
-    --warmup 1 --duration "$DURATION" --quiet
-else
-  for prov in cuda tensorrt; do
-    for batch in 1 8; do
-      step "sweep_${prov}_b${batch}" 0 "$EB" bench "$WORK/cnn_dyn.onnx" --provider "$prov" --provider cpu \
-        --input-shape "image=${batch}x3x128x128" --warmup 1 --duration "$DURATION" --quiet \
-        --label sweep=gpu-check
-    done
-  done
-fi
+step sweep 0 "$EB" bench "$WORK/cnn_dyn.onnx" --sweep provider=cuda+cpu,tensorrt+cuda+cpu --sweep batch=1,8 \
+  --warmup 1 --duration "$DURATION" --quiet --html "$OUT/sweep.html"
 
 say "results in $OUT ($failures failure(s))"
 [[ "$failures" == 0 ]]

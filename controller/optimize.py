@@ -90,6 +90,18 @@ def _sample_shapes(model: Path, val: dict) -> dict[str, list[int]]:
     }
 
 
+def _check_accelerator(args: argparse.Namespace) -> None:
+    """BadInput naming what the board has when --accelerator is not among them."""
+    with Session.from_args(args) as session:
+        info = session.client.info()
+    names = info.get("accelerator_names")
+    if names is not None and args.accelerator not in names:
+        have = ", ".join(names) or "none"
+        raise BadInput(
+            f"profile {info.get('profile')} has no accelerator {args.accelerator!r}; available: {have}"
+        )
+
+
 def say_for(args: argparse.Namespace) -> Say:
     return (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
 
@@ -114,6 +126,8 @@ def optimize(args: argparse.Namespace, out_dir: Path) -> tuple[dict, dict[str, d
     quantize cannot meet --target: ({"target_missed": TARGET, ...}, {})."""
     from controller.report import optimize as report
 
+    if getattr(args, "accelerator", None):
+        _check_accelerator(args)  # before minutes of quantizing, not after
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     a, b, qrep = _models(args, out_dir)
@@ -164,7 +178,7 @@ def write_reports(
     rep: dict, out_dir: Path, html: str | None = None, md: str | None = None, json_path: str | None = None
 ) -> Path:
     """The HTML report (out_dir/report.html unless told), Markdown when asked, and
-    the JSON (out_dir/optimize.json unless told); the HTML's path."""
+    the JSON (out_dir/optimize.json, and --json F too); the HTML's path."""
     import json
 
     from controller.report import optimize as report
@@ -173,7 +187,10 @@ def write_reports(
     page.write_text(report.html_page(rep))
     if md:
         Path(md).write_text(report.markdown(rep))
-    (Path(json_path) if json_path else out_dir / "optimize.json").write_text(json.dumps(rep, indent=1))
+    text = json.dumps(rep, indent=1)
+    (out_dir / "optimize.json").write_text(text)  # always beside the models, as the docs say
+    if json_path:
+        Path(json_path).write_text(text)
     return page
 
 

@@ -5,6 +5,10 @@ controller/specs.py turns the parsed options into an agent.spec.RunSpec.
 
 Parsing errors become argparse errors (exit 2, one line); semantic checks are
 RunSpec.validate()'s, raised as BadInput.
+
+Over 400 lines because it is the one place every option is defined (run
+options, validity, --start, sweeps, each kind's own): splitting it would
+give the commands and fleet plans two places to drift apart.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from controller.accuracy.gates import HELP as ACCURACY_HELP
 
 def seconds(text: str) -> float:
     """argparse type: a duration (``10``, ``90s``, ``30m``, ``1h``) in seconds."""
+    if text.strip().startswith("-"):
+        raise argparse.ArgumentTypeError(f"bad duration {text!r}: must not be negative")
     try:
         v = parse_duration(text)
     except BadInput as exc:
@@ -86,7 +92,7 @@ def _burst(text: str) -> tuple[float | None, int | None, float]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-_positive_int = _int_at_least(1, "positive")
+positive_int = _int_at_least(1, "positive")
 _nonneg_int = _int_at_least(0, "non-negative")
 
 
@@ -128,7 +134,7 @@ def add_run_options(
         metavar="NAME",
         help="npu, gpu, dsp, dla...: the board profile supplies runtime, provider/delegate, options, env",
     )
-    g.add_argument("--threads", type=_positive_int, default=None, metavar="N")
+    g.add_argument("--threads", type=positive_int, default=None, metavar="N")
     g.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224")
     g.add_argument("--inputs", default=None, metavar="FILE.npz", help="input data")
     if timed:
@@ -138,9 +144,9 @@ def add_run_options(
         g.add_argument(
             "--duration", type=seconds, default=duration_s, metavar=duration_metavar, help=duration_help
         )
-        g.add_argument("--min-iterations", type=_positive_int, default=100, metavar="N")
+        g.add_argument("--min-iterations", type=positive_int, default=100, metavar="N")
         g.add_argument(
-            "--batch", type=_positive_int, default=None, metavar="N",
+            "--batch", type=positive_int, default=None, metavar="N",
             help="a dynamic batch run at N: samples stacked from --inputs or generated;"
             " throughput counts samples",
         )  # fmt: skip
@@ -160,7 +166,7 @@ def add_run_options(
     )
     g.add_argument(
         "--max-partitions",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="gate: at most N accelerator partitions",
@@ -407,8 +413,30 @@ def add_kind_options(p: argparse.ArgumentParser, kind: str) -> None:
         add_validation_options(p)
     elif kind == "soak":
         add_soak_options(p)
+    elif kind == "pipeline":
+        add_pipeline_options(p)
     else:
         raise ValueError(f"no options for run kind {kind!r}")
+
+
+def add_pipeline_options(p: argparse.ArgumentParser) -> None:
+    """What `edgebench pipeline` (and a fleet plan's pipeline job) takes beyond the run options."""
+    add_run_options(p)
+    # a camera has no minimum query count: --duration and --rate decide the frames
+    p.set_defaults(min_iterations=1)
+    p.add_argument(
+        "--window", type=seconds, default=None, help="soak window (a run of 5 min or more is a soak)"
+    )
+    p.add_argument(
+        "--keep-outputs",
+        type=int,
+        default=16,
+        metavar="N",
+        help="frames whose final outputs the result keeps",
+    )
+    p.add_argument(
+        "--no-placement", action="store_true", help="skip the models' placement pass after the run"
+    )
 
 
 def add_optimize_options(p: argparse.ArgumentParser) -> None:

@@ -188,3 +188,30 @@ def _serve(home: Path, cmd: str) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     assert (home / ".edgebench").is_dir()
+
+
+def test_a_sweep_runs_on_the_board_only_install(home):
+    """No DB, no matplotlib: the sweep runs, its table and JSON are written; a plot is refused first."""
+    args = [
+        "edgebench",
+        "bench",
+        "model.onnx",
+        "--sweep",
+        "threads=1,2",
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0",
+    ]
+    out = _run(home, *args, "--quiet", "--json", "s.json", "--md", "s.md")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads((home / "s.json").read_text())
+    assert [p["threads"] for p in doc["points"]] == [1, 2] and all(p["run_id"] for p in doc["points"])
+    assert "| threads | samples/s |" in (home / "s.md").read_text()
+    assert out.stdout.strip().splitlines()[-1].startswith("best (most samples/s): threads=")
+    refused = _run(home, *args, "--html", "s.html")
+    assert refused.returncode == 2
+    assert (
+        _one_error(refused.stderr)
+        == f"edgebench: error: the sweep plot (--plot, --html) needs matplotlib, not installed here: {HINT}"
+    )

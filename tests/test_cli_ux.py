@@ -325,3 +325,75 @@ def test_a_reader_that_leaves_the_pipe_ends_both_commands_quietly(env):
             env=e,
         )
         assert sh.stderr == "" and sh.returncode in (0, 141) and len(sh.stdout.splitlines()) == 1
+
+
+@pytest.mark.parametrize("flag", ["--duration", "--warmup"])
+def test_a_negative_duration_with_a_space_is_said_as_negative(flag, capsys):
+    """`--duration -5s` was taken for an unknown option ("expected one argument")."""
+    from controller.cli import main
+
+    assert main(["bench", "m.onnx", flag, "-5s"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"argument {flag}: bad duration '-5s': must not be negative" in err[0]
+
+
+def test_a_negative_duration_in_a_plan_is_said_as_negative(tmp_path):
+    from controller.fleet import options
+
+    with pytest.raises(options.OptionError, match="bad duration '-5s': must not be negative"):
+        options.parse("bench", {"duration": "-5s"}, str(tmp_path / "m.onnx"), tmp_path)
+
+
+def test_no_grpc_log_line_comes_before_the_one_line_error(tmp_path):
+    """A port already taken and a --tls-ca that is no PEM file: gRPC's core logged
+    its own `E1203 ... add_port.cc` / `ssl_transport_security.cc` lines first."""
+    bindir = Path(sys.executable).parent
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    env = {k: v for k, v in os.environ.items() if k != "GRPC_VERBOSITY"}
+    try:
+        port = taken.getsockname()[1]
+        serve = [str(bindir / "edgebench-agent"), "serve", "--listen", f"127.0.0.1:{port}"]
+        r = subprocess.run([*serve, "--state-dir", str(tmp_path / "s")], capture_output=True, text=True,
+                           timeout=60, env=env)  # fmt: skip
+    finally:
+        taken.close()
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        f"edgebench-agent: error: cannot listen on 127.0.0.1:{port}: address in use or not available"
+    ]
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    info = [str(bindir / "edgebench"), "info", "--agent", "127.0.0.1:1", "--tls-ca", str(tmp_path / "ca.pem")]
+    r = subprocess.run(info, capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "edgebench: error: --tls-ca: not a PEM file"
+    ]
+
+
+def test_a_text_file_given_as_npz_is_said_to_be_no_npz_not_pickled(tmp_path, capsys):
+    from controller.models.onnx_cnn import tiny_cnn
+
+    model = tiny_cnn(tmp_path / "cnn.onnx")
+    (tmp_path / "x.npz").write_text("image,1,2,3\n")
+    assert (
+        main(["reference", str(model), "--inputs", str(tmp_path / "x.npz"), "--out", str(tmp_path / "r.npz")])
+        == 2
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"edgebench: error: {tmp_path / 'x.npz'} is not an .npz file (numpy.savez writes one)"]
+
+
+@pytest.mark.parametrize(
+    "flags, said",
+    [
+        (["--min-iterations", "2000000000"], "--min-iterations must be in [1, 1000000000]"),
+        (["--duration", "700000"], "--duration must be a number of seconds in [0, 604800] (7 days)"),
+    ],
+)
+def test_a_refused_option_is_named_as_typed_not_as_the_spec_field(tmp_path, flags, said, capsys):
+    from controller.models.onnx_cnn import tiny_cnn
+
+    model = tiny_cnn(tmp_path / "cnn.onnx")
+    assert main(["bench", str(model), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"edgebench: error: {said}"]

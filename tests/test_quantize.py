@@ -24,17 +24,13 @@ needs_ppocr = pytest.mark.skipif(
 
 
 @pytest.fixture
-def cli_agent(agent, tmp_path, monkeypatch, capsys):
+def cli_agent(agent, run_cli):
     """``cli_agent(*args) -> (exit code, result)`` against the in-process agent."""
-    monkeypatch.setenv("EDGEBENCH_HOME", str(tmp_path / "home"))
-    n = iter(range(1000))
 
     def run(*args: str) -> tuple[int, dict]:
-        out = tmp_path / f"r{next(n)}.json"
-        rc = main([*args, "--agent", agent.address, "--quiet", "--no-telemetry", "--db",
-                   f"sqlite:///{tmp_path / 'r.db'}", "--json", str(out)])  # fmt: skip
-        capsys.readouterr()
-        return rc, json.loads(out.read_text())
+        r = run_cli(*args, agent=agent.address)
+        assert r.result is not None, r.err
+        return r.rc, r.result
 
     return run
 
@@ -340,8 +336,26 @@ def test_optimize_runs_end_to_end_against_a_separate_agent(agent_process, cnn_se
     # a variant from another compressor: both files given
     both = ["--original", str(cnn_sets["model"]), "--optimized", str(out_dir / "cnn-int8.onnx")]
     both += ["--validation", str(cnn_sets["val"]), "--agent", ap.address, "--out-dir", str(tmp_path / "o2")]
-    rc = main(["optimize", *both, "--db", db, "--quiet", "--no-telemetry", "--min-cosine", "0.999999"])
+    rc = main(["optimize", *both, "--db", db, "--quiet", "--no-telemetry", "--min-cosine", "0.999999",
+               "--json", str(tmp_path / "o2.json")])  # fmt: skip
     assert rc == 3 and "FAIL: " in capsys.readouterr().out
+    # --json F and the --out-dir's optimize.json both (the docs say the out dir holds it)
+    assert json.loads((tmp_path / "o2" / "optimize.json").read_text()) == json.loads(
+        (tmp_path / "o2.json").read_text()
+    )
+
+
+def test_optimize_refuses_an_accelerator_the_board_lacks_before_quantizing(
+    agent_process, cnn_sets, tmp_path, capsys
+):
+    ap = agent_process()
+    out_dir = tmp_path / "opt"
+    sets = ["--calibration", str(cnn_sets["cal"]), "--validation", str(cnn_sets["val"])]
+    rc = main(["optimize", str(cnn_sets["model"]), *sets, "--agent", ap.address, "--out-dir", str(out_dir),
+               "--accelerator", "gpu"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "has no accelerator 'gpu'; available: cpu" in err[0], err
+    assert not (out_dir / "cnn-int8.onnx").exists()  # refused before the quantizer ran
 
 
 @needs_ppocr

@@ -235,3 +235,23 @@ def test_a_bad_sweep_job_is_refused_with_its_plan_line(env, tiny_onnx_model, cap
     assert main(["fleet", "run", str(plan)]) == 2
     err = capsys.readouterr().err
     assert "plan.yaml:7" in err and "sweep point batch=4: input 'x' has a static batch of 1" in err, err
+
+
+def test_a_metered_sweep_gives_energy_per_inference_and_per_sample(env, dyn_model, capsys):
+    from emulators.ina_csv import InaCsvEmulator
+    from emulators.waveform import Waveform
+
+    emu = InaCsvEmulator(Waveform(baseline_a=0.4, bus_v=5.0, spikes=[]), rate_hz=2000).start()  # a steady 2 W
+    try:
+        out = env / "m.json"
+        rc = main(["bench", str(dyn_model), *FAST, "--duration", "0.5", "--sweep", "batch=1,2",
+                   "--meter", f"ina-csv:{emu.port}", "--json", str(out)])  # fmt: skip
+    finally:
+        emu.stop()
+    assert rc == 0, capsys.readouterr().err
+    doc = json.loads(out.read_text())
+    for p in doc["points"]:
+        # energy per call = mean power / calls per second; a call of batch N carries N samples
+        assert p["energy_per_inference_j"] == pytest.approx(2.0 / p["calls_per_s"], rel=0.15)
+        assert p["energy_per_sample_j"] == pytest.approx(p["energy_per_inference_j"] / p["batch"])
+    assert "J/inf" in capsys.readouterr().out

@@ -77,6 +77,13 @@ def test_terminal_marks_an_unsupported_percentile_and_ends_with_the_verdict():
     assert "9.750" not in text and "n/s" in text and "p999 needs 6,636" in text
     assert "1.500" in text  # a supported percentile is shown as a number
     assert text.splitlines()[-1] == "Result is: VALID"
+    from controller.report.markdown import render as markdown
+
+    md = markdown(doc)
+    assert "| n/s |" in md and "9.750" not in md and "- **Result is: VALID**" in md
+    from controller.report.html import render_html
+
+    assert '<span class="good">Result is: VALID</span>' in render_html({**doc, "warnings": ["swap in use"]})
 
 
 @pytest.fixture

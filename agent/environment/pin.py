@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
+from agent.atomic import replacing
 from agent.environment.probe import cpu_policies, devfreq_devices
 from agent.errors import one_line
 from agent.profiles import Profile
@@ -70,17 +70,8 @@ def plan(root: RootFS, profile: Profile | None) -> list[dict[str, str]]:
 
 
 def _journal_write(path: Path, doc: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as f:
+    with replacing(path) as f:  # fsynced, then renamed: the previous values are on disk first
         json.dump(doc, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def pin(root: RootFS, profile: Profile | None, state_dir: Path, run_id: str) -> dict[str, Any]:
@@ -102,6 +93,12 @@ def pin(root: RootFS, profile: Profile | None, state_dir: Path, run_id: str) -> 
             doc["pinned"].append(e)
         else:
             doc["errors"].append(err)
+    journal = Path(state_dir) / JOURNAL
+    if not doc["pinned"]:  # nothing changed (no permission?): nothing to put back
+        journal.unlink(missing_ok=True)
+        doc["restored"] = True
+    elif len(doc["pinned"]) != len(entries):  # only what was written goes back
+        _journal_write(journal, {"run_id": run_id, "root": str(root.root), "entries": doc["pinned"]})
     log.info("run %s: pinned %d clock setting(s)", run_id, len(doc["pinned"]))
     return doc
 

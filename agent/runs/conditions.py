@@ -39,8 +39,9 @@ class Conditions:
 
             try:
                 self.pinned = pin(self.root, self.profile, self.state_dir, self.run_id)
-            except OSError as exc:  # the journal cannot be written: pin nothing
-                self.pinned = {"pinned": [], "errors": [f"journal: {one_line(exc)}"], "restored": True}
+            except Exception as exc:  # the journal cannot be written (or a bug): pin nothing, run on
+                log.exception("pinning clocks failed")
+                self.pinned = {"pinned": [], "errors": [f"pinning failed: {one_line(exc)}"], "restored": True}
         t0 = time.perf_counter()
         try:
             from agent.environment.probe import probe
@@ -94,7 +95,7 @@ class Conditions:
                 pinned["restore_errors"] = errs
                 warnings.append(f"clocks pinned for this run not restored: {'; '.join(errs)}")
             for err in pinned.get("errors") or []:
-                warnings.append(f"--pin-clocks could not set {err}")
+                warnings.append(f"--pin-clocks: {err}")
         env["warnings"] = list(warnings)
         self._ended = (env, pinned, warnings)
         return self._ended

@@ -23,6 +23,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from agent import portability, profiles
@@ -60,9 +61,12 @@ class RunManager:
         max_queued: int = limits.DEFAULT_MAX_QUEUED,
         max_run_s: float = limits.DEFAULT_MAX_RUN_S,
         cancel_grace_s: float = limits.CANCEL_GRACE_S,
+        allow_code: bool = False,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.store = store
+        # serve --allow-code: pipelines may run pushed Python (user stages); off by default
+        self.allow_code = bool(allow_code)
         self.registry = Registry(self.state_dir)
         self.root = root or RootFS("/")
         self.profile_name = profile
@@ -80,6 +84,7 @@ class RunManager:
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()  # the queue bound: count and enqueue as one step
         self._runs: dict[str, ActiveRun] = {}
+        self._pins: dict[str, int] = {}  # run id -> readers that keep it from deletion
         n_threads = max(1, concurrency)
         # start() admits at most max_queued live runs; the queue itself is not
         # bounded because a run cancelled while queued ends at once but stays
@@ -123,6 +128,8 @@ class RunManager:
         ):
             if sha is not None and self.store.path(sha) is None:
                 raise BadInput(f"{label} artifact {sha[:12]}... is not in the agent's store; push it first")
+        if spec.pipeline is not None:
+            self._check_pipeline(spec.pipeline)
         if spec.model_sha256 is not None:
             # an engine built for another SM / TensorRT / L4T fails late and
             # cryptically: refuse it before a run exists
@@ -179,6 +186,20 @@ class RunManager:
                 self._runs[rd.run_id] = run
             self._queue.put(run)
         return rd.run_id
+
+    def _check_pipeline(self, pipeline: dict) -> None:
+        """Every artifact a pipeline's stages name is stored; user code only on --allow-code."""
+        from agent.pipeline.spec import artifacts, has_code
+
+        for label, sha in artifacts(pipeline):
+            if self.store.path(sha) is None:
+                raise BadInput(f"{label}: artifact {sha[:12]}... is not in the agent's store; push it first")
+        code = has_code(pipeline)
+        if code and not self.allow_code:
+            raise BadInput(
+                f"pipeline stage {code[0]} runs user code, and this agent was not started with --allow-code "
+                "(off by default: it executes pushed Python)"
+            )
 
     def _resolve_accelerator(self, spec: RunSpec) -> tuple[RunSpec, dict]:
         """``--accelerator NAME`` -> the spec with the profile's runtime,
@@ -272,6 +293,27 @@ class RunManager:
     def alive(self) -> bool:
         """Every dispatcher thread still running: the service watchdog pings only then."""
         return all(t.is_alive() for t in self._threads)
+
+    @contextmanager
+    def pinned(self, run_id: str) -> Iterator[None]:
+        """Keep a run's directory from deletion (retention) while a caller
+        that may end it still reads it: a cancel answers with the record of
+        the run it just ended. Retention looks again once it is unpinned."""
+        with self._lock:
+            self._pins[run_id] = self._pins.get(run_id, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                left = self._pins.pop(run_id) - 1
+                if left:
+                    self._pins[run_id] = left
+            if not left:
+                self.run_ended.set()  # wakes retention for what it skipped
+
+    def is_pinned(self, run_id: str) -> bool:
+        with self._lock:
+            return run_id in self._pins
 
     def in_flight(self) -> dict[str, RunSpec]:
         """Queued and running runs, id -> spec: what deletion and retention must spare."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import BadInput
-from controller.commands.common import add_agent_options, add_db_option, finish
+from controller.commands.common import add_agent_options, add_db_option, check_outputs, finish
 from controller.runopts import add_kind_options
 from controller.session import Session, exit_code, run_model, store
 
@@ -27,6 +27,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs(args, "json", "md", "html", "plot")
     if getattr(args, "sweep", None):
         return _sweep(args)
     extra = [f"--{o}" for o in ("md", "html", "plot", "p99_max") if getattr(args, o, None)]
@@ -44,9 +45,13 @@ def _sweep(args: argparse.Namespace) -> int:
     from controller.sweep import report
     from controller.sweep.runner import plan, run_sweep, write_outputs
 
-    plan(args)  # every bad point: one line, exit 2, before any connection or run
+    if args.html or args.plot:  # said before any run, not after the runs are stored
+        from controller import extras
+
+        extras.need("matplotlib", "the sweep plot (--plot, --html)")
+    planned = plan(args)  # every bad point: one line, exit 2, before any connection or run
     with Session.from_args(args) as session:
-        doc, codes = run_sweep(session, args)
+        doc, codes = run_sweep(session, args, planned)
     write_outputs(doc, args)
     print(report.terminal(doc))
     return max(codes, default=0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +64,36 @@ def finish(args: argparse.Namespace, result: dict, agent: str) -> int:
     print(terminal.render(result, color=use_color()))
     print(session.saved_line(result, getattr(args, "json", None), db), file=sys.stderr)
     return session.exit_code(result)
+
+
+def check_outputs(args: argparse.Namespace, *flags: str) -> None:
+    """Each output file the command was given (``json``, ``html``...) can be
+    written, checked before any run starts: a run must not be stored and
+    then the command fail on its --json (exit 2 means nothing stored)."""
+    import tempfile
+
+    from agent.errors import BadInput
+
+    for flag in flags:
+        value = getattr(args, flag, None)
+        if not value:
+            continue
+        path = Path(value)
+        opt = f"--{flag.replace('_', '-')} {value}"
+        if path.is_dir():
+            raise BadInput(f"{opt}: is a directory, not a file")
+        if path.exists():
+            if not os.access(path, os.W_OK):
+                raise BadInput(f"{opt}: not writable")
+            continue
+        where = path.parent
+        while not where.exists() and where != where.parent:
+            where = where.parent  # write_json creates the missing folders below it
+        try:
+            with tempfile.TemporaryFile(dir=where):
+                pass
+        except OSError as exc:
+            raise BadInput(f"{opt}: cannot write there ({exc.strerror or exc})") from None
 
 
 def write_json(args: argparse.Namespace, result: dict) -> None:

@@ -20,7 +20,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from controller.commands.common import add_agent_options, add_db_option
+from controller.commands.common import add_agent_options, add_db_option, check_outputs
 from controller.runopts import add_optimize_options
 
 
@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from controller.optimize import exit_code, optimize, write_reports
     from controller.report import optimize as report
 
+    check_outputs(args, "json", "md", "html")
     out_dir = Path(args.out_dir)
     rep, runs = optimize(args, out_dir)
     if rep.get("target_missed"):

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from controller.commands.common import add_agent_options, add_db_option, store, write_json
+from controller.commands.common import add_agent_options, add_db_option, check_outputs, store, write_json
 from controller.runopts import add_kind_options
 from controller.session import Session, exit_code, run_model, saved_line
 
@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from controller.report import placement as pr
     from controller.report.terminal import gate_lines
 
+    check_outputs(args, "json")
     with Session.from_args(args) as session:
         result = run_model(session, "placement", args)
         agent = session.agent_name

@@ -22,7 +22,7 @@ from typing import Any
 
 from agent.errors import BadInput, EdgebenchError, RunFailed
 from controller import specs
-from controller.commands.common import add_agent_options, add_db_option, store, write_json
+from controller.commands.common import add_agent_options, add_db_option, check_outputs, store, write_json
 from controller.report.terminal import validity_lines
 from controller.runopts import SOAK_WINDOW_S, add_soak_options
 from controller.session import Session, exit_code, gates_failed, raise_bad_input
@@ -64,6 +64,7 @@ def _check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
+    check_outputs(args, "json", "html")
     with Session.from_args(args) as session:
         if args.attach:
             run_id, spec = args.attach, _attached_spec(session, args.attach)

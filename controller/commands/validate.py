@@ -13,7 +13,7 @@ from typing import Any
 from agent.errors import BadInput
 from controller import plugin
 from controller.accuracy.gates import ACCURACY_GATES
-from controller.commands.common import add_agent_options, add_db_option, finish
+from controller.commands.common import add_agent_options, add_db_option, check_outputs, finish
 from controller.runopts import add_validation_options
 from controller.session import Session, run_model
 
@@ -41,6 +41,7 @@ def _coverage(model: Path, ref: Path, extra: dict | None, result: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs(args, "json")
     model, ref = Path(args.model), Path(args.reference)
     if not model.is_file():
         raise BadInput(f"model file not found: {args.model}")

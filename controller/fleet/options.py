@@ -13,11 +13,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from agent.names import KINDS  # noqa: F401  (plan.py checks a job kind against options.KINDS)
+from agent import names
 from controller import runopts
 
 # option values that are files on the controller: relative to the plan file
 PATH_OPTIONS = {"inputs", "reference", "metric_plugin"}
+KINDS = names.KINDS  # the one list: a job's kind is checked against it
 
 
 class OptionError(ValueError):
@@ -62,7 +63,7 @@ def to_argv(options: dict[str, Any], parser: argparse.ArgumentParser, base: Path
         for item in _items(value, key):
             if dest in PATH_OPTIONS:
                 item = str(base / item)
-            argv += [flag, item]
+            argv.append(f"{flag}={item}")  # one token: a value like -5s is no option
     return argv
 
 

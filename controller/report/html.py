@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import one_line
-from controller.report import latency_plot, load_plot, power_plot, timeline
+from agent.validity import verdict_line
+from controller.report import latency_plot, load_plot, pipeline_plot, power_plot, timeline
 from controller.report.terminal import VALIDATION_COLUMNS, num, status_text
 
 # the per-op table stops here (a big graph has thousands of nodes)
@@ -43,6 +44,8 @@ def render_html(result: dict, run_dir: Path | None = None) -> str:
         parts.append(latency)
     if result.get("validation"):
         parts.append(_validation_section(result["validation"]))
+    if result.get("pipeline"):
+        parts.append(_pipeline_section(result["pipeline"]))
     if result.get("load"):
         parts.append(_load_section(result, series))
     soak = result.get("soak") or {}
@@ -162,6 +165,32 @@ def _validation_section(val: dict) -> str:
     return _section("Validation", body)
 
 
+def _pipeline_section(p: dict) -> str:
+    def share(st: dict) -> str:
+        return _num(100 * st["budget_share"] if st.get("budget_share") is not None else None, 1, " %")
+
+    rows = [
+        [_e(st["name"]), _e(st["kind"]), _e(st.get("backend")), _num(st.get("p50_ms")),
+         _num(st.get("p99_ms")), share(st), _num(st.get("items_per_frame"), 1),
+         _e(st.get("late", 0) + st.get("dropped", 0))]
+        for st in p.get("stages") or []
+    ]  # fmt: skip
+    heads = ["stage", "kind", "backend", "p50 ms", "p99 ms", "share of frame", "items/frame", "misses"]
+    body = f"<p><b>{_e(p.get('headline'))}</b></p>" + _table(heads, rows, {3, 4, 5, 6, 7})
+    streams = p.get("streams") or []
+    if len(streams) > 1:
+        srows = [
+            [_e(f"{s['pipeline']}#{s['stream']}"), _num(s.get("achieved_rate_hz"), 1),
+             _num((s.get("service_ms") or {}).get("p50")), _num(s.get("slowdown"))]
+            for s in streams
+        ]  # fmt: skip
+        body += _table(["stream", "FPS", "frame p50 ms", "slowdown"], srows, {1, 2, 3})
+    png = pipeline_plot.stages_png(p)
+    return _section(
+        "Pipeline", body + (_img(png, "per-stage time per frame, stacked, against time") if png else "")
+    )
+
+
 def _current_section(result: dict, run_dir: Path | None) -> str | None:
     try:
         png = power_plot.power_plot_png(result, run_dir)
@@ -253,6 +282,13 @@ def _overview(result: dict) -> str:
         ("iterations", _e(result.get("iterations"))),
         ("duration", _num(result.get("duration_s"), 1, " s")),
     ]
+    v = result.get("validity")
+    if v:  # LoadGen's verdict, and why (issue 23)
+        rows.append(
+            ("validity", f'<span class="{"good" if v.get("valid") else "bad"}">{_e(verdict_line(v))}</span>')
+        )
+    rows += [("warning", _e(w)) for w in result.get("warnings") or []]
+    rows += [("note", _e(n)) for n in (v or {}).get("notes") or []]
     body = _kv(rows)
     if gates:
         body += "<h3>Gates</h3>" + _table(
@@ -336,7 +372,7 @@ def _power_section(p: dict) -> str:
             if p.get("energy_per_inference_j") is not None
             else "—",
         ),
-        ("samples (dropped)", f"{_e(p.get('samples'))} ({_e(p.get('dropped_samples'))})"),
+        ("samples (dropped)", f"{_e(p.get('samples'))} ({_e(_dropped(p))})"),
         ("transients", _e(len(p.get("transients") or []))),
     ]
     if p.get("budget_w") is not None:
@@ -438,3 +474,12 @@ def _agent_section(a: dict) -> str:
     if rt:
         rows.append(("runtimes", f"<code>{_e(json.dumps(rt, sort_keys=True))}</code>"))
     return _section("Agent", _kv(rows) if rows else "<p class=muted>no fingerprint recorded</p>")
+
+
+def _dropped(p: dict) -> str:
+    """dropped_samples with its bound when a size rests on host timing (PPK2 runs of 64)."""
+    n = p.get("dropped_samples")
+    if not p.get("dropped_estimated"):
+        return f"{n}"
+    unc = p.get("dropped_uncertainty")
+    return f"{n} ± {unc}, estimated" if unc is not None else f"{n} or more, estimated"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from controller.report.terminal import LAT_KEYS, VALIDATION_COLUMNS, num, status_text
+from agent.validity import verdict_line
+from controller.report.terminal import LAT_KEYS, VALIDATION_COLUMNS, num, status_text, unsupported
 
 
 def _yes_no(x: object) -> str:
@@ -27,6 +28,7 @@ def render(result: dict) -> str:
             f"- throughput: **{num(result.get('throughput_ips'), '.2f')} inf/s** over {result.get('iterations')} iterations"  # noqa: E501
         )
     lat = result.get("latency_ms")
+    ns = unsupported(result)
     if lat:
         out.append(
             f"- init {num(result.get('init_ms'), '.1f')} ms, first inference "
@@ -36,8 +38,13 @@ def render(result: dict) -> str:
             "",
             "| " + " | ".join(LAT_KEYS) + " |",
             "|" + "---:|" * len(LAT_KEYS),
-            "| " + " | ".join(num(lat.get(k)) for k in LAT_KEYS) + " |",
+            "| " + " | ".join("n/s" if k in ns else num(lat.get(k)) for k in LAT_KEYS) + " |",
         ]
+        if ns:
+            out.append(
+                "\nn/s: not supported by this many queries (early stopping): "
+                + ", ".join(f"{k} needs {n:,}" for k, n in ns.items())
+            )
     pl = result.get("placement")
     if pl:
         by_dev = ", ".join(f"{d} {n}" for d, n in sorted((pl.get("nodes_by_device") or {}).items()))
@@ -65,6 +72,13 @@ def render(result: dict) -> str:
             out.append(
                 f"| {g.get('name')} | {'pass' if g.get('passed') else '**FAIL**'} | {g.get('message') or ''} |"  # noqa: E501
             )
+    v = result.get("validity")
+    if v or result.get("warnings"):
+        out += ["", "## Validity and environment", ""]
+        out += [f"- warning: {w}" for w in result.get("warnings") or []]
+        out += [f"- note: {n}" for n in (v or {}).get("notes") or []]
+        if v:
+            out.append(f"- **{verdict_line(v)}**")
     return "\n".join(out) + "\n"
 
 

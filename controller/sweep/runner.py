@@ -56,11 +56,13 @@ def plan(args: argparse.Namespace) -> tuple[dict[str, list[Any]], list[dict[str,
     return axes, points, [lab for lab, _ in labelled]
 
 
-def run_sweep(session: Any, args: argparse.Namespace) -> tuple[dict, list[int]]:
-    """Run (or resume) the sweep; (its report document, each point's exit code)."""
-    from controller.session import exit_code, raise_bad_input, store
+def run_sweep(session: Any, args: argparse.Namespace, planned: tuple | None = None) -> tuple[dict, list[int]]:
+    """Run (or resume) the sweep (``planned``: ``plan(args)`` already made);
+    (its report document, each point's exit code)."""
+    from controller import extras
+    from controller.session import open_db
 
-    axes, points, labels = plan(args)
+    axes, points, labels = planned or plan(args)
     model = Path(args.model)
     sha = session.push(model)
     inputs = session.push_optional(getattr(args, "inputs", None), "inputs")
@@ -68,6 +70,33 @@ def run_sweep(session: Any, args: argparse.Namespace) -> tuple[dict, list[int]]:
     rec = Record.open(sid, model.name, axes, points)
     quiet = bool(getattr(args, "quiet", False))
     codes: list[int] = []
+    # one DB connection for the sweep (opening one migrates: most of a store's cost)
+    db = open_db(getattr(args, "db", None)) if extras.have("sqlalchemy") else None
+    try:
+        _points(session, args, rec, points, labels, sha, inputs, sid, db, codes, quiet)
+    finally:
+        if db is not None:
+            db.close()
+    doc = report.document(rec.doc, args.objective, args.p99_max)
+    return doc, codes
+
+
+def _points(
+    session: Any,
+    args: argparse.Namespace,
+    rec: Record,
+    points: list[dict[str, Any]],
+    labels: list[str],
+    sha: str,
+    inputs: str | None,
+    sid: str,
+    db: Any,
+    codes: list[int],
+    quiet: bool,
+) -> None:
+    from controller.session import exit_code, raise_bad_input
+
+    model = Path(args.model)
     for i, (point, lab) in enumerate(zip(points, labels, strict=True)):
         entry = rec.entries[i]
         if entry["done"]:
@@ -84,6 +113,9 @@ def run_sweep(session: Any, args: argparse.Namespace) -> tuple[dict, list[int]]:
                 result = session.follow(entry["run_id"])
             except EdgebenchError:
                 rec.forget(i)  # the agent no longer has it
+            if result is not None and result.get("status") in ("cancelled", "interrupted"):
+                result = None  # stopped before its end (Ctrl-C, an agent restart): this point runs again
+                rec.forget(i)
         if result is None:
             run_id = session.start(spec)
             rec.started(i, run_id)
@@ -95,12 +127,11 @@ def run_sweep(session: Any, args: argparse.Namespace) -> tuple[dict, list[int]]:
                 session.interrupted(run_id, " (or run the same sweep again: it resumes)")
                 raise
         raise_bad_input(result)
-        store(result, session.agent_name, getattr(args, "db", None))
+        if db is not None and result.get("error_code") != "bad_input":
+            db.store(result, session.agent_name)
         code = exit_code(result)
         rec.finished(i, {**figures.of(result), "exit": code})
         codes.append(code)
-    doc = report.document(rec.doc, args.objective, args.p99_max)
-    return doc, codes
 
 
 def write_outputs(doc: dict, args: argparse.Namespace) -> None:
