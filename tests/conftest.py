@@ -31,6 +31,8 @@ from agent.store.paths import artifact_path
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENT_BIN = Path(sys.executable).parent / "edgebench-agent"
+# the agent in .venv-openvino: ONNX Runtime's OpenVINO EP, a real partitioning EP
+OV_AGENT = ROOT / ".venv-openvino" / "bin" / "edgebench-agent"
 CHUNK = 1 << 20
 T = TypeVar("T")
 
@@ -240,6 +242,20 @@ def agent(agent_factory) -> InProcessAgent:
     return agent_factory()
 
 
+@pytest.fixture(scope="module")
+def shared_agent(tmp_path_factory) -> Iterator[InProcessAgent]:
+    """One in-process agent for a whole test module: for tests that only push
+    and run on it and assert nothing about its state dir (each keeps its own
+    results DB through run_cli)."""
+    from agent.server.app import AgentServer
+
+    state_dir = tmp_path_factory.mktemp("shared-agent") / "state"
+    server = AgentServer(state_dir=state_dir)
+    address = server.start()
+    yield InProcessAgent(server, address, state_dir, make_stub(address))
+    server.stop(0)
+
+
 @dataclass
 class AgentProcess:
     proc: subprocess.Popen
@@ -323,3 +339,13 @@ def agent_process(tmp_path) -> Iterator[Callable[..., AgentProcess]]:
         if ap.proc.poll() is None:
             ap.proc.kill()
             ap.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def ov_agent(tmp_path_factory) -> Iterator[AgentProcess]:
+    """One .venv-openvino agent for the session (the placement and validate
+    OpenVINO tests share it: they only push and run, and an OpenVINO agent is
+    slow to start)."""
+    ap = spawn_agent(tmp_path_factory.mktemp("ov") / "state", agent_bin=OV_AGENT)
+    yield ap
+    ap.stop()

@@ -12,12 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, spawn_agent
+from conftest import OV_AGENT
 
 from controller.cli import main
 from controller.models import onnx_graphs
-
-OV_AGENT = ROOT / ".venv-openvino" / "bin" / "edgebench-agent"
 
 pytestmark = [
     pytest.mark.openvino,
@@ -60,13 +58,6 @@ def prefix_named_chain(path: Path, n: int = 8) -> Path:
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
-
-
-@pytest.fixture(scope="module")
-def ov_agent(tmp_path_factory):
-    ap = spawn_agent(tmp_path_factory.mktemp("ov") / "state", agent_bin=OV_AGENT)
-    yield ap
-    ap.stop()
 
 
 @pytest.fixture

@@ -24,11 +24,11 @@ needs_ppocr = pytest.mark.skipif(
 
 
 @pytest.fixture
-def cli_agent(agent, run_cli):
-    """``cli_agent(*args) -> (exit code, result)`` against the in-process agent."""
+def cli_agent(shared_agent, run_cli):
+    """``cli_agent(*args) -> (exit code, result)`` against the module's in-process agent."""
 
     def run(*args: str) -> tuple[int, dict]:
-        r = run_cli(*args, agent=agent.address)
+        r = run_cli(*args, agent=shared_agent.address)
         assert r.result is not None, r.err
         return r.rc, r.result
 

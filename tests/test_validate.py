@@ -20,11 +20,11 @@ from controller.models import onnx_cnn, ppocr
 
 
 @pytest.fixture
-def cli(agent, run_cli):
-    """``cli(*args) -> (exit code, stdout, stderr, result or None)`` against the in-process agent."""
+def cli(shared_agent, run_cli):
+    """``cli(*args) -> (exit code, stdout, stderr, result or None)`` against the module's in-process agent."""
 
     def run(*args: str) -> tuple[int, str, str, dict | None]:
-        r = run_cli(*args, agent=agent.address)
+        r = run_cli(*args, agent=shared_agent.address)
         return r.rc, r.out, r.err, r.result
 
     run.db = run_cli.db
@@ -90,7 +90,7 @@ def test_a_bad_quantization_fails_the_cosine_gate_the_original_passes(cli, cnn):
 
 
 def test_the_summary_figures_are_the_per_sample_figures_and_fetch_brings_the_outputs(
-    cli, cnn, agent, tmp_path
+    cli, cnn, shared_agent, tmp_path
 ):
     model, coarse, ref = cnn
     rc, out, _, res = cli("validate", str(coarse), "--reference", str(ref), "--keep-outputs")
@@ -98,7 +98,8 @@ def test_the_summary_figures_are_the_per_sample_figures_and_fetch_brings_the_out
     (o,) = res["validation"]["outputs"]
     assert res["validation"]["outputs_kept"] is True
     home = tmp_path / "fetched"
-    assert main(["fetch", res["run_id"], "--agent", agent.address, "--out", str(home), "--db", cli.db]) == 0
+    fetch = ["fetch", res["run_id"], "--agent", shared_agent.address, "--out", str(home), "--db", cli.db]
+    assert main(fetch) == 0
     with np.load(home / "outputs.npz") as z, np.load(ref) as r:
         got, expected = z[o["name"]], r["outputs/" + o["name"]]
     assert got.shape == expected.shape == (8, 10)

@@ -8,25 +8,16 @@ import json
 
 import numpy as np
 import pytest
-from conftest import ROOT, spawn_agent
+from conftest import OV_AGENT
 
 from controller.cli import main
 from controller.data import text_images
 from controller.models import onnx_cnn, ppocr
 
-OV_AGENT = ROOT / ".venv-openvino" / "bin" / "edgebench-agent"
-
 pytestmark = [
     pytest.mark.openvino,
     pytest.mark.skipif(not OV_AGENT.exists(), reason=".venv-openvino (onnxruntime-openvino) is missing"),
 ]
-
-
-@pytest.fixture(scope="module")
-def ov_agent(tmp_path_factory):
-    ap = spawn_agent(tmp_path_factory.mktemp("ov") / "state", agent_bin=OV_AGENT)
-    yield ap
-    ap.stop()
 
 
 def _validate(run_cli, ov_agent, model, ref, *opts: str) -> tuple[int, dict]:
