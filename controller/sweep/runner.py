@@ -56,6 +56,22 @@ def plan(args: argparse.Namespace) -> tuple[dict[str, list[Any]], list[dict[str,
     return axes, points, [lab for lab, _ in labelled]
 
 
+def check_accelerators(session: Any, axes: dict[str, list[Any]]) -> None:
+    """An accelerator axis value the board lacks: refused before any point runs
+    (the agent would refuse that point only after the earlier ones were stored)."""
+    if "accelerator" not in axes:
+        return
+    info = session.client.info()
+    names = info.get("accelerator_names")
+    missing = [a for a in axes["accelerator"] if names is not None and a not in names]
+    if missing:
+        have = ", ".join(names or []) or "none"
+        raise BadInput(
+            f"sweep point accelerator={missing[0]}: profile {info.get('profile')} has no accelerator"
+            f" {missing[0]!r}; available: {have}"
+        )
+
+
 def run_sweep(session: Any, args: argparse.Namespace, planned: tuple | None = None) -> tuple[dict, list[int]]:
     """Run (or resume) the sweep (``planned``: ``plan(args)`` already made);
     (its report document, each point's exit code)."""
@@ -63,6 +79,7 @@ def run_sweep(session: Any, args: argparse.Namespace, planned: tuple | None = No
     from controller.session import open_db
 
     axes, points, labels = planned or plan(args)
+    check_accelerators(session, axes)
     model = Path(args.model)
     sha = session.push(model)
     inputs = session.push_optional(getattr(args, "inputs", None), "inputs")
