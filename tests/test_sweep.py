@@ -174,6 +174,10 @@ def test_a_sweep_runs_each_point_once_and_resumes_without_rerunning(env, dyn_mod
             ["--sweep", "accelerator=npu"],
             "has no accelerator 'npu'; available",
         ),
+        (
+            ["--sweep", "provider=cpu,tensorrt"],
+            "sweep point provider=tensorrt: provider 'tensorrt' is not available in this onnxruntime build",
+        ),
     ],
 )
 def test_bad_sweep_specs_exit_2_and_store_nothing(env, dyn_model, tiny_onnx_model, capsys, sweep, message):

@@ -56,20 +56,35 @@ def plan(args: argparse.Namespace) -> tuple[dict[str, list[Any]], list[dict[str,
     return axes, points, [lab for lab, _ in labelled]
 
 
-def check_accelerators(session: Any, axes: dict[str, list[Any]]) -> None:
-    """An accelerator axis value the board lacks: refused before any point runs
-    (the agent would refuse that point only after the earlier ones were stored)."""
-    if "accelerator" not in axes:
+def check_board(session: Any, axes: dict[str, list[Any]]) -> None:
+    """Axis values this board cannot take, refused before any point runs (the
+    agent would refuse that point only after the earlier ones were stored):
+    an accelerator its profile lacks; a provider list with no provider this
+    ONNX Runtime build has and no CPU to fall back on."""
+    if "accelerator" not in axes and "provider" not in axes:
         return
+    from agent.names import canonical_provider
+
     info = session.client.info()
     names = info.get("accelerator_names")
-    missing = [a for a in axes["accelerator"] if names is not None and a not in names]
-    if missing:
-        have = ", ".join(names or []) or "none"
-        raise BadInput(
-            f"sweep point accelerator={missing[0]}: profile {info.get('profile')} has no accelerator"
-            f" {missing[0]!r}; available: {have}"
-        )
+    for a in axes.get("accelerator", []):
+        if names is not None and a not in names:
+            have = ", ".join(names) or "none"
+            raise BadInput(
+                f"sweep point accelerator={a}: profile {info.get('profile')} has no accelerator {a!r};"
+                f" available: {have}"
+            )
+    available = ((info.get("runtimes") or {}).get("onnxruntime") or {}).get("providers")
+    for value in axes.get("provider", []):
+        if available is None:
+            break
+        wanted = str(value).split("+")
+        missing = [p for p in wanted if canonical_provider(p, available) is None]
+        if missing and not any(canonical_provider(p, ["CPUExecutionProvider"]) for p in wanted):
+            raise BadInput(
+                f"sweep point provider={value}: provider {missing[0]!r} is not available in this"
+                f" onnxruntime build; available: {', '.join(available)}"
+            )
 
 
 def run_sweep(session: Any, args: argparse.Namespace, planned: tuple | None = None) -> tuple[dict, list[int]]:
@@ -79,7 +94,7 @@ def run_sweep(session: Any, args: argparse.Namespace, planned: tuple | None = No
     from controller.session import open_db
 
     axes, points, labels = planned or plan(args)
-    check_accelerators(session, axes)
+    check_board(session, axes)
     model = Path(args.model)
     sha = session.push(model)
     inputs = session.push_optional(getattr(args, "inputs", None), "inputs")
