@@ -12,6 +12,7 @@ A schema node is one of:
   - ``{"list": node}``, ``{"map": node}`` (string keys, one node for every value);
   - ``{"fields": {name: (node, required)}}``: known keys only; a None value
     counts as absent;
+  - ``object``: any value (a field whose checks are the reader's own);
   - a dataclass: every field's value against its annotation (``X | None``,
     ``list[X]``, ``dict[str, X]``, nested dataclasses; ``Any`` is not checked).
 
@@ -80,9 +81,10 @@ def walk(value: Any, node: Any, path: Path = ()) -> None:
     elif isinstance(node, dict) and "fields" in node:
         if not isinstance(value, dict):
             raise SchemaError(path, "type", "mapping", value)
-        for k in value:
-            if k not in node["fields"]:
-                raise SchemaError((*path, ("field", k)), "unknown", ", ".join(node["fields"]), value[k])
+        unknown = sorted((k for k in value if k not in node["fields"]), key=str)
+        if unknown:  # the first by name: the same file gets the same message
+            k = unknown[0]
+            raise SchemaError((*path, ("field", k)), "unknown", ", ".join(node["fields"]), value[k])
         for k, (sub, required) in node["fields"].items():
             if value.get(k) is None:
                 if required:
@@ -100,6 +102,8 @@ def type_names(node: Any) -> str:
 
 def _is_a(value: Any, node: Any) -> bool:
     kinds = node if isinstance(node, tuple) else (node,)
+    if object in kinds:
+        return True
     if isinstance(value, bool):  # bool is an int to Python, not to JSON or YAML
         return bool in kinds
     if float in kinds:

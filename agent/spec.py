@@ -5,11 +5,10 @@ run. It travels as JSON in StartRunRequest.spec_json, is stored as
 Validation here catches what can be judged without loading a runtime; the
 worker reports the rest (malformed model, unknown provider...) as bad input.
 
-The field type checks are ``agent.schema``'s walk over these dataclasses;
-the command-line text forms of spec values (``--input-shape``, ``--burst``,
-``--meter``, durations) are parsed in ``agent/spec_text.py``. Just over 400
-lines because the spec is one contract: its dataclasses and the bounds each
-StartRun is checked against belong together.
+The field type checks are agent/spec_types.py (``agent.schema``'s walk over
+these dataclasses); the command-line text forms of spec values
+(``--input-shape``, ``--burst``, ``--meter``, durations) are parsed in
+agent/spec_text.py.
 """
 
 from __future__ import annotations
@@ -20,15 +19,17 @@ from typing import Any
 
 from agent.errors import BadInput
 from agent.names import KINDS, METER_KINDS, RUNTIMES, canonical_provider
-from agent.schema import SchemaError, is_finite_number, walk
+from agent.schema import is_finite_number
+from agent.spec_types import check_types
+from agent.spec_types import shown as _shown
 
 SCHEMA = "edgebench.runspec/v1"
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 # bounds that keep a spec from asking for the absurd (1e300 s of warm-up)
 MAX_SECONDS = 7 * 24 * 3600.0
 MAX_ITERATIONS = 10**9
-MAX_THREADS = 1024
 MAX_BATCH = 65536
+MAX_THREADS = 1024
 MAX_DIM = 2**31 - 1  # runtimes index tensors with int32
 
 
@@ -315,7 +316,7 @@ class RunSpec:
         return spec
 
     def validate(self) -> None:
-        _check_types(self)
+        check_types(self, "")
         if self.kind not in KINDS:
             raise BadInput(f"unknown run kind {_shown(repr(self.kind))}; expected one of {', '.join(KINDS)}")
         if not isinstance(self.model_sha256, str) or not _SHA.match(self.model_sha256):
@@ -401,57 +402,3 @@ def _seconds(v: float, name: str, zero_ok: bool) -> None:
     if not (is_finite_number(v) and low_ok and v <= MAX_SECONDS):
         low = "[0" if zero_ok else "(0"
         raise BadInput(f"{name} must be a number of seconds in {low}, {MAX_SECONDS:.0f}] (7 days)")
-
-
-# -- type checks: a spec arrives as JSON from anyone who holds the token ----
-
-
-def _shown(text: str, limit: int = 40) -> str:
-    """A user's value in a message, cut: a 100 KB key must not come back whole."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-_WORDS = {"bool": "true or false", "integer": "an integer", "number": "a number", "string": "a string",
-          "list": "a list", "mapping": "an object"}  # fmt: skip
-
-
-def _check_types(spec: RunSpec) -> None:
-    """Every field of the spec holds a value of its declared type
-    (``agent.schema.walk`` over the dataclasses): a str where a number
-    belongs, a list for a dict, nesting where a string belongs are refused in
-    one line before anything reads them."""
-    try:
-        walk(spec, RunSpec)
-    except SchemaError as e:
-        path = "".join(_segment(kind, v, i) for i, (kind, v) in enumerate(e.path))
-        if e.kind == "keys":
-            raise BadInput(f"run spec field {path} must have string keys") from None
-        what = "an object" if e.expected == "object" else f"{_WORDS[e.expected]}, not {_json_kind(e.value)}"
-        raise BadInput(f"run spec field {path} must be {what}") from None
-
-
-def _segment(kind: str, v: Any, i: int) -> str:
-    """``soak.window_s``, ``input_shapes['x'][0]``: a spec field's path."""
-    if kind == "index":
-        return f"[{v}]"
-    if kind == "key":
-        return f"[{_shown(repr(v))}]"
-    return f".{v}" if i else str(v)
-
-
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, float):
-        return _shown(repr(value))  # 1e+15 where an integer belongs
-    if isinstance(value, int):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__

@@ -11,7 +11,13 @@
    decoding in numpy, in a fresh spawned process each, one thread, ABBA order.
    Ratio = validate's samples/s over the bare loop's. Target >= 0.9.
 
-    .venv/bin/python bench/bench_detect.py [--rounds 2] [--pages 3] [--repeats 30]
+3. the accuracy behind the headline, on ``--accuracy-pages`` (10) pages, in
+   process (ORT CPU, the same decoders and pycocotools): the float YOLOv8n and
+   PP-PicoDet AP50 / mAP against the rendered truth, and the fully INT8 YOLOv8n
+   (quantize_static QDQ per-tensor, calibrated on those pages): its AP50 and
+   its worst-page cosine.
+
+    .venv/bin/python bench/bench_detect.py [--rounds 2] [--pages 3] [--repeats 30] [--accuracy-pages 10]
 """
 
 from __future__ import annotations
@@ -93,11 +99,68 @@ def decode_times(ref: Path, repeats: int) -> dict:
     return res
 
 
+def accuracy(pages: int, tmp: Path) -> dict:
+    import numpy as np
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from agent.validate.decode import decode
+    from agent.validate.metrics import tensor_metrics
+    from controller.accuracy.detection import evaluate
+    from controller.data import doc_pages
+    from controller.models import layout
+
+    def scored(model: str, x: np.ndarray, name: str, layout_: str) -> tuple[list, list]:
+        s = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+        names = [o.name for o in s.get_outputs()]
+        inp = s.get_inputs()[0].name
+        dets, raw = [], []
+        for k in range(len(x)):
+            ys = s.run(None, {inp: x[k : k + 1]})
+            raw.append(ys[0])
+            hw = (x.shape[2], x.shape[3])
+            dets.append(decode(layout_, dict(zip(names, ys, strict=True)), name, SCORE, IOU, MAX_DET, hw))
+        return dets, raw
+
+    out: dict = {"pages": pages, "score": SCORE, "nms_iou": IOU}
+    yolo = str(layout.model_path(layout.YOLOV8_DOCLAYNET))
+    x, truth = doc_pages.dataset(pages, (1024, 1024), doc_pages.DOCLAYNET, layout.DOCLAYNET_CLASSES)
+    dets, ref = scored(yolo, x, "output0", "yolov8")
+    r = evaluate(dets, truth)
+    out["yolov8n_float"] = {"map50": r["map50"], "map": r["map"]}
+
+    class Pages(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter([{"images": x[k : k + 1]} for k in range(len(x))])
+
+        def get_next(self) -> dict | None:
+            return next(self.it, None)
+
+    int8 = tmp / "yolov8n-int8.onnx"
+    t0 = time.perf_counter()
+    quantize_static(yolo, str(int8), Pages(), quant_format=QuantFormat.QDQ, per_channel=False,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)  # fmt: skip
+    quant_s = time.perf_counter() - t0
+    dets8, raw8 = scored(str(int8), x, "output0", "yolov8")
+    r8 = evaluate(dets8, truth)
+    cos = min(tensor_metrics(a, b)["cosine"] for a, b in zip(raw8, ref, strict=True))
+    out["yolov8n_int8"] = {"map50": r8["map50"], "map": r8["map"], "cosine_min": cos, "quantize_s": quant_s}
+    pico = str(layout.model_path(layout.PICODET_CDLA))
+    xp, truth_p = doc_pages.dataset(
+        pages, (800, 608), doc_pages.CDLA, layout.CDLA_CLASSES, normalize="imagenet"
+    )
+    rp = evaluate(scored(pico, xp, "transpose_0.tmp_0", "picodet")[0], truth_p)
+    out["picodet_cdla_float"] = {"map50": rp["map50"], "map": rp["map"]}
+    print(f"accuracy on {pages} pages: {json.dumps(out)}")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--pages", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--accuracy-pages", type=int, default=10, help="0: skip the accuracy figures")
     args = ap.parse_args()
     import numpy as np
 
@@ -155,6 +218,8 @@ def main() -> None:
             "target": 0.9,
             "pass": ratio >= 0.9,
         }
+        if args.accuracy_pages:
+            out["accuracy"] = accuracy(args.accuracy_pages, state)
     print(
         f"validate with decode+NMS on the agent / bare session.run + numpy decode = {ratio:.4f} "
         f"(median of {args.rounds} ABBA rounds; target >= 0.9)"

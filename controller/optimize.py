@@ -47,6 +47,7 @@ def _models(args: argparse.Namespace, out_dir: Path) -> tuple[Path, Path, dict |
     qargs = argparse.Namespace(
         preset=args.preset,
         per_channel=args.per_channel,
+        per_tensor=getattr(args, "per_tensor", False),
         asymmetric_weights=False,
         exclude=[],
         calibration_samples=None,

@@ -426,8 +426,15 @@ def add_optimize_options(p: argparse.ArgumentParser) -> None:
         "--validation", required=True, metavar="VAL.npz", help="held-out samples: reference and accuracy"
     )
     p.add_argument("--target", default=None, metavar="METRIC>=X", help="the accuracy target for quantize")
-    p.add_argument("--preset", default=None, help="quantize preset: tensorrt, openvino, cpu, tidl")
-    p.add_argument("--per-channel", action="store_true", default=None)
+    p.add_argument(
+        "--preset", default=None, help="quantize preset: tensorrt, openvino, cpu/xnnpack, tidl, tidl-mmav1"
+    )
+    p.add_argument(
+        "--per-channel", action="store_true", default=None, help="per-channel weights (the default)"
+    )
+    p.add_argument(
+        "--per-tensor", action="store_true", help="one scale per weight tensor (a target that needs it)"
+    )
     p.add_argument(
         "--out-dir", default="edgebench-optimize", metavar="DIR", help="models, reference, reports"
     )

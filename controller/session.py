@@ -129,6 +129,17 @@ class Session:
         failed as bad input raises BadInput (the caller's error: nothing stored).
         Ctrl-C cancels an embedded run (that agent ends with us) or says how to
         collect a remote one, which goes on."""
+        with self._board(quiet):
+            return self._run(spec, on_event, quiet, on_start, resume_hint)
+
+    def _run(
+        self,
+        spec: Any,
+        on_event: Event | None,
+        quiet: bool,
+        on_start: Callable[[str], None] | None,
+        resume_hint: str,
+    ) -> dict:
         run_id = self.start(spec)
         if on_start is not None:
             on_start(run_id)
@@ -143,6 +154,19 @@ class Session:
             raise
         raise_bad_input(result)
         return result
+
+    @contextlib.contextmanager
+    def _board(self, quiet: bool) -> Iterator[None]:
+        """An embedded agent's runs take this machine's board lock: two
+        `edgebench bench` calls without --agent would otherwise measure at once
+        on the same CPU. A remote agent queues its own runs."""
+        if not self.embedded:
+            yield
+            return
+        from controller.boardlock import BoardLock
+
+        with BoardLock(say=None if quiet else lambda s: print(s, file=sys.stderr)):
+            yield
 
     def follow(
         self,

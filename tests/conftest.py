@@ -9,6 +9,7 @@ a gRPC stub on it, artifact push, and a tiny ONNX model built here.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -133,6 +134,48 @@ def push_file(stub: pb_grpc.AgentStub, path: Path, name: str | None = None) -> s
 @pytest.fixture
 def push() -> Callable[..., str]:
     return push_file
+
+
+@dataclass
+class CliRun:
+    rc: int
+    out: str
+    err: str
+    result: dict | None  # the --json document, when the command wrote one
+
+
+@pytest.fixture
+def run_cli(tmp_path, monkeypatch, capsys) -> Callable[..., CliRun]:
+    """The one in-process runner of ``edgebench``:
+    ``run_cli(*argv, agent=ADDR, quiet=True, db_json=True) -> CliRun``.
+    EDGEBENCH_HOME is in the test's tmp dir. ``agent`` adds ``--agent ADDR``
+    (and, with ``quiet``, ``--quiet --no-telemetry``); ``db_json`` adds the
+    test's results DB (``run_cli.db``) and a fresh ``--json FILE``, read back
+    into ``result``."""
+    from controller.cli import main
+
+    monkeypatch.setenv("EDGEBENCH_HOME", str(tmp_path / "home"))
+    db = f"sqlite:///{tmp_path / 'results.db'}"
+    calls = iter(range(1_000_000))
+
+    def run(*argv: str, agent: str | None = None, quiet: bool = True, db_json: bool = True) -> CliRun:
+        args = [str(a) for a in argv]
+        if agent is not None:
+            args += ["--agent", agent] + (["--quiet", "--no-telemetry"] if quiet else [])
+        out = tmp_path / f"cli-{next(calls)}.json"
+        if db_json:
+            args += ["--db", db, "--json", str(out)]
+        rc = main(args)
+        cap = capsys.readouterr()
+        return CliRun(rc, cap.out, cap.err, json.loads(out.read_text()) if out.exists() else None)
+
+    run.db = db
+    return run
+
+
+def agent_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """``edgebench-agent ARGS`` as a subprocess, output captured as text."""
+    return subprocess.run([str(AGENT_BIN), *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

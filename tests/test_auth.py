@@ -7,7 +7,7 @@ import subprocess
 
 import grpc
 import pytest
-from conftest import AGENT_BIN, make_stub, upload_chunks
+from conftest import agent_cli, make_stub, upload_chunks
 
 from agent.errors import BadInput
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
@@ -130,10 +130,6 @@ def test_non_loopback_listen_without_auth_is_refused(tmp_path):
     AgentServer(tmp_path / "s", listen="[::1]:0")  # loopback v6
 
 
-def _cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run([str(AGENT_BIN), *args], capture_output=True, text=True, timeout=timeout)
-
-
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -147,7 +143,7 @@ def _cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
     ],
 )
 def test_bad_serve_flags_exit_2_with_one_line(tmp_path, args, message):
-    r = _cli("serve", "--state-dir", str(tmp_path / "s"), *args)
+    r = agent_cli("serve", "--state-dir", str(tmp_path / "s"), *args)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], r.stderr
@@ -165,5 +161,5 @@ def test_insecure_flag_allows_non_loopback(tmp_path, agent_process):
 def test_empty_token_file_is_bad_input(tmp_path):
     tf = tmp_path / "token"
     tf.write_text("\n")
-    r = _cli("serve", "--state-dir", str(tmp_path / "s"), "--token-file", str(tf))
+    r = agent_cli("serve", "--state-dir", str(tmp_path / "s"), "--token-file", str(tf))
     assert r.returncode == 2 and r.stderr.strip() == f"edgebench-agent: error: token file {tf} is empty"

@@ -368,3 +368,16 @@ def test_no_grpc_log_line_comes_before_the_one_line_error(tmp_path):
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
         "edgebench: error: --tls-ca: not a PEM file"
     ]
+
+
+def test_a_text_file_given_as_npz_is_said_to_be_no_npz_not_pickled(tmp_path, capsys):
+    from controller.models.onnx_cnn import tiny_cnn
+
+    model = tiny_cnn(tmp_path / "cnn.onnx")
+    (tmp_path / "x.npz").write_text("image,1,2,3\n")
+    assert (
+        main(["reference", str(model), "--inputs", str(tmp_path / "x.npz"), "--out", str(tmp_path / "r.npz")])
+        == 2
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"edgebench: error: {tmp_path / 'x.npz'} is not an .npz file (numpy.savez writes one)"]

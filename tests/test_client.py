@@ -129,3 +129,34 @@ def test_embedded_agents_side_by_side_share_nothing_but_work(tmp_path):
         EmbeddedAgent(tmp_path / "x"),
     ):
         pass
+
+
+def test_two_embedded_runs_at_once_take_turns_on_the_board(tmp_path, tiny_onnx_model, capsys):
+    """Two controllers without --agent each start an embedded agent; their runs
+    measured at once on the same CPU. The second now waits for the first, says so,
+    and the measured spans do not overlap."""
+    import threading
+
+    from agent.spec import RunSpec
+    from controller.session import Session
+
+    results: list[dict] = []
+    started = threading.Event()
+
+    def one(first: bool) -> None:
+        with Session.open() as s:
+            spec = RunSpec(kind="bench", model_sha256=s.push(tiny_onnx_model), model_name="tiny.onnx",
+                           warmup_s=0.0, duration_s=1.0, min_iterations=5, telemetry=False)  # fmt: skip
+            if not first:
+                assert started.wait(30)
+            results.append(s.run(spec, quiet=False, on_start=lambda _id: started.set() if first else None))
+
+    threads = [threading.Thread(target=one, args=(i == 0,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(results) == 2 and all(r["status"] == "completed" for r in results)
+    a, b = sorted(results, key=lambda r: r["started_unix"])
+    assert a["ended_unix"] <= b["started_unix"], (a["ended_unix"], b["started_unix"])
+    assert "waiting for another edgebench run on this machine" in capsys.readouterr().err

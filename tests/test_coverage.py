@@ -213,7 +213,7 @@ def test_validate_coverage_without_onnx_says_so_in_one_line(monkeypatch, capsys,
     )
 
 
-def test_bad_coverage_input_is_one_line_exit_2(cnn, tmp_path, capsys):
+def test_bad_coverage_input_is_one_line_exit_2(cnn, ort_quantized, tmp_path, capsys):
     np.savez(tmp_path / "wrong.npz", img=np.zeros((2, 3, 96, 96), np.float32))
     for suffix in (".onnx", ".tflite", ".pt"):
         (tmp_path / f"junk{suffix}").write_text("not a model")
@@ -227,6 +227,10 @@ def test_bad_coverage_input_is_one_line_exit_2(cnn, tmp_path, capsys):
             "junk.tflite: not a loadable .tflite",
         ),
         ([str(tmp_path / "junk.pt"), "--inputs", str(cnn["field"])], "unknown model format"),
+        (
+            [str(ort_quantized), "--inputs", str(cnn["field"]), "--calibration", str(tmp_path / "wrong.npz")],
+            "the calibration set lacks model input(s) image",
+        ),
     ]
     for args, words in cases:
         rc, _, said = _coverage(capsys, tmp_path, *args)

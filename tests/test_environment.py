@@ -10,11 +10,10 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import spawn_agent
+from conftest import spawn_agent, wait_until
 
 from agent.environment import pin, procs
 from agent.environment.probe import probe
@@ -132,13 +131,10 @@ def test_pin_journals_first_then_restore_puts_every_value_back(tmp_path):
 
 
 def _wait_for(pred, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    """wait_until that fails saying what it waited for."""
+    v = wait_until(pred, timeout, step=0.05)
+    assert v, f"timed out waiting for {what}"
+    return v
 
 
 @pytest.fixture

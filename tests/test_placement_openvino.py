@@ -70,20 +70,16 @@ def ov_agent(tmp_path_factory):
 
 
 @pytest.fixture
-def cli(ov_agent, tmp_path, monkeypatch, capsys):
+def cli(ov_agent, run_cli):
     """``cli(command, model, *options) -> (exit code, stdout, result JSON)``."""
-    monkeypatch.setenv("EDGEBENCH_HOME", str(tmp_path / "home"))
-    db = f"sqlite:///{tmp_path / 'results.db'}"
-    runs = iter(range(1000))
 
     def run(command: str, model: Path, *opts: str) -> tuple[int, str, dict]:
-        out = tmp_path / f"{command}-{next(runs)}.json"
         fast = FAST_BENCH if command == "bench" else []
-        rc = main([command, "--agent", ov_agent.address, str(model), "--no-telemetry", "--quiet",
-                   "--db", db, "--json", str(out), *fast, *opts])  # fmt: skip
-        return rc, capsys.readouterr().out, json.loads(out.read_text())
+        r = run_cli(command, model, *fast, *opts, agent=ov_agent.address)
+        assert r.result is not None, r.err
+        return r.rc, r.out, r.result
 
-    run.db = db
+    run.db = run_cli.db
     return run
 
 

@@ -24,17 +24,13 @@ needs_ppocr = pytest.mark.skipif(
 
 
 @pytest.fixture
-def cli_agent(agent, tmp_path, monkeypatch, capsys):
+def cli_agent(agent, run_cli):
     """``cli_agent(*args) -> (exit code, result)`` against the in-process agent."""
-    monkeypatch.setenv("EDGEBENCH_HOME", str(tmp_path / "home"))
-    n = iter(range(1000))
 
     def run(*args: str) -> tuple[int, dict]:
-        out = tmp_path / f"r{next(n)}.json"
-        rc = main([*args, "--agent", agent.address, "--quiet", "--no-telemetry", "--db",
-                   f"sqlite:///{tmp_path / 'r.db'}", "--json", str(out)])  # fmt: skip
-        capsys.readouterr()
-        return rc, json.loads(out.read_text())
+        r = run_cli(*args, agent=agent.address)
+        assert r.result is not None, r.err
+        return r.rc, r.result
 
     return run
 

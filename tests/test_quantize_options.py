@@ -174,3 +174,13 @@ def test_a_model_with_unnamed_nodes_reports_consistent_figures(tmp_path, capsys)
     }
     assert rep["macs"] == macs and "kept in float (--exclude)" not in said
     assert f"kept in float (target)  {floats[0]}" in said
+
+
+def test_optimize_takes_the_same_per_tensor_choice(sets, tmp_path, capsys):
+    # refused while the options are built, before anything is quantized or run
+    args = ["optimize", str(sets["model"]), "--calibration", str(sets["cal"])]
+    args += ["--validation", str(sets["val"]), "--out-dir", str(tmp_path / "o")]
+    rc = main([*args, "--per-tensor", "--per-channel"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--per-channel and --per-tensor exclude each other" in err[0]
+    assert not list(tmp_path.rglob("*-int8.onnx"))  # nothing quantized

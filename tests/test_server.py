@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.request
 from pathlib import Path
 
 import grpc
 import pytest
-from conftest import AGENT_BIN
+from conftest import agent_cli
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from agent.errors import BadInput
@@ -82,12 +81,8 @@ def test_idle_agent_process_stays_light(agent_process):
     assert rss < 80 * 2**20, rss
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(AGENT_BIN), *args], capture_output=True, text=True, timeout=60)
-
-
 def test_cli_info_json(tmp_path):
-    r = _cli("info", "--sysfs-root", str(tmp_path), "--json")
+    r = agent_cli("info", "--sysfs-root", str(tmp_path), "--json")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert info["schema"] == "edgebench.info/v1" and info["python"]
@@ -99,14 +94,14 @@ def test_cli_unknown_profile_and_bad_meter_exit_2(tmp_path):
         (["--meter", "fluke:/dev/ttyUSB0"], "unknown meter kind"),
         (["--sysfs-root", str(tmp_path / "absent")], "is not a directory"),
     ):
-        r = _cli("serve", "--state-dir", str(tmp_path / "s"), *args)
+        r = agent_cli("serve", "--state-dir", str(tmp_path / "s"), *args)
         assert r.returncode == 2, r.stderr
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("edgebench-agent: error: ") and message in lines[0]
 
 
 def test_cli_requires_a_subcommand():
-    r = _cli()
+    r = agent_cli()
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
 
 

@@ -6,7 +6,6 @@ are dequantized; bad references are refused with one line and nothing stored."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -21,21 +20,14 @@ from controller.models import onnx_cnn, ppocr
 
 
 @pytest.fixture
-def cli(agent, tmp_path, monkeypatch, capsys):
+def cli(agent, run_cli):
     """``cli(*args) -> (exit code, stdout, stderr, result or None)`` against the in-process agent."""
-    monkeypatch.setenv("EDGEBENCH_HOME", str(tmp_path / "home"))
-    db = f"sqlite:///{tmp_path / 'results.db'}"
-    n = iter(range(1000))
 
     def run(*args: str) -> tuple[int, str, str, dict | None]:
-        out = tmp_path / f"r{next(n)}.json"
-        rc = main(
-            [*args, "--agent", agent.address, "--quiet", "--no-telemetry", "--db", db, "--json", str(out)]
-        )
-        cap = capsys.readouterr()
-        return rc, cap.out, cap.err, json.loads(out.read_text()) if out.exists() else None
+        r = run_cli(*args, agent=agent.address)
+        return r.rc, r.out, r.err, r.result
 
-    run.db = db
+    run.db = run_cli.db
     return run
 
 

@@ -29,15 +29,13 @@ def ov_agent(tmp_path_factory):
     ap.stop()
 
 
-def _validate(ov_agent, tmp_path, model, ref, *opts: str) -> tuple[int, dict]:
-    out = tmp_path / "r.json"
-    db = f"sqlite:///{tmp_path / 'r.db'}"
-    rc = main(["validate", str(model), "--reference", str(ref), "--agent", ov_agent.address, "--quiet",
-               "--no-telemetry", "--db", db, "--json", str(out), *opts])  # fmt: skip
-    return rc, json.loads(out.read_text())
+def _validate(run_cli, ov_agent, model, ref, *opts: str) -> tuple[int, dict]:
+    r = run_cli("validate", model, "--reference", ref, *opts, agent=ov_agent.address)
+    assert r.result is not None, r.err
+    return r.rc, r.result
 
 
-def test_the_cnn_validates_through_the_openvino_ep(ov_agent, tmp_path):
+def test_the_cnn_validates_through_the_openvino_ep(ov_agent, tmp_path, run_cli):
     model = onnx_cnn.tiny_cnn(tmp_path / "cnn.onnx")
     np.savez(
         tmp_path / "x.npz", image=np.random.default_rng(5).standard_normal((6, 3, 96, 96)).astype(np.float32)
@@ -48,7 +46,7 @@ def test_the_cnn_validates_through_the_openvino_ep(ov_agent, tmp_path):
         )
         == 0
     )
-    rc, res = _validate(ov_agent, tmp_path, model, tmp_path / "ref.npz", "--provider", "openvino",
+    rc, res = _validate(run_cli, ov_agent, model, tmp_path / "ref.npz", "--provider", "openvino",
                         "--min-cosine", "0.999", "--min-top1-agreement", "1")  # fmt: skip
     assert rc == 0, res.get("error")
     assert res["runtime"]["providers"][0] == "OpenVINOExecutionProvider"
@@ -61,7 +59,7 @@ def test_the_cnn_validates_through_the_openvino_ep(ov_agent, tmp_path):
 
 
 @pytest.mark.skipif(ppocr.models_dir() is None, reason="the rapidocr-onnxruntime wheel is missing")
-def test_the_text_detector_keeps_its_mask_on_openvino(ov_agent, tmp_path):
+def test_the_text_detector_keeps_its_mask_on_openvino(ov_agent, tmp_path, run_cli):
     model = ppocr.model_path(ppocr.DETECTOR)
     np.savez(tmp_path / "x.npz", x=text_images.to_detector_input(text_images.pages(3, seed=40)))
     assert (
@@ -70,7 +68,7 @@ def test_the_text_detector_keeps_its_mask_on_openvino(ov_agent, tmp_path):
         )
         == 0
     )
-    rc, res = _validate(ov_agent, tmp_path, model, tmp_path / "ref.npz", "--provider", "openvino",
+    rc, res = _validate(run_cli, ov_agent, model, tmp_path / "ref.npz", "--provider", "openvino",
                         "--min-mask-iou", "0.9", "--min-cosine", "0.99")  # fmt: skip
     assert rc == 0, res.get("error")
     (o,) = res["validation"]["outputs"]

@@ -80,6 +80,7 @@ class Capture:
         self._error: str | None = None
         self._summary: dict[str, Any] | None = None
         self._host_clock = False
+        self._sample_period_ns: float | None = None
 
     @property
     def source(self) -> str:
@@ -96,6 +97,10 @@ class Capture:
             raise BadInput(f"meter {self.source}: {exc}") from None
         self._meter = meter
         self._host_clock = meter.host_clock
+        # a meter whose clock is its sample count (t_dev = index x period): the
+        # whole capture's sample count can be checked against its span
+        rate = meter.nominal_rate_hz if getattr(meter, "sample_clock", False) else None
+        self._sample_period_ns = 1e9 / rate if rate else None
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._file = open(self.run_dir / POWER_BIN, "wb")  # noqa: SIM115 - closed by stop()
         self._start_ns = now_ns()
@@ -350,11 +355,14 @@ class Capture:
             "samples": self._samples,
             "dropped_samples": self._dropped,
             **losses.bounds(sample_gaps),
+            "device_span_samples": losses.span_samples(
+                [(g.dev_first, g.dev_last) for g in self._segments if g.count], self._sample_period_ns
+            ),
             "sample_gaps": sample_gaps[: losses.MAX_LISTED],
             "garbage": self._garbage,
             "partial": self._partial,
             "gaps": self._gaps,
-            "clock_fit": _fit_summary(fits, self._host_clock),
+            "clock_fit": clockfit.summary(fits, self._host_clock),
         }
         doc = {
             "schema": SCHEMA,
@@ -373,18 +381,3 @@ class Capture:
         atomic.write_json(self.run_dir / POWER_JSON, doc, indent=1, default=float)
         self._summary = summary
         return summary
-
-
-def _fit_summary(fits: list[dict[str, Any]], host_clock: bool) -> dict[str, Any]:
-    if host_clock:
-        return {"method": "host receive time (polled meter)", "segments": len(fits)}
-    if not fits:
-        return {"method": "lower-envelope linear fit", "segments": 0}
-    return {
-        "method": "lower-envelope linear fit",
-        "segments": len(fits),
-        "points": sum(f["points"] for f in fits),
-        "drift_ppm": fits[0]["drift_ppm"],
-        "residual_us": max(f["residual_us"] for f in fits),
-        "latency_p95_us": max(f["latency_p95_us"] for f in fits),
-    }

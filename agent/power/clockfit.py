@@ -98,3 +98,19 @@ def fit(dev_ns: np.ndarray, host_ns: np.ndarray, keep_fraction: float = 0.25) ->
         residual_us=float(np.sqrt(np.mean(res**2)) / 1e3) if res.shape[0] else 0.0,
         latency_p95_us=float(np.percentile(full, 95) / 1e3),
     )
+
+
+def summary(fits: list[dict[str, Any]], host_clock: bool) -> dict[str, Any]:
+    """power.json's clock_fit{}: how the segments' meter clocks were mapped."""
+    if host_clock:
+        return {"method": "host receive time (polled meter)", "segments": len(fits)}
+    if not fits:
+        return {"method": "lower-envelope linear fit", "segments": 0}
+    return {
+        "method": "lower-envelope linear fit",
+        "segments": len(fits),
+        "points": sum(f["points"] for f in fits),
+        "drift_ppm": fits[0]["drift_ppm"],
+        "residual_us": max(f["residual_us"] for f in fits),
+        "latency_p95_us": max(f["latency_p95_us"] for f in fits),
+    }

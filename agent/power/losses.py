@@ -4,7 +4,9 @@ total is. ``dropped_samples`` is the sum of the runs' sizes, never negative;
 ``dropped_uncertainty`` the sum of their bounds (samples either side; None
 when one is unbounded: a PPK2 gap the counter names only modulo 64);
 ``dropped_estimated`` whether any size rests on host timing rather than on
-the meter's own counter or timestamps.
+the meter's own counter or timestamps. For a meter whose clock is its
+sample count (the PPK2), ``device_span_samples`` (capture.py) is the whole
+capture's span on that clock: samples received plus dropped.
 """
 
 from __future__ import annotations
@@ -46,3 +48,11 @@ def bounds(gaps: list[dict[str, Any]]) -> dict[str, Any]:
         "dropped_estimated": any(g["estimated"] for g in gaps),
         "sample_gap_count": len(gaps),
     }
+
+
+def span_samples(spans: list[tuple[int | None, int | None]], period_ns: float | None) -> int | None:
+    """Samples a sample-count clock spans, segments' (first, last) meter
+    times summed; None without such a clock."""
+    if period_ns is None:
+        return None
+    return sum(int(round((b - a) / period_ns)) + 1 for a, b in spans if a is not None and b is not None)

@@ -46,6 +46,7 @@ MODE_SOURCE = 2
 class Ppk2Meter(SerialMeter):
     kind = "ppk2"
     host_clock = False
+    sample_clock = True  # t_dev_ns is the sample index x period: the PPK2's only clock
 
     def __init__(self, port: str, opts: Options) -> None:
         self.port = port
@@ -101,7 +102,12 @@ class Ppk2Meter(SerialMeter):
     def read(self) -> Block:
         assert self.decoder is not None
         data = read_available(self._ser)
-        return self._with_bus_v(self.decoder.feed(data, now_ns()))  # receive time: finds lost runs of 64
+        t_rx = now_ns()  # receive time: sizes lost runs of 64
+        try:
+            behind = bool(self._ser.in_waiting)  # more waiting: this read's lag is backlog, not latency
+        except Exception:  # a port gone between the two calls: the next read reports it
+            behind = False
+        return self._with_bus_v(self.decoder.feed(data, t_rx, behind))
 
     def flush(self) -> Block:
         return self._with_bus_v(self.decoder.flush()) if self.decoder is not None else empty_block()
@@ -138,9 +144,16 @@ class Ppk2Meter(SerialMeter):
             "calibration": self.meta.get("cal"),
             "counter_drops": d.dropped if d else 0,
             "wrap_runs_from_host_clock": d.wrap_runs if d else 0,
+            # how far a 1 s window's lowest receive lag strayed lately: what
+            # bounds the sizes of runs of 64 (tens of us quiet, ms loaded)
+            "lag_stray_us": _us(d.floor.stray(1_000_000_000)) if d else None,
             "out_of_order_counters": d.out_of_order if d else 0,
             "resyncs": d.resyncs if d else 0,
             "logic_channels_seen": [i for i in range(8) if d and d.logic_seen >> i & 1],
             "logic_edges": d.logic_edges if d else 0,
             **({"purge_error": self.purge_error} if self.purge_error else {}),
         }
+
+
+def _us(ns: int | None) -> float | None:
+    return None if ns is None else ns / 1e3

@@ -100,14 +100,22 @@ class Sizing:
     ambiguous: bool  # more than one count of runs fits the timing
 
 
-def size_runs(excess_ns: list[int], stray_ns: int | None, period_ns: int, counter_gap: bool) -> Sizing:
+def size_runs(
+    excess_ns: list[int], stray_ns: int | None, period_ns: int, counter_gap: bool, last: bool = False
+) -> Sizing:
     """Runs of 64 hidden in a gap, from the lags (above the base before it) of
     the reads after it, and ``stray_ns``: how far the lowest lag of that many
-    reads strays on this host. The reads are cut in two; their lowest lags
-    must agree, else the disagreement widens the bound. ``counter_gap``: the
-    counter showed the gap (some k >= 0 is chosen); else only a step the
-    timing pins to one k >= 1 is named (a host that got slower is not a lost
-    run)."""
+    reads sits above the floor on this host lately.
+
+    A lag is never below the floor, so the lowest lag after the gap, ``e``,
+    overstates the lost time by between 0 and the stray: the truth lies in
+    [e - stray, e] (plus a margin, and the base's own small error). The reads
+    are cut in two: lowest lags that disagree widen the low side. ``last``:
+    no more reads will come; if the lag was still moving (a host catching up
+    on a backlog, or falling behind), the timing bounds the loss from above
+    only, and the counter's count is the low end. ``counter_gap``: the counter showed the
+    gap (some k >= 0 is chosen); else only a step the timing pins to one
+    k >= 1 is named (a host that got slower is not a lost run)."""
     w = WRAP * period_ns
     if stray_ns is None or len(excess_ns) < 4:
         # nothing to bound it with: a counter gap keeps the counter's count
@@ -115,15 +123,21 @@ def size_runs(excess_ns: list[int], stray_ns: int | None, period_ns: int, counte
     half = len(excess_ns) // 2
     mins = (min(excess_ns[:half]), min(excess_ns[half:]))
     e = min(mins)
-    u = stray_ns + (max(mins) - e) + MARGIN_SAMPLES * period_ns
-    lo = max(0, math.ceil((e - u) / w))
-    hi = math.floor((e + u) / w)
+    margin = MARGIN_SAMPLES * period_ns + stray_ns // 4  # rounding, drift, the base's own error
+    low = stray_ns + (max(mins) - e) + margin
+    lo = max(0, math.ceil((e - low) / w))
+    hi = max(0, math.floor((e + margin) / w))
     if not counter_gap:
-        if 2 * u >= w or hi < lo or lo < 1:
+        if 2 * low >= w or hi != lo or lo < 1:
             return Sizing(0, 0, False)
         return Sizing(lo, WRAP, False)
-    k = max(0, round(e / w))
+    # halves that disagree by more than the stray: a host catching up on a
+    # backlog (falling) or falling behind (rising); either way the timing
+    # bounds the loss from above only
+    if last and abs(mins[1] - mins[0]) > stray_ns:
+        lo = 0
     if hi < lo:  # the bound fits no count: the nearest, one run either way
+        k = max(0, round((e - stray_ns / 2) / w))
         return Sizing(k, WRAP, True)
-    k = min(max(k, lo), hi)
+    k = min(max(round((e - stray_ns / 2) / w), lo), hi)
     return Sizing(k, WRAP * max(k - lo, hi - k), hi > lo)

@@ -5,6 +5,9 @@ bits 18-23, the 8 digital channels bits 24-31. The counter steps by one per
 sample, so a jump is samples lost on the link (modulo 64: ``Ppk2Decoder``
 finds longer runs from the host clock, resyncs after a stray byte and keeps
 a few out-of-order counters). ``ppk2.py`` is the meter that feeds it.
+
+Over 400 lines because the counter walk and the held reads share one
+decoder's state (indices, holds, gaps); the sizing itself is ppk2_runs.py.
 """
 
 from __future__ import annotations
@@ -88,7 +91,7 @@ RUN = 3  # counter steps of one that confirm a resumed sequence or an alignment
 HALF_WRAP = 32  # samples: a lag beyond this, unexplained by the counter, may be a lost run of 64
 CONFIRM_NS = 300_000_000  # a held read is settled by the lowest lags over this long...
 CONFIRM_READS = 12  # ...and at least this many reads (pyserial reads come ~20 a second)
-HOLD_MAX_NS = 500_000_000  # while the timing fits several counts, hold up to this long
+HOLD_MAX_NS = 2_000_000_000  # while the timing fits several counts, hold up to this long
 # a lag above HALF_WRAP on every read this long (a host is slow for a while,
 # a lost run raises the lag for good): a run of 64 with no counter trace?
 CREEP_NS = 1_000_000_000
@@ -242,10 +245,18 @@ class Ppk2Decoder:
 
     # -- host clock check ------------------------------------------------------
     def _timed(
-        self, idx: np.ndarray, words: np.ndarray, gap_at: int | None, new_gap: int | None, t_rx: int
+        self,
+        idx: np.ndarray,
+        words: np.ndarray,
+        gap_at: int | None,
+        new_gap: int | None,
+        t_rx: int,
+        behind: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Apply the host-clock check to one read; what may go out now.
         ``new_gap``: the entry in ``gaps`` of this read's first counter gap.
+        ``behind``: more bytes were waiting when the read returned; its lag
+        is the host's backlog, not the link's latency, and times nothing.
 
         A read with a counter gap is held until the lags after it size the
         runs of 64 it hides. A late read with no counter trace is held too:
@@ -264,6 +275,16 @@ class Ppk2Decoder:
             out, hold = self._settle(Sizing(0, 0, False)), None
             base = self.floor.base()
             excess = 0 if base is None else lag - base
+        if behind:
+            if hold is None and gap_at is not None and base is not None:
+                self._start_hold(idx, words, gap_at, new_gap, t_rx, None, None)
+                return out
+            if hold is None:
+                return _joined(out, (idx, words))
+            self._held.append((idx, words))
+            if t_rx - hold["t0"] < (HOLD_MAX_NS if hold["gap"] is not None else CREEP_MAX_NS):
+                return out
+            return self._settle(self._final_sizing())  # a host behind all along: what it has
         if hold is None:
             if base is None or (gap_at is None and excess <= HALF_WRAP * p):
                 self.floor.push(t_rx, lag)
@@ -285,8 +306,9 @@ class Ppk2Decoder:
             return self._settle(sz)
         if age < CONFIRM_NS or reads < CONFIRM_READS:
             return out
-        sz = size_runs(hold["excess"], self.floor.stray(age), p, True)
-        if sz.ambiguous and age < HOLD_MAX_NS:
+        last = age >= HOLD_MAX_NS
+        sz = size_runs(hold["excess"], self.floor.stray(age), p, True, last=last)
+        if sz.ambiguous and not last:
             return out  # more reads may pin it down
         return self._settle(sz)
 
@@ -297,10 +319,17 @@ class Ppk2Decoder:
         gap_at: int | None,
         gap: int | None,
         t_rx: int,
-        lag: int,
-        excess: int,
+        lag: int | None,
+        excess: int | None,
     ) -> None:
-        self._hold = {"t0": t_rx, "excess": [excess], "at": gap_at or 0, "gap": gap, "lags": [(t_rx, lag)]}
+        """Hold this read (``lag`` None: it times nothing, see ``behind``)."""
+        self._hold = {
+            "t0": t_rx,
+            "excess": [] if excess is None else [excess],
+            "at": gap_at or 0,
+            "gap": gap,
+            "lags": [] if lag is None else [(t_rx, lag)],
+        }
         self._held = [(idx, words)]
 
     def _add_runs(self, runs: int) -> int:
@@ -334,30 +363,35 @@ class Ppk2Decoder:
             self.floor.push(t, lag - extra * self.period_ns)
         return idx, words
 
+    def _final_sizing(self) -> Sizing:
+        """The held gap sized by the reads there are, no more to come."""
+        h = self._hold
+        assert h is not None
+        age = (h["lags"][-1][0] if h["lags"] else h["t0"]) - h["t0"]
+        if h["gap"] is not None:
+            return size_runs(h["excess"], self.floor.stray(age), self.period_ns, True, last=True)
+        if age >= CREEP_FLUSH_NS and len(h["excess"]) >= CREEP_READS:
+            return size_runs(h["excess"], self.floor.stray(age, MIN_BLOCKS_SILENT), self.period_ns, False)
+        return Sizing(0, 0, False)  # too short to tell a lost run from a slow host
+
     def flush(self) -> Block:
         """What is still held back (at stop): held reads, sized by the reads
         that followed (too few: the counter's count stands, uncertainty
         unknown), and the undecided tail of the stream."""
         idx, words = np.empty(0, np.int64), np.empty(0, np.uint32)
-        h = self._hold
-        if h is not None:
-            age = h["lags"][-1][0] - h["t0"]
-            if h["gap"] is not None:
-                sz = size_runs(h["excess"], self.floor.stray(age), self.period_ns, True)
-            elif age >= CREEP_FLUSH_NS and len(h["excess"]) >= CREEP_READS:
-                sz = size_runs(h["excess"], self.floor.stray(age, MIN_BLOCKS_SILENT), self.period_ns, False)
-            else:
-                sz = Sizing(0, 0, False)  # too short to tell a lost run from a slow host
-            idx, words = self._settle(sz)
+        if self._hold is not None:
+            idx, words = self._settle(self._final_sizing())
         tail_words, tail_idx, _ = self._walk(final=True)
         return self._emit(np.concatenate([idx, tail_idx]), np.concatenate([words, tail_words]))
 
-    def feed(self, data: bytes, t_rx_ns: int | None = None) -> Block:
+    def feed(self, data: bytes, t_rx_ns: int | None = None, behind: bool = False) -> Block:
+        """``behind``: the port still had bytes waiting after this read."""
         self._buf += data
         n_gaps = len(self.gaps)
         words, idx, gap_at = self._walk()
         if t_rx_ns is not None and idx.shape[0]:
-            idx, words = self._timed(idx, words, gap_at, n_gaps if gap_at is not None else None, t_rx_ns)
+            new_gap = n_gaps if gap_at is not None else None
+            idx, words = self._timed(idx, words, gap_at, new_gap, t_rx_ns, behind)
         return self._emit(idx, words)
 
     def _emit(self, idx: np.ndarray, words: np.ndarray) -> Block:

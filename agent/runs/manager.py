@@ -23,6 +23,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from agent import portability, profiles
@@ -80,6 +81,7 @@ class RunManager:
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()  # the queue bound: count and enqueue as one step
         self._runs: dict[str, ActiveRun] = {}
+        self._pins: dict[str, int] = {}  # run id -> readers that keep it from deletion
         n_threads = max(1, concurrency)
         # start() admits at most max_queued live runs; the queue itself is not
         # bounded because a run cancelled while queued ends at once but stays
@@ -272,6 +274,27 @@ class RunManager:
     def alive(self) -> bool:
         """Every dispatcher thread still running: the service watchdog pings only then."""
         return all(t.is_alive() for t in self._threads)
+
+    @contextmanager
+    def pinned(self, run_id: str) -> Iterator[None]:
+        """Keep a run's directory from deletion (retention) while a caller
+        that may end it still reads it: a cancel answers with the record of
+        the run it just ended. Retention looks again once it is unpinned."""
+        with self._lock:
+            self._pins[run_id] = self._pins.get(run_id, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                left = self._pins.pop(run_id) - 1
+                if left:
+                    self._pins[run_id] = left
+            if not left:
+                self.run_ended.set()  # wakes retention for what it skipped
+
+    def is_pinned(self, run_id: str) -> bool:
+        with self._lock:
+            return run_id in self._pins
 
     def in_flight(self) -> dict[str, RunSpec]:
         """Queued and running runs, id -> spec: what deletion and retention must spare."""

@@ -21,12 +21,11 @@ from agent import rundir
 from agent.errors import one_line
 from agent.profiles import Profile
 from agent.runs.journal import read_events
+from agent.runs.registry import RunDir
 from agent.spec import RunSpec
 
 if TYPE_CHECKING:
     import numpy as np
-
-    from agent.runs.registry import RunDir
 
 log = logging.getLogger("edgebench.agent.runs")
 
@@ -244,7 +243,8 @@ def _soak_analysis(rd: RunDir, spec: dict, windows: list[dict]) -> dict:
     try:
         from agent.soak.analysis import analyze_soak
 
-        return {**base, **analyze_soak(windows, rundir.load_telemetry(rd.path), spec)}
+        # the journal's windows as they were journaled; the figures from them
+        return {**base, **analyze_soak(windows, rundir.load_telemetry(rd.path), spec), "windows": windows}
     except Exception as exc:
         log.exception("soak analysis failed")
         return {**base, "error": f"soak analysis failed: {one_line(exc)}"}

@@ -202,9 +202,10 @@ class AgentService(pb_grpc.AgentServicer):
 
     def CancelRun(self, request: pb.CancelRunRequest, context: grpc.ServicerContext) -> pb.RunRecord:
         rd = self._run_dir(request.run_id, context)
-        if self.runs.cancel(request.run_id):
-            self.runs.wait(request.run_id, timeout=10.0)
-        return self._record(rd, with_result=True)
+        with self.runs.pinned(request.run_id):  # retention waits until the answer is read
+            if self.runs.cancel(request.run_id):
+                self.runs.wait(request.run_id, timeout=10.0)
+            return self._record(rd, with_result=True)
 
     def DeleteRun(self, request: pb.DeleteRunRequest, context: grpc.ServicerContext) -> pb.DeleteRunResponse:
         self._run_dir(request.run_id, context)

@@ -59,7 +59,7 @@ def delete_run(runs: RunManager, run_id: str) -> int:
     if rd is None:
         raise StoreError("NOT_FOUND", f"no run {run_id}")
     status = rd.state().get("status")
-    if run_id in runs.in_flight() or status not in FINAL:
+    if run_id in runs.in_flight() or status not in FINAL or runs.is_pinned(run_id):
         raise StoreError(
             "FAILED_PRECONDITION", f"run {run_id} is {status or 'in flight'}: cancel it or wait for it to end"
         )

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agent.errors import BadInput
+from agent.samples import shape_text
 from agent.validate.boxes import BOX_FORMATS, Layout, xyxy
 from agent.validate.nms import nms
 
@@ -146,7 +147,9 @@ def _sample(name: str, x: np.ndarray) -> np.ndarray:
     while a.ndim > 2 and a.shape[0] == 1:
         a = a[0]
     if a.ndim != 2:
-        raise BadInput(f"--boxes {name}: expected a 2-D tensor per sample, got shape {_fmt(np.shape(x))}")
+        raise BadInput(
+            f"--boxes {name}: expected a 2-D tensor per sample, got shape {shape_text(np.shape(x))}"
+        )
     return a.astype(np.float32, copy=False)
 
 
@@ -156,7 +159,7 @@ def _yolo(name: str, x: np.ndarray, head: int, objectness: bool) -> tuple[np.nda
         a = a.T
     if a.shape[1] <= head:
         kind = "yolov5 [N, 5+C]" if objectness else "yolov8 [4+C, N] or [N, 4+C]"
-        raise BadInput(f"--boxes {name}: shape {_fmt(np.shape(x))} does not fit {kind} with C >= 1")
+        raise BadInput(f"--boxes {name}: shape {shape_text(np.shape(x))} does not fit {kind} with C >= 1")
     cls_scores = a[:, head:]
     classes = np.argmax(cls_scores, axis=1)
     scores = cls_scores[np.arange(a.shape[0]), classes]
@@ -211,7 +214,3 @@ def _rows(x: np.ndarray, layout: Layout, score: float, max_det: int) -> Detectio
     keep = np.nonzero(s >= score)[0]
     keep = keep[np.argsort(-s[keep], kind="stable")][:max_det]
     return Detections(xyxy(rows[keep], layout.box), s[keep], c[keep])
-
-
-def _fmt(shape: tuple[int, ...]) -> str:
-    return "x".join(str(d) for d in shape) or "scalar"

@@ -31,6 +31,14 @@ def load_npz(path: Path, what: str) -> dict[str, np.ndarray]:
     """Every array of an .npz; refuses pickles (``allow_pickle=False``) and
     anything that is not numbers (strings, objects, structured records)."""
     try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as exc:
+        raise BadInput(f"{what}: cannot read: {exc.strerror or exc}") from None
+    if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
+        # numpy would try it as a pickle and say so: a text file is not "pickled data"
+        raise BadInput(f"{what} is not an .npz file (numpy.savez writes one)")
+    try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except ValueError as exc:

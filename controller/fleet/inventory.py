@@ -17,9 +17,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.schema import SchemaError
 from controller.fleet import yamlpos
 
 _KEYS = {"name", "address", "token_file", "tls_ca", "tls_cert", "tls_key", "labels", "profile", "metrics"}
+_PATHS = ("token_file", "tls_ca", "tls_cert", "tls_key")
+# a board's keys as an agent.schema node: name, address and labels are checked
+# below, in their own words
+BOARD = {
+    "fields": {k: (str if k in (*_PATHS, "profile", "metrics") else object, False) for k in sorted(_KEYS)}
+}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _ADDR = re.compile(r"^(\[[0-9A-Fa-f:]+\]|[A-Za-z0-9._-]+):(\d{1,5})$")
 
@@ -65,11 +72,7 @@ def load(path: str | Path) -> list[Board]:
         key = ("boards", i)
         if not isinstance(b, dict):
             raise doc.error(key, "a board is a mapping with name and address")
-        unknown = sorted(set(map(str, b)) - _KEYS)
-        if unknown:
-            raise doc.error(
-                (*key, unknown[0]), f"unknown board key {unknown[0]!r} (known: {', '.join(sorted(_KEYS))})"
-            )
+        doc.check(key, BOARD, lambda e, b=b: _board_problem(e, b))
         name = b.get("name")
         if not isinstance(name, str) or not _NAME.match(name):
             raise doc.error(
@@ -85,16 +88,11 @@ def load(path: str | Path) -> list[Board]:
         if not isinstance(labels, dict) or any(isinstance(v, (dict, list)) for v in labels.values()):
             raise doc.error((*key, "labels"), f"board {name}: labels must be a mapping of plain values")
         files: dict[str, str | None] = {}
-        for k in ("token_file", "tls_ca", "tls_cert", "tls_key"):
+        for k in _PATHS:
             v = b.get(k)
-            if v is not None and not isinstance(v, str):
-                raise doc.error((*key, k), f"board {name}: {k} must be a path")
             files[k] = str(base / v) if v else None  # relative to the inventory file
         if (files["tls_cert"] or files["tls_key"]) and not files["tls_ca"]:
             raise doc.error(key, f"board {name}: tls_cert/tls_key need tls_ca")
-        for k in ("profile", "metrics"):
-            if b.get(k) is not None and not isinstance(b[k], str):
-                raise doc.error((*key, k), f"board {name}: {k} must be a string")
         boards.append(
             Board(
                 name=name,
@@ -108,3 +106,10 @@ def load(path: str | Path) -> list[Board]:
     if not boards:
         raise doc.error(("boards",), "the inventory lists no boards")
     return boards
+
+
+def _board_problem(e: SchemaError, b: dict[str, Any]) -> str:
+    k = str(e.path[-1][1])
+    if e.kind == "unknown":
+        return f"unknown board key {k!r} (known: {', '.join(sorted(_KEYS))})"
+    return f"board {b.get('name')}: {k} must be {'a path' if k in _PATHS else 'a string'}"

@@ -27,6 +27,10 @@ from controller.fleet import inventory, options, yamlpos
 from controller.fleet.inventory import Board
 
 _JOB_KEYS = {"name", "kind", "models", "boards", "options", "gates"}
+# agent.schema nodes for the keys a plan and a job may have; each value is
+# checked below, in its own words
+PLAN = {"fields": {"inventory": (object, False), "jobs": (object, False), "name": (object, False)}}
+JOB = {"fields": {k: (object, False) for k in sorted(_JOB_KEYS)}}
 _SELECTORS = {"labels", "names", "profiles", "all", "tags"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -95,9 +99,7 @@ def load(path: str | Path, boards: list[Board] | None = None) -> Plan:
     data = doc.data
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list) or not data["jobs"]:
         raise doc.error((), "a plan needs 'jobs:', a non-empty list")
-    unknown = sorted(set(map(str, data)) - {"inventory", "jobs", "name"})
-    if unknown:
-        raise doc.error((unknown[0],), f"unknown plan key {unknown[0]!r} (known: inventory, jobs, name)")
+    doc.check((), PLAN, lambda e: f"unknown plan key {str(e.path[-1][1])!r} (known: inventory, jobs, name)")
     inv_path = None
     if boards is None:
         if not isinstance(data.get("inventory"), str):
@@ -141,11 +143,8 @@ def _no_sweep(opts: Any) -> Any:
 def _job(doc: yamlpos.Doc, key: tuple, j: Any, base: Path, board_names: set[str]) -> Job:
     if not isinstance(j, dict):
         raise doc.error(key, "a job is a mapping: name, kind, models, boards, options, gates")
-    unknown = sorted(set(map(str, j)) - _JOB_KEYS)
-    if unknown:
-        raise doc.error(
-            (*key, unknown[0]), f"unknown job key {unknown[0]!r} (known: {', '.join(sorted(_JOB_KEYS))})"
-        )
+    known = ", ".join(sorted(_JOB_KEYS))
+    doc.check(key, JOB, lambda e: f"unknown job key {str(e.path[-1][1])!r} (known: {known})")
     name = j.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise doc.error((*key, "name"), f"job name must be letters, digits, '.', '_', '-': got {name!r}")

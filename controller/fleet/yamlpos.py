@@ -5,12 +5,14 @@ any value by its path (``("boards", 0, "address")``), from yaml's node marks."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from agent.errors import BadInput
+from agent.schema import SchemaError, walk
 
 Key = tuple[Any, ...]
 
@@ -31,6 +33,17 @@ class Doc:
 
     def error(self, key: Key, message: str) -> BadInput:
         return BadInput(f"{self.path}:{self.line(key)}: {message}")
+
+    def check(self, key: Key, node: Any, word: Callable[[SchemaError], str]) -> None:
+        """The value at ``key`` against a schema node (``agent.schema.walk``);
+        its first problem as BadInput at that problem's line, worded by ``word``."""
+        value = self.data
+        for k in key:
+            value = value[k]
+        try:
+            walk(value, node)
+        except SchemaError as e:
+            raise self.error((*key, *(v for _, v in e.path)), word(e)) from None
 
 
 def load(path: str | Path) -> Doc:

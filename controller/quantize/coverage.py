@@ -32,7 +32,8 @@ Figures (docs/usage.md says the same):
   is about 2% for data like the calibration set and is not clipping.
 
 Gates: ``max_clip_share`` fails when ANY input or layer clips more (beyond
-its chance allowance); ``min_effective_bits`` when any layer uses fewer bits.
+its chance share and its calibration-set baseline); ``min_effective_bits``
+when any layer uses fewer bits.
 """
 
 from __future__ import annotations
@@ -174,10 +175,10 @@ def coverage(
     acts, names = _rows(model, field, prof, notes)
     baseline: dict[str, float] | None = None
     if calibration is not None:
+        _check_field(calibration, names, "the calibration set")
         # the share each tensor clips on the calibration set itself: what a Clip folded
         # into a range (ReLU6), or a calibration method that clips on purpose (entropy,
         # percentile), gives anyway; the field is judged on what it clips beyond that
-        _check_field(calibration, names)
         part = {k: v[:BASELINE_SAMPLES] for k, v in calibration.items()}
         baseline = {r["tensor"]: r["clip_share"] for r in _rows(model, part, prof, [])[0]}
     elif prof is None:
@@ -185,7 +186,6 @@ def coverage(
                      "told from clipping: --calibration CAL.npz measures each tensor's share on the "
                      "calibration set and judges the field beyond it")  # fmt: skip
     if calibration is not None:
-        _check_field(calibration, names, "the calibration set")
         cal_inputs = {k: input_profile(calibration[k]) for k in names}
         n = int(next(iter(calibration.values())).shape[0])
         cal = {"source": "--calibration", "method": None, "samples": n}

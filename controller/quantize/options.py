@@ -15,7 +15,7 @@ def options(args: argparse.Namespace) -> QuantOptions:
     base = preset(args.preset) if args.preset else {}
     keys = ("method", "per_channel", "activation_type", "weight_type", "symmetric_activations")
     chosen = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
-    per_tensor = getattr(args, "per_tensor", False)  # optimize's options have no --per-tensor
+    per_tensor = getattr(args, "per_tensor", False)  # a caller's args may not carry it
     if per_tensor and args.per_channel:
         raise BadInput("--per-channel and --per-tensor exclude each other")
     if per_tensor:

@@ -344,7 +344,7 @@ def _power_section(p: dict) -> str:
             if p.get("energy_per_inference_j") is not None
             else "—",
         ),
-        ("samples (dropped)", f"{_e(p.get('samples'))} ({_e(p.get('dropped_samples'))})"),
+        ("samples (dropped)", f"{_e(p.get('samples'))} ({_e(_dropped(p))})"),
         ("transients", _e(len(p.get("transients") or []))),
     ]
     if p.get("budget_w") is not None:
@@ -446,3 +446,12 @@ def _agent_section(a: dict) -> str:
     if rt:
         rows.append(("runtimes", f"<code>{_e(json.dumps(rt, sort_keys=True))}</code>"))
     return _section("Agent", _kv(rows) if rows else "<p class=muted>no fingerprint recorded</p>")
+
+
+def _dropped(p: dict) -> str:
+    """dropped_samples with its bound when a size rests on host timing (PPK2 runs of 64)."""
+    n = p.get("dropped_samples")
+    if not p.get("dropped_estimated"):
+        return f"{n}"
+    unc = p.get("dropped_uncertainty")
+    return f"{n} ± {unc}, estimated" if unc is not None else f"{n} or more, estimated"
