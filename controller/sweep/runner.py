@@ -149,15 +149,16 @@ def _points(
                 result = None  # stopped before its end (Ctrl-C, an agent restart): this point runs again
                 rec.forget(i)
         if result is None:
-            run_id = session.start(spec)
-            rec.started(i, run_id)
-            if not quiet:
-                print(f"sweep {sid} point {lab}: run {run_id} on {session.addr}", file=sys.stderr)
-            try:
-                result = session.follow(run_id, progress_s=None if quiet else spec.warmup_s + spec.duration_s)
-            except KeyboardInterrupt:
-                session.interrupted(run_id, " (or run the same sweep again: it resumes)")
-                raise
+
+            def started(run_id: str, i: int = i, lab: str = lab) -> None:
+                rec.started(i, run_id)  # on disk before the run is followed: a resume follows it
+                if not quiet:
+                    print(f"sweep {sid} point {lab}: run {run_id} on {session.addr}", file=sys.stderr)
+
+            # Session.run: the embedded agent's board lock, progress, Ctrl-C (cancel or say how to collect)
+            result = session.run(
+                spec, quiet=quiet, on_start=started, resume_hint=" (or run the same sweep again: it resumes)"
+            )
         raise_bad_input(result)
         if db is not None and result.get("error_code") != "bad_input":
             db.store(result, session.agent_name)
