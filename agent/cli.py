@@ -133,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tls-client-ca", default=None, help="require client certificates signed by this CA")
     s.add_argument("--insecure", action="store_true", help="allow a non-loopback listen without auth")
     s.add_argument(
+        "--allow-code",
+        action="store_true",
+        help="let pipeline runs execute pushed Python (user stages); this runs code with the agent's rights",
+    )
+    s.add_argument(
         "--artifact-quota", type=parse_size, default="4G", help="artifact store quota (default 4G)"
     )
     s.add_argument(
@@ -251,6 +256,7 @@ def _serve(args: argparse.Namespace) -> int:
         upload_expiry_s=args.upload_expiry,
         keep_runs=args.keep_runs,
         keep_days=args.keep_days,
+        allow_code=args.allow_code,
     )
     log = logging.getLogger("edgebench.agent")
     # the handlers only flag; the main thread does the work (logging and file

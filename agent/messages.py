@@ -114,6 +114,28 @@ class Schedule:
 
 
 @dataclass
+class Stages:
+    """A pipeline run's live figures, each second while it measures: each
+    stage's p50 so far (journaled as a log event; the controller draws the
+    live per-stage bars from it)."""
+
+    TYPE: ClassVar[str] = "stages"
+    t_ns: int | None = None
+    pipeline_stages: list[list[Any]] = field(default_factory=list)  # [name, p50_ms]
+    frames: int = 0
+    budget_ms: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.TYPE,
+            "t_ns": self.t_ns,
+            "pipeline_stages": [list(x) for x in self.pipeline_stages],
+            "frames": self.frames,
+            "budget_ms": self.budget_ms,
+        }
+
+
+@dataclass
 class Result:
     """Once, at the end: the worker's part of the result document."""
 
@@ -141,8 +163,8 @@ class Error:
 
 
 # Union, not |: a runtime alias must evaluate on Python 3.10 too (it does; this keeps it plain)
-Message = Union[Phase, Progress, Window, Schedule, Result, Error]  # noqa: UP007
-TYPES: dict[str, type] = {c.TYPE: c for c in (Phase, Progress, Window, Schedule, Result, Error)}
+Message = Union[Phase, Progress, Window, Schedule, Stages, Result, Error]  # noqa: UP007
+TYPES: dict[str, type] = {c.TYPE: c for c in (Phase, Progress, Window, Schedule, Stages, Result, Error)}
 
 
 def parse(msg: dict[str, Any]) -> Message | None:

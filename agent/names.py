@@ -11,7 +11,7 @@ from pathlib import Path
 
 from agent.errors import BadInput
 
-KINDS = ("bench", "soak", "validate", "placement")  # run kinds (RunSpec.kind)
+KINDS = ("bench", "soak", "validate", "placement", "pipeline")  # run kinds (RunSpec.kind)
 RUNTIMES = ("onnxruntime", "litert")
 # meter kind -> (module, class), imported lazily by power/base.make_meter: the agent stays light
 METERS: dict[str, tuple[str, str]] = {

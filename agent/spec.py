@@ -247,6 +247,8 @@ class RunSpec:
     soak: SoakSpec | None = None
     validation: ValidateSpec | None = None
     load: LoadSpec | None = None  # None: back to back
+    # kind pipeline: stages and streams (agent/pipeline/spec.py); model_sha256 is its first model
+    pipeline: dict[str, Any] | None = None
     validity: ValiditySpec | None = None  # None: the defaults
     pin_clocks: bool = False  # governors / jetson_clocks for the run, restored after
     start: str | None = None  # cold | warm: the runtime's cache emptied first, or used
@@ -364,6 +366,14 @@ class RunSpec:
             if self.validation is None:
                 self.validation = ValidateSpec()
             self.validation.check()
+        if self.kind == "pipeline":
+            from agent.pipeline.spec import check
+
+            if self.pipeline is None:
+                raise BadInput("a pipeline run needs its stages (run spec field pipeline)")
+            self.pipeline = check(self.pipeline)
+        elif self.pipeline is not None:
+            raise BadInput(f"run spec field pipeline belongs to pipeline runs, not to {self.kind}")
         if self.load is not None:
             self.load.check()
             if self.kind in ("placement", "validate"):

@@ -25,6 +25,7 @@ from controller.commands import (
     history,
     info,
     optimize,
+    pipeline,
     placement,
     push,
     quantize,
@@ -57,6 +58,7 @@ COMMANDS = (
     compare,
     fleet,
     history,
+    pipeline,
     demo,
 )
 

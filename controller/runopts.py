@@ -413,8 +413,30 @@ def add_kind_options(p: argparse.ArgumentParser, kind: str) -> None:
         add_validation_options(p)
     elif kind == "soak":
         add_soak_options(p)
+    elif kind == "pipeline":
+        add_pipeline_options(p)
     else:
         raise ValueError(f"no options for run kind {kind!r}")
+
+
+def add_pipeline_options(p: argparse.ArgumentParser) -> None:
+    """What `edgebench pipeline` (and a fleet plan's pipeline job) takes beyond the run options."""
+    add_run_options(p)
+    # a camera has no minimum query count: --duration and --rate decide the frames
+    p.set_defaults(min_iterations=1)
+    p.add_argument(
+        "--window", type=seconds, default=None, help="soak window (a run of 5 min or more is a soak)"
+    )
+    p.add_argument(
+        "--keep-outputs",
+        type=int,
+        default=16,
+        metavar="N",
+        help="frames whose final outputs the result keeps",
+    )
+    p.add_argument(
+        "--no-placement", action="store_true", help="skip the models' placement pass after the run"
+    )
 
 
 def add_optimize_options(p: argparse.ArgumentParser) -> None:

@@ -50,8 +50,11 @@ class Session:
         tls_cert: str | None = None,
         tls_key: str | None = None,
         timeout: float = 10.0,
+        allow_code: bool = False,
     ) -> Iterator[Session]:
-        """A session on ``agent``, or on an embedded agent started for this call."""
+        """A session on ``agent``, or on an embedded agent started for this call
+        (``allow_code``: that agent may run pipelines' user stages; a remote
+        agent decides for itself, ``serve --allow-code``)."""
         from controller.client import AgentClient
 
         if agent:
@@ -62,7 +65,7 @@ class Session:
             return
         from controller.embedded import EmbeddedAgent
 
-        with EmbeddedAgent() as emb, AgentClient(emb.address, timeout=timeout) as client:
+        with EmbeddedAgent(allow_code=allow_code) as emb, AgentClient(emb.address, timeout=timeout) as client:
             client.embedded = True  # older callers look at the client
             yield cls(client, embedded=True)
 
@@ -70,7 +73,19 @@ class Session:
     def from_args(cls, args: Any) -> contextlib.AbstractContextManager[Session]:
         """The session a command's --agent/--token-file/--tls-* options name."""
         g = lambda name: getattr(args, name, None)  # noqa: E731 - not every command has every option
-        return cls.open(g("agent"), g("token_file"), g("tls_ca"), g("tls_cert"), g("tls_key"))
+        if g("allow_code") and g("agent"):
+            raise BadInput(
+                "--allow-code applies to the embedded agent; "
+                "start a remote one with edgebench-agent serve --allow-code"
+            )
+        return cls.open(
+            g("agent"),
+            g("token_file"),
+            g("tls_ca"),
+            g("tls_cert"),
+            g("tls_key"),
+            allow_code=bool(g("allow_code")),
+        )
 
     # -- identity ----------------------------------------------------------------
     @property

@@ -8,6 +8,7 @@ the run path (controller/session.py runs the spec)."""
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,11 @@ def from_options(
     model_name: str,
     inputs_sha: str | None = None,
     reference_sha: str | None = None,
+    validate: bool = True,
 ) -> RunSpec:
-    """The RunSpec of the shared run options of a parsed command, validated;
-    the caller pushes --inputs / --reference first and passes their sha256."""
+    """The RunSpec of the shared run options of a parsed command, validated
+    (unless ``validate`` is False: ``build`` validates once its kind's part is
+    in); the caller pushes --inputs / --reference first and passes their sha256."""
     g: Any = lambda name, default=None: getattr(args, name, default)  # noqa: E731 - commands may lack some options
     provider_options: dict[str, dict[str, str]] = {}
     for text in g("provider_opt", []) or []:
@@ -88,8 +91,37 @@ def from_options(
         batch=g("batch"),
         start=g("start") if g("start") in START_MODES else None,  # "both" is two runs: controller/starts.py
     )
-    spec.validate()
+    if validate:
+        _validate_for_the_user(spec)
     return spec
+
+
+# a spec field -> the option that sets it: the user typed the option, not the field
+_FLAGS = {
+    "duration_s": "--duration",
+    "warmup_s": "--warmup",
+    "min_iterations": "--min-iterations",
+    "telemetry_rate_hz": "--telemetry-rate",
+    "transient_a": "--transient-a",
+    "budget_w": "--budget-w",
+    "window_s": "--window",
+    "start_cold_max_s": "--start-cold-max",
+    "target_ips": "--target-ips",
+    "max_cpu_ops": "--max-cpu-ops",
+    "max_partitions": "--max-partitions",
+    "input_shapes": "--input-shape",
+    "batch": "--batch",
+    "threads": "--threads",
+}
+_FIELD = re.compile(r"\b(?:soak\.)?(" + "|".join(_FLAGS) + r")\b")
+
+
+def _validate_for_the_user(spec: RunSpec) -> None:
+    """spec.validate(), its message naming the options, not the spec's fields."""
+    try:
+        spec.validate()
+    except BadInput as exc:
+        raise BadInput(_FIELD.sub(lambda m: _FLAGS[m.group(1)], str(exc))) from None
 
 
 def validity_from_args(args: argparse.Namespace) -> ValiditySpec | None:
@@ -152,12 +184,19 @@ def _plain(spec: RunSpec, args: argparse.Namespace) -> None:
     return None
 
 
+def _pipeline(spec: RunSpec, args: argparse.Namespace) -> None:
+    from controller.pipeline.run import pipeline_part
+
+    pipeline_part(spec, args)
+
+
 # kind -> what that kind adds to the shared options' spec
 BUILDERS: dict[str, Callable[[RunSpec, argparse.Namespace], None]] = {
     "bench": _plain,
     "placement": _plain,
     "soak": _soak,
     "validate": _validate,
+    "pipeline": _pipeline,
 }
 
 
@@ -174,7 +213,7 @@ def build(
     extend = BUILDERS.get(kind)
     if extend is None:
         raise BadInput(f"unknown run kind {kind!r}; known: {', '.join(BUILDERS)}")
-    spec = from_options(args, kind, model_sha, model_name, inputs_sha, reference_sha)
+    spec = from_options(args, kind, model_sha, model_name, inputs_sha, reference_sha, validate=False)
     extend(spec, args)
-    spec.validate()
+    _validate_for_the_user(spec)
     return spec

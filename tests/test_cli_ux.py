@@ -381,3 +381,19 @@ def test_a_text_file_given_as_npz_is_said_to_be_no_npz_not_pickled(tmp_path, cap
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"edgebench: error: {tmp_path / 'x.npz'} is not an .npz file (numpy.savez writes one)"]
+
+
+@pytest.mark.parametrize(
+    "flags, said",
+    [
+        (["--min-iterations", "2000000000"], "--min-iterations must be in [1, 1000000000]"),
+        (["--duration", "700000"], "--duration must be a number of seconds in [0, 604800] (7 days)"),
+    ],
+)
+def test_a_refused_option_is_named_as_typed_not_as_the_spec_field(tmp_path, flags, said, capsys):
+    from controller.models.onnx_cnn import tiny_cnn
+
+    model = tiny_cnn(tmp_path / "cnn.onnx")
+    assert main(["bench", str(model), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"edgebench: error: {said}"]

@@ -48,4 +48,6 @@ def test_demo_runs_the_pipeline_on_the_real_detector(tmp_path, monkeypatch, caps
     db = ResultsDB()
     kinds = sorted(r["kind"] for r in db.query(limit=10))
     db.close()
-    assert kinds == ["bench", "bench", "bench", "validate", "validate"]
+    assert kinds == ["bench", "bench", "bench", "pipeline", "validate", "validate"]
+    # the OCR application, stage by stage, reading the rendered text back
+    assert "det alone" in said and "OCR: 4 of 4 rendered lines read back exactly" in said

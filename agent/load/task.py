@@ -174,6 +174,13 @@ def inputs_run(runner: Runner, spec: RunSpec) -> list[dict]:
 def _run(spec: RunSpec, run_dir: Path, send: Send) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     _phase(send, "load")
+    if spec.kind == "pipeline":
+        from agent.pipeline.runner import run_pipeline  # numpy and the stages: only for a pipeline
+
+        part = run_pipeline(spec, run_dir, send)
+        part["peak_rss_bytes"] = peak_rss_bytes()
+        _phase(send, "done")
+        return part
     runner, model, fmt, init_ms = open_model(spec, run_dir)
     part: dict[str, Any] = {
         "model": {

@@ -61,9 +61,12 @@ class RunManager:
         max_queued: int = limits.DEFAULT_MAX_QUEUED,
         max_run_s: float = limits.DEFAULT_MAX_RUN_S,
         cancel_grace_s: float = limits.CANCEL_GRACE_S,
+        allow_code: bool = False,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.store = store
+        # serve --allow-code: pipelines may run pushed Python (user stages); off by default
+        self.allow_code = bool(allow_code)
         self.registry = Registry(self.state_dir)
         self.root = root or RootFS("/")
         self.profile_name = profile
@@ -125,6 +128,8 @@ class RunManager:
         ):
             if sha is not None and self.store.path(sha) is None:
                 raise BadInput(f"{label} artifact {sha[:12]}... is not in the agent's store; push it first")
+        if spec.pipeline is not None:
+            self._check_pipeline(spec.pipeline)
         if spec.model_sha256 is not None:
             # an engine built for another SM / TensorRT / L4T fails late and
             # cryptically: refuse it before a run exists
@@ -181,6 +186,20 @@ class RunManager:
                 self._runs[rd.run_id] = run
             self._queue.put(run)
         return rd.run_id
+
+    def _check_pipeline(self, pipeline: dict) -> None:
+        """Every artifact a pipeline's stages name is stored; user code only on --allow-code."""
+        from agent.pipeline.spec import artifacts, has_code
+
+        for label, sha in artifacts(pipeline):
+            if self.store.path(sha) is None:
+                raise BadInput(f"{label}: artifact {sha[:12]}... is not in the agent's store; push it first")
+        code = has_code(pipeline)
+        if code and not self.allow_code:
+            raise BadInput(
+                f"pipeline stage {code[0]} runs user code, and this agent was not started with --allow-code "
+                "(off by default: it executes pushed Python)"
+            )
 
     def _resolve_accelerator(self, spec: RunSpec) -> tuple[RunSpec, dict]:
         """``--accelerator NAME`` -> the spec with the profile's runtime,

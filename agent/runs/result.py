@@ -114,14 +114,15 @@ def assemble(
             doc["power"]["bursts"] = attribute_bursts(
                 doc["power"], trace, frames, doc["load"]["bursts"], t0_ns, supply_v
             )
-    if spec.kind == "soak":
+    if spec.kind == "soak" or (spec.kind == "pipeline" and spec.soak is not None):
+        # a long pipeline run is a soak of the whole application: windows, throttle attribution
         doc["soak"] = _soak(spec, outcome, profile, t0_ns)
     soak_windows = (doc.get("soak") or {}).get("windows") or []
     from agent.runs import series
 
     frames = rundir.load_arrivals(rd.path) if doc.get("load") else None
     # a soak's load panel bins by its window length: "misses per window"
-    bin_s = float(spec.soak.window_s) if spec.kind == "soak" and spec.soak else 1.0
+    bin_s = float(spec.soak.window_s) if spec.kind in ("soak", "pipeline") and spec.soak else 1.0
     doc["series"] = series.build(
         t0_ns, soak_windows, iterations, outcome.samples, trace, frames, doc.get("load"), bin_s
     )

@@ -112,7 +112,7 @@ class LiteRTRunner:
                 d["name"],
                 declared,
                 spec.input_shapes.get(d["name"]),
-                dynamic_ok=spec.kind == "validate",
+                dynamic_ok=spec.kind in ("validate", "pipeline"),
                 batch=spec.batch,
             )
             if list(shape) != [int(x) for x in d["shape"]]:

@@ -212,7 +212,7 @@ class OrtRunner:
                 m.name,
                 declared,
                 spec.input_shapes.get(m.name),
-                dynamic_ok=spec.kind == "validate",
+                dynamic_ok=spec.kind in ("validate", "pipeline"),
                 batch=spec.batch,
             )
             dtype = _ORT_DTYPES.get(m.type)

@@ -74,8 +74,10 @@ class AgentServer:
         upload_expiry_s: float = DEFAULT_UPLOAD_EXPIRY_S,
         keep_runs: int = 0,
         keep_days: float = 0.0,
+        allow_code: bool = False,
     ) -> None:
         self.state_dir = Path(state_dir)
+        self.allow_code = bool(allow_code)  # pipelines' user stages (pushed Python) may run
         self.listen = listen
         self.host, self.port = split_listen(listen)
         self.root = RootFS(sysfs_root)
@@ -159,6 +161,7 @@ class AgentServer:
             info=self.info,
             task=self.task,
             default_meter=self.meter,
+            allow_code=self.allow_code,
             **self.run_limits,
         )
         self.housekeeper = Housekeeper(
@@ -245,6 +248,8 @@ class AgentServer:
         if self.metrics_addr is not None and not is_loopback(self.metrics_addr[0]):
             host, port = self.metrics_addr
             out.append(f"/metrics on {host}:{port} has no auth: scrape it through an authenticating proxy")
+        if self.allow_code:
+            out.append("--allow-code: pipeline runs may execute pushed Python with this agent's rights")
         return out
 
     def _start_metrics(self) -> None:

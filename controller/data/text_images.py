@@ -18,6 +18,11 @@ STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 def render(seed: int, height: int = 320, width: int = 320) -> np.ndarray:
     """One page as uint8 HxWx3."""
+    return render_with_text(seed, height, width)[0]
+
+
+def render_with_text(seed: int, height: int = 320, width: int = 320) -> tuple[np.ndarray, list[str]]:
+    """One page and its lines' strings, top to bottom: the truth an OCR pipeline is checked against."""
     from PIL import Image, ImageDraw, ImageFont
 
     rng = np.random.default_rng(seed)
@@ -25,13 +30,16 @@ def render(seed: int, height: int = 320, width: int = 320) -> np.ndarray:
     img = Image.new("RGB", (width, height), paper)
     draw = ImageDraw.Draw(img)
     y = int(rng.integers(4, 16))
+    lines = []
     while y < height - 36:
         size = int(rng.integers(18, 34))
         ink = tuple(int(v) for v in rng.integers(0, 90, 3))
         x = int(rng.integers(4, max(5, width // 5)))
-        draw.text((x, y), str(rng.choice(WORDS)), fill=ink, font=ImageFont.load_default(size))
+        word = str(rng.choice(WORDS))
+        draw.text((x, y), word, fill=ink, font=ImageFont.load_default(size))
+        lines.append(word)
         y += size + int(rng.integers(8, 28))
-    return np.asarray(img, dtype=np.uint8)
+    return np.asarray(img, dtype=np.uint8), lines
 
 
 def to_detector_input(pages: np.ndarray) -> np.ndarray:

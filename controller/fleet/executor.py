@@ -179,9 +179,16 @@ class Executor:
         self._set(st, phase="push")
         args = options.parse(it.job.kind, it.job.options, it.model, self.base)
         before = session.bytes_sent
-        sha = session.push(it.model, "model")
-        side = {opt: session.push_optional(getattr(args, opt, None), opt) for opt in ("inputs", "reference")}
-        spec = specs.build(it.job.kind, args, sha, Path(it.model).name, side["inputs"], side["reference"])
+        if it.job.kind == "pipeline":  # "models" are PIPELINE.yaml files: their stages name the models
+            from controller.pipeline import load as pipeline_load
+            from controller.pipeline import run as pipeline_run
+
+            loaded = pipeline_load.load(it.model, keep_outputs=args.keep_outputs)
+            spec = pipeline_run.prepare(session, args, loaded)
+        else:
+            sha = session.push(it.model, "model")
+            side = {o: session.push_optional(getattr(args, o, None), o) for o in ("inputs", "reference")}
+            spec = specs.build(it.job.kind, args, sha, Path(it.model).name, side["inputs"], side["reference"])
         run_id = session.start(spec)
         it.run_id = run_id
         self.store.update(

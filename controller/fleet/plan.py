@@ -5,7 +5,7 @@ before anything is pushed or stored.
     inventory: boards.yaml           # relative to the plan file
     jobs:
       - name: cls-bench
-        kind: bench                    # bench | soak | validate | placement | sweep
+        kind: bench                    # bench | soak | validate | placement | sweep | pipeline
         models: [cls.onnx]             # relative to the plan file
         boards: {labels: {site: lab-2}}   # or {names: [...]}, {profiles: [...]}, {all: true}
         options: {duration: 2s, input_shape: {x: 1x3x48x192}}
@@ -177,6 +177,13 @@ def _job(doc: yamlpos.Doc, key: tuple, j: Any, base: Path, board_names: set[str]
         except options.OptionError as exc:
             okey = (*key, "options", exc.key) if exc.key else (*key, "options")
             raise doc.error(okey, f"job {name}: {exc}") from None
+        if kind == "pipeline":  # a bad pipeline file fails here too, before anything moves
+            from controller.pipeline.load import load as load_pipeline
+
+            try:
+                load_pipeline(p)
+            except BadInput as exc:
+                raise doc.error((*key, "models"), f"job {name}: {exc}") from None
     gates = j.get("gates") or {}
     problem = fleet_gates.check(gates)
     if problem:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from controller.pipeline import compare as pipeline_compare
 from controller.report import bootstrap
 
 CONVENTION = "ratios are A/B: >1 means B is smaller (size) or faster (speedup)"
@@ -243,6 +244,7 @@ def compare(
             (b.get("power") or {}).get("energy_per_inference_j"),
         ),
         "accuracy": accuracy(a, b),
+        "pipeline": pipeline_compare.compare(a, b),
         **_placement(a, b),
     }
 

@@ -4,6 +4,7 @@ Markdown one (``markdown``), and the speedup's one-line wording."""
 
 from __future__ import annotations
 
+from controller.pipeline import compare as pipeline_compare
 from controller.report.compare import is_number
 from controller.report.terminal import num
 
@@ -100,7 +101,7 @@ def rows(c: dict) -> list[tuple[str, str, str, str, str]]:
         out.append(delta_row("energy J/inf", c["energy_per_inference_j"], ".6f"))
     for o in (c.get("accuracy") or {}).get("outputs") or []:
         out += [delta_row(f"{o['name']} {m}", d, ".4f") for m, d in o["metrics"].items()]
-    return out
+    return out + pipeline_compare.rows(c.get("pipeline"))
 
 
 def _setup_line(tag: str, s: dict) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 from agent.errors import one_line
 from agent.validity import verdict_line
-from controller.report import latency_plot, load_plot, power_plot, timeline
+from controller.report import latency_plot, load_plot, pipeline_plot, power_plot, timeline
 from controller.report.terminal import VALIDATION_COLUMNS, num, status_text
 
 # the per-op table stops here (a big graph has thousands of nodes)
@@ -44,6 +44,8 @@ def render_html(result: dict, run_dir: Path | None = None) -> str:
         parts.append(latency)
     if result.get("validation"):
         parts.append(_validation_section(result["validation"]))
+    if result.get("pipeline"):
+        parts.append(_pipeline_section(result["pipeline"]))
     if result.get("load"):
         parts.append(_load_section(result, series))
     soak = result.get("soak") or {}
@@ -161,6 +163,32 @@ def _validation_section(val: dict) -> str:
             {2, 3},
         )
     return _section("Validation", body)
+
+
+def _pipeline_section(p: dict) -> str:
+    def share(st: dict) -> str:
+        return _num(100 * st["budget_share"] if st.get("budget_share") is not None else None, 1, " %")
+
+    rows = [
+        [_e(st["name"]), _e(st["kind"]), _e(st.get("backend")), _num(st.get("p50_ms")),
+         _num(st.get("p99_ms")), share(st), _num(st.get("items_per_frame"), 1),
+         _e(st.get("late", 0) + st.get("dropped", 0))]
+        for st in p.get("stages") or []
+    ]  # fmt: skip
+    heads = ["stage", "kind", "backend", "p50 ms", "p99 ms", "share of frame", "items/frame", "misses"]
+    body = f"<p><b>{_e(p.get('headline'))}</b></p>" + _table(heads, rows, {3, 4, 5, 6, 7})
+    streams = p.get("streams") or []
+    if len(streams) > 1:
+        srows = [
+            [_e(f"{s['pipeline']}#{s['stream']}"), _num(s.get("achieved_rate_hz"), 1),
+             _num((s.get("service_ms") or {}).get("p50")), _num(s.get("slowdown"))]
+            for s in streams
+        ]  # fmt: skip
+        body += _table(["stream", "FPS", "frame p50 ms", "slowdown"], srows, {1, 2, 3})
+    png = pipeline_plot.stages_png(p)
+    return _section(
+        "Pipeline", body + (_img(png, "per-stage time per frame, stacked, against time") if png else "")
+    )
 
 
 def _current_section(result: dict, run_dir: Path | None) -> str | None:

@@ -184,6 +184,10 @@ def render(result: dict, color: bool = False) -> str:
     ld = result.get("load")
     if ld:
         lines += ["", load_line(ld)]
+    if result.get("pipeline"):
+        from controller.pipeline import report as pipeline_report  # it draws on num() from here
+
+        lines += ["", pipeline_report.render(result)]
     pl = result.get("placement")
     if pl:
         lines += ["", "placement", placement_summary(pl, color)]

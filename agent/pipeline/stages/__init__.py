@@ -1,0 +1,2 @@
+"""One module per stage family; ``build(stage_dict, ctx)`` in base.py picks one
+by the stage's kind."""
