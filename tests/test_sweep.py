@@ -170,6 +170,14 @@ def test_a_sweep_runs_each_point_once_and_resumes_without_rerunning(env, dyn_mod
         (["--sweep", "input_shape=image:1x3x64x64"], "sweep point input_shape=image=1x3x64x64: wrong shape"),
         (["--sweep", "batch=1,4"], "sweep point batch=4: input 'x' has a static batch of 1"),
         (["--sweep", "threads=1,2", "--threads", "2"], "--threads and --sweep threads both set it"),
+        (
+            ["--sweep", "accelerator=npu"],
+            "has no accelerator 'npu'; available",
+        ),
+        (
+            ["--sweep", "provider=cpu,tensorrt"],
+            "sweep point provider=tensorrt: provider 'tensorrt' is not available in this onnxruntime build",
+        ),
     ],
 )
 def test_bad_sweep_specs_exit_2_and_store_nothing(env, dyn_model, tiny_onnx_model, capsys, sweep, message):

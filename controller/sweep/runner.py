@@ -56,6 +56,37 @@ def plan(args: argparse.Namespace) -> tuple[dict[str, list[Any]], list[dict[str,
     return axes, points, [lab for lab, _ in labelled]
 
 
+def check_board(session: Any, axes: dict[str, list[Any]]) -> None:
+    """Axis values this board cannot take, refused before any point runs (the
+    agent would refuse that point only after the earlier ones were stored):
+    an accelerator its profile lacks; a provider list with no provider this
+    ONNX Runtime build has and no CPU to fall back on."""
+    if "accelerator" not in axes and "provider" not in axes:
+        return
+    from agent.names import canonical_provider
+
+    info = session.client.info()
+    names = info.get("accelerator_names")
+    for a in axes.get("accelerator", []):
+        if names is not None and a not in names:
+            have = ", ".join(names) or "none"
+            raise BadInput(
+                f"sweep point accelerator={a}: profile {info.get('profile')} has no accelerator {a!r};"
+                f" available: {have}"
+            )
+    available = ((info.get("runtimes") or {}).get("onnxruntime") or {}).get("providers")
+    for value in axes.get("provider", []):
+        if available is None:
+            break
+        wanted = str(value).split("+")
+        missing = [p for p in wanted if canonical_provider(p, available) is None]
+        if missing and not any(canonical_provider(p, ["CPUExecutionProvider"]) for p in wanted):
+            raise BadInput(
+                f"sweep point provider={value}: provider {missing[0]!r} is not available in this"
+                f" onnxruntime build; available: {', '.join(available)}"
+            )
+
+
 def run_sweep(session: Any, args: argparse.Namespace, planned: tuple | None = None) -> tuple[dict, list[int]]:
     """Run (or resume) the sweep (``planned``: ``plan(args)`` already made);
     (its report document, each point's exit code)."""
@@ -63,6 +94,7 @@ def run_sweep(session: Any, args: argparse.Namespace, planned: tuple | None = No
     from controller.session import open_db
 
     axes, points, labels = planned or plan(args)
+    check_board(session, axes)
     model = Path(args.model)
     sha = session.push(model)
     inputs = session.push_optional(getattr(args, "inputs", None), "inputs")
@@ -117,15 +149,16 @@ def _points(
                 result = None  # stopped before its end (Ctrl-C, an agent restart): this point runs again
                 rec.forget(i)
         if result is None:
-            run_id = session.start(spec)
-            rec.started(i, run_id)
-            if not quiet:
-                print(f"sweep {sid} point {lab}: run {run_id} on {session.addr}", file=sys.stderr)
-            try:
-                result = session.follow(run_id, progress_s=None if quiet else spec.warmup_s + spec.duration_s)
-            except KeyboardInterrupt:
-                session.interrupted(run_id, " (or run the same sweep again: it resumes)")
-                raise
+
+            def started(run_id: str, i: int = i, lab: str = lab) -> None:
+                rec.started(i, run_id)  # on disk before the run is followed: a resume follows it
+                if not quiet:
+                    print(f"sweep {sid} point {lab}: run {run_id} on {session.addr}", file=sys.stderr)
+
+            # Session.run: the embedded agent's board lock, progress, Ctrl-C (cancel or say how to collect)
+            result = session.run(
+                spec, quiet=quiet, on_start=started, resume_hint=" (or run the same sweep again: it resumes)"
+            )
         raise_bad_input(result)
         if db is not None and result.get("error_code") != "bad_input":
             db.store(result, session.agent_name)
