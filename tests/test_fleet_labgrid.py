@@ -146,3 +146,40 @@ def test_ctrl_c_releases_the_places_it_holds(lab, tmp_path, tiny_onnx_model):
     for p in ("p-nx", "p-nano", "p-imx"):
         assert _acquired_by(client, p) == "None", p
     assert "Reservation" not in client("reservations")
+
+
+def test_a_place_names_its_token_file_and_the_fleet_authenticates(lab, tmp_path, tiny_onnx_model):
+    """An agent that requires a token, reached through a place: the tag
+    edgebench_token_file names the secret; without it the item cannot run."""
+    addr, client, env = lab
+    secret = "s3cret-" + os.urandom(4).hex()
+    tf = tmp_path / "token"
+    tf.write_text(secret + "\n")
+    ap = spawn_agent(tmp_path / "state-tok", "--token-file", str(tf), token=secret)
+    try:
+        client("-p", "p-tok", "create")
+        client("-p", "p-tok", "set-tags", "soc=tok", f"edgebench_agent={ap.address}")
+        (tmp_path / "cls.onnx").write_bytes(tiny_onnx_model.read_bytes())
+        plan = tmp_path / "plan.yaml"
+        plan.write_text(
+            "jobs:\n  - name: tok\n    models: [cls.onnx]\n    boards: {names: [p-tok]}\n"
+            "    options: {duration: 0.3, warmup: 0, min_iterations: 5, no_telemetry: true}\n"
+        )
+        db = f"sqlite:///{tmp_path / 'r.db'}"
+
+        def run(name: str) -> dict:
+            out = tmp_path / f"{name}.json"
+            proc = _edgebench(["fleet", "run", str(plan), "--labgrid", addr, "--db", db, "--json", str(out),
+                               "--live", "lines"], env)  # fmt: skip
+            text, _ = proc.communicate(timeout=120)
+            assert out.exists(), text
+            return {"rc": proc.returncode, "job": json.loads(out.read_text())["jobs"][0], "out": text}
+
+        before = run("no-tag")  # no token: the agent refuses, the item does not pass
+        assert before["rc"] == 1 and before["job"]["status"] != "passed", before
+        client("-p", "p-tok", "set-tags", "soc=tok", f"edgebench_agent={ap.address}",
+               f"edgebench_token_file={tf}")  # fmt: skip
+        after = run("tag")
+        assert after["rc"] == 0 and after["job"]["status"] == "passed", after
+    finally:
+        ap.stop()

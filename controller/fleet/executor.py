@@ -265,7 +265,9 @@ class Executor:
         with self.lock:
             st.done += 1
             st.history.append(line)
-        self._set(st, phase=status, figure=fig or st.figure, progress=None)
+        # this item's own figure, or none: a dropped or skipped item must not show
+        # the figure the previous item left on the board's row
+        self._set(st, job=it.job.name, model=Path(it.model_key).name, phase=status, figure=fig, progress=None)
 
     def _state(self, it: Item, **kw: Any) -> BoardState:
         st = self.states.setdefault(it.board.name, BoardState(it.board.name))

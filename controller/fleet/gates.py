@@ -61,6 +61,8 @@ def evaluate(result: dict, gates: dict[str, float]) -> list[dict]:
     for g in result.get("gates") or []:
         entry = _gate(str(g.get("name")), bool(g.get("passed", True)), False, g.get("value"), None, "")
         entry.update(message=str(g.get("message") or ""), source="run")
+        if g.get("metric") is not None:  # a validate gate: the matrix shows value against threshold
+            entry.update(metric=g["metric"], output=g.get("output"), limit=g.get("threshold"))
         out.append(entry)
     return out
 

@@ -35,6 +35,10 @@ from controller.fleet.inventory import Board
 
 ADDRESS_TAG = "edgebench_agent"
 PROFILE_TAG = "edgebench_profile"
+# place tags naming the agent's secret files on the controller, as an inventory
+# board's token_file / tls_* do (labgrid tag keys are [a-z][a-z0-9_]+): a fleet
+# through the coordinator authenticates like one through boards.yaml
+AUTH_TAGS = {f"edgebench_{k}": k for k in ("token_file", "tls_ca", "tls_cert", "tls_key")}
 
 
 class PlaceUnavailable(Exception):
@@ -103,8 +107,13 @@ class Labgrid:
             addr = tags.get(ADDRESS_TAG)
             if not addr:
                 continue
-            labels = {k: v for k, v in tags.items() if k not in (ADDRESS_TAG, PROFILE_TAG)}
-            out.append(Board(name=name, address=addr, labels=labels, profile=tags.get(PROFILE_TAG)))
+            labels = {k: v for k, v in tags.items() if k not in (ADDRESS_TAG, PROFILE_TAG, *AUTH_TAGS)}
+            auth = {field: tags[tag] for tag, field in AUTH_TAGS.items() if tags.get(tag)}
+            if (auth.get("tls_cert") or auth.get("tls_key")) and not auth.get("tls_ca"):
+                raise BadInput(
+                    f"labgrid place {name}: edgebench_tls_cert/edgebench_tls_key need edgebench_tls_ca"
+                )
+            out.append(Board(name=name, address=addr, labels=labels, profile=tags.get(PROFILE_TAG), **auth))
         if not out:
             raise BadInput(f"no labgrid place has an {ADDRESS_TAG}=HOST:PORT tag")
         return out

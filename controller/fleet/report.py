@@ -29,8 +29,26 @@ def _get(d: Any, path: tuple[str, ...]) -> Any:
     return d
 
 
+def gate_figure(g: dict) -> str:
+    """A validate gate as its value against its threshold (``mask_iou 0.83 >= 0.8``,
+    ``nmse 0.3 > 0.1`` when it failed); "" for a gate without both."""
+    from agent.spec import GATES as VALIDATE_GATES
+
+    if not g.get("metric") or g["name"] not in VALIDATE_GATES:
+        return ""
+    v, t = g.get("value"), g.get("limit")
+    if not isinstance(t, (int, float)):
+        return ""
+    higher = VALIDATE_GATES[g["name"]][1]
+    if not isinstance(v, (int, float)):
+        return f"{g['metric']} n/a {'>=' if higher else '<='} {t:g}"
+    op = (">=" if higher else "<=") if g["passed"] else ("<" if higher else ">")
+    return f"{g['metric']} {v:.3g} {op} {t:g}"
+
+
 def headline(item: dict) -> str:
-    """The figures a cell shows: those the result has, joined."""
+    """The figures a cell shows: those the result has, and each validate gate's
+    value against its threshold, joined."""
     res = item.get("result") or {}
     parts = []
     for label, path, fmt in HEADLINES:
@@ -41,6 +59,7 @@ def headline(item: dict) -> str:
             parts.append("accuracy " + ("pass" if v else "FAIL"))
         else:
             parts.append(fmt.format(v))
+    parts += [t for t in (gate_figure(g) for g in item.get("gates") or []) if t]
     return " · ".join(parts)
 
 
@@ -153,6 +172,9 @@ def junit(plan_id: str, items: list[dict]) -> str:
                 elif not g["passed"]:
                     fails += 1
                     ET.SubElement(tc, "failure", message=str(g.get("message") or "failed"))
+                fig = gate_figure(g)
+                if fig:  # a passing validate gate says its value too
+                    ET.SubElement(tc, "system-out").text = fig
         suite.set("tests", str(tests))
         suite.set("failures", str(fails))
         suite.set("skipped", str(skips))
@@ -197,7 +219,9 @@ def render_html(plan_id: str, items: list[dict], history: dict[str, bytes] | Non
                    "<th>figures</th><th>gates</th></tr>")  # fmt: skip
         for i in mine:
             gates = "; ".join(
-                f"{g['name']}: {'pass' if g['passed'] else 'FAIL'}" for g in i.get("gates") or []
+                f"{g['name']}: {'pass' if g['passed'] else 'FAIL'}"
+                + (f" ({gate_figure(g)})" if gate_figure(g) else "")
+                for g in i.get("gates") or []
             )
             out.append(
                 f'<tr><td>{_e(i["job"])}</td><td>{_e(Path(i["model"]).name)}</td><td class="{verdict(i)}">'
