@@ -234,20 +234,24 @@ def add_run_options(
     )
 
 
+def _add_gate(g: Any, gate: str, help_text: str | None) -> None:
+    """One gate option: ``--GATE [OUTPUT=]X``, repeatable, global or per output."""
+    g.add_argument(
+        "--" + gate.replace("_", "-"),
+        dest=gate,
+        action="append",
+        type=gate_value,
+        default=[],
+        metavar="[OUTPUT=]X",
+        help=help_text,
+    )
+
+
 def add_gate_options(g: Any, helps: bool = True) -> None:
     """validate's tensor and task gates, global or per output (exit 3)."""
     for gate, (metric, higher) in GATES.items():
-        g.add_argument(
-            "--" + gate.replace("_", "-"),
-            dest=gate,
-            action="append",
-            type=gate_value,
-            default=[],
-            metavar="[OUTPUT=]X",
-            help=f"exit 3 when {metric} is {'below' if higher else 'above'} X, for every output or one"
-            if helps
-            else None,
-        )
+        said = f"exit 3 when {metric} is {'below' if higher else 'above'} X, for every output or one"
+        _add_gate(g, gate, said if helps else None)
     g.add_argument(
         "--mask-threshold", type=float, default=0.5, metavar="T", help="for mask IoU (default 0.5)"
     )
@@ -260,15 +264,7 @@ def add_validation_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("validation")
     add_gate_options(g)
     for gate in ACCURACY_GATES:  # read on the controller after the run
-        g.add_argument(
-            "--" + gate.replace("_", "-"),
-            dest=gate,
-            action="append",
-            type=gate_value,
-            default=[],
-            metavar="[OUTPUT=]X",
-            help=ACCURACY_HELP[gate],
-        )
+        _add_gate(g, gate, ACCURACY_HELP[gate])
     g.add_argument(
         "--boxes",
         action="append",
