@@ -203,10 +203,12 @@ class AgentClient:
         size = path.stat().st_size
         sha = sha or sha256_file(path)
         st = self.stat(sha)
+        self.last_push_bytes = 0  # the bytes this push moves (a fleet counts them)
         if st.present and not reqs:
             return sha
         offset = 0 if st.present else st.committed_offset if st.committed_offset <= size else 0
         self.last_push_offset = offset
+        self.last_push_bytes = 0 if st.present else size - offset
 
         def chunks() -> Iterator[pb.UploadChunk]:
             # on a present artifact the header alone records the requirements

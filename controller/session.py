@@ -114,11 +114,8 @@ class Session:
             raise BadInput(f"{what} file not found: {path}")
         if not p.is_file():
             raise BadInput(f"{what} {path} is not a file")
-        sha = sha256_file(p)
-        st = self.client.stat(sha)
-        if not st.present:
-            self.bytes_sent += p.stat().st_size - int(st.committed_offset or 0)
-        self.client.push(p, sha=sha)
+        sha = self.client.push(p, sha=sha256_file(p))
+        self.bytes_sent += self.client.last_push_bytes
         self._pushed[key] = sha
         return sha
 
