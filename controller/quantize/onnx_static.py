@@ -170,6 +170,8 @@ def _report(
         "nodes": len(compute),
         "nodes_int8": len(int8 & {n.name for n in compute}),
         "nodes_share_int8": round(len(int8 & {n.name for n in compute}) / max(1, len(compute)), 4),
+        "convs": sum(n.op_type == "Conv" for n in compute),
+        "convs_int8": sum(n.op_type == "Conv" and n.name in int8 for n in compute),
         "macs": total_macs,
         "macs_share_int8": round(int8_macs / total_macs, 4) if total_macs else None,
         "excluded": excluded,
