@@ -107,18 +107,22 @@ def spread_weights(q: QdqGraph, ratio: float = RATIO) -> list[Hazard]:
         if n.op_type == "Gemm" and not any(a.name == "transB" and a.i for a in n.attribute):
             axis = 1
         z = float(p.zero_point.reshape(-1)[0]) if p.zero_point.size else 0.0
+        # each output channel's largest weight in steps; a channel rounded to all zeros had less
+        # than half a step (its float range is gone from the QDQ graph: at most 0.5 step)
         amax = np.abs(np.moveaxis(w.astype(np.float64) - z, axis, 0).reshape(w.shape[axis], -1)).max(axis=1)
-        live = amax[amax > 0] * p.step
-        if live.size < 2 or live.max() / live.min() < ratio:
+        low, high = float(amax.min()), float(amax.max())
+        if high == 0 or high / max(low, 0.5) < ratio:
             continue
-        left = float(live.min() / p.step)
+        zeros = int((amax == 0).sum())
+        spread = high / max(low, 0.5)
         out.append(Hazard(
-            "spread_weights", n.name, n.op_type, left, [n.name],
-            f"per-tensor weights: output channels span {live.min():.3g}..{live.max():.3g} "
-            f"({live.max() / live.min():.0f}x) under one scale {p.step:.3g}: the narrowest keeps "
-            f"{left:.2g} level(s); quantize per channel, or keep it in float",
-            {"ratio": float(live.max() / live.min()), "min_channel_range": float(live.min()),
-             "max_channel_range": float(live.max()), "scale": p.step, "channels": int(w.shape[axis])},
+            "spread_weights", n.name, n.op_type, low, [n.name],
+            f"per-tensor weights: output channels span {max(low, 0.5) * p.step:.3g}..{high * p.step:.3g} "
+            f"({'>= ' if zeros else ''}{spread:.0f}x) under one scale {p.step:.3g}: the narrowest keeps "
+            f"{low:.0f} level(s)" + (f", {zeros} channel(s) round to all zeros" if zeros else "")
+            + "; quantize per channel, or keep it in float",
+            {"ratio": spread, "min_channel_levels": low, "max_channel_levels": high, "scale": p.step,
+             "channels": int(w.shape[axis]), "zero_channels": zeros},
         ))  # fmt: skip
     return out
 
@@ -203,7 +207,7 @@ def few_levels(q: QdqGraph, path: Path, samples: list[dict[str, np.ndarray]], le
 def explain(
     path: Path,
     samples: list[dict[str, np.ndarray]] | None = None,
-    decision: float = DECISION,
+    decision: float | None = None,
     ratio: float = RATIO,
     levels: float = LEVELS,
 ) -> dict[str, Any]:
@@ -215,6 +219,7 @@ def explain(
         model = onnx.load(str(path))
     except Exception as exc:
         raise BadInput(f"{Path(path).name}: not a loadable ONNX model: {one_line(exc, 200)}") from None
+    decision = decision or DECISION
     q = read(model)
     if not q.act and not q.weights:
         raise BadInput(f"{Path(path).name}: no QuantizeLinear/DequantizeLinear pair: not a QDQ model")

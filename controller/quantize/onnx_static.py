@@ -73,11 +73,14 @@ def quantize(
     say: Callable[[str], None] = print,
     prepared: Path | None = None,
     cache: Path | None = None,
+    candidate: bool = False,
 ) -> dict[str, Any]:
     """Quantize; returns the report (sizes, nodes and MACs in INT8, time). The
     sensitivity search quantizes many times: ``prepared`` reuses an earlier
     ``prepare()`` output and ``cache`` the calibrated ranges (ORT's calibration
-    cache: calibration inference runs once)."""
+    cache: calibration inference runs once); a ``candidate`` skips the
+    calibration profile and the run check (the search scores it anyway, and
+    writes its answer again as a full quantization)."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -124,11 +127,13 @@ def quantize(
         raise RunFailed(f"ONNX Runtime's quantizer failed: {one_line(exc, 300)}") from None
     finally:
         tmp.unlink(missing_ok=True)
-    prof = calibration.profile(opts.method, {k: v[: reader.count] for k, v in cal.items()}, q, model)
     del q.metadata_props[:]  # a re-quantized model carries only its new profile
-    q.metadata_props.add(key=calibration.KEY, value=json.dumps(prof))
+    if not candidate:
+        prof = calibration.profile(opts.method, {k: v[: reader.count] for k, v in cal.items()}, q, model)
+        q.metadata_props.add(key=calibration.KEY, value=json.dumps(prof))
     onnx.save(q, str(out_path))
-    _verify(out_path, reader)
+    if not candidate:
+        _verify(out_path, reader)
     report = _report(model_path, out_path, model, q, reader, excluded, opts)
     report["seconds"] = round(time.perf_counter() - t0, 3)
     return report

@@ -113,7 +113,7 @@ class _Search:
         path = self.work / f"c{len(self.steps)}.onnx"
         o = replace(self.opts, exclude=list(self.opts.exclude) + sorted(key))
         t0 = time.perf_counter()
-        rep = quantize(self.model, self.cal, path, o, say=lambda s: None, prepared=self.pre, cache=self.cache)
+        quantize(self.model, self.cal, path, o, lambda s: None, self.pre, self.cache, candidate=True)
         v = self.scorer.score(path)
         met = self.target.met(v)
         step = {"phase": phase, "float_nodes": sorted(key), "value": v, "met": met,
@@ -122,12 +122,9 @@ class _Search:
         self.memo[key] = step
         meets = " (meets)" if met else ""
         self.say(f"[{phase}] {len(key)} node(s) in float: {self.target.metric} {_fmt(v)}{meets}")
+        path.unlink()  # the answer is quantized again in full at the end
         if met and (self.best is None or len(key) < len(self.best["float_nodes"])):
-            if self.best is not None:
-                Path(self.best["path"]).unlink(missing_ok=True)
-            self.best = {**step, "path": str(path), "report": rep}
-        else:
-            path.unlink(missing_ok=True)
+            self.best = step
         return met
 
     def hazards(self, sets: list[list[str]], base: set[str]) -> tuple[bool, set[str]]:
@@ -196,7 +193,7 @@ def search(
     try:
         s = _Search(model, cal, work, opts, target, scorer, pre, say)
         all_int8 = work / "all.onnx"
-        rep = quantize(model, cal, all_int8, opts, say=lambda x: None, prepared=pre, cache=s.cache)
+        rep = quantize(model, cal, all_int8, opts, lambda x: None, pre, s.cache, candidate=True)
         v = scorer.score(all_int8)
         s.steps.append({"phase": "all INT8", "float_nodes": [], "value": v, "met": target.met(v),
                         "seconds": rep["seconds"]})  # fmt: skip
@@ -205,7 +202,7 @@ def search(
         base: set[str] = set()
         met = target.met(v)
         if met:
-            s.best = {**s.steps[0], "path": str(all_int8), "report": rep}
+            s.best = s.steps[0]
         else:
             section = hazards.explain(all_int8, first_feed(model, cal), decision)
             sets = hazards.keep_sets(section)
@@ -225,9 +222,9 @@ def search(
             say(f"per-tensor error: {len(order)} node(s) ranked on one sample")
             s.prefix(order, base, "per-tensor error")
         best = s.best
-        if best is not None:
-            Path(best["path"]).replace(out)
-            rep = {**best["report"], "output": str(out)}
+        if best is not None:  # the answer written again in full: its calibration profile, the run check
+            o = replace(opts, exclude=list(opts.exclude) + best["float_nodes"])
+            rep = quantize(model, cal, out, o, lambda x: None, pre, s.cache)
         else:
             rep = {**rep, "output": None}
     finally:
