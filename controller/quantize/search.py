@@ -218,7 +218,8 @@ def search(
                     base = base.union(*map(set, levels))
         if not met:
             ranking = error_ranking(model, all_int8, scorer.feeds[0])
-            order = [[r["node"]] for r in ranking if r["node"] not in base]
+            # never every node: a model with nothing quantized is no answer
+            order = [[r["node"]] for r in ranking if r["node"] not in base][:-1]
             say(f"per-tensor error: {len(order)} node(s) ranked on one sample")
             s.prefix(order, base, "per-tensor error")
         best = s.best
@@ -229,7 +230,7 @@ def search(
             rep = {**rep, "output": None}
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if best is not None:
+    if best is not None and rep.get("nodes_int8"):
         rep["hazards"] = hazards.explain(out, None, decision)
     evals = len(s.steps)
     return {
