@@ -189,22 +189,30 @@ def main() -> int:
     p.add_argument("--nncf", default=None, metavar="DIR", help="(internal) run NNCF's half on DIR's pages")
     p.add_argument("--nncf-python", default=str(ROOT / ".venv-nncf" / "bin" / "python"))
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "qtarget.json"))
+    p.add_argument("--pages", default=None, metavar="DIR", help="reuse DIR's pages (cal/val .npz + .json)")
+    p.add_argument(
+        "--nncf-json", default=None, metavar="F", help="NNCF's half as an earlier --nncf DIR run printed it"
+    )
     a = p.parse_args()
     if a.nncf:
         print(json.dumps(nncf_half(Path(a.nncf))))
         return 0
     with tempfile.TemporaryDirectory(prefix="qtarget-") as tmp:
-        d = Path(tmp)
-        pages(d)
+        d = Path(a.pages or tmp)
+        if not a.pages:
+            pages(d)
         mine = ours(d)
         print(json.dumps(mine), flush=True)
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        proc = subprocess.run([a.nncf_python, __file__, "--nncf", str(d)], capture_output=True, text=True,
-                              env=env, check=False)  # fmt: skip
-        if proc.returncode != 0:
-            print(proc.stderr[-3000:], file=sys.stderr)
-            return 1
-        theirs = json.loads(proc.stdout.strip().splitlines()[-1])
+        if a.nncf_json:  # the same pages (fixed seeds), NNCF run apart on this machine: say so
+            theirs = {**json.loads(Path(a.nncf_json).read_text().strip().splitlines()[-1]), "run": "apart"}
+        else:
+            env = {**os.environ, "PYTHONPATH": str(ROOT)}
+            proc = subprocess.run([a.nncf_python, __file__, "--nncf", str(d)], capture_output=True, text=True,
+                                  env=env, check=False)  # fmt: skip
+            if proc.returncode != 0:
+                print(proc.stderr[-3000:], file=sys.stderr)
+                return 1
+            theirs = {**json.loads(proc.stdout.strip().splitlines()[-1]), "run": "same"}
     ac = theirs["accuracy_control"]
     result = {
         "bench": "qtarget",
