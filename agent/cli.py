@@ -89,7 +89,7 @@ def _positive_int(text: str) -> int:
 
 def _seconds(text: str) -> float:
     """``90``, ``30m``, ``24h`` -> seconds (> 0)."""
-    from agent.spec import parse_duration
+    from agent.spec_text import parse_duration
 
     try:
         value = parse_duration(text)

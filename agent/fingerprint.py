@@ -260,6 +260,10 @@ def collect_info(root: RootFS, profile: str | Profile = "auto") -> dict[str, Any
         "gpu": gpu_arch(prof),
         "dla": dla(root, prof),
         "accelerators": {name: prof.accelerator(name) for name in sorted(prof.accelerators)},
+        # every name --accelerator takes here: the entries and the aliases they serve
+        "accelerator_names": sorted(
+            set(prof.accelerators) | {s for a in prof.accelerators.values() for s in a.get("serves") or []}
+        ),
         "power_budget": prof.budget,
         "telemetry": telemetry_snapshot(root, prof),
     }

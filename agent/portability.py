@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent import onnx_proto
 from agent.errors import BadInput
-from agent.runtimes import onnx_proto
 from agent.store.artifacts import ArtifactStore
 
 KEYS = ("tensorrt", "sm", "l4t", "jetpack", "dla_cores", "profile", "soc")

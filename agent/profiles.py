@@ -8,9 +8,12 @@ then ``/etc/edgebench/hw-profiles``, then the repo's ``hw-profiles/`` next to
 the package (``<prefix>/share/edgebench/hw-profiles`` for a wheel install).
 A name found earlier wins, so a board's own copy overrides a shipped one.
 
-Validation is a small JSON-schema-like walk (no jsonschema on boards): a bad
-file raises BadInput naming the file and the field, e.g.
+Validation is ``agent.schema``'s walk (no jsonschema on boards): a bad file
+raises BadInput naming the file and the field, e.g.
 ``hw-profiles/x.yaml: clocks.gpu.source: expected one of cpufreq, devfreq``.
+
+Just over 400 lines because the profile is one contract: its schema, its
+dataclass and the detection of the board it describes.
 """
 
 from __future__ import annotations
@@ -23,12 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import BadInput
+from agent.names import RUNTIMES
 from agent.rootfs import RootFS
+from agent.schema import NUMBER, SchemaError, dotted, walk
 
 FALLBACK = "generic-linux"
 RAIL_DRIVERS = ("ina3221", "ina3221x")
 CLOCK_SOURCES = ("cpufreq", "devfreq")
-RUNTIMES = ("onnxruntime", "litert")
 
 
 def search_path() -> list[Path]:
@@ -44,12 +48,12 @@ def search_path() -> list[Path]:
 
 
 # --- schema -----------------------------------------------------------------
-# A schema node is a type, a tuple of types, or a dict describing an object:
-# {"fields": {name: (schema, required)}, "extra": schema-for-unknown-keys|None}.
+# schema nodes as agent/schema.py defines them: a type, a tuple of types,
+# {"enum"}, {"list"}, {"map"} or {"fields": {name: (node, required)}}
 
 _STR_LIST = {"list": str}
 _STR_MAP = {"map": str}
-_NUM = (int, float)
+_NUM = NUMBER
 
 _CLOCK = {
     "fields": {
@@ -122,46 +126,26 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-def _check(value: Any, schema: Any, where: str, fname: str) -> None:
-    def fail(msg: str) -> None:
-        raise BadInput(f"{fname}: {where or '<top>'}: {msg}")
-
-    if isinstance(schema, dict) and "enum" in schema:
-        if value not in schema["enum"]:
-            fail(f"expected one of {', '.join(map(str, schema['enum']))}, got {value!r}")
-        return
-    if isinstance(schema, dict) and "list" in schema:
-        if not isinstance(value, list):
-            fail(f"expected a list, got {type(value).__name__}")
-        for i, item in enumerate(value):
-            _check(item, schema["list"], f"{where}[{i}]", fname)
-        return
-    if isinstance(schema, dict) and "map" in schema:
-        if not isinstance(value, dict):
-            fail(f"expected a mapping, got {type(value).__name__}")
-        for k, v in value.items():
-            _check(v, schema["map"], f"{where}.{k}" if where else str(k), fname)
-        return
-    if isinstance(schema, dict) and "fields" in schema:
-        if not isinstance(value, dict):
-            fail(f"expected a mapping, got {type(value).__name__}")
-        for k in value:
-            if k not in schema["fields"]:
-                raise BadInput(f"{fname}: {where + '.' if where else ''}{k}: unknown field")
-        for k, (sub, required) in schema["fields"].items():
-            path = f"{where}.{k}" if where else k
-            if k not in value or value[k] is None:
-                if required:
-                    raise BadInput(f"{fname}: {path}: required field missing")
-                continue
-            _check(value[k], sub, path, fname)
-        return
-    # plain type(s); bool is an int subclass, so keep it out of numbers
-    if schema in (int, float, _NUM) and isinstance(value, bool):
-        fail("expected a number, got bool")
-    if not isinstance(value, schema):
-        names = "/".join(t.__name__ for t in schema) if isinstance(schema, tuple) else schema.__name__
-        fail(f"expected {names}, got {type(value).__name__}")
+def _check(value: Any, schema: Any, fname: str) -> None:
+    """The profile against SCHEMA (``agent.schema.walk``), its first problem
+    said as ``FILE: field.path: what``."""
+    try:
+        walk(value, schema)
+    except SchemaError as e:
+        where = dotted(e.path)
+        if e.kind == "unknown":
+            raise BadInput(f"{fname}: {where}: unknown field") from None
+        if e.kind == "missing":
+            raise BadInput(f"{fname}: {where}: required field missing") from None
+        if e.kind == "enum":
+            msg = f"expected one of {e.expected}, got {e.value!r}"
+        elif e.expected in ("list", "mapping"):
+            msg = f"expected a {e.expected}, got {type(e.value).__name__}"
+        elif isinstance(e.value, bool) and e.expected in ("int", "float", "int/float"):
+            msg = "expected a number, got bool"
+        else:
+            msg = f"expected {e.expected}, got {type(e.value).__name__}"
+        raise BadInput(f"{fname}: {where or '<top>'}: {msg}") from None
 
 
 # --- the profile -------------------------------------------------------------
@@ -194,7 +178,7 @@ class Profile:
 
     @classmethod
     def from_dict(cls, data: Any, fname: str = "<profile>") -> Profile:
-        _check(data, SCHEMA, "", fname)
+        _check(data, SCHEMA, fname)
         thermal = data.get("thermal") or {}
         power = data.get("power")
         if power is not None:

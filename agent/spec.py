@@ -5,32 +5,30 @@ run. It travels as JSON in StartRunRequest.spec_json, is stored as
 Validation here catches what can be judged without loading a runtime; the
 worker reports the rest (malformed model, unknown provider...) as bad input.
 
-Over 400 lines because the spec is one contract: its dataclasses, their
-bounds and the field type checks every StartRun goes through belong together.
+The field type checks are ``agent.schema``'s walk over these dataclasses;
+the command-line text forms of spec values (``--input-shape``, ``--burst``,
+``--meter``, durations) are parsed in ``agent/spec_text.py``. Just over 400
+lines because the spec is one contract: its dataclasses and the bounds each
+StartRun is checked against belong together.
 """
 
 from __future__ import annotations
 
-import functools
-import math
 import re
-import types
-import typing
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from agent.errors import BadInput
-from agent.runtimes.names import canonical_provider
+from agent.names import KINDS, METER_KINDS, RUNTIMES, canonical_provider
+from agent.schema import SchemaError, is_finite_number, walk
 
 SCHEMA = "edgebench.runspec/v1"
-KINDS = ("bench", "soak", "validate", "placement")
-RUNTIMES = ("onnxruntime", "litert")
-METER_KINDS = ("ina-csv", "scpi", "ppk2")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 # bounds that keep a spec from asking for the absurd (1e300 s of warm-up)
 MAX_SECONDS = 7 * 24 * 3600.0
 MAX_ITERATIONS = 10**9
 MAX_THREADS = 1024
+MAX_BATCH = 65536
 MAX_DIM = 2**31 - 1  # runtimes index tensors with int32
 
 
@@ -96,7 +94,7 @@ class LoadSpec:
     def check(self) -> None:
         for name in ("rate_hz", "poisson_hz"):
             v = getattr(self, name)
-            if v is not None and not (_finite(v) and 0 < v <= MAX_RATE_HZ):
+            if v is not None and not (is_finite_number(v) and 0 < v <= MAX_RATE_HZ):
                 raise BadInput(f"load {name} must be in (0, {MAX_RATE_HZ:.0f}] Hz")
         if self.rate_hz is not None and self.poisson_hz is not None:
             raise BadInput("give either --rate (fixed interval) or --rate-poisson, not both")
@@ -116,7 +114,7 @@ class LoadSpec:
             # a Poisson count burst would end at a random time: give it a length instead
             raise BadInput("--rate-poisson takes a timed burst (e.g. --burst 2s/8s), not a count")
         if self.deadline_ms is not None and not (
-            _finite(self.deadline_ms) and 0 < self.deadline_ms <= MAX_DEADLINE_MS
+            is_finite_number(self.deadline_ms) and 0 < self.deadline_ms <= MAX_DEADLINE_MS
         ):
             raise BadInput(f"deadline must be in (0, {MAX_DEADLINE_MS:.0f}] ms")
         if self.late is not None and self.late not in LATE_POLICIES:
@@ -124,27 +122,32 @@ class LoadSpec:
         if self.late is not None and self.rate_hz is None and self.poisson_hz is None:
             raise BadInput("--late needs arrivals to be late for: give --rate or --rate-poisson")
         if self.max_miss_rate is not None and not (
-            _finite(self.max_miss_rate) and 0 <= self.max_miss_rate <= 1
+            is_finite_number(self.max_miss_rate) and 0 <= self.max_miss_rate <= 1
         ):
             raise BadInput("max miss rate must be in [0, 1]")
         if self.rate_hz is None and self.poisson_hz is None and self.burst_off_s is None:
             raise BadInput("a load pattern needs --rate, --rate-poisson or --burst")
 
 
-def parse_burst(text: str) -> tuple[float | None, int | None, float]:
-    """``--burst ON/OFF``: ``2s/8s`` -> (2.0, None, 8.0); ``30x/5s`` -> (None, 30, 5.0)."""
-    on, sep, off = text.partition("/")
-    if not sep:
-        raise BadInput(f"bad --burst {text!r}: expected ON/OFF, e.g. 2s/8s or 30x/5s")
-    off_s = parse_duration(off)
-    on = on.strip().lower()
-    if on.endswith("x"):
-        try:
-            n = int(on[:-1])
-        except ValueError:
-            raise BadInput(f"bad --burst {text!r}: {on!r} is not a count like 30x") from None
-        return None, n, off_s
-    return parse_duration(on), None, off_s
+START_MODES = ("cold", "warm")
+
+
+@dataclass
+class ValiditySpec:
+    """What a bench or soak result must meet to be VALID (agent/validity.py,
+    MLPerf LoadGen's rules); ``require`` turns INVALID into a failed gate."""
+
+    min_duration_s: float = 10.0
+    min_queries: int = 100
+    percentile: float = 90.0  # judged by LoadGen's early stopping at this percentile
+    require: bool = False
+
+    def check(self) -> None:
+        _seconds(self.min_duration_s, "validity min_duration_s", zero_ok=True)
+        if not 0 <= self.min_queries <= MAX_ITERATIONS:
+            raise BadInput(f"validity min_queries must be in [0, {MAX_ITERATIONS}]")
+        if not (is_finite_number(self.percentile) and 50 <= self.percentile < 100):
+            raise BadInput("validity percentile must be in [50, 100), e.g. 90 or 99")
 
 
 # validate gates: the gate's name -> (the metric it reads, True when higher is better)
@@ -185,15 +188,15 @@ class ValidateSpec:
             if not isinstance(per_output, dict) or not per_output:
                 raise BadInput(f"validate gate {gate}: expected {{OUTPUT or '*': threshold}}")
             for out, v in per_output.items():
-                if not isinstance(out, str) or not _finite(v):
+                if not isinstance(out, str) or not is_finite_number(v):
                     raise BadInput(f"validate gate {gate}: {_shown(f'{out}={v!r}')} is not a finite number")
-        if not _finite(self.mask_threshold) or not 0 < self.mask_threshold < 1:
+        if not is_finite_number(self.mask_threshold) or not 0 < self.mask_threshold < 1:
             raise BadInput("mask threshold must be in (0, 1)")
-        if not _finite(self.box_iou) or not 0 < self.box_iou <= 1:
+        if not is_finite_number(self.box_iou) or not 0 < self.box_iou <= 1:
             raise BadInput("box IoU must be in (0, 1]")
-        if not _finite(self.box_score):
+        if not is_finite_number(self.box_score):
             raise BadInput("box score threshold must be a number")
-        if not _finite(self.nms_iou) or not 0 < self.nms_iou <= 1:
+        if not is_finite_number(self.nms_iou) or not 0 < self.nms_iou <= 1:
             raise BadInput("NMS IoU must be in (0, 1]")
         if (
             not isinstance(self.max_det, int)
@@ -202,14 +205,10 @@ class ValidateSpec:
         ):
             raise BadInput("max detections must be an integer in [1, 100000]")
         for name, q in self.output_quantization.items():
-            if not isinstance(q, list) or len(q) != 2 or not all(_finite(x) for x in q) or q[0] <= 0:
+            if not isinstance(q, list) or len(q) != 2 or not all(is_finite_number(x) for x in q) or q[0] <= 0:
                 raise BadInput(f"output quantization of {_shown(repr(name))} must be [scale > 0, zero_point]")
         if not isinstance(self.worst, int) or not 0 <= self.worst <= 1000:
             raise BadInput("worst must be an integer in [0, 1000]")
-
-
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 @dataclass
@@ -247,6 +246,10 @@ class RunSpec:
     soak: SoakSpec | None = None
     validation: ValidateSpec | None = None
     load: LoadSpec | None = None  # None: back to back
+    validity: ValiditySpec | None = None  # None: the defaults
+    pin_clocks: bool = False  # governors / jetson_clocks for the run, restored after
+    start: str | None = None  # cold | warm: the runtime's cache emptied first, or used
+    batch: int | None = None  # --batch N: a dynamic batch run at N; throughput counts samples
     labels: dict[str, str] = field(default_factory=dict)
 
     def with_accelerator(self, acc: dict[str, Any]) -> RunSpec:
@@ -302,6 +305,8 @@ class RunSpec:
             data["validation"] = _sub(ValidateSpec, data["validation"], "validation")
         if data.get("load") is not None:
             data["load"] = _sub(LoadSpec, data["load"], "load")
+        if data.get("validity") is not None:
+            data["validity"] = _sub(ValiditySpec, data["validity"], "validity")
         try:
             spec = cls(**data)
         except TypeError as exc:
@@ -310,7 +315,7 @@ class RunSpec:
         return spec
 
     def validate(self) -> None:
-        _check_types(self, "")
+        _check_types(self)
         if self.kind not in KINDS:
             raise BadInput(f"unknown run kind {_shown(repr(self.kind))}; expected one of {', '.join(KINDS)}")
         if not isinstance(self.model_sha256, str) or not _SHA.match(self.model_sha256):
@@ -330,9 +335,9 @@ class RunSpec:
         for name in ("max_cpu_ops", "max_partitions"):
             if (getattr(self, name) or 0) < 0:
                 raise BadInput(f"{name} must not be negative")
-        if self.transient_a is not None and not (_finite(self.transient_a) and self.transient_a > 0):
+        if self.transient_a is not None and not (is_finite_number(self.transient_a) and self.transient_a > 0):
             raise BadInput("transient_a must be a positive number of amperes")
-        if self.budget_w is not None and not (_finite(self.budget_w) and self.budget_w > 0):
+        if self.budget_w is not None and not (is_finite_number(self.budget_w) and self.budget_w > 0):
             raise BadInput("budget_w must be a positive number of watts")
         for iname, dims in self.input_shapes.items():
             if not dims or not all(0 < d <= MAX_DIM for d in dims):
@@ -346,7 +351,7 @@ class RunSpec:
             _seconds(self.soak.start_cold_max_s, "soak start_cold_max_s", zero_ok=True)
             for name in ("ambient_c", "target_ips"):
                 v = getattr(self.soak, name)
-                if v is not None and not _finite(v):
+                if v is not None and not is_finite_number(v):
                     raise BadInput(f"soak {name} must be a finite number")
             if self.soak.target_ips is not None and self.soak.target_ips <= 0:
                 raise BadInput("soak target_ips must be positive")
@@ -363,31 +368,20 @@ class RunSpec:
             if self.kind in ("placement", "validate"):
                 # validate times each sample once, alone; pacing its samples is not built yet
                 raise BadInput(f"a load pattern applies to bench and soak runs, not to {self.kind}")
+        if self.validity is not None:
+            self.validity.check()
+        if self.batch is not None and not 1 <= self.batch <= MAX_BATCH:
+            raise BadInput(f"batch must be in [1, {MAX_BATCH}]")
+        if self.start is not None and self.start not in START_MODES:
+            raise BadInput(f"start must be one of {', '.join(START_MODES)}")
+        if self.start is not None and self.kind not in ("bench", "soak"):
+            raise BadInput(f"a cold or warm start applies to bench and soak runs, not to {self.kind}")
         if not isinstance(self.env, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in self.env.items()
         ):
             raise BadInput("env must map names to strings")
-        if not (_finite(self.telemetry_rate_hz) and 0 < self.telemetry_rate_hz <= 1000):
+        if not (is_finite_number(self.telemetry_rate_hz) and 0 < self.telemetry_rate_hz <= 1000):
             raise BadInput("telemetry rate must be in (0, 1000] Hz")
-
-
-def parse_meter(text: str, opts: list[str] | dict[str, str] | None = None) -> MeterSpec:
-    """``--meter KIND:PORT`` plus ``--meter-opt K=V``... -> MeterSpec; PORT may
-    hold colons itself (``socket://host:port``)."""
-    kind, sep, port = text.partition(":")
-    if not sep or not kind or not port:
-        raise BadInput(f"bad --meter {text!r}: expected KIND:PORT, e.g. ppk2:/dev/ttyACM0")
-    if kind not in METER_KINDS:
-        raise BadInput(f"unknown meter kind {kind!r}; expected one of {', '.join(METER_KINDS)}")
-    if isinstance(opts, dict):
-        return MeterSpec(kind=kind, port=port, options={str(k): str(v) for k, v in opts.items()})
-    options: dict[str, str] = {}
-    for o in opts or []:
-        k, eq, v = o.partition("=")
-        if not eq or not k.strip():
-            raise BadInput(f"bad --meter-opt {o!r}: expected K=V")
-        options[k.strip()] = v.strip()
-    return MeterSpec(kind=kind, port=port, options=options)
 
 
 def _sub(cls: type, value: Any, name: str) -> Any:
@@ -404,14 +398,12 @@ def _sub(cls: type, value: Any, name: str) -> Any:
 
 def _seconds(v: float, name: str, zero_ok: bool) -> None:
     low_ok = v >= 0 if zero_ok else v > 0
-    if not (_finite(v) and low_ok and v <= MAX_SECONDS):
+    if not (is_finite_number(v) and low_ok and v <= MAX_SECONDS):
         low = "[0" if zero_ok else "(0"
         raise BadInput(f"{name} must be a number of seconds in {low}, {MAX_SECONDS:.0f}] (7 days)")
 
 
 # -- type checks: a spec arrives as JSON from anyone who holds the token ----
-
-_KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
 def _shown(text: str, limit: int = 40) -> str:
@@ -419,52 +411,32 @@ def _shown(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+_WORDS = {"bool": "true or false", "integer": "an integer", "number": "a number", "string": "a string",
+          "list": "a list", "mapping": "an object"}  # fmt: skip
 
 
-def _check_types(obj: Any, prefix: str) -> None:
-    """Every field of a spec dataclass holds a value of its declared type:
-    a str where a number belongs, a list for a dict, nesting where a string
-    belongs are refused in one line before anything reads them."""
-    hints = _hints(type(obj))
-    for f in fields(obj):
-        _check_value(getattr(obj, f.name), hints[f.name], f"{prefix}{f.name}")
+def _check_types(spec: RunSpec) -> None:
+    """Every field of the spec holds a value of its declared type
+    (``agent.schema.walk`` over the dataclasses): a str where a number
+    belongs, a list for a dict, nesting where a string belongs are refused in
+    one line before anything reads them."""
+    try:
+        walk(spec, RunSpec)
+    except SchemaError as e:
+        path = "".join(_segment(kind, v, i) for i, (kind, v) in enumerate(e.path))
+        if e.kind == "keys":
+            raise BadInput(f"run spec field {path} must have string keys") from None
+        what = "an object" if e.expected == "object" else f"{_WORDS[e.expected]}, not {_json_kind(e.value)}"
+        raise BadInput(f"run spec field {path} must be {what}") from None
 
 
-def _check_value(value: Any, tp: Any, path: str) -> None:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in typing.get_args(tp):
-            return
-        (tp,) = [a for a in typing.get_args(tp) if a is not type(None)]  # our unions are X | None
-        origin = typing.get_origin(tp)
-    if is_dataclass(tp):
-        if not isinstance(value, tp):
-            raise BadInput(f"run spec field {path} must be an object")
-        _check_types(value, f"{path}.")
-    elif origin is list:
-        if not isinstance(value, list):
-            raise BadInput(f"run spec field {path} must be a list, not {_json_kind(value)}")
-        (item,) = typing.get_args(tp)
-        for i, v in enumerate(value):
-            _check_value(v, item, f"{path}[{i}]")
-    elif origin is dict:
-        if not isinstance(value, dict):
-            raise BadInput(f"run spec field {path} must be an object, not {_json_kind(value)}")
-        _, item = typing.get_args(tp)
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise BadInput(f"run spec field {path} must have string keys")
-            _check_value(v, item, f"{path}[{_shown(repr(k))}]")
-    elif tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise BadInput(f"run spec field {path} must be a number, not {_json_kind(value)}")
-    elif tp in _KIND_NAMES:
-        # bool is an int to Python, not to JSON; 1e15 (a float) is no integer
-        if type(value) is not tp:
-            raise BadInput(f"run spec field {path} must be {_KIND_NAMES[tp]}, not {_json_kind(value)}")
+def _segment(kind: str, v: Any, i: int) -> str:
+    """``soak.window_s``, ``input_shapes['x'][0]``: a spec field's path."""
+    if kind == "index":
+        return f"[{v}]"
+    if kind == "key":
+        return f"[{_shown(repr(v))}]"
+    return f".{v}" if i else str(v)
 
 
 def _json_kind(value: Any) -> str:
@@ -483,38 +455,3 @@ def _json_kind(value: Any) -> str:
     if isinstance(value, dict):
         return "an object"
     return type(value).__name__
-
-
-def parse_shape(text: str) -> tuple[str, list[int]]:
-    """``NAME=1x3x224x224`` -> (NAME, [1, 3, 224, 224]); the --input-shape syntax."""
-    name, sep, dims = text.rpartition("=")
-    if not sep or not name:
-        raise BadInput(f"bad input shape {text!r}: expected NAME=1x3x224x224")
-    try:
-        shape = [int(d) for d in dims.lower().replace(",", "x").split("x")]
-    except ValueError:
-        raise BadInput(f"bad input shape {text!r}: dimensions must be integers") from None
-    if not shape or any(d <= 0 for d in shape):
-        raise BadInput(f"bad input shape {text!r}: dimensions must be positive")
-    return name, shape
-
-
-def parse_duration(text: str | float | int) -> float:
-    """``30m``, ``10s``, ``1h30m``, ``250ms`` or plain seconds -> seconds."""
-    if isinstance(text, (int, float)):
-        return float(text)
-    s = text.strip().lower()
-    try:
-        return float(s)
-    except ValueError:
-        pass
-    total = 0.0
-    pos = 0
-    for m in re.finditer(r"(\d+(?:\.\d+)?)(ms|h|m|s)", s):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}[m.group(2)]
-        pos = m.end()
-    if pos != len(s) or not s:
-        raise BadInput(f"bad duration {text!r}: use e.g. 30m, 10s, 1h30m or seconds")
-    return total

@@ -32,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
+from agent import rundir
 from agent.load import paced, pacer
-from agent.load.loop import IterationLog, Loop
-from agent.runs import files
+from agent.load.loop import Loop
+from agent.rundir import IterationLog
 from agent.spec import LoadSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,14 +45,14 @@ MARGINS_NS = tuple(sorted({0, 100_000, pacer.SPIN_NS, 300_000, 1_000_000}))
 def one(rate_hz: float, seconds: float, spin_ns: int) -> dict:
     paced.wait_until = functools.partial(pacer.wait_until, spin_ns=spin_ns)
     with tempfile.TemporaryDirectory() as d:
-        loop = Loop(lambda: None, IterationLog(Path(d) / files.ITERATIONS), lambda msg: None)
-        flog = IterationLog(Path(d) / files.ARRIVALS, cols=4)
+        loop = Loop(lambda: None, IterationLog(Path(d) / rundir.ITERATIONS), lambda msg: None)
+        flog = IterationLog(Path(d) / rundir.ARRIVALS, cols=4)
         cpu0, wall0 = time.process_time(), time.monotonic()
         paced.measure_paced(loop, LoadSpec(rate_hz=rate_hz), flog, seconds, 1)
         cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
         flog.close()
         loop.log.close()
-        f = files.load_arrivals(Path(d))
+        f = rundir.load_arrivals(Path(d))
     ran = f[f[:, 1] >= 0]  # a frame dropped (the process was descheduled past the next arrival) never started
     jit_us = np.abs(ran[:, 1] - ran[:, 0]) / 1e3
     return {

@@ -5,8 +5,10 @@ one `edgebench: error: ...` line and the exit code of DESIGN.md."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from agent.errors import EXIT_BAD_INPUT, EXIT_RUN_FAILED, EdgebenchError, one_line, stdout_gone
 from agent.version import VersionAction
@@ -61,6 +63,13 @@ COMMANDS = (
 
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line too, pointing at --help (exit 2)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # `--duration -5s` is a (negative) value, not an unknown option: argparse
+        # only knows plain negative numbers, and said "expected one argument";
+        # our options never start with a digit, so the value reaches its type
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_BAD_INPUT, f"edgebench: error: {message} (see {self.prog} --help)\n")

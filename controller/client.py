@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import grpc
 
-from agent import portability
+from agent import atomic, portability
 from agent.errors import BadInput, RunFailed
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.rpc.edgebench.v1 import agent_pb2_grpc as pb_grpc
@@ -83,9 +82,7 @@ def sha256_file(path: Path, cache: bool = True) -> str:
         known[key] = digest
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_name(cache_file.name + f".{os.getpid()}")
-            tmp.write_text(json.dumps(dict(list(known.items())[-256:])))
-            tmp.replace(cache_file)
+            atomic.write_json(cache_file, dict(list(known.items())[-256:]), unique=True)
         except OSError:
             pass
     return digest
@@ -128,13 +125,18 @@ class AgentClient:
         opts = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
         if tls_ca:
             try:
-                creds = grpc.ssl_channel_credentials(
-                    root_certificates=Path(tls_ca).read_bytes(),
-                    private_key=Path(tls_key).read_bytes() if tls_key else None,
-                    certificate_chain=Path(tls_cert).read_bytes() if tls_cert else None,
-                )
+                pems = {flag: Path(f).read_bytes() if f else None for flag, f in
+                        (("--tls-ca", tls_ca), ("--tls-cert", tls_cert), ("--tls-key", tls_key))}  # fmt: skip
             except OSError as exc:
                 raise BadInput(f"cannot read TLS file: {exc}") from None
+            for flag, pem in pems.items():
+                if pem is not None and b"-----BEGIN " not in pem:  # gRPC would log it, then not connect
+                    raise BadInput(f"{flag}: not a PEM file")
+            creds = grpc.ssl_channel_credentials(
+                root_certificates=pems["--tls-ca"],
+                private_key=pems["--tls-key"],
+                certificate_chain=pems["--tls-cert"],
+            )
             channel = grpc.secure_channel(addr, creds, options=opts)
         else:
             channel = grpc.insecure_channel(addr, options=opts)

@@ -25,9 +25,8 @@ def run_demo(
 ) -> int:
     from agent.errors import BadInput
     from agent.spec import RunSpec
-    from controller import extras
+    from controller import extras, session
     from controller.client import AgentClient
-    from controller.commands.common import exit_code_of, saved_line, wait_result
     from controller.embedded import EmbeddedAgent
     from controller.models.onnx_cnn import demo_cnn
     from controller.report.placement import use_color
@@ -44,52 +43,42 @@ def run_demo(
     print(f"built {model} ({model.stat().st_size} bytes)", file=sys.stderr)
     with EmbeddedAgent(out / "agent-state") as emb, AgentClient(emb.address) as client:
         print("== bench (with placement) of a CNN built here ==", file=sys.stderr)
-        sha = client.push(model)
+        s = session.Session(client, embedded=True)
         spec = RunSpec(
             kind="bench",
-            model_sha256=sha,
+            model_sha256=s.push(model),
             model_name=model.name,
             warmup_s=warmup_s,
             duration_s=duration_s,
             min_iterations=10,
         )
-        run_id = client.start_run(spec)
-        print(f"run {run_id} on embedded agent {emb.address}", file=sys.stderr)
-        result = wait_result(client, run_id, total_s=warmup_s + duration_s)
-        path = out / f"{run_id}.json"
+        say = lambda run_id: print(f"run {run_id} on embedded agent {emb.address}", file=sys.stderr)  # noqa: E731
+        result = s.run(spec, quiet=False, on_start=say)
+        path = out / f"{result['run_id']}.json"
         path.write_text(json.dumps(result, indent=1))
         (out / "result.json").write_text(json.dumps(result, indent=1))
-        stored = _store(result, db_url)
+        stored = session.store(result, "", db_url)
         print(render(result, color=use_color()))
-        print(saved_line(result, str(path), stored), file=sys.stderr)
-        code = exit_code_of(result)
+        print(session.saved_line(result, str(path), stored), file=sys.stderr)
+        code = session.exit_code(result)
         if code == 0 and pipeline:  # the same embedded agent serves the pipeline's runs
             code = _pipeline(out, emb.address, db_url)
     return code
 
 
-def _store(result: dict, db_url: str | None) -> str | None:
-    from controller import extras
-
-    if result.get("error_code") == "bad_input" or not extras.have("sqlalchemy"):
-        return None
-    from controller.db import ResultsDB
-
-    db = ResultsDB(db_url)
-    try:
-        db.store(result)
-    finally:
-        db.close()
-    return db.engine.url.render_as_string(hide_password=True)
-
-
 def _pipeline(out: Path, address: str, db_url: str | None) -> int:
     """quantize -> optimize -> validate -> coverage on the real text detector."""
+    import argparse
+
     import numpy as np
 
-    from controller.cli import main
+    from agent.validate.reference import load_npz
+    from controller import optimize, runopts
     from controller.data import text_images
     from controller.models import onnx_cnn, ppocr
+    from controller.quantize import coverage
+    from controller.report import coverage as coverage_report
+    from controller.report import optimize as report
 
     data = out / "data"
     data.mkdir(exist_ok=True)
@@ -114,12 +103,24 @@ def _pipeline(out: Path, address: str, db_url: str | None) -> int:
     for k, a in arrays.items():
         np.savez(data / f"{k}.npz", **a)
     print(f"\n== quantize -> optimize -> validate on {model.name}, measured on the agent ==", file=sys.stderr)
-    db = ["--db", db_url] if db_url else []
     opt = out / "optimize"
-    sets = ["--calibration", str(data / "cal.npz"), "--validation", str(data / "val.npz")]
-    run_opts = ["--agent", address, "--out-dir", str(opt), "--duration", "3", "--warmup", "0.5", "--quiet"]
-    code = main(["optimize", str(model), *sets, *run_opts, *gate, *db])
+    parser = argparse.ArgumentParser(prog="edgebench optimize")
+    parser.add_argument("model")
+    runopts.add_optimize_options(parser)
+    args = parser.parse_args(
+        [str(model), "--calibration", str(data / "cal.npz"), "--validation", str(data / "val.npz")]
+        + ["--out-dir", str(opt), "--duration", "3", "--warmup", "0.5", *gate]
+    )
+    args.agent, args.db, args.quiet = address, db_url, True
+    rep, runs = optimize.optimize(args, opt)
+    if rep.get("target_missed"):
+        print(f"demo: the target {rep['target_missed']} cannot be met", file=sys.stderr)
+    else:
+        print(report.render(rep))
+        print(f"report: {optimize.write_reports(rep, opt)}")
     print("\n== coverage: dim field frames against the INT8 model's calibration ==", file=sys.stderr)
     int8 = opt / f"{model.stem}-int8{model.suffix}"
-    main(["coverage", str(int8), "--inputs", str(data / "field.npz")])
-    return code
+    field = data / "field.npz"
+    for text in coverage_report.render(coverage.coverage(int8, load_npz(field, str(field)))):
+        print(text)
+    return optimize.exit_code(rep, runs)

@@ -1,5 +1,7 @@
-"""The run options every run command shares (DESIGN.md "Run options"), and the
-one place that turns them into an agent.spec.RunSpec.
+"""The run options every run command shares (DESIGN.md "Run options"), the
+options of each run kind (validate's gates, soak's windows), and the parser of
+a kind that both the commands and fleet plans use: one definition of each.
+controller/specs.py turns the parsed options into an agent.spec.RunSpec.
 
 Parsing errors become argparse errors (exit 2, one line); semantic checks are
 RunSpec.validate()'s, raised as BadInput.
@@ -12,21 +14,17 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.errors import BadInput
-from agent.spec import (
-    LATE_POLICIES,
-    METER_KINDS,
-    LoadSpec,
-    RunSpec,
-    SoakSpec,
-    parse_burst,
-    parse_duration,
-    parse_meter,
-    parse_shape,
-)
+from agent.names import METER_KINDS
+from agent.spec import GATES, LATE_POLICIES
+from agent.spec_text import parse_burst, parse_duration
+from controller.accuracy.gates import ACCURACY_GATES
+from controller.accuracy.gates import HELP as ACCURACY_HELP
 
 
 def seconds(text: str) -> float:
     """argparse type: a duration (``10``, ``90s``, ``30m``, ``1h``) in seconds."""
+    if text.strip().startswith("-"):
+        raise argparse.ArgumentTypeError(f"bad duration {text!r}: must not be negative")
     try:
         v = parse_duration(text)
     except BadInput as exc:
@@ -34,6 +32,16 @@ def seconds(text: str) -> float:
     if v < 0:
         raise argparse.ArgumentTypeError(f"bad duration {text!r}: must not be negative")
     return v
+
+
+def gate_value(text: str) -> tuple[str, float]:
+    """A validate gate's value (``--min-cosine`` and the like): ``X`` (every
+    output) or ``OUTPUT=X``; output names may hold '=' themselves."""
+    out, sep, val = text.rpartition("=")
+    try:
+        return (out if sep else "*"), float(val)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or OUTPUT=NUMBER, got {text!r}") from None
 
 
 def _int_at_least(lo: int, what: str) -> Callable[[str], int]:
@@ -80,7 +88,7 @@ def _burst(text: str) -> tuple[float | None, int | None, float]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-_positive_int = _int_at_least(1, "positive")
+positive_int = _int_at_least(1, "positive")
 _nonneg_int = _int_at_least(0, "non-negative")
 
 
@@ -122,7 +130,7 @@ def add_run_options(
         metavar="NAME",
         help="npu, gpu, dsp, dla...: the board profile supplies runtime, provider/delegate, options, env",
     )
-    g.add_argument("--threads", type=_positive_int, default=None, metavar="N")
+    g.add_argument("--threads", type=positive_int, default=None, metavar="N")
     g.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224")
     g.add_argument("--inputs", default=None, metavar="FILE.npz", help="input data")
     if timed:
@@ -132,7 +140,13 @@ def add_run_options(
         g.add_argument(
             "--duration", type=seconds, default=duration_s, metavar=duration_metavar, help=duration_help
         )
-        g.add_argument("--min-iterations", type=_positive_int, default=100, metavar="N")
+        g.add_argument("--min-iterations", type=positive_int, default=100, metavar="N")
+        g.add_argument(
+            "--batch", type=positive_int, default=None, metavar="N",
+            help="a dynamic batch run at N: samples stacked from --inputs or generated;"
+            " throughput counts samples",
+        )  # fmt: skip
+        add_validity_options(parser)
     else:
         parser.set_defaults(duration=0.0, warmup=0.0, min_iterations=1)
     g.add_argument(
@@ -148,7 +162,7 @@ def add_run_options(
     )
     g.add_argument(
         "--max-partitions",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="gate: at most N accelerator partitions",
@@ -216,99 +230,211 @@ def add_run_options(
     )
 
 
-def _kv(text: str, flag: str) -> tuple[str, str]:
-    k, sep, v = text.partition("=")
-    if not sep or not k:
-        raise BadInput(f"bad {flag} {text!r}: expected K=V")
-    return k, v
-
-
-def spec_from_args(
-    args: argparse.Namespace,
-    kind: str,
-    model_sha: str,
-    model_name: str,
-    inputs_sha: str | None = None,
-    reference_sha: str | None = None,
-) -> RunSpec:
-    """Build and validate the RunSpec for a parsed run command; the caller pushes
-    --inputs / --reference first and passes their sha256."""
-    g: Any = lambda name, default=None: getattr(args, name, default)  # noqa: E731 - commands may lack some options
-    provider_options: dict[str, dict[str, str]] = {}
-    for text in g("provider_opt", []) or []:
-        name, sep, kv = text.partition(":")
-        if not sep or not name:
-            raise BadInput(f"bad --provider-opt {text!r}: expected NAME:K=V")
-        k, v = _kv(kv, "--provider-opt")
-        provider_options.setdefault(name, {})[k] = v
-    input_shapes = dict(parse_shape(s) for s in g("input_shape", []) or [])
-    meter = None
-    if g("meter"):
-        meter = parse_meter(args.meter, g("meter_opt", []))
-    elif g("meter_opt"):
-        raise BadInput("--meter-opt needs --meter KIND:PORT")
-    soak = None
-    if g("target_ips") is not None and kind != "soak":
-        raise BadInput("--target-ips is the sustained-throughput target of a soak; use edgebench soak")
-    if kind == "soak" or any(g(n) is not None for n in ("ambient_c", "enclosure")):
-        soak = SoakSpec(ambient_c=g("ambient_c"), enclosure=g("enclosure"), target_ips=g("target_ips"))
-    spec = RunSpec(
-        kind=kind,
-        load=load_from_args(args),
-        model_sha256=model_sha,
-        model_name=model_name,
-        runtime=g("runtime"),
-        providers=list(g("provider", []) or []),
-        provider_options=provider_options,
-        delegate=g("delegate"),
-        delegate_options=dict(_kv(t, "--delegate-opt") for t in g("delegate_opt", []) or []),
-        threads=g("threads"),
-        input_shapes=input_shapes,
-        accelerator=g("accelerator"),
-        warmup_s=float(g("warmup", 1.0) if g("warmup") is not None else 1.0),
-        duration_s=float(g("duration", 10.0) if g("duration") is not None else 10.0),
-        min_iterations=int(g("min_iterations", 100) or 100),
-        fail_on_fallback=bool(g("fail_on_fallback", False)),
-        strict_placement=bool(g("strict_placement", False)),
-        max_cpu_ops=g("max_cpu_ops"),
-        max_partitions=g("max_partitions"),
-        telemetry=not g("no_telemetry", False),
-        # 0 is refused, never read as "the default": it would sample at 10 Hz unasked
-        telemetry_rate_hz=float(10.0 if g("telemetry_rate") is None else g("telemetry_rate")),
-        meter=meter,
-        transient_a=g("transient_a"),
-        budget_w=g("budget_w"),
-        soak=soak,
-        inputs_sha256=inputs_sha,
-        reference_sha256=reference_sha,
-        labels=dict(_kv(t, "--label") for t in g("label", []) or []),
-    )
-    spec.validate()
-    return spec
-
-
-def load_from_args(args: argparse.Namespace) -> LoadSpec | None:
-    """--rate/--rate-poisson/--burst/--deadline/--late/--max-miss-rate -> a
-    LoadSpec (None: back to back); RunSpec.validate() checks the combination."""
-    g: Any = lambda name: getattr(args, name, None)  # noqa: E731
-    on_s = on_n = off_s = None
-    if g("burst") is not None:
-        on_s, on_n, off_s = g("burst")
-    named = [g(n) is not None for n in ("rate", "rate_poisson", "burst", "deadline", "late", "max_miss_rate")]
-    if not any(named):
-        return None
-    if not any(named[:3]):
-        raise BadInput(
-            "--deadline, --late and --max-miss-rate need a load pattern: --rate, --rate-poisson or --burst"
+def add_gate_options(g: Any, helps: bool = True) -> None:
+    """validate's tensor and task gates, global or per output (exit 3)."""
+    for gate, (metric, higher) in GATES.items():
+        g.add_argument(
+            "--" + gate.replace("_", "-"),
+            dest=gate,
+            action="append",
+            type=gate_value,
+            default=[],
+            metavar="[OUTPUT=]X",
+            help=f"exit 3 when {metric} is {'below' if higher else 'above'} X, for every output or one"
+            if helps
+            else None,
         )
-    return LoadSpec(
-        rate_hz=g("rate"),
-        poisson_hz=g("rate_poisson"),
-        seed=int(g("load_seed") or 0),
-        burst_on_s=on_s,
-        burst_on_n=on_n,
-        burst_off_s=off_s,
-        deadline_ms=g("deadline"),
-        late=g("late"),
-        max_miss_rate=g("max_miss_rate"),
+    g.add_argument(
+        "--mask-threshold", type=float, default=0.5, metavar="T", help="for mask IoU (default 0.5)"
     )
+
+
+def add_validation_options(p: argparse.ArgumentParser) -> None:
+    """What `edgebench validate` takes beyond the run options."""
+    p.add_argument("--reference", required=True, metavar="REF.npz", help="from `edgebench reference`")
+    add_run_options(p, timed=False)  # every sample runs once: no warm-up or duration
+    g = p.add_argument_group("validation")
+    add_gate_options(g)
+    for gate in ACCURACY_GATES:  # read on the controller after the run
+        g.add_argument(
+            "--" + gate.replace("_", "-"),
+            dest=gate,
+            action="append",
+            type=gate_value,
+            default=[],
+            metavar="[OUTPUT=]X",
+            help=ACCURACY_HELP[gate],
+        )
+    g.add_argument(
+        "--boxes",
+        action="append",
+        default=[],
+        metavar="OUTPUT=DECODER",
+        help="a detector output decoded on the agent: yolov8, yolov5, picodet, or box rows "
+        "such as dets=xyxy,score,class; recall/precision at --box-iou and mAP",
+    )
+    g.add_argument("--box-iou", type=float, default=0.5, metavar="IOU", help="box matching IoU")
+    g.add_argument(
+        "--box-score", type=float, default=0.25, metavar="S", help="boxes scoring less are ignored"
+    )
+    g.add_argument("--nms-iou", type=float, default=0.5, metavar="IOU", help="decoders' class-wise NMS")
+    g.add_argument("--max-det", type=int, default=300, metavar="N", help="boxes kept per sample")
+    g.add_argument(
+        "--labels",
+        default=None,
+        metavar="GT.json",
+        help="ground truth: COCO detection JSON (image k = sample k, model-input pixels) "
+        "or a JSON list of class ids (one per sample)",
+    )
+    g.add_argument("--keep-outputs", action="store_true", help="store the device's outputs (outputs.npz)")
+    g.add_argument(
+        "--metric-plugin",
+        default=None,
+        metavar="MODULE:FUNCTION",
+        help="your metric, run here: FUNCTION(outputs, reference, inputs) -> {name: number}",
+    )
+    g.add_argument(
+        "--plugin-gate", action="append", default=[], metavar="NAME>=X", help="a gate on a plugin metric"
+    )
+
+
+SOAK_DURATION_S = 30 * 60.0
+SOAK_WINDOW_S = 10.0
+
+
+def add_soak_options(p: argparse.ArgumentParser) -> None:
+    """What `edgebench soak` takes: --duration is the whole soak here (bench's
+    means seconds of measurement); --ambient-c, --enclosure and --target-ips
+    are among the run options."""
+    add_run_options(
+        p,
+        duration_s=SOAK_DURATION_S,
+        duration_metavar="DURATION",
+        duration_help="soak length, e.g. 30m, 90s, 1h (default 30m)",
+    )
+    g = p.add_argument_group("soak")
+    g.add_argument(
+        "--window",
+        type=seconds,
+        default=SOAK_WINDOW_S,
+        metavar="DURATION",
+        help="window length (default 10s)",
+    )
+    g.add_argument(
+        "--start-cold", action="store_true", help="wait at idle until temperatures stop falling first"
+    )
+    g.add_argument(
+        "--start-cold-max",
+        type=seconds,
+        default=600.0,
+        metavar="DURATION",
+        help="bound on the --start-cold wait (10m)",
+    )
+
+
+def _percentile(text: str) -> float:
+    try:
+        v = float(text.lstrip("pP"))
+    except ValueError:
+        v = -1.0
+    if not 50 <= v < 100:
+        raise argparse.ArgumentTypeError(f"bad percentile {text!r}: expected 50..99.99, e.g. 90 or 99")
+    return v
+
+
+def add_validity_options(parser: argparse.ArgumentParser) -> None:
+    """VALID/INVALID (MLPerf LoadGen's rules, agent/validity.py) and the clocks
+    the run is measured at: every timed run (bench, soak)."""
+    v = parser.add_argument_group("validity and environment")
+    v.add_argument(
+        "--require-valid", action="store_true", help="an INVALID result fails the validity gate (exit 3)"
+    )
+    v.add_argument(
+        "--valid-min-duration", type=seconds, default=None, metavar="SECONDS",
+        help="minimum measured duration of a VALID result (default 10 s)",
+    )  # fmt: skip
+    v.add_argument(
+        "--valid-min-queries", type=_nonneg_int, default=None, metavar="N",
+        help="minimum measured queries of a VALID result (default 100)",
+    )  # fmt: skip
+    v.add_argument(
+        "--valid-percentile", type=_percentile, default=None, metavar="P",
+        help="the percentile LoadGen's early stopping must support (default 90)",
+    )  # fmt: skip
+    v.add_argument(
+        "--pin-clocks", action="store_true",
+        help="set CPU/GPU governors to performance (Jetson: clocks locked) for the run, restored after",
+    )  # fmt: skip
+
+
+START_MODES = ("cold", "warm", "both")
+
+
+def add_start_option(p: argparse.ArgumentParser) -> None:
+    """bench --start: by the runtime cache's state (agent/runtimes/cache.py, controller/starts.py)."""
+    p.add_argument(
+        "--start", choices=START_MODES, default=None,
+        help="cold: the runtime's cache (TensorRT engines, VX graphs, ORT's optimized model) emptied first;"
+        " warm: used; both: one run of each, compared",
+    )  # fmt: skip
+
+
+def add_sweep_options(p: argparse.ArgumentParser) -> None:
+    """bench --sweep: one run per point of the axes' cartesian product (controller/sweep/)."""
+    g = p.add_argument_group("sweep")
+    g.add_argument(
+        "--sweep", action="append", default=[], metavar="AXIS=V1,V2",
+        help="threads, batch, accelerator, input_shape (NAME:1x3x320x320), provider (NAME or A+B)",
+    )  # fmt: skip
+    g.add_argument(
+        "--objective", choices=("throughput", "p99"), default="throughput",
+        help="the best point: most samples/s (under --p99-max), or lowest p99",
+    )  # fmt: skip
+    g.add_argument("--p99-max", type=_positive_float("p99 bound"), default=None, metavar="MS")
+    g.add_argument("--md", default=None, metavar="FILE", help="the sweep table as Markdown")
+    g.add_argument("--html", default=None, metavar="FILE", help="the sweep table and plot as HTML")
+    g.add_argument("--plot", default=None, metavar="FILE.png", help="throughput against p99, Pareto front")
+
+
+def add_kind_options(p: argparse.ArgumentParser, kind: str) -> None:
+    """Every option of a run of ``kind`` (the command adds agent, DB and output
+    options of its own)."""
+    if kind == "bench":
+        add_run_options(p)
+        add_start_option(p)
+        add_sweep_options(p)
+    elif kind == "placement":
+        add_run_options(p, timed=False)  # one pass for placement, not a timed run
+    elif kind == "validate":
+        add_validation_options(p)
+    elif kind == "soak":
+        add_soak_options(p)
+    else:
+        raise ValueError(f"no options for run kind {kind!r}")
+
+
+def add_optimize_options(p: argparse.ArgumentParser) -> None:
+    """What `edgebench optimize` takes beyond its models (the command and the demo)."""
+    p.add_argument("--original", default=None, metavar="A", help="the original model, with --optimized")
+    p.add_argument("--optimized", default=None, metavar="B", help="a variant from another compressor")
+    p.add_argument("--calibration", default=None, metavar="CAL.npz", help="calibration samples (quantize)")
+    p.add_argument(
+        "--validation", required=True, metavar="VAL.npz", help="held-out samples: reference and accuracy"
+    )
+    p.add_argument("--target", default=None, metavar="METRIC>=X", help="the accuracy target for quantize")
+    p.add_argument("--preset", default=None, help="quantize preset: tensorrt, openvino, cpu, tidl")
+    p.add_argument("--per-channel", action="store_true", default=None)
+    p.add_argument(
+        "--out-dir", default="edgebench-optimize", metavar="DIR", help="models, reference, reports"
+    )
+    add_run_options(p)
+    add_gate_options(p.add_argument_group("validation gates (on the optimized model)"), helps=False)
+
+
+def kind_parser(kind: str, parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> Any:
+    """A parser of ``MODEL <options of kind>``: what a fleet plan's ``options:``
+    go through, the same definitions the command uses."""
+    p = parser_class(prog=f"edgebench {kind}")
+    p.add_argument("model")
+    add_kind_options(p, kind)
+    return p

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 import pytest
@@ -30,6 +31,19 @@ from agent.store.paths import artifact_path
 ROOT = Path(__file__).resolve().parent.parent
 AGENT_BIN = Path(sys.executable).parent / "edgebench-agent"
 CHUNK = 1 << 20
+T = TypeVar("T")
+
+
+def wait_until(cond: Callable[[], T], timeout: float = 20.0, step: float = 0.02) -> T:
+    """Poll ``cond()`` until it is truthy or ``timeout`` s pass; its last value
+    (falsy on a timeout), so ``assert wait_until(...)`` states what was awaited.
+    The one bounded wait of the suite: no fixed sleep stands in for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = cond()
+        if got or time.monotonic() >= deadline:
+            return got
+        time.sleep(step)
 
 
 def put_artifact(state_dir: Path, path: Path) -> str:

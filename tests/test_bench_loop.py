@@ -139,7 +139,7 @@ def test_placement_kind_runs_no_benchmark(state, models):
 def test_loop_flushes_full_chunks(tmp_path, monkeypatch):
     """More rows than one buffer: every row still lands in the file, in order."""
     import agent.load.loop as loop_mod
-    from agent.load.loop import IterationLog
+    from agent.rundir import IterationLog
 
     monkeypatch.setattr(loop_mod, "CHUNK", 64)
     log = IterationLog(tmp_path / "iterations.npy")

@@ -302,3 +302,56 @@ def test_fetch_waits_for_a_run_whose_controller_went_away(served, env, tiny_onnx
     assert main(["fetch", rid, "--agent", served.address, "--no-files"]) == 0
     assert f"{rid}: completed" in capsys.readouterr().out
     assert _rows()[0]["run_id"] == rid and (env / "edgebench-runs" / rid / "result.json").is_file()
+
+
+def test_runs_filters_hold_on_the_agent_and_in_the_db_alike(served, env, tiny_onnx_model, capsys):
+    """`runs --agent --status/--kind/--model` lists only matching runs (it listed every
+    run), exactly as the local DB listing filters the same runs."""
+    import hashlib
+
+    sha = hashlib.sha256(tiny_onnx_model.read_bytes()).hexdigest()
+    assert main(["bench", "--agent", served.address, str(tiny_onnx_model), *FAST]) == 0
+    assert main(["placement", "--agent", served.address, str(tiny_onnx_model), "--quiet"]) == 0
+    capsys.readouterr()
+
+    def listed(*flags: str, agent: bool) -> list[str]:
+        where = ["--agent", served.address] if agent else []
+        assert main(["runs", *where, "--limit", "50", *flags]) == 0
+        lines = capsys.readouterr().out.strip().splitlines()
+        return sorted(ln.split()[0] for ln in lines if ln and not ln.startswith("run_id"))
+
+    stored = set(listed(agent=False))  # this test's two runs; the shared agent has more
+    for flags in (
+        ("--status", "completed"),
+        ("--status", "running"),
+        ("--kind", "placement"),
+        ("--kind", "bench", "--status", "completed"),
+        ("--model", "tiny.onnx"),
+        ("--model", sha[:12]),
+        ("--model", "other.onnx"),
+    ):
+        on_agent = [r for r in listed(*flags, agent=True) if r in stored]
+        assert on_agent == listed(*flags, agent=False), flags
+    assert listed("--status", "running", agent=True) == []
+    assert len(listed("--kind", "placement", agent=False)) == 1
+
+
+@pytest.mark.parametrize(
+    "flags", [["--status", "bogus"], ["--kind", "bogus"], ["--limit", "0"], ["--limit", "-1"]]
+)
+def test_runs_refuses_a_filter_it_does_not_know(env, flags, capsys):
+    assert main(["runs", *flags]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("where", ["dir", "/proc/edgebench-x.json"])
+def test_an_unwritable_json_is_refused_before_the_run_and_nothing_is_stored(
+    served, env, tiny_onnx_model, capsys, where
+):
+    target = str(env) if where == "dir" else where
+    for cmd in (["bench"], ["placement"]):
+        args = [*cmd, "--agent", served.address, str(tiny_onnx_model), "--json", target, "--quiet"]
+        assert main(args + (FAST[:-1] if cmd == ["bench"] else [])) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"--json {target}" in err[0], err
+    assert _rows() == []

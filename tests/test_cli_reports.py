@@ -8,7 +8,8 @@ import json
 
 from controller.cli import main
 from controller.progress import Progress
-from controller.report.compare import compare, render
+from controller.report.compare import compare
+from controller.report.compare_text import render
 
 
 def _doc(run_id: str, ips: float, devices: dict[str, str]) -> dict:
@@ -99,13 +100,14 @@ def test_junit_puts_properties_first_and_leaves_out_absent_values():
 
 
 def test_the_collect_hint_carries_the_auth_options_the_call_used():
-    import argparse
-
-    from controller.commands.common import agent_flags
+    from controller.session import Session
 
     class Client:
         addr = "board:50551"
 
-    args = argparse.Namespace(token_file="tok", tls_ca="ca.pem", tls_cert=None, tls_key=None)
-    assert agent_flags(args, Client()) == "--agent board:50551 --token-file tok --tls-ca ca.pem"
-    assert agent_flags(argparse.Namespace(), Client()) == "--agent board:50551"
+    flags = "--token-file tok --tls-ca ca.pem"
+    assert (
+        Session(Client(), auth_flags=flags).agent_flags()
+        == "--agent board:50551 --token-file tok --tls-ca ca.pem"
+    )
+    assert Session(Client()).agent_flags() == "--agent board:50551"

@@ -11,12 +11,11 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, spawn_agent
+from conftest import ROOT, spawn_agent, wait_until
 
 from agent.runtimes.base import resolve_shape
 from controller.cli import main
@@ -224,13 +223,14 @@ def test_cancel_a_running_remote_run_then_unknown_and_finished(served, env, tiny
         run_id = client.start_run(
             {"kind": "bench", "model_sha256": sha, "model_name": "m.onnx", "duration_s": 60, "warmup_s": 0}
         )
-        for _ in range(100):
-            if client.get_run(run_id)["status"] == "running":
-                break
-            time.sleep(0.1)
+        assert wait_until(lambda: client.get_run(run_id)["status"] == "running", timeout=20)
         assert main(["cancel", "--agent", served.address, run_id]) == 0
         assert capsys.readouterr().out.strip() == f"run {run_id} cancelled"
         assert client.get_run(run_id)["status"] == "cancelled"
+        # cancelling it again: it has ended, like any ended run (it said "cancelled", exit 0)
+        assert main(["cancel", "--agent", served.address, run_id]) == 2
+        (line,) = _errors(capsys.readouterr().err)
+        assert line == f"edgebench: error: run {run_id} already cancelled: nothing to cancel"
     assert main(["cancel", "--agent", served.address, "20250101T000000000Z-abcdef"]) == 2
     (line,) = _errors(capsys.readouterr().err)
     assert line == "edgebench: error: no run 20250101T000000000Z-abcdef"
@@ -325,3 +325,46 @@ def test_a_reader_that_leaves_the_pipe_ends_both_commands_quietly(env):
             env=e,
         )
         assert sh.stderr == "" and sh.returncode in (0, 141) and len(sh.stdout.splitlines()) == 1
+
+
+@pytest.mark.parametrize("flag", ["--duration", "--warmup"])
+def test_a_negative_duration_with_a_space_is_said_as_negative(flag, capsys):
+    """`--duration -5s` was taken for an unknown option ("expected one argument")."""
+    from controller.cli import main
+
+    assert main(["bench", "m.onnx", flag, "-5s"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"argument {flag}: bad duration '-5s': must not be negative" in err[0]
+
+
+def test_a_negative_duration_in_a_plan_is_said_as_negative(tmp_path):
+    from controller.fleet import options
+
+    with pytest.raises(options.OptionError, match="bad duration '-5s': must not be negative"):
+        options.parse("bench", {"duration": "-5s"}, str(tmp_path / "m.onnx"), tmp_path)
+
+
+def test_no_grpc_log_line_comes_before_the_one_line_error(tmp_path):
+    """A port already taken and a --tls-ca that is no PEM file: gRPC's core logged
+    its own `E1203 ... add_port.cc` / `ssl_transport_security.cc` lines first."""
+    bindir = Path(sys.executable).parent
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    env = {k: v for k, v in os.environ.items() if k != "GRPC_VERBOSITY"}
+    try:
+        port = taken.getsockname()[1]
+        serve = [str(bindir / "edgebench-agent"), "serve", "--listen", f"127.0.0.1:{port}"]
+        r = subprocess.run([*serve, "--state-dir", str(tmp_path / "s")], capture_output=True, text=True,
+                           timeout=60, env=env)  # fmt: skip
+    finally:
+        taken.close()
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        f"edgebench-agent: error: cannot listen on 127.0.0.1:{port}: address in use or not available"
+    ]
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    info = [str(bindir / "edgebench"), "info", "--agent", "127.0.0.1:1", "--tls-ca", str(tmp_path / "ca.pem")]
+    r = subprocess.run(info, capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "edgebench: error: --tls-ca: not a PEM file"
+    ]

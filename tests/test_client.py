@@ -7,10 +7,9 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-import time
 
 import pytest
-from conftest import spawn_agent
+from conftest import spawn_agent, wait_until
 
 from agent.errors import BadInput, EdgebenchError
 from agent.spec import RunSpec
@@ -100,10 +99,7 @@ def test_watch_resumes_after_seq_and_across_agent_restart(tmp_path, tiny_onnx_mo
     got: list[dict] = []
     t = threading.Thread(target=lambda: got.extend(c.watch(rid2, reconnect_s=30)))
     t.start()
-    deadline = time.monotonic() + 60
-    while not any(e["kind"] == "progress" for e in got) and time.monotonic() < deadline:
-        t.join(0.05)
-    assert any(e["kind"] == "progress" for e in got)
+    assert wait_until(lambda: any(e["kind"] == "progress" for e in got), timeout=60, step=0.05)
     ap.stop()  # graceful stop: the run ends interrupted
     ap2 = spawn_agent(tmp_path / "st", "--listen", ap.address)
     try:

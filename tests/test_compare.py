@@ -17,7 +17,8 @@ from agent.runs import series
 from controller.cli import main
 from controller.db import ResultsDB
 from controller.report import bootstrap
-from controller.report.compare import compare, failures, render
+from controller.report.compare import compare, failures
+from controller.report.compare_text import render
 
 
 def _iterations(lat_ms: np.ndarray) -> np.ndarray:

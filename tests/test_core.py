@@ -9,7 +9,8 @@ import pytest
 
 from agent.errors import BadInput
 from agent.rootfs import RootFS
-from agent.spec import RunSpec, parse_duration, parse_shape
+from agent.spec import RunSpec
+from agent.spec_text import parse_duration, parse_shape
 from agent.stats import latency_summary_ms, nearest_rank
 
 SHA = "ab" * 32

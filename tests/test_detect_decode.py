@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from agent.errors import BadInput
-from agent.validate.decode import Detections, decode
+from agent.validate import boxfile
+from agent.validate.decode import Detections, decode, input_hw_of
 from agent.validate.nms import nms
 
 # three candidates of a 3-class YOLOv8 head: cx, cy, w, h, then class scores
@@ -130,3 +131,18 @@ def test_detections_rows_round_trip():
     back = Detections.from_rows(d.rows())
     assert back.boxes.tolist() == [[1, 2, 3, 4]] and back.classes.tolist() == [7]
     assert back.scores.dtype == np.float32
+
+
+def test_boxes_file_round_trips_per_output_and_sample(tmp_path):
+    dets = {"out": [Detections([[1, 2, 3, 4], [5, 6, 7, 8]], [0.9, 0.5], [1, 2]), Detections.empty()]}
+    boxfile.save(tmp_path / "boxes.npz", dets, (64, 48))
+    back, hw = boxfile.load(tmp_path / "boxes.npz")
+    assert hw == (64, 48) and [len(d) for d in back["out"]] == [2, 0]
+    assert back["out"][0].boxes.tolist() == [[1, 2, 3, 4], [5, 6, 7, 8]] and back["out"][
+        0
+    ].classes.tolist() == [1, 2]
+
+
+def test_input_size_of_nchw_and_nhwc_images():
+    assert input_hw_of([1, 3, 800, 608]) == (800, 608) and input_hw_of([3, 48, 192]) == (48, 192)
+    assert input_hw_of([1, 320, 256, 3]) == (320, 256) and input_hw_of([1, 10]) is None

@@ -10,17 +10,15 @@ from __future__ import annotations
 import json
 import shutil
 import threading
-import time
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import ROOT, spawn_agent
+from conftest import ROOT, spawn_agent, wait_until
 
 from controller.cli import main
-from controller.client import AgentClient
 from controller.db import ResultsDB, runs
 from controller.fleet.store import FleetStore
 
@@ -128,25 +126,23 @@ def test_plan_over_a_dozen_agents_survives_a_drop_and_resumes_each_item_once(
     db = ResultsDB(db_url)
     store = FleetStore(db)
     victim = agents[0]
-    deadline = time.monotonic() + 90
-    killed = False
-    while time.monotonic() < deadline and not killed:
-        time.sleep(0.2)
+
+    def long_run_measuring() -> bool:
         try:
             plans = db.engine.connect().execute(sa.text("select plan_id from fleet_plans")).all()
         except sa.exc.OperationalError:
-            continue
+            return False
         if not plans:
-            continue
-        rows = {(r["job"], r["board"]): r for r in store.items(plans[0][0])}
-        rid = rows[("long", "b00")]["run_id"]
-        if rid:
-            with AgentClient(victim.address) as c:
-                if c.get_run(rid)["status"] == "running":
-                    time.sleep(1.0)
-                    victim.kill()
-                    killed = True
-    assert killed, "the long run never started"
+            return False
+        rid = {(r["job"], r["board"]): r for r in store.items(plans[0][0])}[("long", "b00")]["run_id"]
+        journal = victim.state_dir / "runs" / str(rid) / "journal.jsonl"
+        if not rid or not journal.exists():
+            return False
+        events = [json.loads(line) for line in journal.read_text().splitlines() if line.endswith("}")]
+        return any(e["kind"] == "phase" and e["payload"].get("phase") == "measure" for e in events)
+
+    assert wait_until(long_run_measuring, timeout=90, step=0.1), "the long run never started measuring"
+    victim.kill()
     t.join(150)
     assert not t.is_alive()
     assert out["rc"] == 1  # a board dropped: the plan is unfinished

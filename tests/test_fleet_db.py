@@ -14,9 +14,9 @@ import sqlalchemy as sa
 
 from agent.spec import RunSpec
 from controller.client import AgentClient
-from controller.commands.common import final_result
 from controller.db import HEAD, ResultsDB, revision, row_of
 from controller.fleet.store import FleetStore
+from controller.session import Session
 
 
 def _old_runs_table(md: sa.MetaData) -> sa.Table:
@@ -54,7 +54,7 @@ def real_results(tmp_path_factory, tiny_onnx_model):
             for _ in range(2):
                 spec = RunSpec(kind="bench", model_sha256=sha, model_name="tiny.onnx", duration_s=0.2,
                                warmup_s=0, min_iterations=5, telemetry=False)  # fmt: skip
-                docs.append(final_result(c, c.start_run(spec)))
+                docs.append(Session(c).result(c.start_run(spec)))
     finally:
         server.stop(0)
     assert all(d["status"] == "completed" for d in docs)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, spawn_agent
+from conftest import ROOT, spawn_agent, wait_until
 
 LGBIN = ROOT / ".venv-labgrid" / "bin"
 pytestmark = pytest.mark.skipif(
@@ -49,14 +49,15 @@ def lab(tmp_path):
         assert r.returncode == 0, r.stderr
         return r.stdout
 
-    deadline = time.monotonic() + 30
-    while True:  # until the coordinator answers
+    def answers() -> bool:  # the coordinator is up; if it died, stop waiting
         cmd = [str(LGBIN / "labgrid-client"), "-x", addr, "places"]
-        r = subprocess.run(cmd, env=env, capture_output=True, timeout=30)
-        if r.returncode == 0:
-            break
-        assert time.monotonic() < deadline and coord.poll() is None, r.stderr
-        time.sleep(0.3)
+        return subprocess.run(cmd, env=env, capture_output=True, timeout=30).returncode == 0 or (
+            coord.poll() is not None
+        )
+
+    assert wait_until(answers, timeout=30, step=0.2) and coord.poll() is None, (
+        "the coordinator never answered"
+    )
     agents = []
     for name, tree, soc in (
         ("p-nx", "orin-nx", "orin"),
@@ -134,12 +135,8 @@ def test_ctrl_c_releases_the_places_it_holds(lab, tmp_path, tiny_onnx_model):
     plan = _plan(tmp_path, tiny_onnx_model, "30s")
     proc = _edgebench(["fleet", "run", str(plan), "--labgrid", addr, "--db", f"sqlite:///{tmp_path / 'r.db'}",
                        "--live", "lines"], env)  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # until both orin places are ours
-        if all(_acquired_by(client, p).endswith("/edgebench-ci") for p in ("p-nx", "p-nano")):
-            break
-        time.sleep(0.3)
-    else:
+    ours = lambda: all(_acquired_by(client, p).endswith("/edgebench-ci") for p in ("p-nx", "p-nano"))  # noqa: E731
+    if not wait_until(ours, timeout=60, step=0.2):
         proc.kill()
         pytest.fail("edgebench never acquired the places: " + proc.communicate()[0])
     proc.send_signal(signal.SIGINT)

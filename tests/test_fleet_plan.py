@@ -14,7 +14,8 @@ import pytest
 from controller.cli import main
 from controller.fleet import gates, inventory, options, report
 from controller.fleet import plan as fleet_plan
-from controller.runopts import add_run_options, spec_from_args
+from controller.runopts import add_run_options
+from controller.specs import from_options as spec_from_args
 
 GOOD_INV = "boards:\n  - name: orin-1\n    address: 127.0.0.1:50551\n    labels: {site: lab-2}\n"
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 
-from conftest import ROOT
+from conftest import ROOT, wait_until
 
 from agent.spec import RunSpec
 from controller.cli import main
@@ -38,10 +37,7 @@ def test_status_shows_every_board_live_temperature_and_current_run(
             RunSpec(kind="bench", model_sha256=sha, duration_s=30, warmup_s=0, telemetry=False)
         )
         try:
-            for _ in range(100):  # until the agent lists it as running
-                if c.get_run(run_id)["status"] == "running":
-                    break
-                time.sleep(0.1)
+            assert wait_until(lambda: c.get_run(run_id)["status"] == "running", timeout=20)
             # the zone warms after the agent started: status must show now, not the fingerprint's reading
             zone = (tree / "sys/class/thermal/thermal_zone0").resolve() / "temp"
             zone.write_text("71250\n")

@@ -11,12 +11,12 @@ import time
 import grpc
 import pytest
 
+from agent import rundir
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
-from agent.runs import files
 from agent.runs.registry import new_run_id, write_json_atomic
 from agent.store.artifacts import ArtifactStore
 from controller.cli import main as edgebench
-from tests.conftest import upload_chunks
+from tests.conftest import upload_chunks, wait_until
 
 SHA_A = "a" * 64
 
@@ -29,7 +29,7 @@ def quick_task(spec, run_dir, send) -> None:
 def sleep_task(spec, run_dir, send) -> None:
     """A worker task that idles until cancelled."""
     send({"type": "phase", "phase": "measure"})
-    time.sleep(60)
+    time.sleep(60)  # the behaviour: a run still running, not a wait
 
 
 def _partial(store: ArtifactStore, sha: str, data: bytes, size: int, age_s: float = 0.0) -> None:
@@ -38,7 +38,7 @@ def _partial(store: ArtifactStore, sha: str, data: bytes, size: int, age_s: floa
     up.close()  # the stream broke: the part stays for a resume
     if age_s:
         t = time.time() - age_s
-        for p in (store._part(sha), store._sidecar(sha)):
+        for p in (store.part_path(sha), store.sidecar_path(sha)):
             os.utime(p, (t, t))
 
 
@@ -48,15 +48,6 @@ def _code(fn) -> tuple[grpc.StatusCode, str]:
     except grpc.RpcError as exc:
         return exc.code(), exc.details()
     return grpc.StatusCode.OK, ""
-
-
-def _wait(pred, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _start(stub, sha: str) -> str:
@@ -78,8 +69,8 @@ def test_an_abandoned_upload_expires_and_frees_its_quota(tmp_path):
     with pytest.raises(Exception, match="quota"):
         store.begin("c" * 64, 500, "new.bin", 0)
     assert store.expire_uploads(max_age_s=600) == [SHA_A]
-    assert not store._part(SHA_A).exists() and not store._sidecar(SHA_A).exists()
-    assert store._part("b" * 64).exists()  # younger than the expiry: kept for a resume
+    assert not store.part_path(SHA_A).exists() and not store.sidecar_path(SHA_A).exists()
+    assert store.part_path("b" * 64).exists()  # younger than the expiry: kept for a resume
     assert store.used_bytes() == 100
     store.begin("c" * 64, 500, "new.bin", 0).close()
 
@@ -90,9 +81,9 @@ def test_an_upload_in_progress_never_expires(tmp_path):
     up.write(b"12345")
     up._join()  # the bytes are on disk
     t = time.time() - 7200
-    os.utime(store._part(SHA_A), (t, t))
+    os.utime(store.part_path(SHA_A), (t, t))
     assert store.expire_uploads(max_age_s=60) == []
-    assert store._part(SHA_A).exists()
+    assert store.part_path(SHA_A).exists()
     up.close()
 
 
@@ -124,7 +115,9 @@ def test_the_agent_sweeps_at_start_and_while_running(agent_factory, tmp_path):
     assert [(x.sha256, x.partial, x.size_bytes, x.declared_bytes) for x in listing.artifacts] == [
         (sha, True, 3, 10)
     ]
-    assert _wait(lambda: a.stub.StatArtifact(pb.StatArtifactRequest(sha256=sha)).committed_offset == 0, 10)
+    assert wait_until(
+        lambda: a.stub.StatArtifact(pb.StatArtifactRequest(sha256=sha)).committed_offset == 0, 10
+    )
     assert not a.stub.ListArtifacts(pb.ListArtifactsRequest()).artifacts
 
 
@@ -148,7 +141,8 @@ def test_list_shows_name_size_requirements_and_last_use(agent_factory, push, tmp
     by_sha = {r.sha256: r for r in a.stub.ListArtifacts(pb.ListArtifactsRequest()).artifacts}
     used_before = by_sha[sha2].last_used_unix
     assert used_before == by_sha[sha2].stored_unix
-    time.sleep(0.05)
+    # a later use has a later stamp: let the clock pass the stored one (a poll, not a guess)
+    assert wait_until(lambda: time.time() > used_before, timeout=5, step=0.005)
     _start(a.stub, sha2)
     by_sha = {r.sha256: r for r in a.stub.ListArtifacts(pb.ListArtifactsRequest()).artifacts}
     assert by_sha[sha2].last_used_unix > used_before
@@ -165,7 +159,7 @@ def test_delete_is_refused_while_a_run_uses_the_artifact(agent_factory, push, tm
     assert code == grpc.StatusCode.FAILED_PRECONDITION and "queued or running" in details
     assert a.stub.StatArtifact(pb.StatArtifactRequest(sha256=sha)).present
     a.stub.CancelRun(pb.CancelRunRequest(run_id=run_id), timeout=15)
-    assert _wait(lambda: not a.server.runs.in_flight())
+    assert wait_until(lambda: not a.server.runs.in_flight())
     resp = a.stub.DeleteArtifact(pb.DeleteArtifactRequest(sha256=sha))
     assert (resp.freed_bytes, resp.partial) == (4000, False)
     st = a.stub.StatArtifact(pb.StatArtifactRequest(sha256=sha))
@@ -195,19 +189,40 @@ def test_delete_run_refuses_a_run_in_flight_and_deletes_a_finished_one(agent_fac
     for run_id in (running, queued):
         code, details = _code(lambda r=run_id: a.stub.DeleteRun(pb.DeleteRunRequest(run_id=r)))
         assert code == grpc.StatusCode.FAILED_PRECONDITION, details
-        assert (a.state_dir / "runs" / run_id / files.SPEC).is_file()
+        assert (a.state_dir / "runs" / run_id / rundir.SPEC).is_file()
     a.stub.CancelRun(pb.CancelRunRequest(run_id=queued), timeout=15)
-    code, _ = _code(lambda: a.stub.DeleteRun(pb.DeleteRunRequest(run_id=queued)))
-    assert code == grpc.StatusCode.FAILED_PRECONDITION  # cancelled, still queued until dispatched
+    assert _status(a.stub, queued) == "cancelled"  # ended at once, not when dispatched
     a.stub.CancelRun(pb.CancelRunRequest(run_id=running), timeout=15)
-    assert _wait(lambda: not a.server.runs.in_flight())
-    assert _status(a.stub, queued) == "cancelled"
+    assert wait_until(lambda: not a.server.runs.in_flight())
     assert a.stub.DeleteRun(pb.DeleteRunRequest(run_id=queued)).freed_bytes > 0
     assert not (a.state_dir / "runs" / queued).exists()
     assert not list((a.state_dir / "runs").glob(".deleted-*"))
     code, _ = _code(lambda: a.stub.GetRun(pb.GetRunRequest(run_id=queued)))
     assert code == grpc.StatusCode.NOT_FOUND
     assert _status(a.stub, running) == "cancelled"  # untouched by the other's deletion
+
+
+def test_cancelling_a_queued_run_ends_it_at_once_behind_a_running_one(agent_factory, push, tmp_path):
+    a = agent_factory(task=f"{__name__}:sleep_task")
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"m")
+    sha = push(a.stub, model)
+    running, queued = _start(a.stub, sha), _start(a.stub, sha)
+    assert wait_until(lambda: _status(a.stub, running) == "running")
+    t0 = time.monotonic()
+    # it used to wait for the run ahead: ~10 s, then "Deadline Exceeded" at the client
+    rec = a.stub.CancelRun(pb.CancelRunRequest(run_id=queued), timeout=5)
+    assert time.monotonic() - t0 < 3
+    assert rec.status == "cancelled" and json.loads(rec.result_json)["status"] == "cancelled"
+    assert json.loads(rec.result_json)["error"] == "cancelled before it started"
+    assert _status(a.stub, running) == "running"  # the other one is untouched
+    # its place in the queue is free: a new run can queue behind the running one
+    third = _start(a.stub, sha)
+    assert _status(a.stub, third) == "queued"
+    for r in (third, running):
+        a.stub.CancelRun(pb.CancelRunRequest(run_id=r), timeout=15)
+    assert wait_until(lambda: not a.server.runs.in_flight())
+    assert _status(a.stub, queued) == "cancelled" and _status(a.stub, third) == "cancelled"
 
 
 def test_keep_runs_deletes_the_oldest_finished_runs_after_each_run(agent_factory, push, tmp_path):
@@ -218,9 +233,9 @@ def test_keep_runs_deletes_the_oldest_finished_runs_after_each_run(agent_factory
     ids = []
     for _ in range(4):
         ids.append(_start(a.stub, sha))
-        assert _wait(lambda: _status(a.stub, ids[-1]) not in ("queued", "running"))
+        assert wait_until(lambda: _status(a.stub, ids[-1]) not in ("queued", "running"))
     left = lambda: sorted(p.name for p in (a.state_dir / "runs").iterdir())  # noqa: E731
-    assert _wait(lambda: left() == ids[-2:], 15), (left(), ids, [_status(a.stub, i) for i in ids[-2:]])
+    assert wait_until(lambda: left() == ids[-2:], 15), (left(), ids, [_status(a.stub, i) for i in ids[-2:]])
 
 
 def test_retention_never_deletes_a_run_in_flight(agent_factory, push, tmp_path):
@@ -233,9 +248,9 @@ def test_retention_never_deletes_a_run_in_flight(agent_factory, push, tmp_path):
     assert (a.state_dir / "runs" / running).is_dir() and (a.state_dir / "runs" / queued).is_dir()
     a.stub.CancelRun(pb.CancelRunRequest(run_id=queued), timeout=15)
     a.stub.CancelRun(pb.CancelRunRequest(run_id=running), timeout=15)
-    assert _wait(lambda: not a.server.runs.in_flight())
+    assert wait_until(lambda: not a.server.runs.in_flight())
     # two finished, keep 1: the older goes
-    assert _wait(lambda: [p.name for p in (a.state_dir / "runs").iterdir()] == [queued], 15)
+    assert wait_until(lambda: [p.name for p in (a.state_dir / "runs").iterdir()] == [queued], 15)
 
 
 def _old_run(state, days_ago: float, status: str = "completed") -> str:
@@ -243,8 +258,8 @@ def _old_run(state, days_ago: float, status: str = "completed") -> str:
     run_id = new_run_id(t)
     d = state / "runs" / run_id
     d.mkdir(parents=True)
-    write_json_atomic(d / files.SPEC, {"kind": "bench"})
-    write_json_atomic(d / files.STATE, {"status": status, "created_unix": t, "ended_unix": t + 60})
+    write_json_atomic(d / rundir.SPEC, {"kind": "bench"})
+    write_json_atomic(d / rundir.STATE, {"status": status, "created_unix": t, "ended_unix": t + 60})
     return run_id
 
 
@@ -265,8 +280,8 @@ def test_edgebench_artifacts_and_rm(agent_factory, push, tmp_path, capsys):
     model.write_bytes(b"m" * 2048)
     sha = push(a.stub, model)
     run_id = _start(a.stub, sha)
-    assert _wait(lambda: _status(a.stub, run_id) not in ("queued", "running"))
-    assert _wait(lambda: not a.server.runs.in_flight())
+    assert wait_until(lambda: _status(a.stub, run_id) not in ("queued", "running"))
+    assert wait_until(lambda: not a.server.runs.in_flight())
     assert edgebench(["artifacts", "--agent", a.address]) == 0
     out = capsys.readouterr().out
     assert sha[:12] in out and "det.onnx" in out and "2.0 KiB" in out
@@ -298,3 +313,15 @@ def test_edgebench_rm_refuses_an_artifact_in_use_in_one_line(agent_factory, push
     assert edgebench(["rm", "--agent", a.address, run_id]) == 2
     assert "cancel it or wait" in capsys.readouterr().err
     assert a.stub.StatArtifact(pb.StatArtifactRequest(sha256=sha)).present
+
+
+def test_stop_wakes_the_housekeeper_instead_of_waiting_out_its_poll(agent):
+    from agent.service.housekeeping import POLL_S
+
+    hk = agent.server.housekeeper
+    assert hk.alive() and hk._thread.is_alive()
+    t0 = time.monotonic()
+    hk.stop()
+    # the loop sleeps on run_ended for up to POLL_S: stop must not wait that out
+    # (it did: every agent stop took 2 s, most of the suite's teardown time)
+    assert not hk._thread.is_alive() and time.monotonic() - t0 < POLL_S / 2

@@ -15,9 +15,11 @@ from scenario.timed_model import write_model
 from agent.errors import BadInput
 from agent.load.schedule import ASAP, Schedule
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
-from agent.runs.files import load_arrivals, load_iterations
-from agent.spec import LoadSpec, RunSpec, parse_burst
-from controller.runopts import add_run_options, spec_from_args
+from agent.rundir import load_arrivals, load_iterations
+from agent.spec import LoadSpec, RunSpec
+from agent.spec_text import parse_burst
+from controller.runopts import add_run_options
+from controller.specs import from_options as spec_from_args
 
 TASK = "scenario.timed_model:sleep_task"
 SHA = "a" * 64

@@ -8,15 +8,15 @@ from __future__ import annotations
 import json
 import shutil
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 from scenario.thermal import ThermalBoard
 from scenario.timed_model import write_model
 
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
-from agent.runs.files import load_arrivals
+from agent.rundir import load_arrivals
 from agent.soak.story import judge_rate, rate_sentence
 
 FIXTURE = Path(__file__).parent / "fixtures" / "agx-orin"
@@ -86,8 +86,7 @@ def test_rate_soak_on_a_throttling_board_dates_the_misses_at_the_clock_drop(
     stop = threading.Event()
 
     def governor() -> None:  # the clock drop slows the model, as on the board
-        while not stop.is_set() and board.t_throttle_ns is None:
-            time.sleep(0.005)
+        wait_until(lambda: stop.is_set() or board.t_throttle_ns is not None, timeout=120, step=0.005)
         if board.t_throttle_ns is not None:
             slow.touch()
 

@@ -10,7 +10,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from agent.runtimes import onnx_proto
+from agent import onnx_proto
 from controller.models import onnx_cnn, onnx_graphs, tflite_builder
 
 

@@ -259,7 +259,7 @@ def ev(name: str, op: str, provider: str, dur: float = 10) -> dict:
 
 def chain(*nodes: tuple[str, str]) -> list:
     """A linear ONNX graph: each (name, op_type) node feeds the next."""
-    from agent.runtimes.onnx_proto import OnnxNode
+    from agent.onnx_proto import OnnxNode
 
     tensors = ["x"] + [f"{name}_out" for name, _ in nodes]
     return [OnnxNode(name, op, [tensors[i]], [tensors[i + 1]]) for i, (name, op) in enumerate(nodes)]
@@ -267,8 +267,8 @@ def chain(*nodes: tuple[str, str]) -> list:
 
 def test_ort_profile_fused_trt_subgraph_expanded_and_memcpy_counted():
     """A TensorRT-style profile (one fused TRTKernel node, Memcpy copies, one CPU node)."""
+    from agent.onnx_proto import OnnxNode
     from agent.placement.onnxruntime import build
-    from agent.runtimes.onnx_proto import OnnxNode
 
     graph = [
         OnnxNode("conv1", "Conv", ["x", "w1"], ["a"]),
@@ -355,8 +355,8 @@ ORT_EP_FAILED_LOG = (
 
 
 def test_ort_log_says_why_an_ep_was_dropped_and_the_reason_names_it():
+    from agent.onnx_proto import OnnxNode
     from agent.placement.onnxruntime import build
-    from agent.runtimes.onnx_proto import OnnxNode
 
     ov, cpu = "OpenVINOExecutionProvider", "CPUExecutionProvider"
     assert parse_ort_ep_errors(ORT_EP_FAILED_LOG) == {ov: "[OpenVINO] Device NPU is not available"}

@@ -17,13 +17,12 @@ from pathlib import Path
 import grpc
 import pytest
 
-from agent import portability
+from agent import onnx_proto, portability
 from agent.errors import BadInput
 from agent.fingerprint import collect_info
 from agent.profiles import load_all
 from agent.rootfs import RootFS
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
-from agent.runtimes import onnx_proto
 from controller.cli import main
 from controller.client import AgentClient
 

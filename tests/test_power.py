@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import wait_until
 from emulators.fixtures import emulators_fixture  # noqa: F401  (the `emulators` fixture)
 from emulators.ina_csv import InaCsvEmulator
 from emulators.ppk2 import Ppk2Emulator
@@ -22,7 +23,7 @@ from emulators.waveform import Spike, Waveform
 from agent.errors import BadInput
 from agent.power.analysis import analyze
 from agent.power.capture import Capture
-from agent.runs.files import load_trace
+from agent.power.trace import load_trace
 from agent.spec import MeterSpec
 
 PERIOD_S = 0.05  # one inference every 50 ms, 40 ms long
@@ -60,7 +61,8 @@ def ppk2_run(tmp_path_factory):
     try:
         summary = capture_for(MeterSpec("ppk2", emu.port, {"vdd_mv": "3300"}), run_dir, 1.4)
     finally:
-        time.sleep(0.05)
+        # the emulator reads AverageStop (0x07) a moment after the capture sends it
+        wait_until(lambda: emu.commands[-1:] == [(0x07,)], timeout=5, step=0.005)
         emu.stop()
     it = iterations_for(emu.t0_ns)
     power = analyze(load_trace(run_dir), it, budget_w=2.0, supply_v=5.0, run_start_ns=emu.t0_ns)
@@ -225,7 +227,7 @@ class _Ser2NetInaCsv(LoopbackServer):
                     conn.sendall(f"{(now - boot) // 1000},{a * 1000:.3f}\n".encode())
                 except OSError:
                     break
-                time.sleep(1 / self.rate)
+                time.sleep(1 / self.rate)  # the meter's sample rate: the behaviour, not a wait
 
 
 def test_socket_meter_replugged_mid_run_starts_a_new_segment(tmp_path):

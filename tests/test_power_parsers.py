@@ -18,8 +18,9 @@ from agent.power.analysis import (
 from agent.power.base import make_meter
 from agent.power.ina_csv import WRAP, InaCsvParser
 from agent.power.ppk2_stream import DEFAULT_CAL, Ppk2Decoder, decode, parse_metadata
-from agent.runs.files import load_iterations, load_telemetry, measured_span_ns
-from agent.spec import MeterSpec, parse_meter
+from agent.rundir import load_iterations, load_telemetry, measured_span_ns
+from agent.spec import MeterSpec
+from agent.spec_text import parse_meter
 
 
 def synced_parser(**kw) -> InaCsvParser:

@@ -13,7 +13,7 @@ from emulators.waveform import Spike, Waveform
 
 from agent.power.analysis import analyze
 from agent.power.capture import Capture
-from agent.runs.files import load_trace
+from agent.power.trace import load_trace
 from agent.spec import MeterSpec
 from controller.report.power_plot import envelope, power_plot_png, render, render_run
 
@@ -50,7 +50,7 @@ def test_render_run_from_a_capture(emulators, tmp_path):
     emu = emulators(InaCsvEmulator, wf, rate_hz=2000)
     cap = Capture(MeterSpec("ina-csv", emu.port), tmp_path)
     cap.start()
-    time.sleep(0.4)
+    time.sleep(0.4)  # the capture runs in real time: this span is the run
     cap.stop()
     s = emu.t0_ns + int(0.19e9)
     np.save(tmp_path / "iterations.npy", np.array([[s, s + int(0.03e9), 1]], dtype=np.int64))
@@ -66,7 +66,7 @@ def test_html_report_hook_draws_from_fetched_files(emulators, tmp_path):
     run_dir = tmp_path / "run"
     cap = Capture(MeterSpec("ina-csv", emu.port), run_dir)
     cap.start()
-    time.sleep(0.3)
+    time.sleep(0.3)  # the capture runs in real time: this span is the run
     cap.stop()
     power = analyze(load_trace(run_dir), None, run_start_ns=emu.t0_ns)
     png = power_plot_png({"power": power, "t0_ns": emu.t0_ns}, run_dir)

@@ -14,7 +14,7 @@ from emulators.waveform import Spike, Waveform
 
 from agent.power.capture import Capture
 from agent.power.ppk2_stream import DEFAULT_CAL, Ppk2Decoder, parse_metadata
-from agent.runs.files import load_trace
+from agent.power.trace import load_trace
 from agent.spec import MeterSpec
 
 P = 10_000  # ns per sample at 100 kS/s
@@ -198,11 +198,18 @@ def test_emulated_ppk2_losing_a_run_of_samples(emulators, tmp_path, gap):
     emu = emulators(Ppk2Emulator, wf, skips=[(1.0, gap)])
     cap = Capture(MeterSpec("ppk2", emu.port, {"vdd_mv": "3300"}), tmp_path)
     cap.start()
-    time.sleep(spike_t + 0.4)
+    time.sleep(spike_t + 0.4)  # the capture runs in real time: this span is the run
     s = cap.stop()
     assert emu.skipped == gap
     assert s["dropped_samples"] == gap
     assert s["clock_fit"]["residual_us"] < 1000
+    # one run, labelled: a size that needed the host clock (any run of 64) is
+    # an estimate, good to at least one run either way (more when the host is
+    # busy); 63 is the counter's alone
+    [g] = s["sample_gaps"]
+    assert (g["samples"], g["counter"]) == (gap, gap % 64)
+    assert g["estimated"] is (gap >= 64)
+    assert g["uncertainty"] >= 64 if gap >= 64 else g["uncertainty"] == 0
     _, t, cur, _ = load_trace(tmp_path)
     rise = t[np.flatnonzero(cur > 0.2)[0]]
     assert (rise - emu.t0_ns) / 1e9 == pytest.approx(spike_t, abs=0.0015)
@@ -213,7 +220,7 @@ def test_emulated_ppk2_with_a_stray_byte(emulators, tmp_path):
     emu = emulators(Ppk2Emulator, wf, garbage=[(0.4, b"\x5a")])
     cap = Capture(MeterSpec("ppk2", emu.port, {"vdd_mv": "3300"}), tmp_path)
     cap.start()
-    time.sleep(1.0)
+    time.sleep(1.0)  # the capture runs in real time: this span is the run
     s = cap.stop()
     assert s["garbage"] == 1 and s["dropped_samples"] == 0
     _, t, cur, _ = load_trace(tmp_path)

@@ -138,24 +138,44 @@ def test_coverage_flags_the_noise_calibration_and_dim_field_frames(detectors, pa
         )
         return rc, json.loads(out.read_text()), capsys.readouterr().out
 
-    rc, rep, said = cov("cal_text", "val", "--max-clip-share", "0.0005")
-    assert rc == 0 and rep["warnings"] == [] and said.startswith("coverage: field data inside")
-    assert rep["gate"]["passed"] is True and rep["clip_share"] <= 0.0005
-    rc, rep, said = cov("cal_noise", "val", "--max-clip-share", "0.0005")
-    assert rc == 3 and rep["gate"]["passed"] is False and rep["clip_share"] > 0.0005
-    assert "coverage WARNING: input x differs" in said and "gate max_clip_share: FAIL" in said
-    # the summary and the numbers agree: the warning's words follow from the stated statistics
+    gate = ["--max-clip-share", "0.05", "--min-effective-bits", "5"]
+    rc, text, said = cov("cal_text", "val", *gate)
+    rep = text
+    assert rc == 0 and rep["warnings"] == [] and said.startswith("coverage: no warning on 4 field samples")
+    assert all(g["passed"] for g in rep["gates"]) and rep["global_clip_share"] <= 0.0005
+    # the sample count is the field's (4), not the calibration's (8); "inside" and "outside" never meet
+    assert rep["samples"] == 4 and rep["calibration"]["samples"] == 8 and "inside" not in said
+    (x,) = rep["inputs"]
+    assert f"{x['outside_p01_p99_share']:.1%} of values outside the calibration's p01..p99" in said
+    assert "mean over channels" in said and "worst channel" in said
+
+    # noise calibration: big layers clip far more than the gate allows, though the global
+    # share (diluted by the big feature maps that do not) stays under it
+    rc, rep, said = cov("cal_noise", "val", *gate)
+    clip = next(g for g in rep["gates"] if g["name"] == "max_clip_share")
+    assert rc == 3 and clip["passed"] is False and rep["global_clip_share"] < 0.05 < clip["value"]
+    rows = {a["tensor"]: a for a in rep["activations"]}
+    assert all(rows[t]["per_sample"] >= 1024 and rows[t]["clip_share"] > 0.05 for t in clip["failing"])
+    assert (
+        "coverage WARNING (4 field samples): input x differs" in said and "gate max_clip_share: FAIL" in said
+    )
     (x,) = rep["inputs"]
     assert ("flatter" in x["how"]) == (np.mean(x["std_ratio"]) < 0.6)
+    # the text-calibrated model's small tensors clip about 2/(8+1) by chance alone: not a failure
+    small = [a for a in text["activations"] if a["per_sample"] < 1024 and a["clipped"]]
+    assert small and all(a["chance_share"] == pytest.approx(2 / 9, abs=1e-6) for a in small)
+
     rc, rep, said = cov("cal_text", "field_dim")
     (x,) = rep["inputs"]
-    assert rc == 0 and "darker" in x["how"] and np.mean(x["mean_shift_sd"]) <= -1
+    assert rc == 0 and "darker (mean over channels" in x["how"] and x["channel_mean_shift_sd"] <= -1
+    assert x["channel_mean_shift_sd"] == pytest.approx(np.mean(x["mean_shift_sd"]), abs=1e-3)
+    assert x["worst_channel_shift_sd"] == max(x["mean_shift_sd"], key=abs)
     assert sum(a["clipped"] for a in rep["activations"]) / sum(a["values"] for a in rep["activations"]) == \
-        pytest.approx(rep["clip_share"], abs=1e-6)  # fmt: skip
-    ref_only = tmp_path / "plain.onnx"
-    onnx.save(onnx.load(str(ppocr.model_path(ppocr.DETECTOR))), str(ref_only))
-    rc = main(["coverage", str(ref_only), "--inputs", str(pages["val"])])
-    assert rc == 2 and "carries no calibration profile" in capsys.readouterr().err
+        pytest.approx(rep["global_clip_share"], abs=1e-6)  # fmt: skip
+    float_only = tmp_path / "plain.onnx"
+    onnx.save(onnx.load(str(ppocr.model_path(ppocr.DETECTOR))), str(float_only))
+    rc = main(["coverage", str(float_only), "--inputs", str(pages["val"])])
+    assert rc == 2 and "coverage needs a QDQ-quantized model" in capsys.readouterr().err
 
 
 # -- the demo CNN: --target, presets, fp16, bad input ---------------------------
@@ -223,7 +243,10 @@ def test_bad_quantize_input_is_one_line_exit_2(cnn_sets, tmp_path, capsys):
     base = ["quantize", str(cnn_sets["model"]), "--out", str(tmp_path / "q.onnx")]
     np.savez(tmp_path / "wrong.npz", img=np.zeros((2, 3, 96, 96), np.float32))
     cases = [
-        ([*base, "--calibration", str(tmp_path / "wrong.npz")], "lacks model input(s) image"),
+        (
+            [*base, "--calibration", str(tmp_path / "wrong.npz")],
+            "the calibration set: 'img' is not a model input; model inputs: image",
+        ),
         (
             [*base, "--calibration", str(cnn_sets["cal"]), "--exclude", "NoSuchOp"],
             "neither a node name nor an op",
@@ -313,8 +336,26 @@ def test_optimize_runs_end_to_end_against_a_separate_agent(agent_process, cnn_se
     # a variant from another compressor: both files given
     both = ["--original", str(cnn_sets["model"]), "--optimized", str(out_dir / "cnn-int8.onnx")]
     both += ["--validation", str(cnn_sets["val"]), "--agent", ap.address, "--out-dir", str(tmp_path / "o2")]
-    rc = main(["optimize", *both, "--db", db, "--quiet", "--no-telemetry", "--min-cosine", "0.999999"])
+    rc = main(["optimize", *both, "--db", db, "--quiet", "--no-telemetry", "--min-cosine", "0.999999",
+               "--json", str(tmp_path / "o2.json")])  # fmt: skip
     assert rc == 3 and "FAIL: " in capsys.readouterr().out
+    # --json F and the --out-dir's optimize.json both (the docs say the out dir holds it)
+    assert json.loads((tmp_path / "o2" / "optimize.json").read_text()) == json.loads(
+        (tmp_path / "o2.json").read_text()
+    )
+
+
+def test_optimize_refuses_an_accelerator_the_board_lacks_before_quantizing(
+    agent_process, cnn_sets, tmp_path, capsys
+):
+    ap = agent_process()
+    out_dir = tmp_path / "opt"
+    sets = ["--calibration", str(cnn_sets["cal"]), "--validation", str(cnn_sets["val"])]
+    rc = main(["optimize", str(cnn_sets["model"]), *sets, "--agent", ap.address, "--out-dir", str(out_dir),
+               "--accelerator", "gpu"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "has no accelerator 'gpu'; available: cpu" in err[0], err
+    assert not (out_dir / "cnn-int8.onnx").exists()  # refused before the quantizer ran
 
 
 @needs_ppocr

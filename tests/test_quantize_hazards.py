@@ -43,7 +43,7 @@ def _quantize(spread, out: Path, *extra: str) -> dict:
 def test_explain_names_a_per_tensor_conv_with_spread_channels_and_per_channel_clears_it(
     spread, tmp_path, capsys
 ):
-    rep = _quantize(spread, tmp_path / "pt.onnx")
+    rep = _quantize(spread, tmp_path / "pt.onnx", "--per-tensor")
     kinds = {(h["kind"], h["node"]) for h in rep["hazards"]["hazards"]}
     assert ("spread_weights", spread["conv"]) in kinds  # the quantize report carries the section
     capsys.readouterr()
@@ -61,7 +61,7 @@ def test_explain_names_a_per_tensor_conv_with_spread_channels_and_per_channel_cl
     levels = [x["levels"] for x in section["hazards"]]
     assert levels == sorted(levels)  # worst first
     # per-channel weights give the narrow channel its own scale: the hazard is gone
-    pc = _quantize(spread, tmp_path / "pc.onnx", "--per-channel")
+    pc = _quantize(spread, tmp_path / "pc.onnx")  # per-channel is the default
     assert not [x for x in pc["hazards"]["hazards"] if x["kind"] == "spread_weights"]
 
 

@@ -14,8 +14,8 @@ from html.parser import HTMLParser
 import numpy as np
 from scenario.synthetic import T0, throttling_board
 
+from agent import rundir
 from agent.power.base import SAMPLE_DTYPE
-from agent.runs import files
 from agent.runs import series as run_series
 from agent.soak.analysis import analyze_soak
 from agent.spec import RunSpec, SoakSpec
@@ -60,7 +60,7 @@ def red_pixels(png: bytes) -> int:
 
 
 def meter_trace(duration_s: float):
-    """files.load_trace's tuple for a host-clocked meter: 0.2 A with one spike.
+    """rundir.load_trace's tuple for a host-clocked meter: 0.2 A with one spike.
     Values are float32, as power.bin stores them."""
     n = int(duration_s * METER_HZ)
     t_ns = T0 + np.arange(n, dtype=np.int64) * (1_000_000_000 // METER_HZ)
@@ -122,16 +122,16 @@ def with_series(result: dict, held: tuple) -> dict:
 
 
 def write_run_dir(d, held) -> None:
-    """The run's files as the agent writes them (files.py's names and formats)."""
+    """The run's files as the agent writes them (rundir.py's names and formats)."""
     _, it, samples, (meta, t_ns, cur, bus) = held
     d.mkdir(parents=True, exist_ok=True)
-    np.save(d / files.ITERATIONS, it)
-    with open(d / files.TELEMETRY, "w") as f:
+    np.save(d / rundir.ITERATIONS, it)
+    with open(d / rundir.TELEMETRY, "w") as f:
         f.writelines(json.dumps(s) + "\n" for s in samples)
     rec = np.empty(t_ns.shape[0], dtype=SAMPLE_DTYPE)
     rec["t_dev_ns"], rec["current_a"], rec["bus_v"] = t_ns, cur, bus
-    rec.tofile(d / files.POWER_BIN)
-    (d / files.POWER_JSON).write_text(json.dumps(meta))
+    rec.tofile(d / rundir.POWER_BIN)
+    (d / rundir.POWER_JSON).write_text(json.dumps(meta))
 
 
 def test_report_from_the_db_alone_draws_the_timeline_and_the_current_draw(tmp_path, capsys):
@@ -194,7 +194,7 @@ def test_series_from_the_files_and_from_the_result_give_the_same_panels(tmp_path
 def test_bench_series_bin_iterations_the_same_from_files_and_result(tmp_path):
     it = iterations(30, rate_hz=200)
     result = {"run_id": "r1", "kind": "bench", "status": "completed", "t0_ns": T0}
-    np.save(tmp_path / files.ITERATIONS, it)
+    np.save(tmp_path / rundir.ITERATIONS, it)
     stored = json.loads(json.dumps({**result, "series": run_series.build(T0, [], it, [])}))
     a, b = collect_series(result, tmp_path), collect_series(stored)
     assert a == b
@@ -220,7 +220,7 @@ def test_a_damaged_capture_is_named_and_the_rest_of_the_report_stays(tmp_path):
     result, held = soak_run(120)
     run_dir = tmp_path / "run"
     write_run_dir(run_dir, held)
-    (run_dir / files.POWER_JSON).write_text('{"source": "ina-csv:fake", "segm')  # torn by a kill
+    (run_dir / rundir.POWER_JSON).write_text('{"source": "ina-csv:fake", "segm')  # torn by a kill
     imgs, text = page(write_html(result, run_dir, tmp_path / "r.html"))
     assert set(imgs) == {TIMELINE_ALT, LATENCY_ALT}
     assert "Current draw power capture unreadable:" in text and "Soak" in text

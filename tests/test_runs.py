@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 
 import grpc
 import numpy as np
 import pytest
+from conftest import wait_until
 
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.runs import execution
@@ -54,19 +54,17 @@ def _state(state_dir, run_id: str) -> dict:
 
 
 def _wait_pid_gone(pid: int, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def gone() -> bool:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return True
         try:  # our own child (in-process agent): reap it
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return True
+            return os.waitpid(pid, os.WNOHANG)[0] == pid
         except ChildProcessError:
-            pass
-        time.sleep(0.05)
-    return False
+            return False
+
+    return wait_until(gone, timeout, step=0.05)
 
 
 @pytest.fixture
@@ -304,3 +302,32 @@ def test_a_watcher_that_disconnects_does_not_stop_the_run(agent, model_sha):
     call.cancel()
     assert agent.server.runs.wait(run_id, timeout=60) == "completed"
     assert _record(agent.stub, run_id)[1]["iterations"] >= 10
+
+
+@pytest.mark.parametrize("end", ["sigsegv", "cancel"])
+def test_a_run_cut_short_keeps_the_latency_of_the_rows_it_wrote(agent, model_sha, end):
+    run_id = _start(agent.stub, model_sha, duration_s=LONG_S, warmup_s=0.0)
+    _watch(agent.stub, run_id, until=_measuring)
+    rows = agent.state_dir / "runs" / run_id / "iterations.npy"
+
+    def measured() -> np.ndarray:
+        it = np.load(rows)
+        return it[it[:, 2] == 1]
+
+    wait_until(lambda: measured().shape[0] >= 20, 20, step=0.05)
+    if end == "sigsegv":
+        os.kill(_state(agent.state_dir, run_id)["pid"], signal.SIGSEGV)
+    else:
+        agent.stub.CancelRun(pb.CancelRunRequest(run_id=run_id), timeout=15)
+    _watch(agent.stub, run_id)
+    rec, result = _record(agent.stub, run_id)
+    assert rec.status == ("failed" if end == "sigsegv" else "cancelled")
+    m = measured()
+    lat = result["latency_ms"]
+    assert lat is not None and result["iterations"] > 0
+    # from the rows on disk when the worker never sent its own figures (a
+    # crashed one cannot; a cancelled one may have)
+    if end == "sigsegv" or "latency_from" in result:
+        assert result["measured_rows"] == m.shape[0]
+        assert lat["max"] == pytest.approx((m[:, 1] - m[:, 0]).max() / 1e6)
+        assert lat["p50"] <= lat["p99"] <= lat["max"]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from conftest import wait_until
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
@@ -41,9 +42,7 @@ def fault_task(spec: RunSpec, run_dir: Path, send) -> None:
         ctypes.CDLL(None).sleep(300)
     elif do == "wait":
         # until the test drops the file named in the labels (bounded)
-        deadline = time.monotonic() + 60
-        while not Path(spec.labels["go"]).exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(Path(spec.labels["go"]).exists, timeout=60, step=0.05)
         for i in range(3):
             send({"type": "progress", "t_ns": time.monotonic_ns(), "iterations": i, "throughput_ips": 1.0})
     send({"type": "result", "data": {"iterations": 1, "throughput_ips": 1.0}})
@@ -71,18 +70,8 @@ def _health(agent) -> int:
         )
 
 
-def _until(cond, timeout: float = 20.0, step: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(step)
-    return cond()
-
-
 def _running(agent, run_id: str) -> bool:
-    return _until(
+    return wait_until(
         lambda: json.loads((agent.state_dir / "runs" / run_id / "state.json").read_text()).get("pid")
     )
 
@@ -109,11 +98,11 @@ def test_a_failed_result_write_fails_that_run_and_the_dispatcher_goes_on(
     assert agent.server.runs.wait(run_id, timeout=30) == "failed"
     rec, result = _get(agent, run_id)
     assert rec.status == "failed" and result["error"] == "no space left on device writing result.json"
-    assert _until(lambda: _health(agent) == NOT_SERVING)
+    assert wait_until(lambda: _health(agent) == NOT_SERVING)
     monkeypatch.undo()
     # the held result reaches the disk once it takes writes again, and health recovers
-    assert _until(lambda: registry_mod._read_json(agent.state_dir / "runs" / run_id / "result.json"))
-    assert _until(lambda: _health(agent) == SERVING)
+    assert wait_until(lambda: registry_mod._read_json(agent.state_dir / "runs" / run_id / "result.json"))
+    assert wait_until(lambda: _health(agent) == SERVING)
     on_disk = json.loads((agent.state_dir / "runs" / run_id / "state.json").read_text())
     assert on_disk["status"] == "failed" and on_disk["error"] == "no space left on device writing result.json"
     nxt = _start(agent, _spec(sha))
@@ -141,14 +130,15 @@ def test_a_disk_that_refuses_every_write_fails_the_run_and_the_next_run_complete
     assert agent.server.runs.wait(first, timeout=30) == "failed"
     rec, result = _get(agent, first)
     assert result["error"] == "no space left on device writing journal.jsonl" and "\n" not in result["error"]
-    assert _until(lambda: _health(agent) == NOT_SERVING)
+    assert wait_until(lambda: _health(agent) == NOT_SERVING)
     assert "no space left on device" in (agent.server.runs.problem() or "")
-    # the queued run waits for the disk instead of failing at once
-    time.sleep(1.5)
-    assert _get(agent, queued)[0].status == "queued"
+    # the queued run waits for the disk instead of failing at once: once the
+    # dispatcher holds it, it stays queued through a 1 s window (the behaviour, not a wait)
+    assert wait_until(lambda: agent.server.runs._queue.empty(), timeout=30)
+    assert not wait_until(lambda: _get(agent, queued)[0].status != "queued", timeout=1.0)
     monkeypatch.undo()
     assert agent.server.runs.wait(queued, timeout=30) == "completed"
-    assert _until(lambda: _health(agent) == SERVING)
+    assert wait_until(lambda: _health(agent) == SERVING)
     assert all(t.is_alive() for t in agent.server.runs._threads)
     assert json.loads((agent.state_dir / "runs" / first / "state.json").read_text())["status"] == "failed"
 
@@ -211,12 +201,12 @@ def test_a_real_full_disk_mid_run_fails_that_run_and_the_agent_recovers_when_spa
     assert agent.server.runs.wait(run_id, timeout=60) == "failed"
     rec, result = _get(agent, run_id)
     assert "no space left on device" in result["error"].lower() and "\n" not in result["error"]
-    assert _until(lambda: _health(agent) == NOT_SERVING)
+    assert wait_until(lambda: _health(agent) == NOT_SERVING)
     with pytest.raises(grpc.RpcError) as ei:
         _start(agent, spec)
     assert ei.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     filler.unlink()
-    assert _until(lambda: _health(agent) == SERVING)
+    assert wait_until(lambda: _health(agent) == SERVING)
     state = json.loads((agent.state_dir / "runs" / run_id / "state.json").read_text())
     assert state["status"] == "failed"
     nxt = _start(agent, {**spec, "duration_s": 0.3})
@@ -231,13 +221,13 @@ def test_cancel_kills_a_worker_stuck_in_a_native_call_after_the_grace_period(
     sha = push(agent.stub, tiny_onnx_model)
     run_id = _start(agent, _spec(sha, "hang"))
     pid = _running(agent, run_id)
-    assert _until(lambda: _hanging(agent, run_id))  # inside the native call
+    assert wait_until(lambda: _hanging(agent, run_id))  # inside the native call
     t0 = time.monotonic()
     rec = agent.stub.CancelRun(pb.CancelRunRequest(run_id=run_id), timeout=30)
     assert rec.status == "cancelled" and time.monotonic() - t0 < 9
     result = json.loads(rec.result_json)
     assert result["error"] == "cancelled; killed after the 3 s cancel grace period"
-    assert _until(lambda: not os.path.exists(f"/proc/{pid}") or "zombie" in _proc_state(pid), timeout=5)
+    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}") or "zombie" in _proc_state(pid), timeout=5)
     nxt = _start(agent, _spec(sha))
     assert agent.server.runs.wait(nxt, timeout=30) == "completed"
 

@@ -11,8 +11,8 @@ from emulators.fixtures import emulators_fixture  # noqa: F401
 from emulators.ina_csv import InaCsvEmulator
 from emulators.waveform import Spike, Waveform
 
+from agent.power.trace import load_trace
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
-from agent.runs.files import load_trace
 
 
 def _run(stub, spec: dict) -> tuple[list[pb.RunEvent], dict]:

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agent import rundir
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
-from agent.runs import files, series
+from agent.runs import series
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -90,28 +91,33 @@ def test_telemetry_series_are_thinned_to_the_cap_with_nulls_for_missing_zones():
         for i in range(5000)
     ]
     tel = series.telemetry(0, samples)
-    assert len(tel["t_s"]) <= series.MAX_POINTS and len(tel["temps_c"]["gpu"]) == len(tel["t_s"])
-    assert None in tel["temps_c"]["gpu"] or all(v == 39.0 for v in tel["temps_c"]["gpu"])
+    step = -(-5000 // series.MAX_POINTS)  # every 9th sample is kept
+    kept = range(0, 5000, step)
+    assert len(tel["t_s"]) == len(kept) <= series.MAX_POINTS and len(tel["temps_c"]["gpu"]) == len(kept)
+    assert tel["t_s"] == [round(i * 0.01, 4) for i in kept]
+    # gpu only in odd samples: the kept even ones are null, not dropped nor filled in
+    assert tel["temps_c"]["gpu"] == [39.0 if i % 2 else None for i in kept]
+    assert tel["temps_c"]["cpu"] == [40.0 + i % 7 for i in kept]
     assert tel["resolution_s"] == pytest.approx(0.01 * -(-5000 // series.MAX_POINTS))
 
 
 def test_measured_rows_fall_back_to_every_row_when_none_is_measured(tmp_path):
     it = np.array([[30, 40, 1], [0, 10, 0], [10, 20, 1]], dtype=np.int64)
-    np.save(tmp_path / files.ITERATIONS, it)
-    loaded = files.load_iterations(tmp_path)
+    np.save(tmp_path / rundir.ITERATIONS, it)
+    loaded = rundir.load_iterations(tmp_path)
     assert loaded[:, 0].tolist() == [0, 10, 30]  # sorted by start
-    assert files.measured_rows(loaded)[:, 0].tolist() == [10, 30]
-    assert files.measured_span_ns(loaded) == (10, 40)
+    assert rundir.measured_rows(loaded)[:, 0].tolist() == [10, 30]
+    assert rundir.measured_span_ns(loaded) == (10, 40)
     warm_only = it[it[:, 2] == 0]
-    assert files.measured_rows(warm_only).tolist() == warm_only.tolist()
-    assert files.load_iterations(tmp_path / "missing").shape == (0, 3)
-    assert files.measured_span_ns(np.empty((0, 3))) is None
+    assert rundir.measured_rows(warm_only).tolist() == warm_only.tolist()
+    assert rundir.load_iterations(tmp_path / "missing").shape == (0, 3)
+    assert rundir.measured_span_ns(np.empty((0, 3))) is None
 
 
 def test_telemetry_reader_skips_a_torn_last_line(tmp_path):
-    (tmp_path / files.TELEMETRY).write_text('{"t_ns": 1, "temps_c": {}}\n{"t_ns": 2}\n{"t_ns": 3, "tem')
-    assert [s["t_ns"] for s in files.load_telemetry(tmp_path)] == [1, 2]
-    assert files.load_telemetry(tmp_path / "missing") == []
+    (tmp_path / rundir.TELEMETRY).write_text('{"t_ns": 1, "temps_c": {}}\n{"t_ns": 2}\n{"t_ns": 3, "tem')
+    assert [s["t_ns"] for s in rundir.load_telemetry(tmp_path)] == [1, 2]
+    assert rundir.load_telemetry(tmp_path / "missing") == []
 
 
 def test_latency_quantiles_match_the_result_percentiles(board_agent, push, tiny_onnx_model):

@@ -12,10 +12,10 @@ from conftest import put_artifact
 
 from agent.errors import EXIT_BAD_INPUT, BadInput
 from agent.load.task import open_model, run_task
+from agent.names import model_format
 from agent.runtimes.detect import runtime_info
 from agent.runtimes.inputs import quantized_range
 from agent.runtimes.litert import LiteRTRunner
-from agent.runtimes.names import model_format
 from agent.runtimes.onnxruntime import OrtRunner
 from agent.spec import RunSpec
 from controller.models import onnx_cnn, onnx_graphs, tflite_builder
@@ -108,10 +108,10 @@ def test_wrong_input_name_and_shape_in_npz(state, models, tmp_path):
     z = tmp_path / "in.npz"
     np.savez(z, y=np.zeros((1, 4), np.float32))
     msg = bad_input(state, models["add"], inputs_sha256=put_artifact(state, z))
-    assert "unknown input name(s) in inputs file: y; model inputs: x" == msg
+    assert "the inputs file: 'y' is not a model input; model inputs: x" == msg
     np.savez(z, x=np.zeros((1, 3), np.float32))
     msg = bad_input(state, models["add"], inputs_sha256=put_artifact(state, z))
-    assert "wrong shape for input 'x'" in msg and "1x3" in msg
+    assert "the inputs file: input 'x' has shape 1x3; the model expects 1x4" == msg
 
 
 def test_wrong_input_shape_for_tflite(state, models):
@@ -242,3 +242,54 @@ def test_options_under_a_short_and_a_full_provider_name_merge():
     )
     use, opts = OrtRunner()._providers(spec)
     assert use == ["CPUExecutionProvider"] and opts == [{"a": "1", "b": "2"}]
+
+
+@pytest.mark.parametrize("providers", [[], ["cpu"]])
+def test_strict_placement_with_only_the_cpu_provider_runs_and_says_it_had_nothing_to_refuse(
+    state, models, providers
+):
+    # ORT refuses disable_cpu_ep_fallback next to an explicit CPU EP ("Conflicting
+    # session configuration"): every graph used to fail on a CPU-only setup
+    msgs: list[dict] = []
+    spec = spec_for(
+        state,
+        models["add"],
+        duration_s=0,
+        min_iterations=3,
+        warmup_s=0,
+        strict_placement=True,
+        providers=providers,
+    )
+    part = run_task(spec, state / "runs/r1", msgs.append)
+    assert [m for m in msgs if m["type"] == "error"] == []
+    assert part is not None and part["runtime"]["providers"] == ["CPUExecutionProvider"]
+    assert part["runtime"]["strict_placement"].startswith("no-op: only the CPU execution provider")
+
+
+def test_a_node_that_fails_inside_the_model_is_a_run_failure_not_bad_input(state, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    # x: N x 6, reshaped to (-1, 4): any valid N that is odd cannot be done
+    shape = numpy_helper.from_array(np.array([-1, 4], dtype=np.int64), "shape")
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"], name="inner_reshape")],
+        "reshape",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])],
+        initializer=[shape],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "reshape.onnx"
+    onnx.save(model, path)
+    msgs: list[dict] = []
+    spec = spec_for(state, path, duration_s=0, min_iterations=1, warmup_s=0, input_shapes={"x": [1, 6]})
+    assert run_task(spec, state / "runs/r1", msgs.append) is None
+    [err] = [m for m in msgs if m["type"] == "error"]
+    # the input fits the declared N x 6: the failure is the model's (exit 1), said on one line
+    assert err["code"] == "run_failed" and "\n" not in err["message"]
+    assert err["message"].startswith("first inference failed inside the model:")
+    assert "inner_reshape" in err["message"] and "wrong input shape" not in err["message"]
+    # an input that breaks the declared shape is still bad input
+    assert "wrong shape for input 'x'" in bad_input(state, path, input_shapes={"x": [1, 5]})

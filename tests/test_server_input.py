@@ -12,10 +12,11 @@ import grpc
 import pytest
 from conftest import upload_chunks
 
+from agent import atomic
 from agent.errors import BadInput
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.spec import MAX_ITERATIONS, MAX_SECONDS, RunSpec
-from agent.store import artifacts
+from agent.store import artifacts, upload
 
 SHA = "a" * 64
 
@@ -154,10 +155,16 @@ def _full_disk_open(real_open):
     return fake
 
 
+def _disk_full(monkeypatch) -> None:
+    """Every file the store writes, the upload's part and its atomic sidecars."""
+    for mod in (upload, atomic):
+        monkeypatch.setattr(mod, "open", _full_disk_open(open), raising=False)
+
+
 def test_disk_full_at_upload_start_is_resource_exhausted_and_leaves_nothing(agent, monkeypatch, tmp_path):
     data = b"model bytes" * 100
     sha = hashlib.sha256(data).hexdigest()
-    monkeypatch.setattr(artifacts, "open", _full_disk_open(open), raising=False)
+    _disk_full(monkeypatch)
     code, details = _refused(
         lambda: agent.stub.Upload(upload_chunks(iter([data]), sha, len(data), "m.onnx"), timeout=10)
     )
@@ -178,7 +185,7 @@ def test_disk_full_on_resume_keeps_the_committed_part(tmp_path, monkeypatch):
     up.write(data[:1000])
     up.close()  # committed: 1000 bytes
     assert store.stat(sha).committed_offset == 1000
-    monkeypatch.setattr(artifacts, "open", _full_disk_open(open), raising=False)
+    _disk_full(monkeypatch)
     with pytest.raises(artifacts.StoreError) as ei:
         store.begin(sha, len(data), "m.bin", 1000)
     assert ei.value.status == "RESOURCE_EXHAUSTED"
@@ -196,7 +203,7 @@ def test_disk_full_while_finishing_leaves_nothing(tmp_path, monkeypatch):
     sha = hashlib.sha256(data).hexdigest()
     up = store.begin(sha, len(data), "m.bin", 0)
     up.write(data)
-    monkeypatch.setattr(artifacts, "open", _full_disk_open(open), raising=False)
+    _disk_full(monkeypatch)
     with pytest.raises(artifacts.StoreError) as ei:
         up.finish()
     assert ei.value.status == "RESOURCE_EXHAUSTED" and "nothing stored" in ei.value.message

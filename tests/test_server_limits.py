@@ -12,14 +12,21 @@ import time
 import grpc
 import psutil
 import pytest
-from conftest import make_stub, upload_chunks
+from conftest import make_stub, upload_chunks, wait_until
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.rpc.edgebench.v1 import agent_pb2_grpc as pb_grpc
+from agent.server.guard import limit_of
 
 TOKEN = "tok-limits"
 MIB = 1 << 20
+HEALTH_WATCH = "/grpc.health.v1.Health/Watch"
+
+
+def _free_slots(a, method: str) -> int:
+    """How many more calls of ``method`` the in-process agent's guard admits now."""
+    return a.server._guard._slot(method)._value
 
 
 def _raw_stub(address: str) -> tuple[grpc.Channel, pb_grpc.AgentStub]:
@@ -49,7 +56,7 @@ def test_unauthenticated_flood_of_large_calls_is_refused_before_the_body_is_read
     def sample() -> None:
         while not stop.is_set():
             peak[0] = max(peak[0], proc.memory_info().rss)
-            time.sleep(0.005)
+            time.sleep(0.005)  # the RSS sampling period
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -72,7 +79,8 @@ def test_unauthenticated_flood_of_large_calls_is_refused_before_the_body_is_read
     for t in threads:
         t.join(60)
     elapsed = time.monotonic() - t0
-    time.sleep(0.3)
+    # the refused calls' buffers are given back a moment after they end: poll for it
+    wait_until(lambda: proc.memory_info().rss - base < 12 * MIB, timeout=10)
     stop.set()
     sampler.join(5)
     after = proc.memory_info().rss
@@ -116,8 +124,6 @@ def test_each_method_has_its_own_message_limit(agent_factory):
 
 
 def test_calls_in_flight_per_method_are_bounded_and_the_extra_one_is_refused_at_once(agent_factory):
-    from agent.server.guard import limit_of
-
     a = agent_factory()
     bound = limit_of("/edgebench.v1.Agent/Upload").concurrent
     release = threading.Event()
@@ -137,7 +143,8 @@ def test_calls_in_flight_per_method_are_bounded_and_the_extra_one_is_refused_at_
         t.start()
     for _ in range(bound):
         assert opened.acquire(timeout=10)
-    time.sleep(0.2)  # the header reached the agent
+    # every header reached the agent: all the method's slots are taken
+    assert wait_until(lambda: _free_slots(a, "/edgebench.v1.Agent/Upload") == 0, timeout=10)
     t0 = time.monotonic()
     code, details = _code(lambda: a.stub.Upload(held(99), timeout=5))
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and time.monotonic() - t0 < 1.0
@@ -156,7 +163,7 @@ def test_calls_in_flight_per_method_are_bounded_and_the_extra_one_is_refused_at_
 def sleep_task(spec, run_dir, send) -> None:
     """A worker task that idles until cancelled (SIGTERM ends the worker at once)."""
     send({"type": "phase", "phase": "measure"})
-    time.sleep(60)
+    time.sleep(60)  # the behaviour under test: a run that is still running, not a wait
 
 
 def test_200_watchers_leave_info_cancel_and_health_answering(agent_factory, push, tmp_path):
@@ -166,10 +173,17 @@ def test_200_watchers_leave_info_cancel_and_health_answering(agent_factory, push
     sha = push(a.stub, model)
     spec = {"kind": "bench", "model_sha256": sha, "telemetry": False, "placement": False}
     run_id = a.stub.StartRun(pb.StartRunRequest(spec_json=json.dumps(spec)), timeout=10).run_id
+    a.stub.GetInfo(pb.GetInfoRequest(), timeout=30)  # warm: the fingerprint is cached, as on a live agent
     channels = [grpc.insecure_channel(a.address) for _ in range(4)]
     stubs = [pb_grpc.AgentStub(c) for c in channels]
     watches = [stubs[i % 4].WatchRun(pb.WatchRunRequest(run_id=run_id), timeout=60) for i in range(200)]
-    time.sleep(1.0)  # every watch reached the agent: served or refused
+    watch_bound = limit_of("/edgebench.v1.Agent/WatchRun").concurrent
+
+    def reached() -> bool:  # every watch reached the agent: served (holds a slot) or refused
+        served = watch_bound - _free_slots(a, "/edgebench.v1.Agent/WatchRun")
+        return served + sum(w.done() for w in watches) == len(watches)
+
+    assert wait_until(reached, timeout=30)
     health = health_pb2_grpc.HealthStub(channels[0])
     t0 = time.monotonic()
     assert json.loads(a.stub.GetInfo(pb.GetInfoRequest(), timeout=1).info_json)["schema"]
@@ -207,12 +221,14 @@ def test_unauthenticated_caller_learns_nothing_about_methods(agent_factory, meth
 
 
 def test_health_watch_answers_through_the_guard_and_frees_its_slot(agent):
+    bound = limit_of(HEALTH_WATCH).concurrent
     health = health_pb2_grpc.HealthStub(grpc.insecure_channel(agent.address))
     for _ in range(3 * 8):  # more watches than the bound, one after another: each frees its slot
         stream = health.Watch(health_pb2.HealthCheckRequest(service="edgebench.v1.Agent"), timeout=5)
         assert next(stream).status == health_pb2.HealthCheckResponse.SERVING
         stream.cancel()
-        time.sleep(0.05)  # the agent sees the cancel a moment later
+        # the agent sees the cancel a moment later and frees the slot
+        assert wait_until(lambda: _free_slots(agent, HEALTH_WATCH) == bound, timeout=10)
     stream = health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=5)
     assert next(stream).status == health_pb2.HealthCheckResponse.SERVING
     stream.cancel()

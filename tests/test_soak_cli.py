@@ -7,7 +7,8 @@ import io
 
 from rich.console import Console
 
-from controller.commands.soak import Cursor, SoakView, clocks_text
+from controller.soak.cursor import Cursor
+from controller.soak.view import SoakView, clocks_text
 
 
 def window(i, ips=25.0):
@@ -99,10 +100,10 @@ import re  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+from conftest import wait_until  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,13 +131,14 @@ def home(tmp_path, monkeypatch):
 
 
 def test_plain_soak_defaults_to_30_minutes_of_10_s_windows(tiny_onnx_model):
+    from controller import specs
     from controller.commands import soak
 
     p = argparse.ArgumentParser(prog="edgebench")
     soak.add_parser(p.add_subparsers(dest="cmd"))
     args = p.parse_args(["soak", str(tiny_onnx_model)])
     assert args.duration == 1800.0 and args.window == 10.0
-    spec = soak._soak_spec(args, "0" * 64, "tiny.onnx")
+    spec = specs.build("soak", args, "0" * 64, "tiny.onnx").to_dict()
     assert spec["kind"] == "soak" and spec["duration_s"] == 1800.0 and spec["soak"]["window_s"] == 10.0
     args = p.parse_args(["soak", str(tiny_onnx_model), "--duration", "1h30m", "--window", "250ms"])
     assert (args.duration, args.window) == (5400.0, 0.25)
@@ -212,7 +214,9 @@ def test_a_reattached_controller_gets_every_window_exactly_once(agent, tiny_onnx
     first.send_signal(signal.SIGKILL)  # the controller dies; the soak goes on
     first.wait(timeout=30)
     assert run_id and len(seen1) == 3
-    time.sleep(1.0)  # the agent journals windows nobody is watching
+    journal = agent.state_dir / "runs" / run_id / "journal.jsonl"
+    # the agent journals windows nobody is watching: two more than the first controller saw
+    assert wait_until(lambda: journal.read_text().count('"kind":"window"') >= 5, timeout=30)
     attach = ["--attach", run_id, "--agent", agent.address, "--json", str(tmp_path / "r.json")]
     second = subprocess.run(argv + attach, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     assert second.returncode == 0, second.stderr

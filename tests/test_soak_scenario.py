@@ -10,10 +10,10 @@ import os
 import shutil
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 from scenario.thermal import CpuContention, ThermalBoard, online_zones, write_in_place
 
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
@@ -73,13 +73,10 @@ def run_dir(state_dir: Path, run_id: str) -> Path:
 
 
 def worker_pid(state_dir: Path, run_id: str, timeout: float = 30.0) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        st = json.loads((run_dir(state_dir, run_id) / "state.json").read_text())
-        if st.get("pid"):
-            return int(st["pid"])
-        time.sleep(0.05)
-    raise AssertionError("worker never started")
+    state = run_dir(state_dir, run_id) / "state.json"
+    pid = wait_until(lambda: json.loads(state.read_text()).get("pid"), timeout, step=0.05)
+    assert pid, "worker never started"
+    return int(pid)
 
 
 def test_throttle_is_found_at_the_right_time_and_attributed_to_the_gpu(
@@ -177,14 +174,7 @@ def test_killing_the_agent_mid_soak_loses_no_journaled_window(
     pid = worker_pid(state, run_id)
     ap.kill(signal.SIGKILL)
     # the orphaned worker must not go on burning the board
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:
+    if not wait_until(lambda: not os.path.exists(f"/proc/{pid}"), timeout=20, step=0.05):
         os.kill(pid, signal.SIGKILL)
         pytest.fail("worker outlived its agent")
 
@@ -225,9 +215,7 @@ def test_edgebench_soak_on_the_throttling_board_reports_attributes_and_writes_ht
     def drive() -> None:
         """Play the board: pin the worker when the run starts, heat and throttle it from its measure phase."""
         runs = agent.state_dir / "runs"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (runs.exists() and any(runs.iterdir())):
-            time.sleep(0.05)
+        assert wait_until(lambda: runs.exists() and any(runs.iterdir()), timeout=60, step=0.05)
         run_id = next(runs.iterdir()).name
         for ev in agent.stub.WatchRun(pb.WatchRunRequest(run_id=run_id), timeout=120):
             phase = json.loads(ev.payload_json).get("phase") if ev.kind == "phase" else None

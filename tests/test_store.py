@@ -6,11 +6,10 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-import time
 
 import grpc
 import pytest
-from conftest import CHUNK, push_file, upload_chunks
+from conftest import CHUNK, push_file, upload_chunks, wait_until
 
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.store.artifacts import ArtifactStore, StoreError, artifact_path
@@ -109,21 +108,18 @@ def test_cancelled_upload_resumes_from_committed_offset(agent):
 
     fut = agent.stub.Upload.future(first_half())
     assert pause.wait(10)
-    deadline = time.monotonic() + 10
     part = agent.state_dir / "uploads" / f"{sha}.part"
-    while time.monotonic() < deadline and (not part.exists() or part.stat().st_size < 4 * CHUNK):
-        time.sleep(0.02)
+    wait_until(lambda: part.exists() and part.stat().st_size >= 4 * CHUNK, timeout=10)
     fut.cancel()
     finished.set()
-    committed = 0
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def at_four_chunks() -> pb.StatArtifactResponse | None:
         st = agent.stub.StatArtifact(pb.StatArtifactRequest(sha256=sha))
-        committed = st.committed_offset
-        if committed == 4 * CHUNK:
-            break
-        time.sleep(0.02)
-    assert committed == 4 * CHUNK and not st.present
+        return st if st.committed_offset == 4 * CHUNK else None
+
+    st = wait_until(at_four_chunks, timeout=10)
+    assert st and not st.present
+    committed = st.committed_offset
 
     # resuming from anywhere but the committed offset is refused
     with pytest.raises(grpc.RpcError) as ei:
@@ -166,7 +162,7 @@ def test_bytes_past_the_committed_offset_are_dropped_on_resume(tmp_path):
     up.write(data[:CHUNK])
     up.close()
     # as if the agent crashed after writing more bytes than it recorded
-    with open(store._part(sha), "ab") as f:
+    with open(store.part_path(sha), "ab") as f:
         f.write(b"garbage-not-committed")
     assert store.stat(sha).committed_offset == CHUNK
     up = store.begin(sha, len(data), "m.bin", CHUNK)

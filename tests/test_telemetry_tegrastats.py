@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 
 from agent import profiles
 from agent.telemetry.tegrastats import TegrastatsSource, parse_line, to_sample
@@ -180,17 +181,13 @@ def test_source_runs_the_command_and_keeps_the_latest_line():
         "import sys, time\n"
         f"lines = [{JP6_ORIN_NANO!r}, 'garbage line', {JP7_ORIN_NANO!r}]\n"
         "for l in lines:\n    print(l, flush=True)\n"
-        "time.sleep(30)\n"
+        "time.sleep(30)\n"  # a tegrastats that keeps running until closed
     )
     src = TegrastatsSource(profiles.load("orin-nano", [REPO_PROFILES]), cmd=[sys.executable, "-c", script])
     src.start()
     try:
         assert src.wait_first(10)
-        import time
-
-        deadline = time.monotonic() + 10
-        while src.lines < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: src.lines >= 3, timeout=10, step=0.01)
         assert src.lines == 3
         assert src.read()["rails"]["VDD_IN"]["w"] == pytest.approx(4.093)  # the last line wins
     finally:

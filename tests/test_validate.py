@@ -246,10 +246,23 @@ def test_bad_references_exit_2_with_one_line_and_nothing_stored(cli, cnn, tmp_pa
     cases = {
         "pickled": ({"inputs/image": np.array([object()], dtype=object), "outputs/logits": y}, "pickled"),
         "text": ({"inputs/image": x, "outputs/logits": np.array(["a"] * 8)}, "not numeric"),
-        "wrong input name": ({"inputs/img": x, "outputs/logits": y}, "'img' is not a model input"),
-        "wrong shape": ({"inputs/image": x[:, :, :64], "outputs/logits": y}, "3x64x96 do not fit 1x3x96x96"),
-        "missing output": ({"inputs/image": x, "outputs/other": y}, "lacks model output(s) logits"),
-        "counts": ({"inputs/image": x, "outputs/logits": y[:5]}, "same number of samples"),
+        "wrong input name": (
+            {"inputs/img": x, "outputs/logits": y},
+            "the reference: 'img' is not a model input; model inputs: image",
+        ),
+        "wrong shape": (
+            {"inputs/image": x[:, :, :64], "outputs/logits": y},
+            "the reference: input 'image' has samples of shape 3x64x96, which do not fit the model's "
+            "1x3x96x96",
+        ),
+        "missing output": (
+            {"inputs/image": x, "outputs/other": y},
+            "'other' is not a model output; model outputs: logits",
+        ),
+        "counts": (
+            {"inputs/image": x, "outputs/logits": y[:5]},
+            "the reference: every array needs the same number of samples",
+        ),
         "output shape": ({"inputs/image": x, "outputs/logits": y[:, :7]}, "the reference has samples of 7"),
     }
     for label, (arrays, words) in cases.items():

@@ -6,56 +6,23 @@ and one compare per iteration; everything else (progress, soak windows, disk
 flushes) happens at check points at most every 0.5 s or when the buffer fills.
 Rows go to ``iterations.npy`` (int64 N x 3: start_ns, end_ns, phase) in chunks,
 with the header rewritten at each flush so a killed run leaves a readable file;
-``agent/runs/files.py`` reads it.
+``agent/rundir.py`` reads it.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from agent.runs.files import MEASURED, WARMUP
+from agent.messages import Progress, Window
+from agent.rundir import MEASURED, WARMUP, IterationLog
 from agent.stats import nearest_rank
 
 CHUNK = 65536  # rows per flush: 1.5 MiB, ~65 s at 1 kHz
 PROGRESS_S = 0.5  # progress messages at most 2 Hz
-_HEADER_LEN = 128  # fixed .npy v1 header so the row count can be rewritten in place
-
-
-class IterationLog:
-    """Append-only int64 ``.npy`` writer (``iterations.npy``; ``arrivals.npy``
-    has 4 columns)."""
-
-    def __init__(self, path: Path, cols: int = 3) -> None:
-        self.path = path
-        self.cols = cols
-        self.rows = 0
-        self.f = open(path, "wb")
-        self._header()
-
-    def _header(self) -> None:
-        d = "{'descr': '<i8', 'fortran_order': False, 'shape': (" + str(self.rows) + f", {self.cols}), }}"
-        body = d.ljust(_HEADER_LEN - 10 - 1) + "\n"
-        self.f.seek(0)
-        self.f.write(b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body.encode("latin1"))
-
-    def append(self, rows: np.ndarray) -> None:
-        if not len(rows):
-            return
-        self.f.seek(0, 2)
-        self.f.write(np.ascontiguousarray(rows, dtype="<i8").tobytes())
-        self.rows += len(rows)
-        self._header()
-        self.f.flush()
-
-    def close(self) -> None:
-        if not self.f.closed:
-            self._header()
-            self.f.close()
 
 
 class LatencyStore:
@@ -116,15 +83,16 @@ class Loop:
             buf[i, 1] = t1
             i += 1
             if i == CHUNK:
-                self._flush(i)
+                self.flush(i)
                 n += i
                 i = 0
             if t1 >= end:
                 break
-        self._flush(i)
+        self.flush(i)
         return n + i
 
-    def _flush(self, i: int) -> None:
+    def flush(self, i: int) -> None:
+        """The first ``i`` buffered rows to the iteration log."""
         if self.log is not None and i:
             self.log.append(self.buf[:i])
 
@@ -160,26 +128,18 @@ class Loop:
             if i == limit or t1 >= check:
                 # slow path (buffer full or a check point due): drain, then decide
                 lat.extend(buf[:i, 1] - buf[:i, 0])
-                self._flush(i)
+                self.flush(i)
                 n_total += i
                 i = 0
                 if next_window is not None and t1 >= next_window:
-                    self.send({"type": "window", **_window(win_t0, t1, lat.view(win_i0))})
+                    self.send(window(win_t0, t1, lat.view(win_i0)).to_dict())
                     win_t0, win_i0 = t1, lat.n
                     while next_window <= t1:
                         next_window += win_ns
                 if t1 >= next_progress:
                     el = (t1 - start) / 1e9
-                    self.send(
-                        {
-                            "type": "progress",
-                            "t_ns": t1,
-                            "iterations": n_total,
-                            "elapsed_s": el,
-                            "target_s": duration_s,
-                            "throughput_ips": n_total / el if el > 0 else 0.0,
-                        }
-                    )
+                    ips = n_total / el if el > 0 else 0.0
+                    self.send(Progress(t1, n_total, el, duration_s, ips).to_dict())
                     next_progress = t1 + prog_ns
                 if t1 >= end and n_total >= min_iterations:
                     break
@@ -192,7 +152,7 @@ class Loop:
         n = n_total
         # the last (partial) window of a soak
         if next_window is not None and lat.n > win_i0:
-            self.send({"type": "window", **_window(win_t0, t1, lat.view(win_i0))})
+            self.send(window(win_t0, t1, lat.view(win_i0)).to_dict())
         return {
             "iterations": n,
             # the phase start, so duration_s >= the requested duration exactly
@@ -202,14 +162,15 @@ class Loop:
         }
 
 
-def _window(t0: int, t1: int, lat_ns: np.ndarray) -> dict:
+def window(t0: int, t1: int, lat_ns: np.ndarray) -> Window:
+    """A soak window's message from its span and its latencies (ns)."""
     s = np.sort(lat_ns) / 1e6
     span = (t1 - t0) / 1e9
-    return {
-        "t_start_ns": int(t0),
-        "t_end_ns": int(t1),
-        "iterations": len(s),
-        "throughput_ips": len(s) / span if span > 0 else 0.0,
-        "p50_ms": nearest_rank(s, 50.0) if len(s) else None,
-        "p99_ms": nearest_rank(s, 99.0) if len(s) else None,
-    }
+    return Window(
+        t_start_ns=int(t0),
+        t_end_ns=int(t1),
+        iterations=len(s),
+        throughput_ips=len(s) / span if span > 0 else 0.0,
+        p50_ms=nearest_rank(s, 50.0) if len(s) else None,
+        p99_ms=nearest_rank(s, 99.0) if len(s) else None,
+    )

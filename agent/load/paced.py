@@ -14,17 +14,18 @@ burst; dropped frames have start = end = -1).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
+from agent.load.loop import Loop, window
 from agent.load.pacer import wait_until
 from agent.load.schedule import ASAP, Schedule
-from agent.runs.files import MEASURED
+from agent.messages import Progress
+from agent.messages import Schedule as ScheduleMsg
+from agent.rundir import MEASURED, IterationLog
 from agent.spec import LoadSpec
-
-if TYPE_CHECKING:
-    from agent.load.loop import IterationLog, Loop
 
 FRAMES_CHUNK = 4096
 PROGRESS_S = 0.5
@@ -88,7 +89,6 @@ def measure_paced(
     end_ns, latencies_ns (from arrival), frames, late, dropped, max_consecutive_misses}.
     Frames arriving before ``duration_s`` run; the phase goes on past it only
     while fewer than ``min_iterations`` completed."""
-    from agent.load.loop import _window
 
     fn, clock, buf, send = loop.fn, loop.clock, loop.buf, loop.send
     buf[:, 2] = MEASURED
@@ -98,14 +98,7 @@ def measure_paced(
     sched = Schedule(load, start)
     # the schedule's origin and bursts, journaled (as a log event): what a
     # meter trace or a test aligns with
-    send(
-        {
-            "type": "schedule",
-            "t_ns": start,
-            "origin_ns": start,
-            "burst_starts_ns": sched.burst_starts(start + int(duration_s * 1e9))[:1000],
-        }
-    )
+    send(ScheduleMsg(start, start, sched.burst_starts(start + int(duration_s * 1e9))[:1000]).to_dict())
     drop = load.late_policy == "drop" and not sched.closed
     end = start + int(duration_s * 1e9)
     prog_ns = int(PROGRESS_S * 1e9)
@@ -122,7 +115,7 @@ def measure_paced(
         nonlocal i, n_total
         if i:
             lat.extend(buf[:i, 1] - arrivals[:i])
-            loop._flush(i)
+            loop.flush(i)
             n_total += i
             i = 0
 
@@ -131,25 +124,14 @@ def measure_paced(
         nonlocal next_progress, next_window, win_t0, win_i0
         drain()
         if next_window is not None and now >= next_window:
-            send({"type": "window", **_window(win_t0, now, lat.view(win_i0)), **fr.window_counts()})
+            send(replace(window(win_t0, now, lat.view(win_i0)), **fr.window_counts()).to_dict())
             win_t0, win_i0 = now, lat.n
             while next_window <= now:
                 next_window += win_ns
         if now >= next_progress:
             el = (now - start) / 1e9
-            send(
-                {
-                    "type": "progress",
-                    "t_ns": now,
-                    "iterations": n_total,
-                    "elapsed_s": el,
-                    "target_s": duration_s,
-                    "throughput_ips": n_total / el if el > 0 else 0.0,
-                    "frames": fr.frames,
-                    "late": fr.late,
-                    "dropped": fr.dropped,
-                }
-            )
+            ips = n_total / el if el > 0 else 0.0
+            send(Progress(now, n_total, el, duration_s, ips, fr.frames, fr.late, fr.dropped).to_dict())
             next_progress = now + prog_ns
 
     def check_at() -> int:
@@ -194,7 +176,7 @@ def measure_paced(
     fr.flush()
     if next_window is not None and (lat.n > win_i0 or fr.w_frames):
         w_end = max(end, t1)
-        send({"type": "window", **_window(win_t0, w_end, lat.view(win_i0)), **fr.window_counts()})
+        send(replace(window(win_t0, w_end, lat.view(win_i0)), **fr.window_counts()).to_dict())
     return {
         "iterations": n_total,
         "start_ns": start,

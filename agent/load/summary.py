@@ -19,7 +19,7 @@ FIRST_N = 5  # "the first inferences after idle" of a burst (as agent/power/anal
 MAX_BURSTS = 1000  # listed in the result; the count is always complete
 
 
-def _pct(ms: np.ndarray) -> dict[str, float | None]:
+def _percentiles(ms: np.ndarray) -> dict[str, float | None]:
     s = np.sort(ms)
     return {
         "p50": nearest_rank(s, 50.0) if s.size else None,
@@ -65,8 +65,8 @@ def summarize(
         "miss_rate": (n_late + n_dropped) / len(f) if len(f) else None,
         "max_consecutive_misses": int(max_consecutive_misses),
         "achieved_rate_hz": len(done) / span_s,
-        "queue_delay_ms": _pct((done[:, 1] - done[:, 0]) / 1e6),
-        "service_ms": _pct(service),
+        "queue_delay_ms": _percentiles((done[:, 1] - done[:, 0]) / 1e6),
+        "service_ms": _percentiles(service),
         "busy_share": min(1.0, busy_s / span_s),
         "idle_share": max(0.0, 1.0 - busy_s / span_s),
         "bursts": [],

@@ -14,18 +14,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from agent import rundir
 from agent.clock import now_ns
 from agent.errors import BadInput, EdgebenchError, one_line
-from agent.load.loop import IterationLog, Loop
+from agent.load.loop import Loop
 from agent.load.paced import measure_paced
 from agent.load.summary import summarize
-from agent.runs import files
+from agent.messages import Error, Phase, Result
+from agent.names import RUNTIME_OF_FORMAT, model_format
+from agent.rundir import IterationLog
 from agent.runtimes.base import Runner, is_dynamic, make_runner
-from agent.runtimes.names import RUNTIME_OF_FORMAT, model_format
 from agent.spec import RunSpec
-from agent.stats import latency_summary_ms
+from agent.stats import PERCENTILES, latency_summary_ms
 from agent.store.paths import locate_artifact
 from agent.validate.run import validate_samples
+from agent.validity import percentile_support
 
 Send = Callable[[dict], None]
 
@@ -57,7 +62,14 @@ def open_model(spec: RunSpec, run_dir: Path) -> tuple[Runner, Path, str, float]:
     if runtime == "onnxruntime" and spec.delegate:
         raise BadInput("--delegate applies to litert; an ONNX model takes --provider NAME")
     runner = make_runner(runtime)
+    start = None
+    if spec.start is not None:  # --start cold|warm: the runtime's cache emptied or used
+        from agent.runtimes import cache
+
+        spec, start = cache.prepare(spec, run_dir, runner)
     init_ms = runner.load(model, spec)
+    if start is not None:
+        runner.start = cache.finish({**start, "init_ms": init_ms})
     return runner, model, fmt, init_ms
 
 
@@ -66,17 +78,17 @@ def run_task(spec: RunSpec, run_dir: Path, send: Send) -> dict | None:
     try:
         part = _run(spec, Path(run_dir), send)
     except EdgebenchError as exc:
-        send({"type": "error", "code": exc.code, "message": one_line(str(exc))})
+        send(Error(exc.code, one_line(str(exc))).to_dict())
         return None
     except Exception as exc:  # a runtime bug must still end in one clear line
-        send({"type": "error", "code": "run_failed", "message": one_line(f"{type(exc).__name__}: {exc}")})
+        send(Error("run_failed", one_line(f"{type(exc).__name__}: {exc}")).to_dict())
         return None
-    send({"type": "result", "data": part})
+    send(Result(part).to_dict())
     return part
 
 
 def _phase(send: Send, phase: str) -> None:
-    send({"type": "phase", "phase": phase, "t_ns": now_ns()})
+    send(Phase(phase, now_ns()).to_dict())
 
 
 def _timed(runner: Runner, spec: RunSpec, run_dir: Path, send: Send, part: dict) -> Any:
@@ -98,8 +110,8 @@ def _timed(runner: Runner, spec: RunSpec, run_dir: Path, send: Send, part: dict)
     def once() -> Any:
         return run(feeds)
 
-    log = IterationLog(run_dir / files.ITERATIONS)
-    frames_log = IterationLog(run_dir / files.ARRIVALS, cols=4) if spec.load is not None else None
+    log = IterationLog(run_dir / rundir.ITERATIONS)
+    frames_log = IterationLog(run_dir / rundir.ARRIVALS, cols=4) if spec.load is not None else None
     try:
         loop = Loop(once, log, send)
         loop.record(t0, t1, 0)
@@ -118,7 +130,7 @@ def _timed(runner: Runner, spec: RunSpec, run_dir: Path, send: Send, part: dict)
             frames_log.close()
     if spec.load is not None:
         part["load"] = summarize(
-            files.load_arrivals(run_dir),
+            rundir.load_arrivals(run_dir),
             spec.load,
             m["start_ns"],
             m["end_ns"],
@@ -126,12 +138,18 @@ def _timed(runner: Runner, spec: RunSpec, run_dir: Path, send: Send, part: dict)
             m["burst_starts_ns"],
         )
     span_s = (m["end_ns"] - m["start_ns"]) / 1e9
+    sorted_ms = np.sort(np.asarray(m["latencies_ns"], dtype=np.float64)) / 1e6
     part.update(
         {
             "latency_ms": latency_summary_ms(m["latencies_ns"]),
+            # which percentiles the count supports (LoadGen early stopping): validity{}
+            "latency_support": percentile_support(sorted_ms, PERCENTILES),
             "iterations": m["iterations"],
             "duration_s": span_s,
             "throughput_ips": m["iterations"] / span_s if span_s > 0 else 0.0,
+            # --batch N: each call is N samples; throughput_ips stays calls per second
+            "batch": spec.batch or 1,
+            "samples_per_s": (spec.batch or 1) * m["iterations"] / span_s if span_s > 0 else 0.0,
             "measure_start_ns": m["start_ns"],
             "measure_end_ns": m["end_ns"],
         }
@@ -146,7 +164,7 @@ def inputs_run(runner: Runner, spec: RunSpec) -> list[dict]:
     for i in runner.input_specs():
         entry: dict[str, Any] = {"name": i.name, "shape": [int(d) for d in i.shape], "dtype": str(i.dtype)}
         declared = list(i.declared_shape)
-        if declared and is_dynamic(declared[0]) and i.name not in spec.input_shapes:
+        if declared and is_dynamic(declared[0]) and i.name not in spec.input_shapes and not spec.batch:
             dims = "x".join(["N", *(str(d) for d in entry["shape"][1:])])
             entry["note"] = f"dynamic batch ran as 1 (set it: --input-shape {i.name}={dims})"
         out.append(entry)
@@ -173,6 +191,9 @@ def _run(spec: RunSpec, run_dir: Path, send: Send) -> dict:
     else:
         feeds = _timed(runner, spec, run_dir, send, part)
     part["runtime"] = runner.info()
+    start = getattr(runner, "start", None)
+    if start is not None:
+        part["start"] = {**start, "first_inference_ms": part.get("first_inference_ms")}
 
     if (
         spec.placement
@@ -188,7 +209,7 @@ def _run(spec: RunSpec, run_dir: Path, send: Send) -> dict:
             raise
         except Exception as exc:
             placement = {"runtime": runner.name, "error": one_line(f"{type(exc).__name__}: {exc}")}
-        with open(run_dir / files.PLACEMENT, "w") as f:
+        with open(run_dir / rundir.PLACEMENT, "w") as f:
             json.dump(placement, f, indent=1)
         part["placement"] = placement
     part["peak_rss_bytes"] = peak_rss_bytes()

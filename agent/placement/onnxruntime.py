@@ -21,8 +21,8 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
+from agent.onnx_proto import OnnxNode
 from agent.placement.logs import parse_ort_ep_errors, parse_ort_placements
-from agent.runtimes.onnx_proto import OnnxNode
 
 CPU = "CPUExecutionProvider"
 _MEMCPY = ("MemcpyToHost", "MemcpyFromHost")

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.runs.files import measured_rows
+from agent.rundir import measured_rows
 from agent.telemetry.sampler import input_power_w
 
 DEFAULT_K = 6.0  # transient threshold: median + k x robust spread (MAD as sigma)
@@ -126,7 +126,7 @@ def analyze(
     first_n: int = FIRST_N,
     k: float = DEFAULT_K,
 ) -> dict[str, Any]:
-    """``power{}`` from a trace (``agent.runs.files.load_trace``) and the run's
+    """``power{}`` from a trace (``agent.power.trace.load_trace``) and the run's
     iteration rows (start_ns, end_ns, phase)."""
     meta, t, cur, bus = trace
     t0 = int(run_start_ns if run_start_ns is not None else meta.get("start_ns", 0))
@@ -135,6 +135,18 @@ def analyze(
         "sample_rate_hz": meta.get("sample_rate_hz"),
         "samples": int(cur.shape[0]),
         "dropped_samples": int(meta.get("dropped_samples", 0)),
+        # an older power.json has no bounds: its count came from the counter alone
+        "dropped_uncertainty": meta.get("dropped_uncertainty", 0),
+        "dropped_estimated": bool(meta.get("dropped_estimated", False)),
+        "sample_gaps": [
+            {
+                "t_s": None if g.get("t_ns") is None else (g["t_ns"] - t0) / 1e9,
+                "samples": g["samples"],
+                "uncertainty": g.get("uncertainty"),
+                "estimated": bool(g.get("estimated")),
+            }
+            for g in meta.get("sample_gaps", [])
+        ],
         "garbage": int(meta.get("garbage", 0)),
         "mean_a": None,
         "peak_a": None,

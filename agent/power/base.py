@@ -15,20 +15,18 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from agent import rundir
 from agent.errors import BadInput
+from agent.names import METERS
 from agent.spec import MeterSpec
 
 log = logging.getLogger("edgebench.power")
 
-# kind -> (module, class). Imported lazily: the agent stays light.
-REGISTRY: dict[str, tuple[str, str]] = {
-    "ina-csv": ("agent.power.ina_csv", "InaCsvMeter"),
-    "scpi": ("agent.power.scpi", "ScpiMeter"),
-    "ppk2": ("agent.power.ppk2", "Ppk2Meter"),
-}
+# kind -> (module, class): the one list, in agent/names.py (the spec checks kinds against it)
+REGISTRY = METERS
 
 # The one on-disk sample layout (power.bin): 16 bytes a sample.
-SAMPLE_DTYPE = np.dtype([("t_dev_ns", "<i8"), ("current_a", "<f4"), ("bus_v", "<f4")])
+SAMPLE_DTYPE = np.dtype(list(rundir.SAMPLE_FIELDS))
 
 
 @dataclass
@@ -84,6 +82,12 @@ class Meter(Protocol):
 
     def info(self) -> dict[str, Any]:
         """Identity and settings for power.json (IDN string, calibration...)."""
+
+    def sample_gaps(self) -> list[dict[str, Any]]:
+        """Each run of samples known lost so far, on the meter's clock:
+        {t_dev_ns (the first missing sample), samples, uncertainty (samples
+        either side; None: unbounded), estimated (sized from host timing)}.
+        Their ``samples`` add up to the blocks' ``dropped``."""
 
 
 @dataclass
@@ -171,9 +175,13 @@ def close_port(ser: Any) -> None:
 class SerialMeter:
     """What the serial meters share: a pyserial port in ``_ser``, closed once
     and forgotten, and no stop command unless the meter has one (a streamer
-    that sends on its own, or a meter polled per read, has nothing to stop)."""
+    that sends on its own, or a meter polled per read, has nothing to stop);
+    no lost samples unless the meter can tell."""
 
     _ser: Any = None
+
+    def sample_gaps(self) -> list[dict[str, Any]]:
+        return []
 
     def stop(self) -> None:
         return None

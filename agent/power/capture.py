@@ -3,7 +3,7 @@
 A reader thread pulls blocks from the meter and appends them to
 ``run_dir/power.bin`` (SAMPLE_DTYPE records, 16 bytes a sample, meter clock).
 At stop it fits the meter clock to CLOCK_MONOTONIC per segment and writes
-``power.json`` (layout, counts, gaps, fits); ``agent/runs/files.py`` reads them back.
+``power.json`` (layout, counts, gaps, fits); ``agent/rundir.py`` reads them back.
 
 An unplugged meter is not a failed run: the gap is recorded, the capture is
 marked partial and the reader keeps trying to reopen the port; a reopened
@@ -15,7 +15,6 @@ the reader waits on the port (see bench/bench_power.py for the figures).
 
 from __future__ import annotations
 
-import json
 import threading
 from array import array
 from bisect import bisect_left, bisect_right
@@ -24,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from agent import atomic
 from agent.clock import now_ns
 from agent.errors import BadInput
-from agent.power import clockfit
+from agent.power import clockfit, losses
 from agent.power.base import SAMPLE_DTYPE, Block, Meter, MeterGone, make_meter
-from agent.runs.files import POWER_BIN, POWER_JSON
+from agent.rundir import POWER_BIN, POWER_JSON
 from agent.spec import MeterSpec
 
 SCHEMA = "edgebench.power/v1"
@@ -67,6 +67,7 @@ class Capture:
         self._lock = threading.Lock()
         self._segments: list[_Segment] = []
         self._gaps: list[dict[str, Any]] = []
+        self._sample_gaps: list[tuple[int, dict[str, Any]]] = []  # (segment, the meter's gap)
         self._samples = 0
         self._dropped = 0
         self._garbage = 0
@@ -180,9 +181,18 @@ class Capture:
                 }
             )
             self._info = self._meter_info()
+            self._take_sample_gaps()
         if self._meter is not None:
             self._meter.close()
         self._meter = None
+
+    def _take_sample_gaps(self) -> None:
+        """The lost-sample runs of the meter now in use (before it is dropped)."""
+        try:
+            gaps = self._meter.sample_gaps() if self._meter is not None else []
+        except Exception:  # best effort, as info: never lose the capture for it
+            gaps = []
+        self._sample_gaps += [(len(self._segments) - 1, g) for g in gaps]
 
     def _reopen(self) -> bool:
         """Try to reopen an unplugged meter until stop. False: stopped."""
@@ -308,6 +318,7 @@ class Capture:
             except MeterGone:
                 pass
             self._info = self._meter_info()
+            self._take_sample_gaps()
             self._meter.close()
             self._meter = None
         self._file.close()
@@ -316,15 +327,18 @@ class Capture:
                 g["end_ns"] = self._stop_ns
         segs = []
         span_ns = 0
-        for s in self._segments:
+        seg_fits: dict[int, clockfit.ClockFit] = {}
+        for i, s in enumerate(self._segments):
             if not s.count:
                 continue
             if self._host_clock:
                 fit = clockfit.identity()
             else:
                 fit = clockfit.fit(np.asarray(s.pair_dev), np.asarray(s.pair_host))
+            seg_fits[i] = fit
             segs.append({"first": s.first, "count": s.count, "clock_fit": fit.to_dict()})
             span_ns += (s.dev_last or 0) - (s.dev_first or 0)
+        sample_gaps = losses.on_agent_clock(self._sample_gaps, seg_fits)
         rate = None
         if span_ns > 0:
             n_intervals = sum(max(0, s.count - 1) for s in self._segments) + self._dropped
@@ -335,6 +349,8 @@ class Capture:
             "sample_rate_hz": rate,
             "samples": self._samples,
             "dropped_samples": self._dropped,
+            **losses.bounds(sample_gaps),
+            "sample_gaps": sample_gaps[: losses.MAX_LISTED],
             "garbage": self._garbage,
             "partial": self._partial,
             "gaps": self._gaps,
@@ -354,9 +370,7 @@ class Capture:
             "meter": self._info,
             "error": self._error,
         }
-        tmp = self.run_dir / (POWER_JSON + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=1, default=float))
-        tmp.replace(self.run_dir / POWER_JSON)
+        atomic.write_json(self.run_dir / POWER_JSON, doc, indent=1, default=float)
         self._summary = summary
         return summary
 

@@ -33,7 +33,8 @@ class InaCsvParser:
         self._last_raw: int | None = None
         self._offset = 0  # multiples of 2^32 added by unwrapping
         self._period_us: float | None = 1e6 / nominal_rate_hz if nominal_rate_hz else None
-        self._dts: list[int] = []
+        self._pending_t: list[int] = []  # t_us seen while the period is learned
+        self.gaps: list[dict[str, Any]] = []  # runs of lost lines, on the streamer's clock
         self._last_t: int | None = None  # last unwrapped t_us handed out
         self.lines = 0
         self.garbage = 0
@@ -154,24 +155,42 @@ class InaCsvParser:
         )
 
     def _count_drops(self, t_us: np.ndarray) -> int:
+        """Lines lost, from the streamer's own t_us (never from when lines
+        arrive): each interval of about n periods is n - 1 lost lines. Each
+        run goes to ``gaps``, exact (the device clock sized it)."""
         if not t_us.shape[0]:
             return 0
         if self._last_t is not None:
-            dt = np.diff(np.concatenate(([self._last_t], t_us)))
+            t = np.concatenate(([self._last_t], t_us))
         else:
-            dt = np.diff(t_us)
+            t = t_us
         if self._period_us is None:
-            # learning the period: keep the intervals (a few blocks' worth) and
+            # learning the period: keep the times (a few blocks' worth) and
             # count the gaps among them once it is known
-            self._dts.extend(int(x) for x in dt if x > 0)
-            if len(self._dts) < 32:
+            self._pending_t.extend(int(x) for x in t_us)
+            if len(self._pending_t) < 33:
                 return 0
-            self._period_us = float(np.median(self._dts))
-            dt = np.asarray(self._dts)
-            self._dts = []
+            dts = np.diff(np.asarray(self._pending_t))
+            self._period_us = float(np.median(dts[dts > 0]))
+            t = np.asarray(self._pending_t)
+            self._pending_t = []
         p = self._period_us
-        gaps = dt[dt > 1.5 * p]
-        return int(np.rint(gaps / p).sum() - gaps.shape[0]) if gaps.shape[0] else 0
+        dt = np.diff(t)
+        at = np.flatnonzero(dt > 1.5 * p)
+        n = 0
+        for i in at:
+            lost = int(np.rint(dt[i] / p)) - 1
+            if lost > 0:
+                n += lost
+                self.gaps.append(
+                    {
+                        "t_dev_ns": int((t[i] + p) * 1000),
+                        "samples": lost,
+                        "uncertainty": 0,
+                        "estimated": False,
+                    }
+                )
+        return n
 
 
 class InaCsvMeter(SerialMeter):
@@ -200,6 +219,9 @@ class InaCsvMeter(SerialMeter):
 
     def flush(self) -> Block:
         return empty_block()  # nothing is held back
+
+    def sample_gaps(self) -> list[dict[str, Any]]:
+        return list(self.parser.gaps)
 
     def info(self) -> dict[str, Any]:
         p = self.parser

@@ -118,6 +118,15 @@ class Ppk2Meter(SerialMeter):
         except MeterGone:
             pass
 
+    def sample_gaps(self) -> list[dict[str, Any]]:
+        d = self.decoder
+        if d is None:
+            return []
+        return [
+            {**{k: v for k, v in g.items() if k != "index"}, "t_dev_ns": g["index"] * d.period_ns}
+            for g in d.gaps
+        ]
+
     def info(self) -> dict[str, Any]:
         d = self.decoder
         return {

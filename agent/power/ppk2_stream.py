@@ -9,12 +9,12 @@ a few out-of-order counters). ``ppk2.py`` is the meter that feeds it.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 import numpy as np
 
 from agent.power.base import Block
+from agent.power.ppk2_runs import MIN_BLOCKS_SILENT, WRAP, LagFloor, Sizing, size_runs
 
 ADC_MULT = 1.8 / 163840  # volts per ADC step (the ADC value is scaled by 4 first)
 N_RANGES = 5
@@ -81,38 +81,20 @@ def decode(words: np.ndarray, cal: dict[str, list[float]], vdd_v: float) -> tupl
 # samples look like none, 65 like one. Nordic's nRF Connect Power Profiler
 # (pc-nrfconnect-ppk, serialDevice) reads the counter the same way and also
 # lets up to 4 samples carry an unexpected counter before it calls it loss.
-# Runs of 64 and more are found here from the host clock: each read's newest
-# sample is compared with the receive time, against the lowest such lag seen
-# before (receive latency only adds to it), and the lag no counter accounts for
-# is rounded to whole runs of 64.
+# Runs of 64 are sized from the host clock by ppk2_runs.py: never from one
+# read's arrival time, always with the bound the host's current jitter allows.
 TOLERATE = 4  # samples with an unexpected counter before it counts as loss
 RUN = 3  # counter steps of one that confirm a resumed sequence or an alignment
 HALF_WRAP = 32  # samples: a lag beyond this, unexplained by the counter, may be a lost run of 64
-LAG_WINDOW_NS = 2_000_000_000  # the lowest lag is taken over this much host time
-LARGE_LAG_NS = 2_000_000  # more than any USB or scheduling jitter: hold the read and confirm
-CONFIRM_NS = 100_000_000  # a held read is settled by the lowest lag over this long...
+CONFIRM_NS = 300_000_000  # a held read is settled by the lowest lags over this long...
 CONFIRM_READS = 12  # ...and at least this many reads (pyserial reads come ~20 a second)
-SETTLE_READS = 8  # reads before the lowest lag is trusted (the first ones after start vary)
-CREEP_NS = 250_000_000  # a lag above HALF_WRAP on every read this long: a run of 64 with no counter trace
-CREEP_READS = 32  # (each read is above HALF_WRAP by jitter about half the time)
-
-
-class _MinWindow:
-    """The minimum of (t, value) pairs over a sliding window of t, never empty once fed."""
-
-    def __init__(self, span_ns: int) -> None:
-        self.span_ns = span_ns
-        self._q: deque[tuple[int, int]] = deque()
-
-    def push(self, t: int, v: int) -> None:
-        while self._q and self._q[-1][1] >= v:
-            self._q.pop()
-        self._q.append((t, v))
-        while len(self._q) > 1 and self._q[0][0] < t - self.span_ns:
-            self._q.popleft()
-
-    def min(self) -> int | None:
-        return self._q[0][1] if self._q else None
+HOLD_MAX_NS = 500_000_000  # while the timing fits several counts, hold up to this long
+# a lag above HALF_WRAP on every read this long (a host is slow for a while,
+# a lost run raises the lag for good): a run of 64 with no counter trace?
+CREEP_NS = 1_000_000_000
+CREEP_READS = 48
+CREEP_FLUSH_NS = 600_000_000  # at stop no later read can show the lag going back: this much is enough
+CREEP_MAX_NS = 2_000_000_000  # a loaded host's lowest lag settles over longer windows: hold up to this
 
 
 def _steps_by_one(counter: np.ndarray) -> bool:
@@ -126,7 +108,11 @@ class Ppk2Decoder:
     without it only the counter finds lost samples. A read that shows a lost
     run (a counter jump, or a lag far beyond jitter) is held until later
     reads settle how many runs of 64 it hides: its samples come out a little
-    later, with the right indices."""
+    later, with the right indices. Each gap is listed in ``gaps``: where
+    (``index``, the first sample missing), the counter's residue
+    (``counter``), ``samples``, ``uncertainty`` (samples either side; None
+    while only the counter knows it, modulo 64) and ``estimated`` (the size
+    rests on host timing)."""
 
     def __init__(self, cal: dict[str, list[float]], vdd_v: float, period_ns: int = SAMPLE_PERIOD_NS) -> None:
         self.cal = cal
@@ -147,11 +133,10 @@ class Ppk2Decoder:
         self.logic_seen = 0  # OR of the digital channels: which ones ever went high
         self.logic_edges = 0  # channel changes between consecutive samples
         self._last_logic: int | None = None
-        self._lag = _MinWindow(LAG_WINDOW_NS)
-        self._lag_reads = 0
+        self.floor = LagFloor()
+        self.gaps: list[dict[str, Any]] = []
         self._held: list[tuple[np.ndarray, np.ndarray]] = []
-        self._hold: dict[str, int] | None = None
-        self._creep: list[tuple[int, int]] = []
+        self._hold: dict[str, Any] | None = None
 
     # -- bytes -> aligned words ----------------------------------------------
     def _walk(self, final: bool = False) -> tuple[np.ndarray, np.ndarray, int | None]:
@@ -176,6 +161,15 @@ class Ppk2Decoder:
         def lost(n: int) -> None:
             nonlocal first_gap
             if n:
+                self.gaps.append(
+                    {
+                        "index": self._next_index,
+                        "counter": n,
+                        "samples": n,
+                        "uncertainty": None,
+                        "estimated": False,
+                    }
+                )
                 self._next_index += n
                 self.dropped += n
                 if first_gap is None:
@@ -248,81 +242,122 @@ class Ppk2Decoder:
 
     # -- host clock check ------------------------------------------------------
     def _timed(
-        self, idx: np.ndarray, words: np.ndarray, gap_at: int | None, t_rx: int
+        self, idx: np.ndarray, words: np.ndarray, gap_at: int | None, new_gap: int | None, t_rx: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Apply the host-clock check to one read; what may go out now."""
-        lag = t_rx - int(idx[-1]) * self.period_ns
-        base = self._lag.min() if self._lag_reads >= SETTLE_READS else None
+        """Apply the host-clock check to one read; what may go out now.
+        ``new_gap``: the entry in ``gaps`` of this read's first counter gap.
+
+        A read with a counter gap is held until the lags after it size the
+        runs of 64 it hides. A late read with no counter trace is held too:
+        once a read is back near the floor it was the host, and the held
+        reads go out as they came; a lag that stays up a run of 64 above the
+        floor, flat, for CREEP_NS is named a lost run, the held samples
+        shifted to their true indices."""
+        p = self.period_ns
+        lag = t_rx - int(idx[-1]) * p
+        base = self.floor.base()
         excess = 0 if base is None else lag - base
         hold = self._hold
-        if hold is not None:
-            self._held.append((idx, words))
-            hold["reads"] += 1
-            hold["min"] = min(hold["min"], excess)
-            hold["t_rx"], hold["lag"] = t_rx, lag
-            if t_rx - hold["t0"] < CONFIRM_NS or hold["reads"] < CONFIRM_READS:
-                return idx[:0], words[:0]
-            return self._settle()
-        beyond = base is not None and excess > HALF_WRAP * self.period_ns
-        if beyond and (gap_at is not None or excess > LARGE_LAG_NS):
-            self._hold = {"t0": t_rx, "reads": 1, "min": excess, "at": gap_at or 0, "t_rx": t_rx, "lag": lag}
-            self._held = [(idx, words)]
-            return idx[:0], words[:0]
-        # no counter trace, a small lag that does not go away: a run of 64
-        # lost between reads (found late; the samples since keep the old count)
-        if beyond:
-            self._creep.append((t_rx, excess))
-            if t_rx - self._creep[0][0] >= CREEP_NS and len(self._creep) >= CREEP_READS:
-                lag -= self._lost_runs(min(e for _, e in self._creep)) * self.period_ns
-                self._creep = []
-        else:
-            self._creep = []
-        self._push_lag(t_rx, lag)
-        return idx, words
+        out = (idx[:0], words[:0])
+        if hold is not None and gap_at is not None and hold["gap"] is None:
+            # a counter gap while late reads are held: they go out as they came
+            out, hold = self._settle(Sizing(0, 0, False)), None
+            base = self.floor.base()
+            excess = 0 if base is None else lag - base
+        if hold is None:
+            if base is None or (gap_at is None and excess <= HALF_WRAP * p):
+                self.floor.push(t_rx, lag)
+                return _joined(out, (idx, words))
+            self._start_hold(idx, words, gap_at, new_gap, t_rx, lag, excess)
+            return out
+        self._held.append((idx, words))
+        hold["excess"].append(excess)
+        hold["lags"].append((t_rx, lag))
+        age, reads = t_rx - hold["t0"], len(hold["excess"])
+        if hold["gap"] is None:
+            if excess <= HALF_WRAP * p:
+                return self._settle(Sizing(0, 0, False))  # back at the floor: the host was slow
+            if age < CREEP_NS or reads < CREEP_READS:
+                return out
+            sz = size_runs(hold["excess"], self.floor.stray(age, MIN_BLOCKS_SILENT), p, False)
+            if not sz.runs and age < CREEP_MAX_NS:
+                return out  # a longer window's lowest lag strays less: wait for it
+            return self._settle(sz)
+        if age < CONFIRM_NS or reads < CONFIRM_READS:
+            return out
+        sz = size_runs(hold["excess"], self.floor.stray(age), p, True)
+        if sz.ambiguous and age < HOLD_MAX_NS:
+            return out  # more reads may pin it down
+        return self._settle(sz)
 
-    def _lost_runs(self, excess_ns: int) -> int:
-        """Count the runs of 64 an unexplained lag stands for; the samples they add."""
-        # both lowest lags (before, and over the reads since) sit a little above
-        # the true lowest latency: round to the nearest run
-        extra = 64 * ((excess_ns + HALF_WRAP * self.period_ns) // (64 * self.period_ns))
+    def _start_hold(
+        self,
+        idx: np.ndarray,
+        words: np.ndarray,
+        gap_at: int | None,
+        gap: int | None,
+        t_rx: int,
+        lag: int,
+        excess: int,
+    ) -> None:
+        self._hold = {"t0": t_rx, "excess": [excess], "at": gap_at or 0, "gap": gap, "lags": [(t_rx, lag)]}
+        self._held = [(idx, words)]
+
+    def _add_runs(self, runs: int) -> int:
+        extra = WRAP * runs
         self._next_index += extra
         self.dropped += extra
-        self.wrap_runs += extra // 64
+        self.wrap_runs += runs
         return extra
 
-    def _settle(self, confirmed: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Release the held reads, the runs of 64 their lowest lag shows added
-        at the gap; unconfirmed (too few reads yet), the counter's count stands."""
+    def _settle(self, sz: Sizing) -> tuple[np.ndarray, np.ndarray]:
+        """Release the held reads, the runs of 64 the timing shows added at the gap."""
         hold = self._hold
         assert hold is not None
         idx = np.concatenate([i for i, _ in self._held])
         words = np.concatenate([w for _, w in self._held])
-        extra = self._lost_runs(hold["min"]) if confirmed else 0
+        first_missing = int(idx[hold["at"]]) if hold["gap"] is None else 0
+        extra = self._add_runs(sz.runs)
         idx[hold["at"] :] += extra
+        if hold["gap"] is not None:
+            g = self.gaps[hold["gap"]]
+            g["samples"] += extra
+            g["estimated"] = bool(sz.runs or sz.ambiguous)
+            if sz.uncertainty is not None:
+                g["uncertainty"] = max(WRAP, sz.uncertainty) if g["estimated"] else 0
+        elif extra:
+            self.gaps.append(_timing_gap(first_missing, sz))
         self._held = []
         self._hold = None
-        self._push_lag(hold["t_rx"], hold["lag"] - extra * self.period_ns)
+        # the held reads' lags feed the floor too (a loaded host holds often)
+        for t, lag in hold["lags"]:
+            self.floor.push(t, lag - extra * self.period_ns)
         return idx, words
 
-    def _push_lag(self, t_rx: int, lag: int) -> None:
-        self._lag.push(t_rx, lag)
-        self._lag_reads += 1
-
     def flush(self) -> Block:
-        """What is still held back (at stop): held reads, which too few reads
-        followed to tell a lost run of 64 from a late read (the counter's count
-        stands), and the undecided tail of the stream."""
+        """What is still held back (at stop): held reads, sized by the reads
+        that followed (too few: the counter's count stands, uncertainty
+        unknown), and the undecided tail of the stream."""
         idx, words = np.empty(0, np.int64), np.empty(0, np.uint32)
-        if self._hold is not None:
-            idx, words = self._settle(confirmed=False)
+        h = self._hold
+        if h is not None:
+            age = h["lags"][-1][0] - h["t0"]
+            if h["gap"] is not None:
+                sz = size_runs(h["excess"], self.floor.stray(age), self.period_ns, True)
+            elif age >= CREEP_FLUSH_NS and len(h["excess"]) >= CREEP_READS:
+                sz = size_runs(h["excess"], self.floor.stray(age, MIN_BLOCKS_SILENT), self.period_ns, False)
+            else:
+                sz = Sizing(0, 0, False)  # too short to tell a lost run from a slow host
+            idx, words = self._settle(sz)
         tail_words, tail_idx, _ = self._walk(final=True)
         return self._emit(np.concatenate([idx, tail_idx]), np.concatenate([words, tail_words]))
 
     def feed(self, data: bytes, t_rx_ns: int | None = None) -> Block:
         self._buf += data
+        n_gaps = len(self.gaps)
         words, idx, gap_at = self._walk()
         if t_rx_ns is not None and idx.shape[0]:
-            idx, words = self._timed(idx, words, gap_at, t_rx_ns)
+            idx, words = self._timed(idx, words, gap_at, n_gaps if gap_at is not None else None, t_rx_ns)
         return self._emit(idx, words)
 
     def _emit(self, idx: np.ndarray, words: np.ndarray) -> Block:
@@ -343,3 +378,20 @@ class Ppk2Decoder:
         self._last_logic = int(logic[-1])
         self.samples += n
         return Block(t_dev_ns=idx * self.period_ns, current_a=amps, dropped=dropped, garbage=garbage)
+
+
+def _joined(
+    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    return (np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]])) if a[0].shape[0] else b
+
+
+def _timing_gap(index: int, sz: Sizing) -> dict[str, Any]:
+    """A gap with no counter trace: runs of 64 the host clock shows."""
+    return {
+        "index": index,
+        "counter": 0,
+        "samples": WRAP * sz.runs,
+        "uncertainty": sz.uncertainty,
+        "estimated": True,
+    }

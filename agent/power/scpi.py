@@ -10,12 +10,17 @@ Two dialects, chosen by ``--meter-opt dialect=keysight|owon``:
   current reading.
 
 A DMM has no sample clock we can read, so readings carry the host receive
-time (``host_clock``); batches of n are spaced by ``interval_s``.
+time (``host_clock``); batches of n are spaced by ``interval_s``. A reading
+was taken between the query and its answer: its time is the midpoint, good
+to half that round trip, which a loaded host stretches; power.json states
+it per capture (``meter.time_uncertainty_ms``). A polled meter loses no
+samples: each reading is asked for (``dropped_samples`` stays 0).
 """
 
 from __future__ import annotations
 
 import re
+from array import array
 from typing import Any
 
 import numpy as np
@@ -51,6 +56,7 @@ class ScpiMeter(SerialMeter):
         self._buf = b""
         self.readings = 0
         self.garbage = 0
+        self._half_rtt_ns = array("q")  # per query: half its round trip, the reading time's bound
 
     # -- line I/O -----------------------------------------------------------
     def _send(self, cmd: str) -> None:
@@ -128,6 +134,7 @@ class ScpiMeter(SerialMeter):
             return Block(np.empty(0, np.int64), np.empty(0, np.float32), garbage=1)
         # The reading (or the last of a batch) was taken between send and receive.
         mid = (t0 + t1) // 2
+        self._half_rtt_ns.append((t1 - t0 + 1) // 2)
         step = int(self.interval_s * 1e9)
         t = mid - step * np.arange(n - 1, -1, -1, dtype=np.int64)
         return Block(t_dev_ns=t, current_a=np.asarray(vals, dtype=np.float32))
@@ -143,4 +150,13 @@ class ScpiMeter(SerialMeter):
             "samples_per_read": self.samples,
             "readings": self.readings,
             "garbage_readings": self.garbage,
+            "time_uncertainty_ms": _uncertainty_ms(self._half_rtt_ns),
         }
+
+
+def _uncertainty_ms(half_rtt_ns: array) -> dict[str, float] | None:
+    """How far a reading's time may be off (half the query's round trip)."""
+    if not half_rtt_ns:
+        return None
+    a = np.frombuffer(half_rtt_ns, dtype=np.int64) / 1e6
+    return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)), "max": float(a.max())}

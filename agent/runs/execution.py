@@ -15,31 +15,27 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import signal
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from agent import messages, rundir
 from agent.clock import now_ns
 from agent.errors import EdgebenchError, one_line
 from agent.profiles import Profile
 from agent.rootfs import RootFS
-from agent.runs import files, worker
+from agent.runs import worker
+from agent.runs.conditions import Conditions
+from agent.runs.instruments import Instruments
 from agent.runs.journal import Journal
 from agent.runs.limits import CANCEL_GRACE_S, DEFAULT_MAX_RUN_S
 from agent.runs.registry import RunDir, write_error
 from agent.runs.result import Outcome, assemble, header, partial_result
-
-if TYPE_CHECKING:
-    from agent.power.capture import Capture
-    from agent.telemetry.sampler import Sampler
 from agent.spec import MeterSpec, RunSpec
 
 log = logging.getLogger("edgebench.agent.runs")
 
-SAMPLE_STREAM_PERIOD_NS = 1_000_000_000  # telemetry reaches the journal/stream at 1 Hz
 PUMP_TICK_S = 0.2  # how often the pump looks at the run's deadline and a pending SIGKILL
 
 
@@ -64,6 +60,9 @@ class ActiveRun:
         self.proc: multiprocessing.process.BaseProcess | None = None
         self.cancelled = False
         self.started = False
+        # taken: by the dispatcher that runs it, or by a cancel that ends it
+        # still queued; whoever sets it first (under ``lock``) ends the run
+        self.claimed = False
         self.iterations = 0
         self.throughput_ips = 0.0
         self.unmeasured_inferences = 0  # cold + warm-up: in inferences_total, not in throughput
@@ -195,11 +194,9 @@ class Execution:
         self.agent_info = agent_info
         self.stopping = stopping
         self.warnings: list[str] = []
-        self.sampler: Sampler | None = None
-        self.capture: Capture | None = None
+        self.instruments = Instruments(run, root, profile, meter, self.warnings)
         self.windows: list[dict] = []
-        self.cold_start: dict | None = None
-        self._summaries: tuple[dict | None, dict | None] | None = None
+        self.conditions = Conditions(root, profile, run.rd.path, run.spec.pin_clocks)
 
     # -- the run ----------------------------------------------------------------
     def execute(self) -> None:
@@ -209,11 +206,13 @@ class Execution:
         run.rd.update_state(status="running", started_unix=time.time(), t0_ns=run.t0_ns, limit_s=run.limit_s)
         log.info("run %s started: %s %s", run.rd.run_id, run.spec.kind, run.spec.model_name)
         run.journal.append("state", {"status": "running"}, t_ns=run.t0_ns)
-        self.sampler = self._start_sampler()
+        self.conditions.begin()  # pinned (journalled first) and probed before the instruments start
+        self.instruments.start_sampler()
         try:
-            self.capture = self._start_capture()
+            self.instruments.start_capture()
         except EdgebenchError as exc:  # a meter that cannot be opened fails the run
-            self._stop_instruments()
+            self.instruments.stop()
+            self.conditions.end()
             finish(run, "failed", one_line(exc), exc.code)
             return
         try:
@@ -224,12 +223,13 @@ class Execution:
                 proc = run.proc
             if proc is not None and proc.is_alive():
                 proc.kill()
-            self._stop_instruments()
+            self.instruments.stop()
+            self.conditions.end()  # the clocks go back even after an agent-side bug
             raise
 
     def _run_worker(self) -> None:
         run = self.run
-        self._start_cold()
+        self.instruments.start_cold()
         parent, child = self.ctx.Pipe(duplex=False)
         proc = self.ctx.Process(
             target=worker.entry,
@@ -243,7 +243,8 @@ class Execution:
         child.close()
         if run.proc is None:
             parent.close()
-            self._stop_instruments()
+            self.instruments.stop()
+            self.conditions.end()
             finish(run, "cancelled", "cancelled", None)
             return
         deadline = time.monotonic() + run.limit_s
@@ -251,7 +252,8 @@ class Execution:
         part, error = self._pump(parent, proc, deadline)
         parent.close()
         self._reap(proc)
-        telemetry, capture = self._stop_instruments()
+        telemetry, capture = self.instruments.stop()
+        environment, pinned, env_warnings = self.conditions.end(proc.pid)
         outcome = Outcome(
             *self._status(part, error, proc.exitcode),
             part=part,
@@ -259,10 +261,12 @@ class Execution:
             iterations=run.iterations,
             throughput_ips=run.throughput_ips,
             telemetry=telemetry,
-            samples=self.sampler.samples() if self.sampler is not None else [],
+            samples=self.instruments.samples(),
             capture=capture,
-            cold_start=self.cold_start,
-            warnings=self.warnings,
+            cold_start=self.instruments.cold_start,
+            warnings=env_warnings + self.warnings,
+            environment=environment,
+            pinned_clocks=pinned,
         )
         doc = assemble(
             run.rd,
@@ -300,27 +304,28 @@ class Execution:
                 continue
             if not isinstance(msg, dict):
                 continue
-            mtype = msg.get("type")
+            m = messages.parse(msg)
             payload = {k: v for k, v in msg.items() if k != "type"}
-            if mtype == "result":
-                part = msg.get("data") or {}
+            if isinstance(m, messages.Result):
+                part = m.data or {}
                 # the exact count (progress messages lag by up to 0.5 s)
                 run.iterations = int(part.get("iterations") or run.iterations)
                 # the cold first inference and the warm-up count as inferences too
                 run.unmeasured_inferences = int(part.get("warmup_iterations") or 0) + (
                     1 if part.get("first_inference_ms") is not None else 0
                 )
-            elif mtype == "error":
-                error = (str(msg.get("code") or "run_failed"), one_line(msg.get("message") or "run failed"))
-            elif mtype == "window":
-                self.windows.append(self._on_window(msg))
-            elif mtype == "progress":
-                run.iterations = int(msg.get("iterations") or 0)
-                run.throughput_ips = float(msg.get("throughput_ips") or 0.0)
-                run.journal.append("progress", payload, t_ns=msg.get("t_ns"))
-            elif mtype == "phase":
-                run.journal.append("phase", payload, t_ns=msg.get("t_ns"))
-            else:
+            elif isinstance(m, messages.Error):
+                error = (str(m.code or "run_failed"), one_line(m.message or "run failed"))
+            elif isinstance(m, messages.Window):
+                self.windows.append(self.instruments.window(m))
+            elif isinstance(m, messages.Progress):
+                run.iterations = int(m.iterations or 0)
+                run.throughput_ips = float(m.throughput_ips or 0.0)
+                run.journal.append("progress", payload, t_ns=m.t_ns)
+            elif isinstance(m, messages.Phase):
+                self.conditions.on_phase(m.phase, proc.pid)
+                run.journal.append("phase", payload, t_ns=m.t_ns)
+            else:  # a schedule, or a type this agent does not know: journaled as a log event
                 run.journal.append("log", payload, t_ns=msg.get("t_ns"))
 
     def _enforce(self, proc: multiprocessing.process.BaseProcess, deadline: float) -> None:
@@ -367,141 +372,10 @@ class Execution:
             return "completed", None, None
         if error is not None:
             return "failed", error[1], error[0]
-        return "failed", worker_died_message(exitcode, self.run.rd.path / files.STDERR), "run_failed"
+        return "failed", worker.died_message(exitcode, self.run.rd.path / rundir.STDERR), "run_failed"
 
     def _agent(self) -> dict:
         try:
             return self.agent_info()
         except Exception as exc:
             return {"error": one_line(exc)}
-
-    # -- instruments ----------------------------------------------------------------
-    def _start_sampler(self) -> Sampler | None:
-        run = self.run
-        if not run.spec.telemetry:
-            return None
-        last = [0]
-
-        def on_sample(sample: dict) -> None:
-            t = int(sample.get("t_ns") or now_ns())
-            if t - last[0] >= SAMPLE_STREAM_PERIOD_NS and not run.journal.closed:
-                last[0] = t
-                try:
-                    run.journal.append("sample", sample, t_ns=t)
-                except RuntimeError:  # journal closed under us at the end of the run
-                    pass
-                except OSError as exc:  # a full disk: the pump's next append fails the run
-                    log.warning("run %s: telemetry not journaled: %s", run.rd.run_id, write_error(exc))
-
-        try:
-            from agent.telemetry.sampler import Sampler
-
-            sampler = Sampler(self.root, self.profile, rate_hz=run.spec.telemetry_rate_hz)
-            sampler.start(run.rd.path / files.TELEMETRY, on_sample)
-            return sampler
-        except Exception as exc:
-            self.warnings.append(f"telemetry unavailable: {one_line(exc)}")
-            return None
-
-    def _start_capture(self) -> Capture | None:
-        meter = self.run.spec.meter or self.meter
-        if meter is None:
-            return None
-        from agent.power.capture import Capture
-
-        capture = Capture(meter, self.run.rd.path)
-        capture.start()
-        return capture
-
-    def _stop_instruments(self) -> tuple[dict | None, dict | None]:
-        """(telemetry summary, capture summary); the instruments stop once."""
-        if self._summaries is None:
-            self._summaries = (self._stop(self.sampler), self._stop(self.capture))
-        return self._summaries
-
-    def _stop(self, instrument: Sampler | Capture | None) -> dict | None:
-        if instrument is None:
-            return None
-        try:
-            return instrument.stop()
-        except Exception as exc:
-            self.warnings.append(f"{type(instrument).__name__}.stop failed: {one_line(exc)}")
-            return None
-
-    def _start_cold(self) -> None:
-        """soak --start-cold: wait at idle (bounded) until temperatures stop falling."""
-        run, soak = self.run, self.run.spec.soak
-        if run.spec.kind != "soak" or soak is None or not soak.start_cold or self.sampler is None:
-            return
-        run.journal.append("log", {"message": f"waiting up to {soak.start_cold_max_s:g} s for a cold start"})
-        from agent.soak.coldstart import wait_with_sampler
-
-        res = wait_with_sampler(self.sampler, soak.start_cold_max_s, should_stop=lambda: run.cancelled)
-        run.journal.append("log", {"message": "cold start: " + res["reason"], "cold_start": res})
-        self.cold_start = res
-
-    def _on_window(self, msg: dict) -> dict:
-        """A soak window from the worker, with the telemetry and the meter's power
-        over its span; journaled, and kept for the soak analysis."""
-        t0 = int(msg.get("t_start_ns") or 0)
-        t1 = int(msg.get("t_end_ns") or 0)
-        w = {
-            "t_s": (t0 - self.run.t0_ns) / 1e9,
-            "t_start_ns": t0,
-            "t_end_ns": t1,
-            "iterations": msg.get("iterations"),
-            "throughput_ips": msg.get("throughput_ips"),
-            "p50_ms": msg.get("p50_ms"),
-            "p99_ms": msg.get("p99_ms"),
-        }
-        # a load pattern's frames in the window (late, dropped: the soak's misses)
-        w.update({k: msg[k] for k in ("frames", "late", "dropped", "miss_rate") if k in msg})
-        if self.sampler is not None:
-            try:
-                w.update(self.sampler.window(t0, t1))
-            except Exception as exc:
-                log.warning("telemetry window failed: %s", exc)
-        # mean power: the current meter when it covers the window, else the board's rails
-        meter = self._meter_window(t0, t1)
-        if meter is not None:
-            w["power_w"] = round(meter["power_w"], 4)
-            w["power_source"] = "meter"
-        elif w.get("power_w") is not None:
-            w["power_source"] = "board"
-        self.run.journal.append("window", w, t_ns=t1 or None)
-        return w
-
-    def _meter_window(self, t0_ns: int, t1_ns: int) -> dict | None:
-        """The meter's mean power over a soak window; None without a meter, a
-        voltage (no bus voltage, no profile supply), or most of the window."""
-        if self.capture is None or t1_ns <= t0_ns:
-            return None
-        try:
-            supply_v = ((self.profile.budget if self.profile else None) or {}).get("supply_v")
-            from agent.power.analysis import window_power
-
-            res = window_power(self.capture.window(t0_ns, t1_ns), t0_ns, t1_ns, supply_v)
-        except Exception as exc:  # never lose a window for its power figure
-            log.warning("meter window failed: %s", exc)
-            return None
-        return res if res is not None and res["power_w"] is not None else None
-
-
-def worker_died_message(exitcode: int | None, stderr_path: Path) -> str:
-    """``worker died: SIGSEGV (signal 11); stderr: ...``: one line."""
-    if exitcode is not None and exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        msg = f"worker died: {name} (signal {-exitcode})"
-        if -exitcode == signal.SIGKILL:
-            msg += ", killed (out of memory?)"
-    elif exitcode is None:
-        msg = "worker died: unknown cause"
-    else:
-        msg = f"worker died: exit code {exitcode} without a result"
-    tail = files.stderr_tail(stderr_path)
-    if tail:
-        msg += f"; stderr: {tail}"
-    return one_line(msg)

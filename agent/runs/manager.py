@@ -10,6 +10,9 @@ free to start; every run has a wall-clock limit and a cancel escalates to
 SIGKILL (agent/runs/limits.py); an exception in a dispatcher fails that run
 only; a monitor thread writes back what a full disk held and tells the health
 service (``watch_health``) whether the agent can work.
+
+Over 400 lines because the queue, its dispatchers and the public API share
+one lock and one set of invariants; one run's execution is agent/runs/execution.py.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 
 from agent import portability, profiles
 from agent.errors import BadInput, EdgebenchError, ResourceExhausted, one_line
+from agent.names import RUNTIME_OF_FORMAT, model_format
 from agent.profiles import Profile
 from agent.rootfs import RootFS
 from agent.runs import limits
@@ -32,7 +36,6 @@ from agent.runs.journal import Journal, iter_events
 from agent.runs.registry import Registry, write_error
 from agent.runs.result import partial_result
 from agent.runs.worker import DEFAULT_TASK
-from agent.runtimes.names import RUNTIME_OF_FORMAT, model_format
 from agent.spec import MeterSpec, RunSpec
 from agent.store.artifacts import ArtifactStore
 
@@ -78,8 +81,10 @@ class RunManager:
         self._start_lock = threading.Lock()  # the queue bound: count and enqueue as one step
         self._runs: dict[str, ActiveRun] = {}
         n_threads = max(1, concurrency)
-        # bounded: start() admits at most max_queued, plus one stop marker per thread
-        self._queue: queue.Queue[ActiveRun | None] = queue.Queue(self.max_queued + 2 * n_threads)
+        # start() admits at most max_queued live runs; the queue itself is not
+        # bounded because a run cancelled while queued ends at once but stays
+        # in it, dead, until a dispatcher skips it (a bound would count those)
+        self._queue: queue.Queue[ActiveRun | None] = queue.Queue()
         self._inferences_done = 0
         self.run_ended = threading.Event()  # set as each run retires: retention follows it
         self._stopping = False
@@ -90,6 +95,7 @@ class RunManager:
         self._health_fns: list[Callable[[str | None], None]] = []
         self._health_last: object = ()  # never a problem() value: the first check reports
         self.recovered = self.registry.recover(partial_result)
+        self._restore_clocks()  # a run's --pin-clocks outlived by an agent that died
         self._threads = [
             threading.Thread(target=self._dispatch, name=f"edgebench-run-{i}", daemon=True)
             for i in range(n_threads)
@@ -98,6 +104,13 @@ class RunManager:
             t.start()
         self._monitor = threading.Thread(target=self._watch, name="edgebench-run-monitor", daemon=True)
         self._monitor.start()
+
+    def _restore_clocks(self) -> None:
+        from agent.environment.pin import restore
+
+        back = restore(self.root, self.state_dir)
+        if back is not None:
+            log.warning("restored the clocks run %s pinned: %s", back["run_id"], back["restored"])
 
     # -- public API (the servicer and metrics call these) -------------------
     def start(self, spec: RunSpec) -> str:
@@ -164,7 +177,7 @@ class RunManager:
             run.journal.release()  # a queued run holds no file descriptor
             with self._lock:
                 self._runs[rd.run_id] = run
-            self._queue.put(run, timeout=1.0)  # never full: start() admitted it
+            self._queue.put(run)
         return rd.run_id
 
     def _resolve_accelerator(self, spec: RunSpec) -> tuple[RunSpec, dict]:
@@ -183,13 +196,19 @@ class RunManager:
         return resolved, summary
 
     def cancel(self, run_id: str) -> bool:
-        """True if the run was queued or running (now cancelled or cancelling)."""
+        """True if the run was queued or running (now cancelled or cancelling).
+        A queued run ends here and now: it does not wait for the run ahead of
+        it (the dispatcher that later takes it off the queue skips it)."""
         with self._lock:
             run = self._runs.get(run_id)
         if run is None:
             return False
         with run.lock:
             run.cancelled = True
+            queued, run.claimed = not run.claimed, True
+        if queued:
+            finish(run, "cancelled", "cancelled before it started", None)
+            return True
         run.terminate()  # SIGTERM, then SIGKILL after the grace period
         return True
 
@@ -343,10 +362,7 @@ class RunManager:
         for run in runs:
             run.terminate()
         for _ in self._threads:
-            try:
-                self._queue.put(None, timeout=1.0)
-            except queue.Full:
-                log.warning("run queue full at stop")
+            self._queue.put(None)
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
@@ -372,6 +388,10 @@ class RunManager:
                 self._fail(run, exc)
 
     def _run_one(self, run: ActiveRun) -> None:
+        with run.lock:
+            if run.claimed:  # cancelled while queued: already ended
+                return
+            run.claimed = True
         if self._stopping:
             finish(run, "interrupted", "interrupted: the agent stopped before this run started", None)
         elif run.cancelled:

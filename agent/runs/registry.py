@@ -8,12 +8,14 @@ a final status); state.json and the index follow it. On agent start
 ``queued``/``running``: a final result.json wins (the agent died between the
 commit and state.json); otherwise the run becomes ``interrupted``, with a
 result.json built from whatever the journal holds.
+
+Just over 400 lines because a run directory's life (create, state, result,
+recovery, the held copy of a run a full disk could not write) is one owner's.
 """
 
 from __future__ import annotations
 
 import calendar
-import contextlib
 import json
 import logging
 import os
@@ -27,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.runs import files
+from agent import atomic, rundir
 from agent.runs.index import INDEX_FILE, IndexBroken, RunIndex
 
 log = logging.getLogger("edgebench.agent.runs")
@@ -51,19 +53,10 @@ def valid_run_id(run_id: str) -> bool:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write, fsync, rename. A failed write leaves no .tmp behind and raises
-    OSError naming ``path`` (one line: "no space left on device writing X")."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+    """A run file, atomically (``agent.atomic``): a failed write leaves no .tmp
+    behind and raises OSError naming ``path`` (``write_error`` says it in one
+    line: "no space left on device writing X")."""
+    atomic.write_json(path, data, indent=1, default=str)
 
 
 def write_error(exc: BaseException) -> str:
@@ -95,10 +88,10 @@ class RunDir:
 
     @property
     def journal_path(self) -> Path:
-        return self.path / files.JOURNAL
+        return self.path / rundir.JOURNAL
 
     def spec(self) -> dict:
-        return _read_json(self.path / files.SPEC) or {}
+        return _read_json(self.path / rundir.SPEC) or {}
 
     def _held(self) -> tuple[dict, dict | None] | None:
         return self._registry.held(self.run_id) if self._registry is not None else None
@@ -107,12 +100,12 @@ class RunDir:
         held = self._held()
         if held is not None:
             return dict(held[0])
-        return _read_json(self.path / files.STATE) or {"status": "interrupted"}
+        return _read_json(self.path / rundir.STATE) or {"status": "interrupted"}
 
     def update_state(self, **changes: Any) -> dict:
         st = self.state()
         st.update(changes)
-        write_json_atomic(self.path / files.STATE, st)
+        write_json_atomic(self.path / rundir.STATE, st)
         if self._registry is not None:
             self._registry.indexed(self, st)
         return st
@@ -121,17 +114,17 @@ class RunDir:
         held = self._held()
         if held is not None and held[1] is not None:
             return held[1]
-        return _read_json(self.path / files.RESULT)
+        return _read_json(self.path / rundir.RESULT)
 
     def final_result(self) -> dict | None:
         """result.json when it is this run's committed, final result."""
-        doc = _read_json(self.path / files.RESULT)
+        doc = _read_json(self.path / rundir.RESULT)
         if doc and doc.get("run_id") == self.run_id and doc.get("status") in FINAL:
             return doc
         return None
 
     def write_result(self, doc: dict) -> None:
-        write_json_atomic(self.path / files.RESULT, doc)
+        write_json_atomic(self.path / rundir.RESULT, doc)
 
     def hold(self, state: dict, result: dict | None) -> None:
         """Serve this final state (and result) from memory until the registry
@@ -208,12 +201,12 @@ class Registry:
     def _row(self, rd: RunDir) -> tuple[str, float, str | None, str] | None:
         """The index row of a directory the index did not know; None (and the
         directory removed) for a create cut short before its spec.json."""
-        spec = _read_json(rd.path / files.SPEC)
+        spec = _read_json(rd.path / rundir.SPEC)
         if spec is None:
-            if not (rd.path / files.JOURNAL).exists():
+            if not (rd.path / rundir.JOURNAL).exists():
                 shutil.rmtree(rd.path, ignore_errors=True)
             return None
-        st = _read_json(rd.path / files.STATE) or {}
+        st = _read_json(rd.path / rundir.STATE) or {}
         created = st.get("created_unix")
         if not isinstance(created, (int, float)):
             created = _created_of(rd.run_id)
@@ -264,8 +257,8 @@ class Registry:
             "pid": None,
         }
         try:
-            write_json_atomic(path / files.SPEC, spec_dict)
-            write_json_atomic(path / files.STATE, state)
+            write_json_atomic(path / rundir.SPEC, spec_dict)
+            write_json_atomic(path / rundir.STATE, state)
         except BaseException:
             # no half-made run dir: nothing was stored (issue 13: 95 were left)
             shutil.rmtree(path, ignore_errors=True)
@@ -293,7 +286,7 @@ class Registry:
         if not valid_run_id(run_id):
             return None
         path = self.root / run_id
-        return RunDir(path, self) if (path / files.SPEC).is_file() else None
+        return RunDir(path, self) if (path / rundir.SPEC).is_file() else None
 
     def page(self, limit: int, token: str = "") -> tuple[list[RunDir], str]:
         """Up to ``limit`` runs, newest first, after ``token`` (the previous
@@ -371,7 +364,7 @@ class Registry:
             try:
                 if result is not None:
                     rd.write_result(result)
-                write_json_atomic(rd.path / files.STATE, state)
+                write_json_atomic(rd.path / rundir.STATE, state)
             except OSError:
                 return False
             with self._held_lock:

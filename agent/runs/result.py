@@ -17,9 +17,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agent import rundir
 from agent.errors import one_line
 from agent.profiles import Profile
-from agent.runs import files
 from agent.runs.journal import read_events
 from agent.spec import RunSpec
 
@@ -49,6 +49,8 @@ class Outcome:
     capture: dict | None = None  # the meter capture's summary
     cold_start: dict | None = None  # soak --start-cold
     warnings: list[str] = field(default_factory=list)
+    environment: dict | None = None  # the board state that skews numbers (agent/environment)
+    pinned_clocks: dict | None = None  # --pin-clocks: what was set, whether it went back
 
 
 def header(run_id: str, spec: dict, state: dict, status: str, error: str | None, code: str | None) -> dict:
@@ -96,8 +98,12 @@ def assemble(
 
         place_bursts(doc["load"], t0_ns)
 
-    iterations = files.load_iterations(rd.path)
-    trace = files.load_trace(rd.path) if outcome.capture is not None and files.has_power(rd.path) else None
+    iterations = rundir.load_iterations(rd.path)
+    if doc.get("latency_ms") is None:  # the worker never sent its result: latency from what is on disk
+        _latency_from_rows(doc, iterations)
+    from agent.power.trace import load_trace  # numpy: paid when a run finishes, not by an idle agent
+
+    trace = load_trace(rd.path) if outcome.capture is not None and rundir.has_power(rd.path) else None
     if outcome.capture is not None:
         doc["power"] = _power(spec, outcome, profile, t0_ns, iterations, trace)
         if trace is not None and (doc.get("load") or {}).get("bursts") and "mean_a" in doc["power"]:
@@ -105,7 +111,7 @@ def assemble(
             from agent.power.analysis import attribute_bursts
 
             supply_v = ((profile.budget if profile else None) or {}).get("supply_v")
-            frames = files.load_arrivals(rd.path)
+            frames = rundir.load_arrivals(rd.path)
             doc["power"]["bursts"] = attribute_bursts(
                 doc["power"], trace, frames, doc["load"]["bursts"], t0_ns, supply_v
             )
@@ -114,14 +120,22 @@ def assemble(
     soak_windows = (doc.get("soak") or {}).get("windows") or []
     from agent.runs import series
 
-    frames = files.load_arrivals(rd.path) if doc.get("load") else None
+    frames = rundir.load_arrivals(rd.path) if doc.get("load") else None
     # a soak's load panel bins by its window length: "misses per window"
     bin_s = float(spec.soak.window_s) if spec.kind == "soak" and spec.soak else 1.0
     doc["series"] = series.build(
         t0_ns, soak_windows, iterations, outcome.samples, trace, frames, doc.get("load"), bin_s
     )
+    if outcome.status == "completed" and spec.kind in ("bench", "soak") and doc.get("latency_ms"):
+        from agent.validity import assess
+
+        doc["validity"] = assess(doc, spec)
     if outcome.status == "completed":
         doc["gates"] = _gates(doc, spec)
+    if outcome.environment is not None:
+        doc["environment"] = outcome.environment
+    if outcome.pinned_clocks is not None:
+        doc["pinned_clocks"] = outcome.pinned_clocks
     if outcome.warnings:
         doc["warnings"] = outcome.warnings
     return doc
@@ -142,9 +156,24 @@ def partial_result(rd: RunDir, status: str, error: str | None, code: str | None 
         doc["throughput_ips"] = last.get("throughput_ips")
         doc["duration_s"] = last.get("elapsed_s")
     if windows:
-        soak = spec.get("soak") or {}
-        doc["soak"] = {"window_s": soak.get("window_s"), "windows": windows, "verdict": "incomplete"}
+        doc["soak"] = _ended_early(_soak_analysis(rd, spec, windows))
+    if (rd.path / rundir.ITERATIONS).is_file():  # numpy only for a run that has rows
+        _latency_from_rows(doc, rundir.load_iterations(rd.path))
     return doc
+
+
+def _latency_from_rows(doc: dict, iterations: np.ndarray) -> None:
+    """``latency_ms`` of a run cut short (cancelled, crashed worker, killed
+    agent) from the measured rows iterations.npy holds, marked as such
+    (``latency_from``); nothing without measured rows."""
+    from agent.stats import latency_summary_ms
+
+    m = iterations[iterations[:, 2] == rundir.MEASURED] if iterations.shape[0] else iterations
+    if not m.shape[0]:
+        return
+    doc["latency_ms"] = latency_summary_ms(m[:, 1] - m[:, 0])
+    doc["latency_from"] = "iterations.npy (partial run)"
+    doc["measured_rows"] = int(m.shape[0])
 
 
 def _power(
@@ -175,7 +204,7 @@ def _power(
         cc = cross_check(
             power,
             [s for s in outcome.samples if s.get("rails")],
-            window_ns=files.measured_span_ns(iterations),
+            window_ns=rundir.measured_span_ns(iterations),
             input_rails=profile.input_rails if profile else None,
         )
         if cc is not None:
@@ -205,6 +234,29 @@ def _soak(spec: RunSpec, outcome: Outcome, profile: Profile | None, t0_ns: int) 
         soak = {**base, "error": f"soak analysis failed: {one_line(exc)}"}
     if outcome.cold_start is not None:
         soak["cold_start"] = outcome.cold_start
+    return soak if outcome.status == "completed" else _ended_early(soak)
+
+
+def _soak_analysis(rd: RunDir, spec: dict, windows: list[dict]) -> dict:
+    """soak{} from the journal's windows and the telemetry on disk (a run
+    whose agent died: nothing is left in memory)."""
+    base = {"window_s": (spec.get("soak") or {}).get("window_s"), "windows": windows}
+    try:
+        from agent.soak.analysis import analyze_soak
+
+        return {**base, **analyze_soak(windows, rundir.load_telemetry(rd.path), spec)}
+    except Exception as exc:
+        log.exception("soak analysis failed")
+        return {**base, "error": f"soak analysis failed: {one_line(exc)}"}
+
+
+def _ended_early(soak: dict) -> dict:
+    """A soak that did not run its course (cancelled, failed, agent stopped or
+    killed): its figures are over the windows it has (``partial``), its
+    verdict says it ended early, and ``verdict_so_far`` what those windows show."""
+    soak["verdict_so_far"] = soak.get("verdict")
+    soak["verdict"] = "interrupted"
+    soak["partial"] = True
     return soak
 
 
@@ -228,6 +280,10 @@ def _gates(doc: dict, spec: RunSpec) -> list[dict]:
     target = soak_gate(doc["soak"]) if doc.get("soak") else None
     if target is not None:
         gates.append(target)
+    if doc.get("validity") and spec.validity is not None and spec.validity.require:
+        v = doc["validity"]
+        why = "; ".join(v["reasons"])
+        gates.append({"name": "validity", "passed": v["valid"], "message": "VALID" if v["valid"] else why})
     misses = miss_rate_gate(doc["load"], spec.load.max_miss_rate) if doc.get("load") and spec.load else None
     if misses is not None:
         gates.append(misses)

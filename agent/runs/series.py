@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.runs.files import measured_rows
+from agent.rundir import measured_rows
 
 MAX_POINTS = 600
 LATENCY_QUANTILES = 1000
@@ -188,7 +188,7 @@ def build(
     load_doc: dict[str, Any] | None = None,
     bin_s: float = 1.0,
 ) -> dict[str, Any]:
-    """``series{}`` for a result: ``trace`` is ``files.load_trace``'s tuple when
+    """``series{}`` for a result: ``trace`` is ``agent.power.trace.load_trace``'s tuple when
     the run had a meter."""
     out: dict[str, Any] = {"max_points": MAX_POINTS}
     tp = throughput(t0_ns, windows, iterations)

@@ -18,8 +18,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from agent import rundir
 from agent.clock import now_ns
-from agent.runs import files
+from agent.errors import one_line
 
 DEFAULT_TASK = "agent.load.task:run_task"
 
@@ -35,7 +36,7 @@ def _die_with_parent() -> None:
 
 
 def _redirect_output(run_dir: Path) -> None:
-    fd = os.open(run_dir / files.STDERR, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(run_dir / rundir.STDERR, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     sys.stdout.flush()
     sys.stderr.flush()
     os.dup2(fd, 1)
@@ -65,6 +66,7 @@ def entry(spec_dict: dict, run_dir: str, conn: Connection, task: str = DEFAULT_T
         conn.send(msg)
 
     from agent.errors import EdgebenchError, one_line
+    from agent.messages import Error
     from agent.spec import RunSpec
 
     try:
@@ -73,12 +75,32 @@ def entry(spec_dict: dict, run_dir: str, conn: Connection, task: str = DEFAULT_T
         os.environ.update(spec.env)
         _load(task)(spec, rd, send)
     except EdgebenchError as exc:
-        send({"type": "error", "code": exc.code, "message": one_line(str(exc)), "t_ns": now_ns()})
+        send(Error(exc.code, one_line(str(exc)), now_ns()).to_dict())
     except Exception as exc:  # the run failed; say why in one line, keep the trace in stderr.log
         traceback.print_exc()
         msg = f"{type(exc).__name__}: {exc}"
-        send({"type": "error", "code": "run_failed", "message": one_line(msg), "t_ns": now_ns()})
+        send(Error("run_failed", one_line(msg), now_ns()).to_dict())
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
         conn.close()
+
+
+def died_message(exitcode: int | None, stderr_path: Path) -> str:
+    """``worker died: SIGSEGV (signal 11); stderr: ...``: one line."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        msg = f"worker died: {name} (signal {-exitcode})"
+        if -exitcode == signal.SIGKILL:
+            msg += ", killed (out of memory?)"
+    elif exitcode is None:
+        msg = "worker died: unknown cause"
+    else:
+        msg = f"worker died: exit code {exitcode} without a result"
+    tail = rundir.stderr_tail(stderr_path)
+    if tail:
+        msg += f"; stderr: {tail}"
+    return one_line(msg)

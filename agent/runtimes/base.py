@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from agent.errors import BadInput
+from agent.samples import shape_text
 from agent.spec import RunSpec
 
 
@@ -98,63 +99,55 @@ def npz_arrays(npz: Path) -> dict[str, np.ndarray]:
         raise BadInput(f"inputs file is not a readable .npz: {exc}".splitlines()[0]) from None
 
 
-def check_feeds(inputs: list[InputSpec], arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Match .npz arrays to model inputs by name; shapes must match exactly,
-    dtypes are cast only when numpy says it is safe."""
-    names = [i.name for i in inputs]
-    unknown = sorted(set(arrays) - set(names))
-    if unknown:
-        raise BadInput(
-            f"unknown input name(s) in inputs file: {', '.join(unknown)}; model inputs: {', '.join(names)}"
-        )
-    missing = [n for n in names if n not in arrays]
-    if missing:
-        raise BadInput(f"inputs file lacks model input(s): {', '.join(missing)}")
-    feeds = {}
-    for spec in inputs:
-        a = arrays[spec.name]
-        if list(a.shape) != list(spec.shape):
-            raise BadInput(
-                f"wrong shape for input {spec.name!r}: inputs file has {_fmt(a.shape)}, "
-                f"model expects {_fmt(spec.shape)}"
-            )
-        if a.dtype != spec.dtype:
-            if not np.can_cast(a.dtype, spec.dtype, casting="same_kind"):
-                raise BadInput(f"wrong dtype for input {spec.name!r}: {a.dtype}, model expects {spec.dtype}")
-            a = a.astype(spec.dtype)
-        feeds[spec.name] = np.ascontiguousarray(a)
-    return feeds
-
-
 def is_dynamic(dim: Any) -> bool:
     """A symbolic (``"N"``), unknown (None) or -1 dimension (LiteRT's are numpy ints)."""
     return not (isinstance(dim, (int, np.integer)) and not isinstance(dim, bool) and dim > 0)
 
 
 def resolve_shape(
-    name: str, declared: list[Any], override: list[int] | None, dynamic_ok: bool = False
+    name: str,
+    declared: list[Any],
+    override: list[int] | None,
+    dynamic_ok: bool = False,
+    batch: int | None = None,
 ) -> list[int]:
     """Concrete dims: the ``--input-shape`` override (rank and fixed dims must
     agree), else a dynamic batch (the first dimension) becomes 1, as trtexec
     does. Any other dynamic dimension is BadInput naming the input: a guess
     (1x3x1x1) would silently measure another workload. ``dynamic_ok`` (validate:
-    the reference's samples give the shapes later) makes every dynamic dim 1."""
+    the reference's samples give the shapes later) makes every dynamic dim 1.
+    ``batch`` (``--batch N``) sets a dynamic first dimension; a static one that
+    is not N is refused."""
+    if batch is not None and override is None and declared:
+        if not is_dynamic(declared[0]) and int(declared[0]) != batch:
+            raise BadInput(
+                f"input {name!r} has a static batch of {declared[0]} ({shape_text(declared)}): "
+                f"--batch {batch} needs a model whose first dimension is dynamic"
+            )
+        override = [batch, *(1 if is_dynamic(d) and dynamic_ok else d for d in declared[1:])]
+        if any(is_dynamic(d) for d in override[1:]):
+            raise BadInput(
+                f"input {name!r} has dynamic dimensions beyond the batch ({shape_text(declared)}): "
+                f"give its shape with --input-shape {name}={_example(declared)}"
+            )
+        override = [int(d) for d in override]
     if override is None:
         if not dynamic_ok and any(is_dynamic(d) for d in declared[1:]):
             raise BadInput(
-                f"input {name!r} has dynamic dimensions beyond the batch ({_fmt(declared)}): "
+                f"input {name!r} has dynamic dimensions beyond the batch ({shape_text(declared)}): "
                 f"give its shape with --input-shape {name}={_example(declared)}"
             )
         return [1 if is_dynamic(d) else int(d) for d in declared]
     if declared and len(override) != len(declared):
         raise BadInput(
-            f"wrong shape for input {name!r}: {_fmt(override)} has rank {len(override)}, "
-            f"model expects rank {len(declared)} ({_fmt(declared)})"
+            f"wrong shape for input {name!r}: {shape_text(override)} has rank {len(override)}, "
+            f"model expects rank {len(declared)} ({shape_text(declared)})"
         )
     for got, want in zip(override, declared, strict=False):
         if isinstance(want, int) and want > 0 and got != want:
             raise BadInput(
-                f"wrong shape for input {name!r}: {_fmt(override)}, model expects {_fmt(declared)}"
+                f"wrong shape for input {name!r}: {shape_text(override)}, "
+                f"model expects {shape_text(declared)}"
             )
     return list(override)
 
@@ -178,7 +171,3 @@ def _example(declared: list[Any]) -> str:
         else:
             dims.append(d if isinstance(d, str) and d else f"D{i}")
     return "x".join(dims)
-
-
-def _fmt(shape: Any) -> str:
-    return "x".join(str(d) if d not in (None, -1) else "?" for d in shape) or "scalar"

@@ -42,3 +42,25 @@ def random_input(spec: InputSpec, rng: np.random.Generator) -> np.ndarray:
 def random_inputs(specs: list[InputSpec], seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {s.name: random_input(s, rng) for s in specs}
+
+
+def stack_batch(
+    specs: list[InputSpec], arrays: dict[str, np.ndarray], batch: int | None
+) -> dict[str, np.ndarray]:
+    """``--batch N`` with ``--inputs``: each input's samples stacked to N along
+    the batch axis (a sample without a batch axis gains one; fewer samples than
+    N repeat, in order). Without a batch the arrays pass unchanged."""
+    if not batch:
+        return arrays
+    out = dict(arrays)
+    for s in specs:
+        a = arrays.get(s.name)
+        if a is None:
+            continue
+        if a.ndim == len(s.shape) - 1:  # one sample, no batch axis
+            a = a[None]
+        if a.ndim == len(s.shape) and a.shape[0] >= 1 and a.shape[0] != batch:
+            reps = -(-batch // a.shape[0])
+            a = np.concatenate([a] * reps, axis=0)[:batch]
+        out[s.name] = a
+    return out

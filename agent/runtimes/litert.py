@@ -13,14 +13,16 @@ from typing import Any
 import numpy as np
 
 from agent.errors import BadInput, RunFailed, one_line
+from agent.placement import litert as lp
+from agent.placement.logs import capture_stderr
 from agent.runtimes.base import (
     InputSpec,
     OutputSpec,
-    check_feeds,
     check_shape_names,
     npz_arrays,
     resolve_shape,
 )
+from agent.samples import check_feeds
 from agent.spec import RunSpec
 
 
@@ -68,8 +70,6 @@ class LiteRTRunner:
         self._out_idx: list[int] = []
 
     def load(self, model_path: Path, spec: RunSpec) -> float:
-        from agent.placement.logs import capture_stderr
-
         self.spec = spec
         self.delegate_path = spec.delegate
         t0 = time.perf_counter_ns()
@@ -109,7 +109,11 @@ class LiteRTRunner:
             sig = [int(x) for x in d.get("shape_signature", d["shape"])]
             declared: list[Any] = [x if x > 0 else None for x in sig]
             shape = resolve_shape(
-                d["name"], declared, spec.input_shapes.get(d["name"]), dynamic_ok=spec.kind == "validate"
+                d["name"],
+                declared,
+                spec.input_shapes.get(d["name"]),
+                dynamic_ok=spec.kind == "validate",
+                batch=spec.batch,
             )
             if list(shape) != [int(x) for x in d["shape"]]:
                 self.interp.resize_tensor_input(d["index"], shape, strict=False)
@@ -135,7 +139,9 @@ class LiteRTRunner:
 
     def make_inputs(self, spec: RunSpec, npz: Path | None) -> list[tuple[int, np.ndarray]]:
         if npz is not None:
-            return self.feeds(npz_arrays(npz))
+            from agent.runtimes.inputs import stack_batch
+
+            return self.feeds(stack_batch(self._inputs, npz_arrays(npz), spec.batch))
         from agent.runtimes.inputs import random_inputs
 
         return self._pack(random_inputs(self._inputs))
@@ -166,7 +172,7 @@ class LiteRTRunner:
             self._inputs = self._input_specs()
 
     def feeds(self, arrays: dict[str, np.ndarray]) -> list[tuple[int, np.ndarray]]:
-        return self._pack(check_feeds(self._inputs, arrays))
+        return self._pack(check_feeds(self._inputs, arrays, "the inputs file"))
 
     def _pack(self, feeds: dict[str, np.ndarray]) -> list[tuple[int, np.ndarray]]:
         return [(idx, feeds[s.name]) for idx, s in zip(self._in_idx, self._inputs, strict=True)]
@@ -187,8 +193,6 @@ class LiteRTRunner:
             raise RunFailed(f"first inference failed: {one_line(exc, 300)}") from None
 
     def placement(self, feeds: Any = None, log_text: str = "") -> dict:
-        from agent.placement import litert as lp
-
         return lp.build(
             self.interp._get_ops_details(),
             delegate=delegate_label(self.delegate_path),

@@ -20,17 +20,19 @@ from typing import Any
 
 import numpy as np
 
+from agent import onnx_proto
 from agent.errors import BadInput, RunFailed
-from agent.runtimes import onnx_proto
+from agent.names import canonical_provider
+from agent.placement import onnxruntime as ort_placement
+from agent.placement.logs import capture_stderr
 from agent.runtimes.base import (
     InputSpec,
     OutputSpec,
-    check_feeds,
     check_shape_names,
     npz_arrays,
     resolve_shape,
 )
-from agent.runtimes.names import canonical_provider
+from agent.samples import check_feeds
 from agent.spec import RunSpec
 
 CPU = "CPUExecutionProvider"
@@ -73,8 +75,11 @@ class OrtRunner:
         self.dropped: list[dict[str, str]] = []  # [{provider, reason}]
         self.use: list[str] = []  # what the session is given: requested and available
         self.provider_options: list[dict[str, str]] = []
+        self.strict_note: str | None = None  # what --strict-placement did, when not the plain case
         self._inputs: list[InputSpec] = []
         self._run: Any = None
+        # --start: (ORT's optimized-model file, load it) set by agent.runtimes.cache
+        self.optimized_cache: tuple[Path, bool] | None = None
 
     # -- load --------------------------------------------------------------
     def _providers(self, spec: RunSpec) -> tuple[list[str], list[dict[str, str]]]:
@@ -121,16 +126,34 @@ class OrtRunner:
         if lvl is None:  # older ORT has no LAYOUT level
             lvl = self.ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.graph_optimization_level = lvl
-        if spec.strict_placement:
+        if spec.strict_placement and self.use != [CPU]:
             # an unplaceable node then fails the load instead of running on CPU
             so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
         return so
 
-    def _create(self, so: Any) -> Any:
+    def _strict(self, spec: RunSpec) -> None:
+        """--strict-placement refuses CPU fallback. With the CPU EP alone there
+        is no fallback to refuse (ORT would reject the session: "Conflicting
+        session configuration: explicitly added the CPU EP ... but also
+        disabled fallback"): it is then a no-op, said in the runtime info. With
+        accelerators, an explicit CPU EP is the fallback strictness refuses:
+        it is left out of the session."""
+        if not spec.strict_placement:
+            return
+        if self.use == [CPU]:
+            self.strict_note = "no-op: only the CPU execution provider, so no CPU fallback to refuse"
+            return
+        keep = [i for i, p in enumerate(self.use) if p != CPU]
+        if len(keep) < len(self.use):
+            self.strict_note = "the CPU execution provider is left out: strict placement refuses CPU fallback"
+        self.use = [self.use[i] for i in keep]
+        self.provider_options = [self.provider_options[i] for i in keep]
+
+    def _create(self, so: Any, path: Path | None = None) -> Any:
         assert self.model_path is not None
         try:
             return self.ort.InferenceSession(
-                str(self.model_path),
+                str(path or self.model_path),
                 sess_options=so,
                 providers=self.use,
                 provider_options=self.provider_options,
@@ -157,9 +180,18 @@ class OrtRunner:
     def load(self, model_path: Path, spec: RunSpec) -> float:
         self.model_path, self.spec = Path(model_path), spec
         self.use, self.provider_options = self._providers(spec)
+        self._strict(spec)
         so = self._session_options(spec)
+        load_path = None
+        if self.optimized_cache is not None:
+            cached, use = self.optimized_cache
+            if use:  # warm: the graph saved by a cold start, already optimized
+                load_path = cached
+                so.graph_optimization_level = self.ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            else:  # cold: optimize, and save the result for the warm start
+                so.optimized_model_filepath = str(cached)
         t0 = time.perf_counter_ns()
-        self.session = self._create(so)
+        self.session = self._create(so, load_path)
         init_ms = (time.perf_counter_ns() - t0) / 1e6
         got = list(self.session.get_providers())
         for p in self.use:
@@ -177,7 +209,11 @@ class OrtRunner:
             # symbols stay strings: the error for a dynamic dimension names them
             declared = [d if isinstance(d, (int, str)) else None for d in m.shape]
             shape = resolve_shape(
-                m.name, declared, spec.input_shapes.get(m.name), dynamic_ok=spec.kind == "validate"
+                m.name,
+                declared,
+                spec.input_shapes.get(m.name),
+                dynamic_ok=spec.kind == "validate",
+                batch=spec.batch,
             )
             dtype = _ORT_DTYPES.get(m.type)
             if dtype is None:
@@ -191,7 +227,10 @@ class OrtRunner:
 
     def make_inputs(self, spec: RunSpec, npz: Path | None) -> dict[str, np.ndarray]:
         if npz is not None:
-            return check_feeds(self._inputs, npz_arrays(npz))
+            from agent.runtimes.inputs import stack_batch
+
+            arrays = stack_batch(self._inputs, npz_arrays(npz), spec.batch)
+            return check_feeds(self._inputs, arrays, "the inputs file")
         from agent.runtimes.inputs import random_inputs
 
         return random_inputs(self._inputs)
@@ -212,7 +251,7 @@ class OrtRunner:
         ]
 
     def feeds(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return check_feeds(self._inputs, arrays)
+        return check_feeds(self._inputs, arrays, "the inputs file")
 
     def run(self, feeds: dict[str, np.ndarray]) -> Any:
         return self._run(None, feeds)
@@ -223,20 +262,19 @@ class OrtRunner:
             return self._run(None, feeds)
         except Exception as exc:
             msg = _short(" ".join(str(exc).split()))
-            if type(exc).__name__ in ("InvalidArgument", "Fail") and (
-                "dimension" in msg or "shape" in msg.lower()
-            ):
-                raise BadInput(f"wrong input shape: {msg}") from None
-            raise RunFailed(f"first inference failed: {msg}") from None
+            # bad input only when the feeds break the model's declared inputs;
+            # a node that fails on inputs the model declares valid (an inner
+            # Reshape that cannot be done) is the model's failure
+            mismatch = _declared_mismatch(self._inputs, feeds)
+            if mismatch is not None or (type(exc).__name__ == "InvalidArgument" and "for input" in msg):
+                raise BadInput(f"wrong input shape: {mismatch or msg}") from None
+            raise RunFailed(f"first inference failed inside the model: {msg}") from None
 
     # -- placement ---------------------------------------------------------
     def placement(self, feeds: dict[str, np.ndarray], log_text: str = "") -> dict:
         """A short profiled pass in its own session (so profiling never touches
         the measured session), with verbose logging for the cross-check."""
         import tempfile
-
-        from agent.placement import onnxruntime as ort_placement
-        from agent.placement.logs import capture_stderr
 
         assert self.spec is not None and self.model_path is not None
         so = self._session_options(self.spec)
@@ -272,6 +310,7 @@ class OrtRunner:
             "version": self.ort.__version__,
             "providers": list(self.session.get_providers()) if self.session else list(self.use),
             "requested_providers": list(self.requested),
+            **({"strict_placement": self.strict_note} if self.strict_note else {}),
         }
 
     def close(self) -> None:
@@ -284,6 +323,21 @@ def _graph_nodes(path: Path) -> list[onnx_proto.OnnxNode]:
         return onnx_proto.read_graph(path)[0]
     except (ValueError, UnicodeDecodeError):
         return []
+
+
+def _declared_mismatch(inputs: list[InputSpec], feeds: dict[str, np.ndarray]) -> str | None:
+    """How a feed breaks its input's declared shape (rank, or a fixed dimension), or None."""
+    for spec in inputs:
+        a = feeds.get(spec.name)
+        declared = spec.declared_shape
+        if a is None or not declared:  # no declared shape: nothing to break
+            continue
+        if len(declared) != a.ndim:
+            return f"input {spec.name!r} has rank {a.ndim}; the model declares {list(declared)}"
+        for k, (d, n) in enumerate(zip(declared, a.shape, strict=True)):
+            if isinstance(d, int) and d > 0 and d != n:
+                return f"input {spec.name!r} dimension {k} is {n}; the model declares {d}"
+    return None
 
 
 def _short(msg: str, limit: int = 400) -> str:

@@ -32,7 +32,7 @@ from agent.server.guard import MAX_RECEIVE_BYTES, Guard, pool_size
 from agent.server.metrics import MetricsServer, start_metrics_server
 from agent.server.service import AgentService
 from agent.service.housekeeping import DEFAULT_UPLOAD_EXPIRY_S, Housekeeper
-from agent.spec import parse_meter
+from agent.spec_text import parse_meter
 from agent.store.artifacts import DEFAULT_QUOTA_BYTES, ArtifactStore
 
 log = logging.getLogger("edgebench.agent")
@@ -193,9 +193,9 @@ class AgentServer:
                 port = server.add_secure_port(target, server_credentials(*self.tls))
             else:
                 port = server.add_insecure_port(target)
-        except RuntimeError as exc:
+        except RuntimeError:  # gRPC's text points at GRPC_VERBOSITY: say what it means
             self.runs.close()
-            raise BadInput(f"cannot listen on {self.listen}: {exc}") from None
+            raise BadInput(f"cannot listen on {self.listen}: address in use or not available") from None
         if not port:
             self.runs.close()
             raise BadInput(f"cannot listen on {self.listen}: address in use or not available")

@@ -19,7 +19,8 @@ from agent.runs.manager import RunManager
 from agent.runs.registry import PAGE_MAX, RunDir, valid_run_id
 from agent.service.housekeeping import delete_run
 from agent.spec import RunSpec
-from agent.store.artifacts import ArtifactStore, StoreError, disk_error
+from agent.store.artifacts import ArtifactStore
+from agent.store.errors import StoreError, disk_error
 
 FILE_CHUNK_BYTES = 1 << 20
 # a status message: one line, short enough that no caller's value comes back whole

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from agent.runs.manager import RunManager
 from agent.runs.registry import FINAL, valid_run_id
-from agent.store.artifacts import ArtifactStore, StoreError
+from agent.store.artifacts import ArtifactStore
+from agent.store.errors import StoreError
 
 log = logging.getLogger("edgebench.agent")
 
@@ -161,6 +162,9 @@ class Housekeeper:
 
     def stop(self) -> None:
         self._stop.set()
+        # wake the loop now: it sleeps on run_ended, and waiting out its POLL_S
+        # made every agent stop take 2 s (the loop sees _stop and returns)
+        self.runs.run_ended.set()
         self._thread.join(5.0)
 
     def alive(self) -> bool:

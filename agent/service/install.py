@@ -9,13 +9,12 @@ is kept: it is the admin's. The unit's ``ExecStart=`` points at the
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path
 
 import agent
-from agent import profiles
+from agent import atomic, profiles
 from agent.errors import EXIT_OK, BadInput
 from agent.rootfs import RootFS
 
@@ -82,10 +81,7 @@ def _under(prefix: Path, path: str) -> Path:
 
 def _write(dest: Path, text: str, mode: int, say: list[str]) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".tmp")
-    tmp.write_text(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, dest)
+    atomic.write_text(dest, text, perm=mode)
     say.append(f"wrote {dest}")
 
 

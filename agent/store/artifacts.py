@@ -7,18 +7,17 @@ arrive; a hasher's state cannot be persisted, so a resume re-hashes the
 committed part first. On completion the part is renamed into place atomically:
 a reader never sees a half-written artifact.
 
-Errors carry a gRPC status name (``StoreError.status``) so the servicer maps
-them without this module importing grpc.
+Errors carry a gRPC status name (``StoreError.status``, agent/store/errors.py)
+so the servicer maps them without this module importing grpc. The upload
+stream itself (the writer thread, commits, the final rename) is
+``agent/store/upload.py``.
 """
 
 from __future__ import annotations
 
 import bisect
-import errno
-import hashlib
 import json
 import os
-import queue
 import re
 import threading
 import time
@@ -26,32 +25,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent import atomic
+from agent.store.errors import StoreError, disk_error
 from agent.store.paths import artifact_path
+from agent.store.upload import Upload
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 DEFAULT_QUOTA_BYTES = 4 << 30
-# fsync + record the committed offset every this many bytes: bounds what a
-# crash loses without stalling the stream on frequent fsyncs.
-COMMIT_EVERY_BYTES = 64 << 20
-_QUEUE_CHUNKS = 16  # chunks in flight between the gRPC thread and the writer
-_READ_BLOCK = 4 << 20
-
-
-class StoreError(Exception):
-    """A rejected store operation. ``status`` is a grpc.StatusCode name."""
-
-    def __init__(self, status: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def disk_error(exc: OSError, doing: str) -> StoreError:
-    """An OSError while ``doing`` something, as a one-line StoreError: a full
-    disk is RESOURCE_EXHAUSTED (the caller may free space and retry)."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StoreError("RESOURCE_EXHAUSTED", f"no space left on the agent's disk {doing}; nothing stored")
-    return StoreError("INTERNAL", f"disk error {doing}: {exc.strerror or exc}")
 
 
 @dataclass
@@ -177,7 +157,7 @@ class ArtifactStore:
                 st = p.stat()
             except OSError:
                 continue
-            meta = self._read_json(self._sidecar(sha))
+            meta = self._read_json(self.sidecar_path(sha))
             out.append(
                 {
                     "sha256": sha,
@@ -226,10 +206,10 @@ class ArtifactStore:
                 # the artifact first: without it the sidecar is ignored by every reader
                 path.unlink()
                 _unlink(path.with_suffix(".json"))
-                _fsync_dir(path.parent)
+                atomic.fsync_dir(path.parent)
                 return size, False
-            part = self._part(sha256)
-            if part.exists() or self._sidecar(sha256).exists():
+            part = self.part_path(sha256)
+            if part.exists() or self.sidecar_path(sha256).exists():
                 size = _size(part)
                 self.remove_partial(sha256)
                 return size, True
@@ -262,11 +242,11 @@ class ArtifactStore:
                     continue
                 if age < max_age_s:
                     continue
-                if name.endswith(".part") or not self._part(sha).exists():
+                if name.endswith(".part") or not self.part_path(sha).exists():
                     # a stale part with its sidecar, or a sidecar/.tmp left alone
                     _unlink(entry)
                     if name.endswith(".part"):
-                        _unlink(self._sidecar(sha))
+                        _unlink(self.sidecar_path(sha))
                     if _SHA.match(sha) and sha not in expired:
                         expired.append(sha)
         self._sweep_after = batch[-1] if batch and len(batch) < len(names) else ""
@@ -315,50 +295,41 @@ class ArtifactStore:
         try:
             return Upload(self, sha256, size_bytes, name, offset, requires=requires)
         except OSError as exc:
-            self._release(sha256)
+            self.release(sha256)
             raise disk_error(exc, "to start the upload") from None
         except BaseException:
-            self._release(sha256)
+            self.release(sha256)
             raise
 
     def remove_partial(self, sha256: str) -> None:
-        for p in (self._part(sha256), self._sidecar(sha256)):
+        for p in (self.part_path(sha256), self.sidecar_path(sha256)):
             try:
                 p.unlink()
             except FileNotFoundError:
                 pass
 
     # -- internals ---------------------------------------------------------
-    def _part(self, sha256: str) -> Path:
+    def part_path(self, sha256: str) -> Path:
         return self.uploads / f"{sha256}.part"
 
-    def _sidecar(self, sha256: str) -> Path:
+    def sidecar_path(self, sha256: str) -> Path:
         return self.uploads / f"{sha256}.json"
 
     def _part_size(self, sha256: str) -> int:
         try:
-            return self._part(sha256).stat().st_size
+            return self.part_path(sha256).stat().st_size
         except OSError:
             return 0
 
     def _committed(self, sha256: str) -> int:
-        meta = self._read_json(self._sidecar(sha256))
+        meta = self._read_json(self.sidecar_path(sha256))
         # bytes past the recorded offset may not have reached the disk: ignore them
         return min(int(meta.get("offset", 0)), self._part_size(sha256))
 
-    def _write_sidecar(self, sha256: str, data: dict) -> None:
-        tmp = self._sidecar(sha256).with_suffix(".json.tmp")
-        try:
-            with open(tmp, "w") as f:
-                json.dump(data, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self._sidecar(sha256))
-        except OSError:
-            _unlink(tmp)  # a full disk must not leave an empty .json.tmp behind
-            raise
+    def write_sidecar(self, sha256: str, data: dict) -> None:
+        atomic.write_json(self.sidecar_path(sha256), data)  # a full disk leaves no .json.tmp
 
-    def _release(self, sha256: str) -> None:
+    def release(self, sha256: str) -> None:
         with self._lock:
             self._active.pop(sha256, None)
 
@@ -372,207 +343,8 @@ class ArtifactStore:
             return {}
 
 
-class Upload:
-    """One upload stream: ``write()`` chunks, then ``finish()``; ``close()``
-    always (it commits what arrived so a later upload resumes from there).
-
-    Hashing and disk writes run on a writer thread fed through a short queue:
-    sha256 and file writes release the GIL, so they overlap with gRPC
-    receiving the next chunk instead of taking turns with it.
-    """
-
-    def __init__(
-        self,
-        store: ArtifactStore,
-        sha256: str,
-        size_bytes: int,
-        name: str,
-        offset: int,
-        deduplicated: bool = False,
-        requires: list[str] | None = None,
-    ) -> None:
-        self.store = store
-        self.requires = list(requires or [])
-        self.sha256 = sha256
-        self.size_bytes = int(size_bytes)
-        self.name = name
-        self.deduplicated = deduplicated
-        self.offset = offset  # bytes written to the part file (writer thread)
-        self.received = offset  # bytes accepted from the stream
-        self._closed = deduplicated
-        self._file = None
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-        if deduplicated:
-            return
-        self._hasher = hashlib.sha256()
-        part = store._part(sha256)
-        try:
-            self._open(part, offset)
-        except OSError:
-            if self._file is not None:
-                try:
-                    self._file.close()
-                except OSError:
-                    pass  # the disk that failed the open fails the flush too
-            if offset == 0:
-                store.remove_partial(sha256)  # nothing of it was committed
-            raise
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUE_CHUNKS)
-        self._thread = threading.Thread(target=self._drain, name="edgebench-upload", daemon=True)
-        self._thread.start()
-
-    def _open(self, part: Path, offset: int) -> None:
-        if offset == 0:
-            self._file = open(part, "wb")
-        else:
-            # re-hash the committed bytes, drop anything past them
-            self._file = open(part, "r+b")
-            self._file.truncate(offset)
-            remaining = offset
-            while remaining:
-                block = self._file.read(min(_READ_BLOCK, remaining))
-                if not block:
-                    break
-                self._hasher.update(block)
-                remaining -= len(block)
-            self._file.seek(offset)
-        self._since_commit = 0
-        self._commit()
-
-    def write(self, data: bytes) -> None:
-        if self.deduplicated:
-            return
-        if self._error is not None:
-            self._fail()
-            raise self._write_failure()
-        if self.received + len(data) > self.size_bytes:
-            self._fail()
-            raise StoreError(
-                "INVALID_ARGUMENT",
-                f"upload is larger than its declared size of {self.size_bytes} bytes",
-            )
-        self.received += len(data)
-        self._queue.put(data)
-
-    def finish(self) -> Path:
-        """Verify and move into place; raises StoreError when incomplete or wrong."""
-        if self.deduplicated:
-            return self.store.path(self.sha256)  # type: ignore[return-value]
-        self._join()
-        if self._error is not None:
-            self._fail()
-            raise self._write_failure()
-        try:
-            return self._finish()
-        except OSError as exc:
-            self._fail()  # a half-finished artifact must not remain
-            raise disk_error(exc, "while storing the upload") from None
-
-    def _write_failure(self) -> StoreError:
-        if isinstance(self._error, OSError):
-            return disk_error(self._error, "while writing the upload")
-        return StoreError("INTERNAL", f"writing the upload failed: {self._error}")
-
-    def _finish(self) -> Path:
-        if self.offset < self.size_bytes:
-            self._commit()
-            raise StoreError(
-                "ABORTED",
-                f"upload incomplete: {self.offset} of {self.size_bytes} bytes; "
-                f"resume from offset {self.offset}",
-            )
-        digest = self._hasher.hexdigest()
-        if digest != self.sha256:
-            self._fail()
-            raise StoreError(
-                "DATA_LOSS",
-                f"sha256 mismatch: declared {self.sha256[:12]}..., received bytes hash to {digest[:12]}...; "
-                "nothing stored",
-            )
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        dest = artifact_path(self.store.state_dir, self.sha256)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"name": self.name, "size_bytes": self.size_bytes, "stored_unix": time.time()}
-        if self.requires:
-            meta["requires"] = self.requires
-        _write_json(dest.with_suffix(".json"), meta)
-        os.replace(self.store._part(self.sha256), dest)
-        _fsync_dir(dest.parent)
-        self.store.remove_partial(self.sha256)
-        self._closed = True
-        self.store._release(self.sha256)
-        return dest
-
-    def close(self) -> None:
-        """Stream ended or broke: keep the committed bytes for a resume."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._join()
-            if self._error is None:
-                try:
-                    self._commit()
-                except OSError:
-                    pass  # the sidecar keeps the last committed offset: a resume starts there
-            self._file.close()
-        finally:
-            self.store._release(self.sha256)
-
-    def _drain(self) -> None:
-        while True:
-            data = self._queue.get()
-            if data is None:
-                return
-            if self._error is not None:
-                continue  # keep draining so write() never blocks forever
-            try:
-                self._file.write(data)
-                self._hasher.update(data)
-                self.offset += len(data)
-                self._since_commit += len(data)
-                if self._since_commit >= COMMIT_EVERY_BYTES:
-                    self._commit()
-            except BaseException as exc:  # ENOSPC, EIO: reported by the next write()/finish()
-                self._error = exc
-
-    def _join(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-
-    def _commit(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self.store._write_sidecar(
-            self.sha256, {"offset": self.offset, "size_bytes": self.size_bytes, "name": self.name}
-        )
-        self._since_commit = 0
-
-    def _fail(self) -> None:
-        """A wrong upload: nothing of it may remain."""
-        self._closed = True
-        try:
-            self._join()
-            self._file.close()
-        finally:
-            self.store.remove_partial(self.sha256)
-            self.store._release(self.sha256)
-
-
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)
-    except OSError:
-        _unlink(tmp)
-        raise
+    atomic.write_json(path, data)
 
 
 def _size(path: Path) -> int:
@@ -587,14 +359,3 @@ def _unlink(path: Path) -> None:
         path.unlink()
     except OSError:
         pass
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

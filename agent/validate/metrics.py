@@ -146,17 +146,17 @@ class OutputStats:
         for k, vals in self.values.items():
             arr = np.asarray(vals, dtype=np.float64)
             if k in HIGHER_IS_WORSE:
-                out[k] = _finite(np.max(arr))
-                out[f"{k}_mean"] = _finite(np.mean(arr))
+                out[k] = _json_float(np.max(arr))
+                out[f"{k}_mean"] = _json_float(np.mean(arr))
             elif k == "cosine":
-                out[k] = _finite(np.min(arr))
-                out["cosine_mean"] = _finite(np.mean(arr))
+                out[k] = _json_float(np.min(arr))
+                out["cosine_mean"] = _json_float(np.mean(arr))
             elif k == "sqnr_db":
-                out[k] = _finite(np.mean(arr))
-                out["sqnr_db_min"] = _finite(np.min(arr))
+                out[k] = _json_float(np.mean(arr))
+                out["sqnr_db_min"] = _json_float(np.min(arr))
             else:
-                out[k] = _finite(np.mean(arr))
-                out[f"{k}_min"] = _finite(np.min(arr))
+                out[k] = _json_float(np.mean(arr))
+                out[f"{k}_min"] = _json_float(np.min(arr))
         return out
 
     def worst(self, limit: int) -> list[dict]:
@@ -168,12 +168,13 @@ class OutputStats:
             arr = np.asarray(vals, dtype=np.float64)
             order = np.argsort(-arr if k in HIGHER_IS_WORSE else arr, kind="stable")[:limit]
             rows += [
-                {"sample": int(i), "output": self.name, "metric": k, "value": _finite(arr[i])} for i in order
+                {"sample": int(i), "output": self.name, "metric": k, "value": _json_float(arr[i])}
+                for i in order
             ]
         return rows
 
 
-def _finite(x: float) -> float | None:
+def _json_float(x: float) -> float | None:
     """JSON has no inf/nan: an undefined figure (NMSE of an all-zero reference) is null."""
     x = float(x)
     return x if math.isfinite(x) else None

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from agent.errors import BadInput
+from agent.samples import check_names, feed_shape, sample_count
 
 INPUT_PREFIX = "inputs/"
 OUTPUT_PREFIX = "outputs/"
@@ -71,63 +72,19 @@ class Reference:
             raise BadInput("the reference holds no inputs (inputs/NAME); give the inputs file beside it")
         if not outs:
             raise BadInput("the reference holds no expected outputs (outputs/NAME)")
-        counts = {f"{k}": (v.shape[0] if v.ndim else 0) for k, v in {**ins, **outs}.items()}
-        n = set(counts.values())
-        if len(n) != 1 or 0 in n:
-            listed = ", ".join(f"{k}: {c}" for k, c in sorted(counts.items()))
-            raise BadInput(f"every array needs the same number of samples on its first axis; got {listed}")
-        return cls(ins, outs, n.pop())
+        return cls(ins, outs, sample_count({**ins, **outs}, "the reference"))
 
     def fit(self, declared: dict[str, Sequence[Any]], output_names: Sequence[str]) -> dict[str, list[int]]:
         """Check names and shapes against the model's inputs (``declared``: name
         -> declared shape, None/str for a free dimension) and outputs; returns
         the concrete shape of each input per inference (with its batch axis)."""
-        unknown = sorted(set(self.inputs) - set(declared))
-        if unknown:
-            raise BadInput(
-                f"reference input {unknown[0]!r} is not a model input; model inputs: {', '.join(declared)}"
-            )
-        missing = [n for n in declared if n not in self.inputs]
-        if missing:
-            raise BadInput(f"the reference lacks model input(s) {', '.join(missing)}")
-        absent = [n for n in output_names if n not in self.outputs]
-        if absent:
-            raise BadInput(f"the reference lacks model output(s) {', '.join(absent)}")
-        extra = sorted(set(self.outputs) - set(output_names))
-        if extra:
-            raise BadInput(
-                f"reference output {extra[0]!r} is not a model output; "
-                f"model outputs: {', '.join(output_names)}"
-            )
+        check_names(self.inputs, list(declared), "the reference")
+        check_names(self.outputs, list(output_names), "the reference", kind="output")
         shapes = {}
         for name, dims in declared.items():
-            shapes[name] = feed_shape(name, tuple(self.inputs[name].shape[1:]), list(dims))
+            shapes[name] = feed_shape(name, tuple(self.inputs[name].shape[1:]), list(dims), "the reference")
         return shapes
 
     def feeds(self, i: int, shapes: dict[str, list[int]]) -> dict[str, np.ndarray]:
         """Sample ``i`` as one inference's arrays."""
         return {k: np.ascontiguousarray(self.inputs[k][i].reshape(shapes[k])) for k in self.inputs}
-
-
-def feed_shape(name: str, sample: tuple[int, ...], declared: list[Any]) -> list[int]:
-    """A sample's shape as the model takes it: as is when the ranks agree, with
-    a batch axis of 1 when the model has one more dimension."""
-    if len(declared) == len(sample) + 1:
-        shape = [1, *sample]
-    elif len(declared) == len(sample):
-        shape = list(sample)
-    else:
-        raise BadInput(
-            f"reference input {name!r}: a sample of shape {_fmt(sample)} does not fit the model's "
-            f"{_fmt(declared)} (rank {len(declared)})"
-        )
-    for got, want in zip(shape, declared, strict=True):
-        if isinstance(want, int) and want > 0 and got != want:
-            raise BadInput(
-                f"reference input {name!r}: samples of shape {_fmt(sample)} do not fit {_fmt(declared)}"
-            )
-    return shape
-
-
-def _fmt(shape: Sequence[Any]) -> str:
-    return "x".join(str(d) if isinstance(d, int) and d > 0 else "?" for d in shape) or "scalar"

@@ -18,13 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from agent import rundir
 from agent.clock import now_ns
 from agent.errors import BadInput
-from agent.load.loop import IterationLog
-from agent.runs import files
-from agent.runs.files import MEASURED, WARMUP
+from agent.messages import Phase, Progress
+from agent.rundir import MEASURED, WARMUP, IterationLog
 from agent.runtimes.base import Runner
 from agent.runtimes.inputs import quantize as quantize_array
+from agent.samples import shape_text
 from agent.spec import RunSpec, ValidateSpec
 from agent.stats import latency_summary_ms
 from agent.store.paths import locate_artifact
@@ -100,7 +101,7 @@ def validate_samples(
     rows = np.empty((ref.samples + 1, 3), dtype=np.int64)
     rows[0] = (t0, t1, WARMUP)
     lat = np.empty(ref.samples, dtype=np.int64)
-    send({"type": "phase", "phase": "measure", "t_ns": now_ns()})
+    send(Phase("measure", now_ns()).to_dict())
     next_progress = time.monotonic() + PROGRESS_S
     start = now_ns()
     for i in range(ref.samples):
@@ -124,20 +125,19 @@ def validate_samples(
                 kept[name].append(y)
         if time.monotonic() >= next_progress:
             el = (b - start) / 1e9
-            send({"type": "progress", "t_ns": b, "iterations": i + 1, "elapsed_s": el,
-                  "target_s": None, "throughput_ips": (i + 1) / el if el > 0 else 0.0})  # fmt: skip
+            send(Progress(b, i + 1, el, None, (i + 1) / el if el > 0 else 0.0).to_dict())
             next_progress = time.monotonic() + PROGRESS_S
     end = int(rows[-1, 1])
 
-    log = IterationLog(run_dir / files.ITERATIONS)
+    log = IterationLog(run_dir / rundir.ITERATIONS)
     try:
         log.append(rows)
     finally:
         log.close()
     if kept:
-        np.savez(run_dir / files.OUTPUTS, **{n: np.stack(v) for n, v in kept.items()})
+        np.savez(run_dir / rundir.OUTPUTS, **{n: np.stack(v) for n, v in kept.items()})
     if detections:
-        boxfile.save(run_dir / files.BOXES, detections, input_hw)
+        boxfile.save(run_dir / rundir.BOXES, detections, input_hw)
     span_s = (end - start) / 1e9
     worst = [w for s in stats.values() for w in s.worst(vspec.worst)]
     part.update(
@@ -195,11 +195,7 @@ def _fit_output(name: str, y: np.ndarray, ref: np.ndarray) -> np.ndarray:
     either side is fine); a different size is a reference that does not fit."""
     if y.size != ref.size:
         raise BadInput(
-            f"output {name!r}: the device gives {_fmt(y.shape)}, "
-            f"the reference has samples of {_fmt(ref.shape)}"
+            f"output {name!r}: the device gives {shape_text(y.shape)}, "
+            f"the reference has samples of {shape_text(ref.shape)}"
         )
     return y.reshape(ref.shape)
-
-
-def _fmt(shape: tuple[int, ...]) -> str:
-    return "x".join(str(d) for d in shape) or "scalar"

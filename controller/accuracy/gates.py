@@ -21,6 +21,15 @@ ACCURACY_GATES = {
     "max_accuracy_drop": ("accuracy_drop", False),
 }
 
+# --help of each gate (runopts.add_validation_options)
+HELP = {
+    "min_map50": "exit 3 when AP50 is below X (--boxes; against --labels, else the reference's boxes)",
+    "min_map": "exit 3 when mAP@[.5:.95] is below X (--boxes; against --labels, else the reference's boxes)",
+    "min_accuracy": "exit 3 when top-1 accuracy against --labels class ids is below X",
+    "max_map50_drop": "exit 3 when the reference's AP50 on --labels minus the device's is above X",
+    "max_accuracy_drop": "exit 3 when the reference's top-1 on --labels minus the device's is above X",
+}
+
 
 def evaluate(figures: dict[str, dict], gates: dict[str, dict[str, float]]) -> list[dict]:
     """``figures``: output -> {metric: value, "worst": {metric: (sample, value)}};

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from agent import rundir as files
 from agent.errors import BadInput
-from agent.runs import files
 from agent.spec import ValidateSpec
 from agent.validate import boxfile
 from agent.validate.decode import Detections, decode, input_hw_of
@@ -28,6 +28,7 @@ from agent.validate.metrics import is_class_scores
 from agent.validate.reference import Reference
 from controller.accuracy import classification, detection
 from controller.accuracy import gates as accuracy_gates
+from controller.extras import INSTALL_HINT, have, need
 
 
 @dataclass
@@ -38,6 +39,7 @@ class Plan:
     reference_dets: dict[str, list[Detections]] = field(default_factory=dict)
     truth: dict | None = None  # COCO ground truth
     class_labels: list[int] | None = None
+    map_scored: bool = True  # False: pycocotools missing (board-only install), no mAP asked for
     reference_scores: dict[str, np.ndarray] = field(default_factory=dict)  # class-score outputs [S, C]
 
     @property
@@ -49,8 +51,9 @@ def prepare(
     ref: Reference, vspec: ValidateSpec, labels: str | None, gates: dict[str, dict[str, float]]
 ) -> Plan:
     """Everything checkable before the run; BadInput (exit 2, nothing stored) else."""
-    first = next(iter(ref.inputs.values()))
-    plan = Plan(vspec, gates, input_hw_of(first.shape[1:]))
+    # the first image-shaped input gives the size boxes are in (the agent takes the same)
+    hw = next((hw for v in ref.inputs.values() if (hw := input_hw_of(v.shape[1:])) is not None), None)
+    plan = Plan(vspec, gates, hw)
     outputs = list(ref.outputs)
     for name, layout in vspec.boxes.items():
         if name not in ref.outputs:
@@ -64,7 +67,7 @@ def prepare(
                 vspec.nms_iou,
                 vspec.max_det,
                 plan.input_hw,
-            )  # fmt: skip
+            )
             for k in range(ref.samples)
         ]
     if labels is not None:
@@ -99,22 +102,28 @@ def prepare(
         for out in per_output:
             if out != "*" and out not in ref.outputs:
                 raise BadInput(f"{flag} {out}: the reference has no such output")
+    map_gates = any(accuracy_gates.ACCURACY_GATES[g][0].startswith("map") for g in gates)
+    if plan.truth is not None or map_gates:
+        need("pycocotools", "mAP (--labels GT.json, --min-map50...)")
+    elif vspec.boxes and not have("pycocotools"):
+        plan.map_scored = False
+        print(f"edgebench: note: mAP needs pycocotools ({INSTALL_HINT}); boxes only matched")
     return plan
 
 
-def apply(plan: Plan, client: Any, result: dict) -> None:
+def apply(plan: Plan, session: Any, result: dict) -> None:
     """Fetch the device's boxes / outputs, score them, add figures and gates."""
     val = result.setdefault("validation", {})
     figures: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as d:
-        if plan.reference_dets:
-            local = client.fetch_file(result["run_id"], files.BOXES, Path(d) / files.BOXES)
+        if plan.reference_dets and plan.map_scored:
+            local = session.fetch(result["run_id"], files.BOXES, Path(d) / files.BOXES)
             device, _ = boxfile.load(local)
             val["detection"] = {}
             for name, ref_dets in plan.reference_dets.items():
                 val["detection"][name], figures[name] = _detection(plan, name, device[name], ref_dets)
         if plan.needs_outputs:
-            local = client.fetch_file(result["run_id"], files.OUTPUTS, Path(d) / files.OUTPUTS)
+            local = session.fetch(result["run_id"], files.OUTPUTS, Path(d) / files.OUTPUTS)
             with np.load(local, allow_pickle=False) as z:
                 outs = {k: z[k] for k in z.files}
             val["accuracy"] = {}

@@ -25,7 +25,13 @@ def run(args: argparse.Namespace) -> int:
         # an embedded agent lives only as long as the command that started it
         raise BadInput("edgebench cancel needs --agent HOST:PORT: the agent the run is on")
     with connect(args) as client:
-        rec = client.cancel_run(args.run_id)  # BadInput "no run ..." for an unknown id
+        # a run that had already ended, cancelled ones too, is "nothing to
+        # cancel" (exit 2): the agent's CancelRun answers every ended run with
+        # its record, so only the status before the call tells them apart
+        before = client.get_run(args.run_id)["status"]  # BadInput "no run ..." for an unknown id
+        if before in FINAL:
+            raise BadInput(f"run {args.run_id} already {before}: nothing to cancel")
+        rec = client.cancel_run(args.run_id)
     status = rec["status"]
     if status == "cancelled":
         print(f"run {rec['run_id']} cancelled")

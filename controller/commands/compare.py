@@ -13,7 +13,7 @@ from typing import Any
 from controller.commands.common import add_db_option, open_db
 
 
-def _pct(text: str) -> float:
+def _percent_arg(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
@@ -43,7 +43,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--fail-on-regression",
         metavar="PCT",
-        type=_pct,
+        type=_percent_arg,
         default=None,
         help="exit 3 when B is significantly slower than A by more than PCT percent, or B failed an "
         "accuracy gate",
@@ -58,7 +58,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--run-noise",
         metavar="PCT",
-        type=_pct,
+        type=_percent_arg,
         default=None,
         help="run-to-run spread of a median latency on the board, in the interval (default 2; 0: the "
         "within-run bootstrap alone)",
@@ -78,8 +78,8 @@ def _label(text: str) -> tuple[str, str | None]:
 def _iterations(doc: dict, files: str | None, beside: Path | None) -> Any:
     """The run's iterations.npy rows from --files-X, else from beside its
     result.json; None when neither holds one (the stored quantiles serve)."""
+    from agent import rundir as run_files
     from agent.errors import BadInput
-    from agent.runs import files as run_files
 
     if files is None:
         if beside is not None and (beside / run_files.ITERATIONS).is_file():
@@ -125,7 +125,8 @@ def _baseline(run: dict, label: str, args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     from agent.errors import BadInput
     from controller.commands.report import load_result
-    from controller.report.compare import RUN_NOISE, compare, failures, markdown, render
+    from controller.report.compare import RUN_NOISE, compare, failures
+    from controller.report.compare_text import markdown, render
 
     if args.baseline is not None:
         if len(args.runs) != 1:

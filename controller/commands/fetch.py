@@ -9,15 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.runs.registry import FINAL
-from controller.commands.common import (
-    add_agent_options,
-    add_db_option,
-    agent_name,
-    connect,
-    exit_code_of,
-    store,
-    wait_result,
-)
+from controller.commands.common import add_agent_options, add_db_option, store
+from controller.session import Session, exit_code
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -37,20 +30,20 @@ def run(args: argparse.Namespace) -> int:
     from agent.errors import RunFailed
 
     out = Path(args.out or Path("edgebench-runs") / args.run_id)
-    with connect(args) as client:
-        rec = client.get_run(args.run_id)
+    with Session.from_args(args) as session:
+        rec = session.record(args.run_id)
         if rec["status"] not in FINAL:
             if args.no_wait:
                 raise RunFailed(f"run {args.run_id} is {rec['status']}; fetch again when it ends")
-            wait_result(client, args.run_id, quiet=True)
-            rec = client.get_run(args.run_id)
+            session.follow(args.run_id)
+            rec = session.record(args.run_id)
         result = rec["result"]
         files = [] if args.no_files else rec["files"]
         for name in files:
-            client.fetch_file(args.run_id, name, out / name)
-        agent = agent_name(client)
+            session.fetch(args.run_id, name, out / name)
+        agent = session.agent_name
     out.mkdir(parents=True, exist_ok=True)
     (out / "result.json").write_text(json.dumps(result, indent=1))
     store(args, result, agent)
     print(f"{args.run_id}: {result.get('status')}; {len(files)} file(s) in {out}")
-    return exit_code_of(result)
+    return exit_code(result)

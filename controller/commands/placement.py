@@ -6,22 +6,15 @@ import argparse
 import sys
 from typing import Any
 
-from controller.commands.common import (
-    add_agent_options,
-    add_db_option,
-    execute,
-    exit_code_of,
-    saved_line,
-    store,
-    write_json,
-)
-from controller.runopts import add_run_options
+from controller.commands.common import add_agent_options, add_db_option, check_outputs, store, write_json
+from controller.runopts import add_kind_options
+from controller.session import Session, exit_code, run_model, saved_line
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("placement", help="per-op placement of a model (accelerator or CPU fallback)")
     p.add_argument("model", help="model file (.onnx, .tflite)")
-    add_run_options(p, timed=False)  # one pass for placement, not a timed run
+    add_kind_options(p, "placement")
     add_agent_options(p)
     add_db_option(p)
     p.add_argument("--json", metavar="FILE", default=None)
@@ -34,7 +27,10 @@ def run(args: argparse.Namespace) -> int:
     from controller.report import placement as pr
     from controller.report.terminal import gate_lines
 
-    result, agent = execute(args, "placement")
+    check_outputs(args, "json")
+    with Session.from_args(args) as session:
+        result = run_model(session, "placement", args)
+        agent = session.agent_name
     db = store(args, result, agent)
     write_json(args, result)
     color = pr.use_color()
@@ -45,4 +41,4 @@ def run(args: argparse.Namespace) -> int:
     for line in gate_lines(result, color):
         print(line)
     print(saved_line(result, getattr(args, "json", None), db), file=sys.stderr)
-    return exit_code_of(result)
+    return exit_code(result)

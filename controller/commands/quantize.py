@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
 from agent.errors import EXIT_GATE_FAILED, BadInput
 from agent.validate.reference import load_npz
-from controller.quantize.onnx_static import METHODS, TYPES, QuantOptions
+from controller.quantize.fp16 import fp16_variant
+from controller.quantize.onnx_static import METHODS, TYPES
+from controller.quantize.options import options
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -32,7 +33,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--preset", default=None, help="tensorrt, openvino, cpu/xnnpack, tidl: what the accelerator wants"
     )
     p.add_argument("--method", choices=METHODS, default=None, help="calibration method (default minmax)")
-    p.add_argument("--per-channel", action="store_true", default=None, help="per-channel weights")
+    p.add_argument(
+        "--per-channel", action="store_true", default=None, help="per-channel weights (the default)"
+    )
+    p.add_argument(
+        "--per-tensor", action="store_true", help="one scale per weight tensor (a target that needs it)"
+    )
     p.add_argument("--activation-type", choices=TYPES, default=None, help="default uint8")
     p.add_argument("--weight-type", choices=TYPES, default=None, help="default int8")
     p.add_argument("--symmetric-activations", action="store_true", default=None)
@@ -67,21 +73,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def options(args: argparse.Namespace) -> QuantOptions:
-    from controller.quantize.presets import preset
-
-    base = preset(args.preset) if args.preset else {}
-    keys = ("method", "per_channel", "activation_type", "weight_type", "symmetric_activations")
-    chosen = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
-    if args.asymmetric_weights:
-        chosen["symmetric_weights"] = False
-    if args.calibration_samples is not None and args.calibration_samples < 1:
-        raise BadInput("--calibration-samples must be a positive integer")
-    return QuantOptions(
-        **{**base, **chosen}, exclude=list(args.exclude), calibration_limit=args.calibration_samples
-    )
-
-
 def _load(path: str | None, what: str) -> dict:
     if path is None:
         return {}
@@ -110,9 +101,9 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(
             "--validation must not be the calibration set: it would judge the calibration on itself"
         )
+    _check_out(model, out)
     cal = _load(args.calibration, "calibration")
     opts = options(args)
-    out.parent.mkdir(parents=True, exist_ok=True)
     suffix = model.suffix.lower()
     if suffix == ".tflite":
         if args.target or args.fp16:
@@ -184,22 +175,16 @@ def explain(args: argparse.Namespace, model: Path) -> int:
     return 0
 
 
-def fp16_variant(model: Path, out: Path) -> dict:
-    """The float model in FP16 (inputs and outputs stay float32), for GPU targets."""
-    try:
-        from onnxconverter_common import float16
-    except ImportError:
-        raise BadInput("--fp16 needs onnxconverter-common: pip install onnxconverter-common") from None
-    import onnx
-    import onnxruntime as ort
-
-    from controller.quantize.prepare import constants_to_initializers
-
-    m = onnx.load(str(model))
-    constants_to_initializers(m)  # Constant-node weights would stay float32
-    with warnings.catch_warnings():  # one warning per tiny weight clamped to FP16's range
-        warnings.simplefilter("ignore", UserWarning)
-        half = float16.convert_float_to_float16(m, keep_io_types=True)
-    onnx.save(half, str(out))
-    ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])  # it must load before it is reported
-    return {"output": str(out), "size_bytes": out.stat().st_size}
+def _check_out(model: Path, out: Path) -> None:
+    """--out must not be the input (the float model would be gone) and its
+    directory must exist: a typo is not silently created."""
+    targets = [out]
+    if model.suffix.lower() == ".onnx":
+        targets.append(out.with_name(out.stem + "-fp16.onnx"))
+    for t in targets:
+        if t.resolve() == model.resolve() or (t.exists() and t.samefile(model)):
+            raise BadInput(f"--out {out} would overwrite the input model; choose another path")
+    if not out.parent.is_dir():
+        raise BadInput(f"--out {out}: directory {out.parent} does not exist")
+    if out.is_dir():
+        raise BadInput(f"--out {out} is a directory; give the quantized model's file name")

@@ -6,18 +6,36 @@ import argparse
 import datetime as dt
 from typing import Any
 
+from agent.names import KINDS
+from agent.runs.registry import ACTIVE, FINAL
 from controller.commands.common import add_agent_options, add_db_option, connect, open_db
+from controller.runopts import positive_int
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("runs", help="list stored results (or an agent's runs with --agent)")
     add_agent_options(p)
     add_db_option(p)
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=positive_int, default=20, help="newest N (default 20)")
     p.add_argument("--model", default=None, help="model name or sha256 prefix")
-    p.add_argument("--kind", default=None)
-    p.add_argument("--status", default=None)
+    p.add_argument("--kind", default=None, choices=KINDS)
+    p.add_argument("--status", default=None, choices=ACTIVE + FINAL)
     return p
+
+
+def matches(rec: dict, model: str | None, kind: str | None, status: str | None) -> bool:
+    """An agent's run record against the filters, as the results DB applies
+    them (ResultsDB.query): model by name or sha256 prefix, kind, status."""
+    spec = rec.get("spec") or {}
+    if (
+        model
+        and spec.get("model_name") != model
+        and not str(spec.get("model_sha256") or "").startswith(model)
+    ):
+        return False
+    if kind and (rec.get("kind") or spec.get("kind")) != kind:
+        return False
+    return not status or rec.get("status") == status
 
 
 def _ts(t: float | None) -> str:
@@ -30,8 +48,11 @@ def _n(x: Any, fmt: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     if args.agent:
+        filtered = bool(args.model or args.kind or args.status)
         with connect(args) as client:
-            recs = client.list_runs(args.limit)
+            # the agent pages newest first; with a filter every page is read, then cut
+            recs = client.list_runs(0 if filtered else args.limit)
+        recs = [r for r in recs if matches(r, args.model, args.kind, args.status)][: args.limit]
         for r in recs:
             print(f"{r['run_id']}  {r['kind']:<9} {r['status']:<11} {_ts(r['created_unix'])}")
         return 0

@@ -81,14 +81,19 @@ def render(seed: int, height: int = PAGE_HW[0], width: int = PAGE_HW[1]) -> Page
     right = width - margin
     ink = (20, 20, 20)
 
-    def lines(text_lines: list[str], x: int, y: int, size: int, kind: str, gap: float = 1.35) -> int:
+    def lines(text_lines: list[str], x: int | None, y: int, size: int, kind: str, bold: bool = False) -> int:
+        """Draw lines (x None: centred) and record their box: the glyphs' extent
+        across, the font's full line (ascender to descender) down."""
         x1 = y1 = 1e9
         x2 = y2 = -1.0
+        stroke = 1 if bold else 0
         for t in text_lines:
-            b = draw.textbbox((x, y), t, font=font(size))
-            draw.text((x, y), t, fill=ink, font=font(size))
-            x1, y1, x2, y2 = min(x1, b[0]), min(y1, b[1]), max(x2, b[2]), max(y2, b[3])
-            y += int(size * gap)
+            lx = x if x is not None else (width - int(draw.textlength(t, font=font(size)))) // 2
+            b = draw.textbbox((lx, y), t, font=font(size), stroke_width=stroke)
+            v = draw.textbbox((lx, y), "Ag" + t, font=font(size), stroke_width=stroke)
+            draw.text((lx, y), t, fill=ink, font=font(size), stroke_width=stroke, stroke_fill=ink)
+            x1, y1, x2, y2 = min(x1, b[0]), min(y1, v[1]), max(x2, b[2]), max(y2, v[3])
+            y += int(size * 1.35)
         page.blocks.append((kind, (float(x1), float(y1), float(x2), float(y2))))
         return y
 
@@ -106,18 +111,16 @@ def render(seed: int, height: int = PAGE_HW[0], width: int = PAGE_HW[1]) -> Page
     lines(
         [f"Edge Systems Report {int(rng.integers(1, 40))}  -  {_sentence(rng, 3)}"], margin, 30, 12, "header"
     )
-    title = _sentence(rng, int(rng.integers(3, 7))).title()
-    y = lines(wrap(30, len(title.split()), right - margin), margin, 80, 30, "title")  # one title, wrapped
-    page.blocks[-1] = ("title", page.blocks[-1][1])
+    title = wrap(34, int(rng.integers(3, 9)), int((right - margin) * 0.8))
+    y = lines([t.title() for t in title], None, 80, 34, "title", bold=True)  # centred, large, bold
     y += 24
     figure = table = 1
     bottom = height - 90
     while y < bottom - 120:
         choice = rng.choice(["section", "text", "text", "table", "picture"])
         if choice == "section" and y < bottom - 200:
-            y = lines(
-                [f"{int(rng.integers(1, 9))}. {_sentence(rng, 3).capitalize()}"], margin, y + 8, 19, "section"
-            )
+            head = f"{int(rng.integers(1, 9))}. {_sentence(rng, 3).capitalize()}"
+            y = lines([head], margin, y + 8, 19, "section", bold=True)
             y += 10
         elif choice == "text":
             n = int(rng.integers(35, 90))
@@ -153,8 +156,7 @@ def render(seed: int, height: int = PAGE_HW[0], width: int = PAGE_HW[1]) -> Page
             )
             figure += 1
     n = str(int(rng.integers(1, 300)))
-    fx = (width - int(draw.textlength(n, font=font(13)))) // 2
-    lines([n], fx, height - 50, 13, "footer")
+    lines([n], None, height - 50, 13, "footer")
     page.image = np.asarray(img, dtype=np.uint8)
     return page
 

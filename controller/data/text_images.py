@@ -49,3 +49,37 @@ def field_shift(pages_u8: np.ndarray, seed: int = 0, gain: float = 0.45, noise: 
     rng = np.random.default_rng(seed)
     x = pages_u8.astype(np.float32) * gain + rng.normal(0.0, noise, pages_u8.shape)
     return np.clip(x, 0, 255).astype(np.uint8)
+
+
+def orientation_lines(n: int, seed: int = 0) -> tuple[np.ndarray, list[int]]:
+    """``(x float32 N x 3 x 48 x 192, labels)``: single text lines for PP-OCR's
+    direction classifier, every other one rotated 180 degrees (label 1; its
+    classes are "0" and "180"). Preprocessed as PaddleOCR's ``ClsPreProcess``:
+    resized to height 48 keeping the aspect (width at most 192), scaled to
+    [-1, 1], zero-padded on the right to 192."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    rng = np.random.default_rng(seed)
+    xs, labels = [], []
+    for k in range(n):
+        text = " ".join(str(w) for w in rng.choice(WORDS, int(rng.integers(2, 4))))
+        font = ImageFont.load_default(int(rng.integers(26, 34)))
+        probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+        x0, y0, x1, y1 = probe.textbbox((0, 0), text, font=font)
+        pad = 6
+        img = Image.new(
+            "RGB", (x1 - x0 + 2 * pad, y1 - y0 + 2 * pad), tuple(int(v) for v in rng.integers(200, 256, 3))
+        )
+        ImageDraw.Draw(img).text(
+            (pad - x0, pad - y0), text, fill=tuple(int(v) for v in rng.integers(0, 70, 3)), font=font
+        )
+        label = k % 2
+        if label:
+            img = img.rotate(180)
+        w = min(192, max(1, round(img.width * 48 / img.height)))
+        a = (np.asarray(img.resize((w, 48), Image.BILINEAR), np.float32) / 255.0 - 0.5) / 0.5
+        x = np.zeros((3, 48, 192), np.float32)
+        x[:, :, :w] = a.transpose(2, 0, 1)
+        xs.append(x)
+        labels.append(label)
+    return np.stack(xs), labels

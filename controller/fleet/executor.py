@@ -1,6 +1,7 @@
 """Runs a plan's work items: a thread per board, one run per board at a time.
 
-Per item: the portability guard (CheckArtifact, no bytes move), push once
+Per item: the portability guard (CheckArtifact, no bytes move), then the run
+through the controller's session layer (controller/session.py): push once
 (an artifact already on the board moves no bytes; bytes sent are counted),
 start, watch, evaluate the plan's gates, store. A board that stops answering
 mid-plan is marked dropped with the reason and its remaining items wait for
@@ -18,13 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.errors import BadInput, EdgebenchError, one_line
+from agent.errors import EdgebenchError, one_line
 from agent.runs.registry import FINAL
+from controller import specs
 from controller.fleet import gates as fleet_gates
 from controller.fleet import options
 from controller.fleet.inventory import Board
 from controller.fleet.plan import Job
 from controller.fleet.store import FINISHED, FleetStore
+from controller.session import Session
 
 Event = Callable[[str, dict], None]
 
@@ -134,6 +137,7 @@ class Executor:
                 self._final(it, "unreachable", one_line(exc))
             return
         with client:
+            session = Session(client)
             dropped, down = None, "unreachable"  # down: how items are marked once the board is gone
             info = self.infos.get(board.name)
             try:
@@ -145,7 +149,6 @@ class Executor:
                 for it in items:
                     self._final(it, "skipped", why)
                 return
-            pushed: set[str] = set()
             for it in items:
                 if self.stop.is_set():
                     return
@@ -153,10 +156,10 @@ class Executor:
                     self._final(it, down, dropped)
                     continue
                 try:
-                    self._item(client, it, pushed)
+                    self._item(session, it)
                 except EdgebenchError as exc:
                     reason = one_line(exc)
-                    if self._alive(client):
+                    if session.alive():
                         self._final(it, "failed", reason)
                     else:
                         dropped, down = f"board dropped: {reason}", "dropped"
@@ -164,61 +167,34 @@ class Executor:
                 except Exception as exc:  # a bug or a transport surprise: this item, not the plan
                     self._final(it, "failed", one_line(f"{type(exc).__name__}: {exc}"))
 
-    def _alive(self, client: Any) -> bool:
-        try:
-            client.stat("0" * 64)
-            return True
-        except EdgebenchError:
-            return False
-
-    def _item(self, client: Any, it: Item, pushed: set[str]) -> None:
+    def _item(self, session: Session, it: Item) -> None:
         st = self._state(it, phase="check")
-        if it.run_id and self._collect(client, it):
+        if it.run_id and self._collect(session, it):
             return  # resume: the run an earlier attempt started finished on the board
         self.store.update(self.plan_id, it.key, status="running", started=time.time(), reason=None)
-        chk = client.check(it.model)
+        chk = session.client.check(it.model)
         if not chk["runnable"]:
             self._final(it, "skipped", f"cannot run here: {chk['message']}")
             return
         self._set(st, phase="push")
         args = options.parse(it.job.kind, it.job.options, it.model, self.base)
-        sent = 0
-        sha, n = self._push(client, it.model, pushed)
-        sent += n
-        side: dict[str, str | None] = {"inputs": None, "reference": None}
-        for opt in side:
-            if getattr(args, opt, None):
-                side[opt], n = self._push(client, getattr(args, opt), pushed)
-                sent += n
-        spec = _spec(args, it.job.kind, sha, Path(it.model).name, side["inputs"], side["reference"])
-        run_id = client.start_run(spec)
+        before = session.bytes_sent
+        sha = session.push(it.model, "model")
+        side = {opt: session.push_optional(getattr(args, opt, None), opt) for opt in ("inputs", "reference")}
+        spec = specs.build(it.job.kind, args, sha, Path(it.model).name, side["inputs"], side["reference"])
+        run_id = session.start(spec)
         it.run_id = run_id
-        self.store.update(self.plan_id, it.key, run_id=run_id, add_bytes=sent, attempt=True)
+        self.store.update(
+            self.plan_id, it.key, run_id=run_id, add_bytes=session.bytes_sent - before, attempt=True
+        )
         self._set(st, phase="start", status=run_id)
-        self._follow(client, it)
+        self._follow(session, it)
 
-    def _push(self, client: Any, path: str, pushed: set[str]) -> tuple[str, int]:
-        """Push once per board: (sha, bytes sent); 0 when the board has it (the
-        same bytes under another name still push its header: its requirements)."""
-        from controller.client import sha256_file
-
-        p = Path(path)
-        if not p.is_file():
-            raise BadInput(f"file not found: {path}")
-        sha = sha256_file(p)
-        if str(p) in pushed:
-            return sha, 0
-        st = client.stat(sha)
-        sent = 0 if st.present else p.stat().st_size - int(st.committed_offset or 0)
-        client.push(p, sha=sha)
-        pushed.add(str(p))
-        return sha, sent
-
-    def _follow(self, client: Any, it: Item) -> None:
-        from controller.commands.common import final_result
-
+    def _follow(self, session: Session, it: Item) -> None:
         st = self.states[it.board.name]
-        for ev in client.watch(it.run_id, reconnect_s=self.drop_after_s):
+        assert it.run_id is not None
+
+        def shown(ev: dict) -> None:
             kind, p = ev["kind"], ev.get("payload") or {}
             if kind == "phase":
                 self._set(st, phase=str(p.get("phase")))
@@ -230,15 +206,16 @@ class Executor:
                     progress=min(1.0, float(p.get("elapsed_s") or 0) / tgt) if tgt else None,
                     figure=f"{ips:.1f} inf/s" if isinstance(ips, (int, float)) else st.figure,
                 )
-            elif kind == "result":
-                break
-        self._finish(it, final_result(client, it.run_id), client.addr)
 
-    def _collect(self, client: Any, it: Item) -> bool:
+        result = session.follow(it.run_id, shown, reconnect_s=self.drop_after_s)
+        self._finish(it, result, session.addr)
+
+    def _collect(self, session: Session, it: Item) -> bool:
         """Resume: an earlier attempt's run that ended (or still runs) on the board
         is collected instead of run again. False: run the item afresh."""
+        assert it.run_id is not None
         try:
-            rec = client.get_run(it.run_id)
+            rec = session.record(it.run_id)
         except EdgebenchError:
             return False  # the board forgot it (a new state dir): run again
         if rec["status"] in ("interrupted", "cancelled"):
@@ -246,9 +223,9 @@ class Executor:
         if rec["status"] in FINAL:
             if not rec["result"]:
                 return False
-            self._finish(it, rec["result"], client.addr)
+            self._finish(it, rec["result"], session.addr)
             return True
-        self._follow(client, it)
+        self._follow(session, it)
         return True
 
     def _finish(self, it: Item, result: dict, agent: str) -> None:
@@ -293,23 +270,6 @@ class Executor:
             for k, v in kw.items():
                 setattr(st, k, v)
         self.on_event(st.board, dict(st.__dict__))
-
-
-def _spec(args: Any, kind: str, sha: str, name: str, inputs: str | None, reference: str | None) -> Any:
-    """The RunSpec, built exactly as the command of that kind builds it."""
-    from controller.runopts import spec_from_args
-
-    if kind == "soak":
-        from controller.commands.soak import _soak_spec
-
-        return _soak_spec(args, sha, name, inputs)
-    spec = spec_from_args(args, kind, sha, name, inputs_sha=inputs, reference_sha=reference)
-    if kind == "validate":
-        from controller.commands.validate import validation_spec
-
-        spec.validation = validation_spec(args, Path(args.model))
-        spec.validate()
-    return spec
 
 
 def finished(status: str | None) -> bool:

@@ -1,10 +1,11 @@
-"""A plan job's ``options:`` through the CLI's own parser for its kind.
+"""A plan job's ``options:`` through the parser of its kind.
 
 The keys are the run options' long names (``duration``, ``input_shape``,
 ``provider_opt``...). Each becomes the flag the command line would carry and
-is parsed by that command's parser (bench, soak, validate, placement), so a
-plan and the CLI accept exactly the same options with the same types and
-checks; there is no second option parser to drift."""
+is parsed by the kind's parser from controller/runopts.py, the same option
+definitions the command of that kind uses, so a plan and the CLI accept
+exactly the same options with the same types and checks; there is no second
+option parser to drift."""
 
 from __future__ import annotations
 
@@ -12,22 +13,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-# what the fleet owns: which agent, where results go, output files, live output
-_NOT_IN_PLANS = {
-    "agent",
-    "token_file",
-    "tls_ca",
-    "tls_cert",
-    "tls_key",
-    "db",
-    "json",
-    "html",
-    "quiet",
-    "attach",
-}
+from agent.names import KINDS  # noqa: F401  (plan.py checks a job kind against options.KINDS)
+from controller import runopts
+
 # option values that are files on the controller: relative to the plan file
 PATH_OPTIONS = {"inputs", "reference", "metric_plugin"}
-KINDS = ("bench", "soak", "validate", "placement")
 
 
 class OptionError(ValueError):
@@ -44,17 +34,13 @@ class _Raising(argparse.ArgumentParser):
 
 
 def command_parser(kind: str) -> argparse.ArgumentParser:
-    """The parser of ``edgebench KIND``, built by that command's own module."""
-    from controller.commands import bench, placement, soak, validate
-
-    mod = {"bench": bench, "soak": soak, "validate": validate, "placement": placement}[kind]
-    sub = _Raising(prog="edgebench").add_subparsers(parser_class=_Raising)
-    return mod.add_parser(sub)
+    """The parser of a run of ``kind``: runopts' definitions, as the command has them."""
+    return runopts.kind_parser(kind, parser_class=_Raising)
 
 
 def known_options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     """Long option name (dest) -> its action, for every flag a plan may set."""
-    return {a.dest: a for a in parser._actions if a.option_strings and a.dest not in _NOT_IN_PLANS | {"help"}}
+    return {a.dest: a for a in parser._actions if a.option_strings and a.dest != "help"}
 
 
 def to_argv(options: dict[str, Any], parser: argparse.ArgumentParser, base: Path) -> list[str]:
@@ -76,7 +62,7 @@ def to_argv(options: dict[str, Any], parser: argparse.ArgumentParser, base: Path
         for item in _items(value, key):
             if dest in PATH_OPTIONS:
                 item = str(base / item)
-            argv += [flag, item]
+            argv.append(f"{flag}={item}")  # one token: a value like -5s is no option
     return argv
 
 
@@ -105,7 +91,7 @@ def _items(value: Any, key: str) -> list[str]:
 
 def parse(kind: str, options: dict[str, Any], model: str, base: Path) -> argparse.Namespace:
     """The parsed Namespace of ``edgebench KIND MODEL <options>``: what
-    ``controller.runopts.spec_from_args`` turns into the RunSpec."""
+    ``controller.specs.build`` turns into the RunSpec."""
     parser = command_parser(kind)
     argv = [model, *to_argv(options, parser, base)]
     if kind == "validate" and "reference" not in options:

@@ -5,7 +5,7 @@ before anything is pushed or stored.
     inventory: boards.yaml           # relative to the plan file
     jobs:
       - name: cls-bench
-        kind: bench                    # bench | soak | validate | placement
+        kind: bench                    # bench | soak | validate | placement | sweep
         models: [cls.onnx]             # relative to the plan file
         boards: {labels: {site: lab-2}}   # or {names: [...]}, {profiles: [...]}, {all: true}
         options: {duration: 2s, input_shape: {x: 1x3x48x192}}
@@ -111,12 +111,31 @@ def load(path: str | Path, boards: list[Board] | None = None) -> Plan:
     jobs: list[Job] = []
     names: set[str] = set()
     for i, j in enumerate(data["jobs"]):
-        job = _job(doc, ("jobs", i), j, base, {b.name for b in boards})
-        if job.name in names:
-            raise doc.error(("jobs", i, "name"), f"job {job.name!r} defined twice")
-        names.add(job.name)
-        jobs.append(job)
+        for job in _jobs(doc, ("jobs", i), j, base, {b.name for b in boards}):
+            if job.name in names:
+                raise doc.error(("jobs", i, "name"), f"job {job.name!r} defined twice")
+            names.add(job.name)
+            jobs.append(job)
     return Plan(path, inv_path, boards, jobs)
+
+
+def _jobs(doc: yamlpos.Doc, key: tuple, j: Any, base: Path, board_names: set[str]) -> list[Job]:
+    """The job, or a sweep job's bench job per point (controller/fleet/sweep.py)."""
+    if not (isinstance(j, dict) and j.get("kind") == "sweep"):
+        return [_job(doc, key, j, base, board_names)]
+    from controller.fleet import sweep
+
+    first = _job(doc, key, {**j, "kind": "bench", "options": _no_sweep(j.get("options"))}, base, board_names)
+    try:
+        points = sweep.expand(first.name, dict(j.get("options") or {}), first.models, base)
+    except options.OptionError as exc:
+        okey = (*key, "options", exc.key) if exc.key else (*key, "options")
+        raise doc.error(okey, f"job {first.name}: {exc}") from None
+    return [Job(name, "bench", first.models, first.selector, opts, first.gates) for name, opts in points]
+
+
+def _no_sweep(opts: Any) -> Any:
+    return {k: v for k, v in opts.items() if k != "sweep"} if isinstance(opts, dict) else opts
 
 
 def _job(doc: yamlpos.Doc, key: tuple, j: Any, base: Path, board_names: set[str]) -> Job:
@@ -134,9 +153,10 @@ def _job(doc: yamlpos.Doc, key: tuple, j: Any, base: Path, board_names: set[str]
     if kind == "optimize":
         raise doc.error((*key, "kind"), f"job {name}: kind optimize is not supported in plans yet")
     if kind not in options.KINDS:
-        raise doc.error(
-            (*key, "kind"), f"job {name}: kind must be one of {', '.join(options.KINDS)}, got {kind!r}"
-        )
+        known = ", ".join([*options.KINDS, "sweep"])
+        raise doc.error((*key, "kind"), f"job {name}: kind must be one of {known}, got {kind!r}")
+    if kind == "bench" and isinstance(j.get("options"), dict) and j["options"].get("sweep"):
+        raise doc.error((*key, "options", "sweep"), f"job {name}: a sweep is its own job kind: kind: sweep")
     models = j.get("models")
     if isinstance(models, str):
         models = [models]

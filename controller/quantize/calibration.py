@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from agent.validate.reference import feed_shape
+from agent.errors import BadInput
+from agent.samples import check_samples, feed_shape
 
 SCHEMA = "edgebench.calibration/v1"
 KEY = "edgebench.calibration"
@@ -35,8 +36,7 @@ class NpzReader:
         self, arrays: dict[str, np.ndarray], declared: dict[str, list[Any]], limit: int | None = None
     ) -> None:
         self.arrays = arrays
-        self.shapes = {n: feed_shape(n, tuple(arrays[n].shape[1:]), d) for n, d in declared.items()}
-        n = next(iter(arrays.values())).shape[0]
+        n, self.shapes = check_samples(arrays, declared, "the calibration set", extra_ok=True)
         self.count = min(n, limit) if limit else n
         self.i = 0
 
@@ -171,7 +171,10 @@ def read_profile(model_path: Path) -> dict[str, Any] | None:
         return None
     import onnx
 
-    m = onnx.load(str(model_path), load_external_data=False)
+    try:
+        m = onnx.load(str(model_path), load_external_data=False)
+    except Exception:  # protobuf's DecodeError and friends: the file is not an ONNX model
+        raise BadInput(f"{model_path.name}: not an ONNX protobuf") from None
     for p in m.metadata_props:
         if p.key == KEY:
             return json.loads(p.value)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from agent.errors import BadInput, RunFailed, one_line
-from agent.validate.reference import feed_shape
+from agent.samples import check_samples
 from controller.quantize import calibration
 from controller.quantize.onnx_static import QuantOptions
 
@@ -37,9 +37,9 @@ def quantize(
         ) from None
     from ai_edge_litert.interpreter import Interpreter
 
-    if opts.exclude or opts.per_channel or opts.method != "minmax" or opts.activation_type != "int8":
-        say("note: a .tflite is quantized with ai-edge-quantizer's static int8 recipe; "
-            "--exclude, --per-channel, --method and type options apply to ONNX")  # fmt: skip
+    if opts.exclude or not opts.per_channel or opts.method != "minmax" or opts.activation_type != "int8":
+        say("note: a .tflite is quantized with ai-edge-quantizer's static int8 recipe (per-channel "
+            "weights); --exclude, --per-tensor, --method and type options apply to ONNX")  # fmt: skip
     t0 = time.perf_counter()
     it = Interpreter(model_path=str(model_path))
     sigs = it.get_signature_list()
@@ -48,17 +48,9 @@ def quantize(
     key = "serving_default" if "serving_default" in sigs else next(iter(sigs))
     runner = it.get_signature_runner(key)
     details = runner.get_input_details()
-    missing = [n for n in details if n not in cal]
-    if missing:
-        names = ", ".join(details)
-        raise BadInput(
-            f"the calibration set lacks model input(s) {', '.join(missing)}; model inputs: {names}"
-        )
-    n = next(iter(cal.values())).shape[0]
+    declared = {k: [int(x) for x in d["shape"]] for k, d in details.items()}
+    n, shapes = check_samples(cal, declared, "the calibration set", extra_ok=True)
     n = min(n, opts.calibration_limit) if opts.calibration_limit else n
-    shapes = {
-        k: feed_shape(k, tuple(cal[k].shape[1:]), [int(x) for x in d["shape"]]) for k, d in details.items()
-    }
     samples = [
         {k: cal[k][i].reshape(shapes[k]).astype(details[k]["dtype"]) for k in details} for i in range(n)
     ]

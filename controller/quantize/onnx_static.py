@@ -7,6 +7,7 @@ loaded and run once in ONNX Runtime before success is reported."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -16,9 +17,11 @@ from typing import Any
 import numpy as np
 
 from agent.errors import BadInput, RunFailed, one_line
+from agent.samples import check_samples
 from controller.quantize import calibration
 from controller.quantize.macs import node_macs
 from controller.quantize.prepare import prepare, working_dir
+from controller.quantize.presets import DEFAULT_PER_CHANNEL
 
 METHODS = ("minmax", "entropy", "percentile")
 TYPES = ("int8", "uint8")
@@ -27,7 +30,8 @@ TYPES = ("int8", "uint8")
 @dataclass
 class QuantOptions:
     method: str = "minmax"
-    per_channel: bool = False
+    per_channel: bool = DEFAULT_PER_CHANNEL  # presets.py: every target edgebench knows takes it
+    per_tensor_reason: str | None = None  # why weights are per-tensor, when they are
     activation_type: str = "uint8"  # XNNPACK/CPU EP's asymmetric uint8 activations
     weight_type: str = "int8"
     symmetric_activations: bool = False
@@ -45,15 +49,6 @@ def graph_inputs(model: Any) -> dict[str, list[Any]]:
         dims = i.type.tensor_type.shape.dim
         out[i.name] = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
     return out
-
-
-def _check_samples(arrays: dict[str, np.ndarray], inputs: dict[str, list[Any]], what: str) -> None:
-    missing = [n for n in inputs if n not in arrays]
-    if missing:
-        raise BadInput(f"{what} lacks model input(s) {', '.join(missing)}; model inputs: {', '.join(inputs)}")
-    extra = sorted(set(arrays) - set(inputs))
-    if extra:
-        raise BadInput(f"{what}: {extra[0]!r} is not a model input; model inputs: {', '.join(inputs)}")
 
 
 def quantizable(model: Any, exclude: list[str]) -> tuple[list[str], list[str]]:
@@ -93,7 +88,7 @@ def quantize(
     pre = prepared or prepare(model_path, opts.per_channel, say)
     model = onnx.load(str(pre))
     inputs = graph_inputs(model)
-    _check_samples(cal, inputs, "the calibration set")
+    check_samples(cal, inputs, "the calibration set")
     excluded, unknown = quantizable(model, opts.exclude)
     if unknown:
         raise BadInput(f"--exclude {unknown[0]!r} is neither a node name nor an op type of this model")
@@ -102,6 +97,10 @@ def quantize(
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[opts.method]  # fmt: skip
     tmp = out_path.with_name(out_path.name + ".tmp")
+    # ORT's quantizer warns on the root logger, e.g. per weight it cannot take per-channel
+    # (a 1-D BatchNormalization scale) and quantizes per-tensor instead: not the user's concern
+    quiet = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)
     try:
         with working_dir(pre.parent):  # ORT's scratch files stay out of the user's directory
             quantize_static(
@@ -126,6 +125,7 @@ def quantize(
     except Exception as exc:
         raise RunFailed(f"ONNX Runtime's quantizer failed: {one_line(exc, 300)}") from None
     finally:
+        logging.getLogger().setLevel(quiet)
         tmp.unlink(missing_ok=True)
     del q.metadata_props[:]  # a re-quantized model carries only its new profile
     if not candidate:
@@ -152,15 +152,37 @@ def _verify(path: Path, reader: calibration.NpzReader) -> None:
         raise RunFailed(f"the quantized model does not run in ONNX Runtime: {one_line(exc, 300)}") from None
 
 
+def _int8_nodes(q: Any) -> set[str]:
+    """Nodes that run in INT8: a DequantizeLinear feeds them and every other
+    input is an integer constant (a shape, an axis). QDQ: the EP fuses the Q/DQ
+    around such a node; a Conv kept in float still reads a DQ'd activation but
+    its float weight gives it away."""
+    import onnx
+
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE,
+              onnx.TensorProto.BFLOAT16}  # fmt: skip
+    inits = {t.name: t.data_type for t in q.graph.initializer}
+    dq_out = {n.output[0] for n in q.graph.node if n.op_type == "DequantizeLinear"}
+    out = set()
+    for n in q.graph.node:
+        ins = [i for i in n.input if i]
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear") or not any(i in dq_out for i in ins):
+            continue
+        if all(i in dq_out or (i in inits and inits[i] not in floats) for i in ins):
+            out.add(n.name)
+    return out
+
+
 def _report(
     src: Path, out: Path, float_model: Any, q: Any, reader: calibration.NpzReader, excluded: list[str],
     opts: QuantOptions,
 ) -> dict[str, Any]:  # fmt: skip
-    # a node runs in INT8 when a DequantizeLinear feeds it (QDQ: the EP fuses Q/DQ around it)
-    dq_out = {n.output[0] for n in q.graph.node if n.op_type == "DequantizeLinear"}
-    int8 = {n.name for n in q.graph.node if n.op_type not in ("QuantizeLinear", "DequantizeLinear")
-            and any(i in dq_out for i in n.input)}  # fmt: skip
+    int8 = _int8_nodes(q)
     compute = [n for n in float_model.graph.node if n.op_type not in ("Constant",)]
+    # a Relu/Clip the quantizer folded into its producer's range is gone from the
+    # quantized graph: it runs inside that INT8 node, not in float
+    kept = {n.name for n in q.graph.node}
+    int8 |= {n.name for n in compute if n.op_type in ("Relu", "Clip") and n.name not in kept}
     macs = node_macs(float_model, reader.shapes)
     total_macs = sum(macs.values())
     int8_macs = sum(v for k, v in macs.items() if k in int8)

@@ -8,6 +8,8 @@ models where ORT's own pre-processing breaks:
   PP-OCR detector ("Incomplete symbolic shape inference") and classifier (an
   assertion in ``_infer_Concat``). Then ONNX's own shape inference is used,
   with one line saying so.
+- Nodes without a unique name get one first (``name_nodes``): node counts,
+  MACs, --exclude and --target are keyed by name.
 - Per-channel weights need ``DequantizeLinear``'s ``axis``, which exists from
   opset 13: an older model is converted with ONNX's version converter first.
 """
@@ -62,6 +64,28 @@ def constants_to_initializers(model: object) -> int:
     return moved
 
 
+def name_nodes(model: object) -> int:
+    """Give every unnamed (or duplicate-named) node a stable, unique name,
+    ``<op_type>_<index>``: --exclude, the --target ranking, the INT8 node
+    counts and the MACs per node are all keyed by node name. Returns how many."""
+    g = model.graph  # type: ignore[attr-defined]
+    taken = {n.name for n in g.node if n.name}
+    seen: set[str] = set()
+    renamed = 0
+    for i, n in enumerate(g.node):
+        if n.name and n.name not in seen:
+            seen.add(n.name)
+            continue
+        base = f"{n.op_type}_{i}"
+        name, k = base, 1
+        while name in taken or name in seen:
+            name, k = f"{base}_{k}", k + 1
+        n.name = name
+        seen.add(name)
+        renamed += 1
+    return renamed
+
+
 def prepare(model_path: Path, per_channel: bool, say: Callable[[str], None]) -> Path:
     """A pre-processed copy of the model in a temporary directory (kept for the
     process's life), ready for quantize_static."""
@@ -71,6 +95,9 @@ def prepare(model_path: Path, per_channel: bool, say: Callable[[str], None]) -> 
         model = onnx.load(str(model_path))
     except Exception as exc:
         raise BadInput(f"{model_path.name}: not a loadable ONNX model: {one_line(exc, 200)}") from None
+    named = name_nodes(model)  # first: everything after counts and selects nodes by name
+    if named:
+        say(f"note: {named} node(s) without a unique name named <op_type>_<index>")
     moved = constants_to_initializers(model)
     if moved:
         say(f"note: {moved} Constant node(s) moved to initializers so their weights quantize")
@@ -83,7 +110,7 @@ def prepare(model_path: Path, per_channel: bool, say: Callable[[str], None]) -> 
         except Exception as exc:
             raise BadInput(
                 f"per-channel quantization needs opset {PER_CHANNEL_MIN_OPSET}; converting opset {opset} "
-                f"failed: {one_line(exc, 200)}; quantize per tensor instead"
+                f"failed: {one_line(exc, 200)}; quantize per tensor instead (--per-tensor)"
             ) from None
         say(f"note: opset {opset} -> {PER_CHANNEL_MIN_OPSET} (per-channel DequantizeLinear needs an axis)")
     work = Path(tempfile.mkdtemp(prefix="edgebench-quant-"))
@@ -97,6 +124,9 @@ def prepare(model_path: Path, per_channel: bool, say: Callable[[str], None]) -> 
             _pre_process(model, src, out, say)
     finally:
         logging.getLogger().setLevel(quiet)
+    pre = onnx.load(str(out))
+    if name_nodes(pre):  # ORT's optimizer may add nodes of its own without a name
+        onnx.save(pre, str(out))
     return out
 
 

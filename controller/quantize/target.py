@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from agent.errors import BadInput
+from agent.samples import check_samples
 from agent.validate.metrics import OutputStats, sample_metrics
-from agent.validate.reference import feed_shape
 from controller.quantize.onnx_static import graph_inputs
 from controller.quantize.task_score import TASK_METRICS
 
@@ -39,7 +39,12 @@ class Target:
                 f"bad --target {text!r}: expected METRIC>=X with METRIC one of {', '.join(HIGHER_IS_BETTER)} "
                 "(mask_iou@T for a threshold), e.g. 'cosine>=0.99' or 'map50>=0.75'"
             )
-        return cls(m.group(1), m.group(3), float(m.group(4)), float(m.group(2) or 0.5))
+        metric, op = m.group(1), m.group(3)
+        want = ">=" if HIGHER_IS_BETTER[metric] else "<="
+        if op != want:  # the other direction would ask for a worse model: refused, not guessed
+            better = "higher" if want == ">=" else "lower"
+            raise BadInput(f"bad --target {text!r}: {metric} is better {better}; write {metric}{want}X")
+        return cls(metric, op, float(m.group(4)), float(m.group(2) or 0.5))
 
     def met(self, v: float | None) -> bool:
         return v is not None and (v >= self.value if self.op == ">=" else v <= self.value)
@@ -59,15 +64,11 @@ class Scorer:
 
         self.target = target
         inputs = graph_inputs(onnx.load(str(float_model), load_external_data=False))
-        missing = [n for n in inputs if n not in val]
-        if missing:
-            raise BadInput(f"the validation set lacks model input(s) {', '.join(missing)}")
-        n = min(next(iter(val.values())).shape[0], budget)
+        n, shapes = check_samples(val, inputs, "the validation set", extra_ok=True)
         self.feeds = [
-            {k: np.ascontiguousarray(val[k][i].reshape(feed_shape(k, tuple(val[k].shape[1:]), d)))
-             for k, d in inputs.items()}
-            for i in range(n)
-        ]  # fmt: skip
+            {k: np.ascontiguousarray(val[k][i].reshape(shapes[k])) for k in inputs}
+            for i in range(min(n, budget))
+        ]
         sess = ort.InferenceSession(str(float_model), providers=["CPUExecutionProvider"])
         self.names = [o.name for o in sess.get_outputs()]
         self.ref = [sess.run(None, f) for f in self.feeds]

@@ -14,7 +14,7 @@ import numpy as np
 
 from agent.errors import BadInput
 from agent.validate.decode import check_layout, decode
-from agent.validate.reference import feed_shape
+from agent.samples import feed_shape
 from controller.quantize.onnx_static import graph_inputs
 
 TASK_METRICS = ("map50", "map", "accuracy")

@@ -66,7 +66,7 @@ def from_latencies(latencies_ms: np.ndarray) -> Latencies | None:
 
 def from_iterations(iterations: np.ndarray) -> Latencies | None:
     """The measured rows of an ``iterations.npy`` array (start_ns, end_ns, phase)."""
-    from agent.runs.files import measured_rows
+    from agent.rundir import measured_rows
 
     it = measured_rows(iterations)
     return from_latencies((it[:, 1] - it[:, 0]) / 1e6) if it.shape[0] else None

@@ -4,6 +4,9 @@ embedded as a base64 PNG, so it can be mailed or attached to a CI job.
 The plots come from the result alone (its ``series{}``), or, for the current
 draw, from the run's raw meter trace when its run directory is at hand:
 controller/report/timeline.py and power_plot.py draw them.
+
+Over 400 lines because the page is one document: each section's HTML is
+short, and there are many sections (placement, soak, power, validation...).
 """
 
 from __future__ import annotations

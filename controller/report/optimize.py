@@ -7,7 +7,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from controller.report.compare import compare, speedup_text
+from controller.report.compare import compare
+from controller.report.compare_text import speedup_text
 from controller.report.terminal import num
 
 # the accuracy figures shown, in this order, where an output has them

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from agent.runs import files
+from agent import rundir
+from agent.power.trace import load_trace
 
 ENVELOPE_BUCKETS = 3000
 MAX_SPANS = 4000
@@ -167,9 +168,9 @@ def _panel(
 
 def render_run(run_dir: Path, power: dict[str, Any] | None = None, run_start_ns: int | None = None) -> bytes:
     """The figure for a run directory (power.bin/json, iterations.npy) and its power{}."""
-    meta, t_ns, cur, _ = files.load_trace(run_dir)
+    meta, t_ns, cur, _ = load_trace(run_dir)
     t0 = int(run_start_ns if run_start_ns is not None else meta.get("start_ns", 0))
-    it = files.load_iterations(run_dir)  # every inference draws current, warm-up ones too
+    it = rundir.load_iterations(run_dir)  # every inference draws current, warm-up ones too
     spans = (it[:, :2] - t0) / 1e9
     power = power or {}
     return render(
@@ -185,7 +186,7 @@ def render_run(run_dir: Path, power: dict[str, Any] | None = None, run_start_ns:
 def source(result: dict[str, Any], run_dir: Path | None = None) -> str | None:
     """What the figure for ``result`` draws from: TRACE (``run_dir`` holds the
     capture), SERIES (the result's envelope) or None (nothing to draw)."""
-    if run_dir is not None and files.has_power(run_dir):
+    if run_dir is not None and rundir.has_power(run_dir):
         return TRACE
     cur = (result.get("series") or {}).get("current_a") or {}
     return SERIES if cur.get("t_s") else None

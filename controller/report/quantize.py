@@ -42,6 +42,13 @@ def hazards_text(section: dict | None) -> str:
     )
 
 
+def _ratio(x: Any) -> str:
+    """size before over after: a model can grow (tiny graphs gain Q/DQ nodes and a profile)."""
+    if not isinstance(x, (int, float)) or x <= 0:
+        return "-"
+    return f"{x:g}x smaller" if x >= 1 else f"{1 / x:.3g}x larger"
+
+
 def summary_rows(r: dict) -> list[tuple[str, str]]:
     o = r.get("options") or {}
     if "options" not in r:  # --explain: the hazards alone
@@ -49,18 +56,21 @@ def summary_rows(r: dict) -> list[tuple[str, str]]:
     rows = [
         ("output", str(r.get("output") or "none written")),
         ("size", f"{_mib(r.get('size_before_bytes'))} -> {_mib(r.get('size_after_bytes'))} "
-                 f"({r.get('size_ratio', '-')}x smaller)"),
+                 f"({_ratio(r.get('size_ratio'))})"),
         ("method", f"{o.get('method')}, activations {o.get('activation_type')}"
                    f"{' symmetric' if o.get('symmetric_activations') else ''}, weights {o.get('weight_type')}"
-                   f"{' per-channel' if o.get('per_channel') else ' per-tensor'}"),
+                   + (" per-channel" if o.get("per_channel") else
+                      f" per-tensor ({o.get('per_tensor_reason') or 'chosen'})")),
         ("calibration", f"{r.get('calibration_samples')} sample(s)"),
         ("INT8 nodes", f"{r.get('nodes_int8')} of {r.get('nodes')} ({_pct(r.get('nodes_share_int8'))})"),
         ("INT8 Convs", f"{r.get('convs_int8', '-')} of {r.get('convs', '-')}"),
         ("INT8 MACs", _pct(r.get("macs_share_int8"))),
         ("time", f"{r.get('seconds', '-')} s"),
     ]  # fmt: skip
-    if r.get("excluded"):
-        rows.append(("kept in float (--exclude)", ", ".join(r["excluded"])))
+    # the target search excludes its own choice too: --exclude lists only the user's
+    user = [e for e in r.get("excluded") or [] if e not in (r.get("float_nodes") or [])]
+    if user:
+        rows.append(("kept in float (--exclude)", ", ".join(user)))
     if r.get("target"):
         verdict = "met" if r.get("met") else "NOT met"
         rows.append(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.validity import verdict_line
 from controller.report.placement import BOLD, GREEN, RED, RESET
 from controller.report.placement import summary as placement_summary
 
@@ -54,10 +55,35 @@ def fingerprint(result: dict) -> str:
     return "\n".join(lines)
 
 
-def latency_table(lat: dict) -> str:
+def unsupported(result: dict) -> dict[str, int]:
+    """{percentile key: queries it needs} for the percentiles the run's count
+    does not support (LoadGen early stopping): shown marked, never as a number."""
+    support = (result.get("validity") or {}).get("percentiles") or result.get("latency_support") or {}
+    return {k: int(s.get("min_queries") or 0) for k, s in support.items() if not s.get("supported", True)}
+
+
+def latency_table(lat: dict, not_supported: dict[str, int] | None = None) -> str:
+    ns = not_supported or {}
     head = "  ".join(f"{k:>8}" for k in LAT_KEYS)
-    vals = "  ".join(f"{num(lat.get(k)):>8}" for k in LAT_KEYS)
-    return f"latency ms\n{head}\n{vals}"
+    vals = "  ".join(f"{'n/s':>8}" if k in ns else f"{num(lat.get(k)):>8}" for k in LAT_KEYS)
+    out = f"latency ms\n{head}\n{vals}"
+    if ns:
+        needs = ", ".join(f"{k} needs {n:,}" for k, n in ns.items())
+        out += f"\n  n/s = not supported by this many queries (early stopping): {needs}"
+    return out
+
+
+def validity_lines(result: dict, color: bool) -> list[str]:
+    """The environment's warnings and validity notes, then the verdict: the
+    LAST line of the summary, as LoadGen prints it ("Result is: VALID")."""
+    out = [f"warning: {w}" for w in result.get("warnings") or []]
+    v = result.get("validity")
+    out += [f"note: {n}" for n in (v or {}).get("notes") or []]
+    line = verdict_line(v)
+    if line:
+        ok = bool(v and v.get("valid"))
+        out.append((GREEN if ok else BOLD + RED) + line + RESET if color else line)
+    return out
 
 
 def gate_lines(result: dict, color: bool) -> list[str]:
@@ -140,7 +166,15 @@ def render(result: dict, color: bool = False) -> str:
         err = f"error: {result['error']}"
         lines.append(BOLD + RED + err + RESET if color else err)
     if result.get("latency_ms"):
-        lines += ["", latency_table(result["latency_ms"])]
+        lines += ["", latency_table(result["latency_ms"], unsupported(result))]
+        if (result.get("batch") or 1) > 1:  # --batch N: samples, and latency per sample
+            b = int(result["batch"])
+            lat = result["latency_ms"]
+            lines.append(
+                f"batch {b}: {num(result.get('samples_per_s'), '.2f')} samples/s;"
+                f" per sample p50 {num((lat.get('p50') or 0) / b, '.3f')} ms,"
+                f" p99 {num((lat.get('p99') or 0) / b, '.3f')} ms"
+            )
         lines.append(
             f"throughput {num(result.get('throughput_ips'), '.2f')} inf/s  iterations {result.get('iterations', '-')}"  # noqa: E501
             f"  duration {num(result.get('duration_s'), '.1f')} s"
@@ -195,7 +229,37 @@ def render(result: dict, color: bool = False) -> str:
     val = result.get("validation")
     if val:
         lines += ["", validation_lines(val)]
+    st = result.get("start")
+    if st:
+        lines += ["", start_line(st)]
+    pinned = result.get("pinned_clocks")
+    if pinned:
+        lines += ["", pinned_line(pinned)]
     gl = gate_lines(result, color)
     if gl:
         lines += [""] + gl
+    vl = validity_lines(result, color)
+    if vl:
+        lines += [""] + vl
     return "\n".join(lines)
+
+
+def start_line(st: dict) -> str:
+    """``--start cold|warm``: the cache the start used and whether it hit."""
+    c = st.get("cache") or {}
+    hit = {True: "hit", False: "miss", None: "n/a"}[c.get("hit")]
+    where = f" {c['path']}" if c.get("path") else ""
+    note = f" ({c['note']})" if c.get("note") else ""
+    return (
+        f"start     {st.get('mode')}: cache {c.get('kind') or 'none'} {hit}{where}{note};"
+        f" init {num(st.get('init_ms'), '.1f')} ms,"
+        f" first inference {num(st.get('first_inference_ms'), '.2f')} ms"
+    )
+
+
+def pinned_line(p: dict) -> str:
+    """``--pin-clocks``: what was set for the run, and whether it was put back."""
+    what = ", ".join(f"{e['name']}={e['to']}" for e in p.get("pinned") or []) or "nothing"
+    state = "restored" if p.get("restored") else "NOT restored"
+    errs = f"; could not set: {'; '.join(p['errors'])}" if p.get("errors") else ""
+    return f"pinned    {what} ({state}){errs}"

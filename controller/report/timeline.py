@@ -13,14 +13,15 @@ pays for it when it draws.
 from __future__ import annotations
 
 import io
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from agent.runs import files
+from agent import rundir
+from agent.power.trace import load_trace
 from agent.runs import series as run_series
+from agent.schema import is_finite_number
 
 PANELS = (
     ("throughput", "inferences/s"),
@@ -42,12 +43,12 @@ def series_of(result: dict, run_dir: Path | None = None) -> tuple[dict[str, Any]
     stored = result.get("series")
     if isinstance(stored, dict):
         return stored, STORED
-    samples = files.load_telemetry(run_dir) if run_dir is not None else []
-    iterations = files.load_iterations(run_dir) if run_dir is not None else np.empty((0, 3), np.int64)
+    samples = rundir.load_telemetry(run_dir) if run_dir is not None else []
+    iterations = rundir.load_iterations(run_dir) if run_dir is not None else np.empty((0, 3), np.int64)
     t0 = result.get("t0_ns")
     if not isinstance(t0, int):  # a partial result may lack it: the first sample starts the axis
         t0 = samples[0]["t_ns"] if samples else 0
-    frames = files.load_arrivals(run_dir) if run_dir is not None and result.get("load") else None
+    frames = rundir.load_arrivals(run_dir) if run_dir is not None and result.get("load") else None
     built = run_series.build(
         t0, _windows(result), iterations, samples, _trace(run_dir), frames, result.get("load")
     )
@@ -59,10 +60,10 @@ def _windows(result: dict) -> list[dict[str, Any]]:
 
 
 def _trace(run_dir: Path | None) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray] | None:
-    if run_dir is None or not files.has_power(run_dir):
+    if run_dir is None or not rundir.has_power(run_dir):
         return None
     try:
-        return files.load_trace(run_dir)
+        return load_trace(run_dir)
     except (OSError, ValueError, KeyError):  # a damaged capture: the current-draw section says so
         return None
 
@@ -87,7 +88,7 @@ def panels(series: dict[str, Any], windows: list[dict[str, Any]]) -> Panels:
         if "clocks_mhz" in need:
             for d, v in (w.get("clocks_hz") or {}).items():
                 hz = v.get("min") if isinstance(v, dict) else v
-                _put(out["clocks_mhz"], d, [t], [hz / 1e6 if _finite(hz) else None])
+                _put(out["clocks_mhz"], d, [t], [hz / 1e6 if is_finite_number(hz) else None])
         if "power_w" in need:
             _put(out["power_w"], "window mean", [t], [w.get("power_w")])
     return out
@@ -98,13 +99,9 @@ def collect_series(result: dict, run_dir: Path | None = None) -> Panels:
     return panels(series_of(result, run_dir)[0], _windows(result))
 
 
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def _put(group: dict, name: str, ts: list[float], ys: list[Any]) -> None:
     for t, v in zip(ts, ys, strict=True):
-        if _finite(v):
+        if is_finite_number(v):
             pts, pys = group.setdefault(name, ([], []))
             pts.append(float(t))
             pys.append(float(v))
@@ -115,7 +112,7 @@ def resolution_note(series: dict[str, Any], source: str) -> str:
     parts = []
     for what, key in (("throughput", "throughput"), ("telemetry", "telemetry")):
         res = (series.get(key) or {}).get("resolution_s")
-        if _finite(res):
+        if is_finite_number(res):
             parts.append(f"{what} every {res:g} s")
     return f"Series {source}" + (f": {', '.join(parts)}." if parts else ".")
 

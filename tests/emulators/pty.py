@@ -97,7 +97,7 @@ class EmulatorThread:
                 break
             self.step()
             self.dev.flush()
-            time.sleep(self.tick_s)
+            time.sleep(self.tick_s)  # the device's own pace: the behaviour, not a wait
 
     def start(self) -> EmulatorThread:
         self._thread = threading.Thread(target=self._loop, daemon=True, name=type(self).__name__)

@@ -38,9 +38,12 @@ class ScpiEmulator(EmulatorThread):
         self.queries = 0
         self._buf = b""
         self._last: list[float] = []
+        self.reading_ns: list[int] = []  # when each reading was taken (the truth for its timestamp)
 
     def _reading(self) -> float:
-        t = (time.monotonic_ns() - self.t0_ns) / 1e9
+        now = time.monotonic_ns()
+        self.reading_ns.append(now)
+        t = (now - self.t0_ns) / 1e9
         return float(self.wf.current(np.array([t]))[0])
 
     def step(self) -> None:

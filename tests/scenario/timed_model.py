@@ -56,7 +56,7 @@ class SleepRunner:
                 self._slow = os.path.exists(self.slow_file)
             if self._slow:
                 cost += self.slow_s
-        time.sleep(cost)
+        time.sleep(cost)  # a model of known cost: the behaviour under test
         return []
 
     def placement(self, feeds: Any, log_text: str = "") -> dict:

@@ -1,7 +1,8 @@
 """The one owner of a run directory's file names and of the readers of its
-data files. Writers live with what produces the data (the iteration log in
-``agent/load/loop.py``, the telemetry sampler, the power capture, the
-journal) and take their names from here; everything that reads a run's files,
+data files, and of the append-only ``.npy`` writer of ``iterations.npy`` and
+``arrivals.npy`` (``IterationLog``). Other writers live with what produces the
+data (the telemetry sampler, the power capture, the journal) and take their
+names from here; everything that reads a run's files,
 on the agent or on the controller after ``fetch``, reads them through here.
 
 A run directory (``STATE/runs/<run_id>/``; docs/internals.md):
@@ -10,7 +11,7 @@ A run directory (``STATE/runs/<run_id>/``; docs/internals.md):
 | --- | --- | --- |
 | ``spec.json`` / ``state.json`` / ``result.json`` | registry, atomically | the run's spec, status, result |
 | ``journal.jsonl`` | ``agent/runs/journal.py`` | every event, fsynced, seq-numbered |
-| ``iterations.npy`` | ``agent/load/loop.py`` | int64 N x 3 (start_ns, end_ns, phase) |
+| ``iterations.npy`` | ``agent/load/loop.py`` (via ``IterationLog``) | int64 N x 3 (start_ns, end_ns, phase) |
 | ``arrivals.npy`` | ``agent/load/paced.py`` | load pattern: int64 N x 4 (arrival, start, end, burst) |
 | ``telemetry.jsonl`` | ``agent/telemetry/sampler.py`` | one sample per line |
 | ``power.bin`` / ``power.json`` | ``agent/power/capture.py`` | meter samples, clock fits |
@@ -90,6 +91,45 @@ def measured_span_ns(it: np.ndarray) -> tuple[int, int] | None:
     return int(m[:, 0].min()), int(m[:, 1].max())
 
 
+# the writer of both: an append-only int64 .npy whose fixed header is
+# rewritten at each append, so a killed run leaves a readable file
+_HEADER_LEN = 128  # fixed .npy v1 header so the row count can be rewritten in place
+
+
+class IterationLog:
+    """Append-only int64 ``.npy`` writer (``iterations.npy``; ``arrivals.npy``
+    has 4 columns)."""
+
+    def __init__(self, path: Path, cols: int = 3) -> None:
+        self.path = path
+        self.cols = cols
+        self.rows = 0
+        self.f = open(path, "wb")
+        self._header()
+
+    def _header(self) -> None:
+        d = "{'descr': '<i8', 'fortran_order': False, 'shape': (" + str(self.rows) + f", {self.cols}), }}"
+        body = d.ljust(_HEADER_LEN - 10 - 1) + "\n"
+        self.f.seek(0)
+        self.f.write(b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body.encode("latin1"))
+
+    def append(self, rows: np.ndarray) -> None:
+        if not len(rows):
+            return
+        self.f.seek(0, 2)
+        import numpy as np
+
+        self.f.write(np.ascontiguousarray(rows, dtype="<i8").tobytes())
+        self.rows += len(rows)
+        self._header()
+        self.f.flush()
+
+    def close(self) -> None:
+        if not self.f.closed:
+            self._header()
+            self.f.close()
+
+
 # -- arrivals.npy ---------------------------------------------------------------
 def load_arrivals(run_dir: Path) -> np.ndarray:
     """A load pattern's frames (arrival_ns, start_ns, end_ns, burst) in arrival
@@ -125,39 +165,25 @@ def load_telemetry(run_dir: Path) -> list[dict[str, Any]]:
 
 
 # -- power.bin / power.json ----------------------------------------------------
+# power.bin's record layout as numpy dtype fields: 16 bytes a sample, the
+# meter's clock (power/base.py builds SAMPLE_DTYPE from it; power/trace.py
+# reads the samples onto the agent's clock)
+SAMPLE_FIELDS = (("t_dev_ns", "<i8"), ("current_a", "<f4"), ("bus_v", "<f4"))
+
+
 def load_power(run_dir: Path) -> tuple[dict[str, Any], np.ndarray]:
     """(power.json, power.bin's records, memory-mapped)."""
     import numpy as np
 
-    from agent.power.base import SAMPLE_DTYPE
-
     run_dir = Path(run_dir)
     meta = json.loads((run_dir / POWER_JSON).read_text())
-    # power.json names its record layout; SAMPLE_DTYPE is what capture writes today
-    dtype = np.dtype([(n, t) for n, t in meta["dtype"]]) if meta.get("dtype") else SAMPLE_DTYPE
+    # power.json names its record layout; SAMPLE_FIELDS is what capture writes today
+    dtype = np.dtype([(n, t) for n, t in (meta.get("dtype") or SAMPLE_FIELDS)])
     path = run_dir / POWER_BIN
     n = path.stat().st_size // dtype.itemsize if path.exists() else 0
     if n == 0:
         return meta, np.empty(0, dtype=dtype)
     return meta, np.memmap(path, dtype=dtype, mode="r", shape=(n,))
-
-
-def load_trace(run_dir: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray]:
-    """(meta, t_ns host monotonic int64, current_a float64, bus_v float64 with NaN):
-    the meter's samples on the agent's clock, through each segment's clock fit."""
-    import numpy as np
-
-    from agent.power.clockfit import ClockFit
-
-    meta, rec = load_power(run_dir)
-    t = np.empty(rec.shape[0], dtype=np.int64)
-    if meta.get("host_clock"):
-        t[:] = rec["t_dev_ns"]
-    else:
-        for seg in meta.get("segments", []):
-            a, n = int(seg["first"]), int(seg["count"])
-            t[a : a + n] = ClockFit.from_dict(seg["clock_fit"]).apply(rec["t_dev_ns"][a : a + n])
-    return meta, t, np.asarray(rec["current_a"], dtype=np.float64), np.asarray(rec["bus_v"], dtype=np.float64)
 
 
 def has_power(run_dir: Path) -> bool:

@@ -1,6 +1,8 @@
-"""Model formats, the runtime each format defaults to, and ONNX Runtime
-provider names. numpy- and runtime-free: the agent's main process uses these
-to judge a run spec before any worker loads a runtime.
+"""The names the agent knows, each list kept once: run kinds, runtimes, meter
+kinds (with the class that reads each), model formats and the runtime each
+defaults to, ONNX Runtime provider names. numpy- and runtime-free: the
+agent's main process uses these to judge a run spec before any worker loads
+a runtime. A bottom module: imports nothing of the agent's but its errors.
 """
 
 from __future__ import annotations
@@ -9,6 +11,15 @@ from pathlib import Path
 
 from agent.errors import BadInput
 
+KINDS = ("bench", "soak", "validate", "placement")  # run kinds (RunSpec.kind)
+RUNTIMES = ("onnxruntime", "litert")
+# meter kind -> (module, class), imported lazily by power/base.make_meter: the agent stays light
+METERS: dict[str, tuple[str, str]] = {
+    "ina-csv": ("agent.power.ina_csv", "InaCsvMeter"),
+    "scpi": ("agent.power.scpi", "ScpiMeter"),
+    "ppk2": ("agent.power.ppk2", "Ppk2Meter"),
+}
+METER_KINDS = tuple(METERS)
 RUNTIME_OF_FORMAT = {"onnx": "onnxruntime", "tflite": "litert"}
 
 

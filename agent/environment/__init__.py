@@ -1,0 +1,1 @@
+"""The board state that skews benchmark numbers: probe (read), procs (other processes), pin (--pin-clocks)."""
