@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from agent.errors import BadInput
-from agent.validate.decode import check_layout, decode
 from agent.samples import feed_shape
+from agent.validate.decode import check_layout, decode
 from controller.quantize.onnx_static import graph_inputs
 
 TASK_METRICS = ("map50", "map", "accuracy")
