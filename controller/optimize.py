@@ -60,10 +60,11 @@ def _models(args: argparse.Namespace, out_dir: Path) -> tuple[Path, Path, dict |
 
         return a, b, litert.quantize(a, cal, b, options(qargs))
     if args.target:
-        from controller.quantize.target import Target, search
+        from controller.quantize.search import target_search
+        from controller.quantize.target import Target
 
         val = load_npz(Path(args.validation), args.validation)
-        rep = search(a, cal, val, b, options(qargs), Target.parse(args.target), say=say_for(args))
+        rep = target_search(a, cal, val, b, options(qargs), Target.parse(args.target), say=say_for(args))
         if not rep["met"]:
             return a, b, rep
     else:

@@ -154,21 +154,20 @@ def test_a_model_with_unnamed_nodes_reports_consistent_figures(tmp_path, capsys)
     assert rep["macs_share_int8"] == pytest.approx(round((macs - 16 * 10) / macs, 4))
 
     # --target: a first search that cannot meet it gives the value one float node reaches;
-    # a second search with that value as its target keeps exactly that node in float
+    # a second search with that value as its target keeps exactly one node in float
     val = ["--validation", str(tmp_path / "val.npz")]
     rc, _ = _quantize(
         capsys, *base, *val, "--target", "cosine>=0.99999999", "--json", str(tmp_path / "u.json")
     )
-    steps = {
-        len(st["float_nodes"]): st["value"] for st in json.loads((tmp_path / "u.json").read_text())["steps"]
-    }
-    assert rc == 3 and steps[1] > steps[0]
+    steps = json.loads((tmp_path / "u.json").read_text())["steps"]
+    one = next(st for st in steps if len(st["float_nodes"]) == 1)
+    assert rc == 3 and one["value"] > steps[0]["value"]
     rc, said = _quantize(
-        capsys, *base, *val, "--target", f"cosine>={steps[1]:.12g}", "--json", str(tmp_path / "t.json")
+        capsys, *base, *val, "--target", f"cosine>={one['value']:.12g}", "--json", str(tmp_path / "t.json")
     )
     rep = json.loads((tmp_path / "t.json").read_text())
     floats = rep["float_nodes"]
-    assert rc == 0 and rep["met"] and len(floats) == 1 and floats[0] == rep["ranking"][0]["node"]
+    assert rc == 0 and rep["met"] and floats == one["float_nodes"] and rep["value"] >= one["value"] - 1e-12
     assert rep["nodes_int8"] == rep["nodes"] - 1 and floats[0] in {
         n.name for n in onnx.load(str(out)).graph.node
     }

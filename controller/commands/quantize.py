@@ -2,7 +2,10 @@
 static quantization on the host (ONNX: ONNX Runtime QDQ; .tflite:
 ai-edge-quantizer), with accelerator presets, nodes kept in float, an FP16
 variant, and ``--validation VAL.npz --target METRIC>=X``: the fewest float
-nodes that meet the target (exit 3 when nothing does)."""
+nodes that meet the target (exit 3 when nothing does); ``map50``/``map``
+with validate's ``--boxes`` options, ``accuracy``, against ``--labels`` or
+the float model. ``--explain MODEL-int8.onnx``: the hazards of a QDQ model
+(``controller/quantize/hazards.py``), also a section of every report."""
 
 from __future__ import annotations
 
@@ -20,9 +23,12 @@ from controller.quantize.options import options
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("quantize", help="INT8 post-training quantization, with an accuracy target")
-    p.add_argument("model", help="a float model (.onnx, .tflite)")
-    p.add_argument("--calibration", required=True, metavar="CAL.npz", help="calibration samples (first axis)")
-    p.add_argument("--out", required=True, metavar="OUT", help="the quantized model")
+    p.add_argument("model", help="a float model (.onnx, .tflite); with --explain, a QDQ model")
+    p.add_argument("--calibration", default=None, metavar="CAL.npz", help="calibration samples (first axis)")
+    p.add_argument("--out", default=None, metavar="OUT", help="the quantized model")
+    p.add_argument(
+        "--explain", action="store_true", help="read MODEL's quantization hazards (a QDQ .onnx); no output"
+    )
     p.add_argument(
         "--preset", default=None, help="tensorrt, openvino, cpu/xnnpack, tidl: what the accelerator wants"
     )
@@ -44,8 +50,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--validation", default=None, metavar="VAL.npz", help="held-out samples for --target")
     p.add_argument(
-        "--target", default=None, metavar="METRIC>=X", help="cosine, sqnr_db, top1_agreement, mask_iou@T"
+        "--target",
+        default=None,
+        metavar="METRIC>=X",
+        help="cosine, sqnr_db, top1_agreement, mask_iou@T, nmse<=X; map50, map (with --boxes), accuracy",
     )
+    p.add_argument(
+        "--boxes", action="append", default=[], metavar="OUTPUT=DECODER", help="as validate: output0=yolov8"
+    )
+    p.add_argument("--labels", default=None, metavar="GT.json", help="COCO boxes or class ids (else: float)")
+    p.add_argument(
+        "--box-score", type=float, default=0.25, metavar="S", help="boxes scoring less are ignored"
+    )
+    p.add_argument("--nms-iou", type=float, default=0.5, metavar="IOU", help="decoders' class-wise NMS")
+    p.add_argument("--max-det", type=int, default=300, metavar="N", help="boxes kept per sample")
     p.add_argument(
         "--budget", type=int, default=16, metavar="N", help="validation samples the search scores (16)"
     )
@@ -69,9 +87,14 @@ def run(args: argparse.Namespace) -> int:
     from controller.report import quantize as report
 
     ort.set_default_logger_severity(3)  # the quantizer's per-initializer warnings; errors still surface
-    model, out = Path(args.model), Path(args.out)
+    model = Path(args.model)
     if not model.is_file():
         raise BadInput(f"model file not found: {args.model}")
+    if args.explain:
+        return explain(args, model)
+    if args.calibration is None or args.out is None:
+        raise BadInput("quantize needs --calibration CAL.npz and --out OUT (or --explain MODEL)")
+    out = Path(args.out)
     if (args.target is None) != (args.validation is None):
         raise BadInput("--target and --validation go together (the target is judged on the validation set)")
     if args.validation and Path(args.validation).resolve() == Path(args.calibration).resolve():
@@ -90,14 +113,19 @@ def run(args: argparse.Namespace) -> int:
         rep = litert.quantize(model, cal, out, opts)
     elif suffix == ".onnx":
         if args.target:
-            from controller.quantize.target import Target, search
+            from controller.quantize.search import target_search
+            from controller.quantize.target import Target
 
-            val, target = _load(args.validation, "validation"), Target.parse(args.target)
-            rep = search(model, cal, val, out, opts, target, budget=max(1, args.budget))
+            target = Target.parse(args.target)
+            val, task = _load(args.validation, "validation"), task_options(args)
+            rep = target_search(model, cal, val, out, opts, target, max(1, args.budget), task, print)
         else:
+            from controller.quantize.calibration import first_feed
+            from controller.quantize.hazards import explain as read_hazards
             from controller.quantize.onnx_static import quantize
 
             rep = quantize(model, cal, out, opts)
+            rep["hazards"] = read_hazards(out, first_feed(out, cal), args.box_score if args.boxes else None)
         if args.fp16:
             rep["fp16"] = fp16_variant(model, out.with_name(out.stem + "-fp16.onnx"))
     else:
@@ -110,6 +138,41 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         Path(args.html).write_text(report.html_page(rep))
     return EXIT_GATE_FAILED if rep.get("target") and not rep.get("met") else 0
+
+
+def task_options(args: argparse.Namespace) -> Any:
+    from controller.quantize.task_score import TaskOptions
+
+    if args.labels and not Path(args.labels).is_file():
+        raise BadInput(f"labels file not found: {args.labels}")
+    return TaskOptions(
+        boxes=TaskOptions.parse_boxes(args.boxes),
+        labels=Path(args.labels) if args.labels else None,
+        box_score=args.box_score,
+        nms_iou=args.nms_iou,
+        max_det=args.max_det,
+    )
+
+
+def explain(args: argparse.Namespace, model: Path) -> int:
+    """``--explain``: the hazards of a QDQ model, nothing written but the reports asked for."""
+    from controller.quantize.calibration import first_feed
+    from controller.quantize.hazards import explain as read_hazards
+    from controller.report import quantize as report
+
+    if model.suffix.lower() != ".onnx":
+        raise BadInput(f"--explain reads a QDQ .onnx model, not {model.name}")
+    cal = _load(args.calibration, "calibration")
+    section = read_hazards(model, first_feed(model, cal), args.box_score if args.boxes else None)
+    rep = {"model": str(model), "hazards": section}
+    print(report.hazards_text(section))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rep, indent=1))
+    if args.md:
+        Path(args.md).write_text(report.markdown(rep))
+    if args.html:
+        Path(args.html).write_text(report.html_page(rep))
+    return 0
 
 
 def _check_out(model: Path, out: Path) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from agent.errors import BadInput
-from agent.samples import check_samples
+from agent.samples import check_samples, feed_shape
 
 SCHEMA = "edgebench.calibration/v1"
 KEY = "edgebench.calibration"
@@ -179,3 +179,20 @@ def read_profile(model_path: Path) -> dict[str, Any] | None:
         if p.key == KEY:
             return json.loads(p.value)
     return None
+
+
+def first_feed(model_path: Path, arrays: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]] | None:
+    """The first sample of ``arrays`` as the model takes it (one feed), or None without samples."""
+    import onnx
+
+    from agent.errors import BadInput
+    from controller.quantize.onnx_static import graph_inputs
+
+    if not arrays:
+        return None
+    inputs = graph_inputs(onnx.load(str(model_path), load_external_data=False))
+    missing = [k for k in inputs if k not in arrays]
+    if missing:
+        raise BadInput(f"the calibration set lacks model input(s) {', '.join(missing)}")
+    return [{k: np.ascontiguousarray(arrays[k][0].reshape(feed_shape(k, tuple(arrays[k].shape[1:]), d)))
+             for k, d in inputs.items()}]  # fmt: skip

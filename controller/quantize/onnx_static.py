@@ -68,11 +68,14 @@ def quantize(
     say: Callable[[str], None] = print,
     prepared: Path | None = None,
     cache: Path | None = None,
+    candidate: bool = False,
 ) -> dict[str, Any]:
     """Quantize; returns the report (sizes, nodes and MACs in INT8, time). The
     sensitivity search quantizes many times: ``prepared`` reuses an earlier
     ``prepare()`` output and ``cache`` the calibrated ranges (ORT's calibration
-    cache: calibration inference runs once)."""
+    cache: calibration inference runs once); a ``candidate`` skips the
+    calibration profile and the run check (the search scores it anyway, and
+    writes its answer again as a full quantization)."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -124,11 +127,13 @@ def quantize(
     finally:
         logging.getLogger().setLevel(quiet)
         tmp.unlink(missing_ok=True)
-    prof = calibration.profile(opts.method, {k: v[: reader.count] for k, v in cal.items()}, q, model)
     del q.metadata_props[:]  # a re-quantized model carries only its new profile
-    q.metadata_props.add(key=calibration.KEY, value=json.dumps(prof))
+    if not candidate:
+        prof = calibration.profile(opts.method, {k: v[: reader.count] for k, v in cal.items()}, q, model)
+        q.metadata_props.add(key=calibration.KEY, value=json.dumps(prof))
     onnx.save(q, str(out_path))
-    _verify(out_path, reader)
+    if not candidate:
+        _verify(out_path, reader)
     report = _report(model_path, out_path, model, q, reader, excluded, opts)
     report["seconds"] = round(time.perf_counter() - t0, 3)
     return report
@@ -192,6 +197,8 @@ def _report(
         "nodes": len(compute),
         "nodes_int8": len(int8 & {n.name for n in compute}),
         "nodes_share_int8": round(len(int8 & {n.name for n in compute}) / max(1, len(compute)), 4),
+        "convs": sum(n.op_type == "Conv" for n in compute),
+        "convs_int8": sum(n.op_type == "Conv" and n.name in int8 for n in compute),
         "macs": total_macs,
         "macs_share_int8": round(int8_macs / total_macs, 4) if total_macs else None,
         "excluded": excluded,
