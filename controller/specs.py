@@ -31,8 +31,10 @@ def from_options(
     model_name: str,
     inputs_sha: str | None = None,
     reference_sha: str | None = None,
+    check: bool = True,
 ) -> RunSpec:
-    """The RunSpec of the shared run options of a parsed command, validated;
+    """The RunSpec of the shared run options of a parsed command, validated
+    (``check=False``: build() validates once the kind's builder added its part);
     the caller pushes --inputs / --reference first and passes their sha256."""
     g: Any = lambda name, default=None: getattr(args, name, default)  # noqa: E731 - commands may lack some options
     provider_options: dict[str, dict[str, str]] = {}
@@ -88,7 +90,8 @@ def from_options(
         batch=g("batch"),
         start=g("start") if g("start") in START_MODES else None,  # "both" is two runs: controller/starts.py
     )
-    spec.validate()
+    if check:
+        spec.validate()
     return spec
 
 
@@ -174,7 +177,7 @@ def build(
     extend = BUILDERS.get(kind)
     if extend is None:
         raise BadInput(f"unknown run kind {kind!r}; known: {', '.join(BUILDERS)}")
-    spec = from_options(args, kind, model_sha, model_name, inputs_sha, reference_sha)
+    spec = from_options(args, kind, model_sha, model_name, inputs_sha, reference_sha, check=False)
     extend(spec, args)
     spec.validate()
     return spec

@@ -36,9 +36,13 @@ class FloatReference(Reference):
         try:
             self.session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
         except Exception as exc:
-            raise BadInput(f"the float model does not load on the board's CPU: {' '.join(str(exc).split())[:200]}") from None
+            raise BadInput(
+                f"the float model does not load on the board's CPU: {' '.join(str(exc).split())[:200]}"
+            ) from None
         names = [o.name for o in self.session.get_outputs()]
-        super().__init__(inputs, {n: _Column(self, n) for n in names}, sample_count(inputs, "the inputs file"))  # type: ignore[misc]
+        super().__init__(
+            inputs, {n: _Column(self, n) for n in names}, sample_count(inputs, "the inputs file")
+        )  # type: ignore[misc]
         self._shapes: dict[str, list[int]] = {}
         self._at: int | None = None
         self._outs: dict[str, np.ndarray] = {}

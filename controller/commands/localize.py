@@ -23,7 +23,9 @@ from controller.session import Session
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("localize", help="the first tensor where the device departs from the float model")
+    p = subparsers.add_parser(
+        "localize", help="the first tensor where the device departs from the float model"
+    )
     p.add_argument("model", help="the device model (.onnx: QDQ or float)")
     p.add_argument("--float", required=True, metavar="FLOAT.onnx", help="the float model it came from")
     add_validation_options(p, reference=False)
@@ -60,7 +62,7 @@ def _inputs(args: argparse.Namespace) -> dict:
     return load_npz(Path(args.inputs), args.inputs)
 
 
-def _check_fit(float_path: Path, feeds: dict) -> None:
+def _check_fit(float_path: Path, feeds: dict) -> tuple[Any, dict]:
     """The inputs fit the float model (names and per-sample shapes), said in
     one line before anything runs."""
     from agent.validate.reference import Reference
@@ -74,7 +76,10 @@ def _check_fit(float_path: Path, feeds: dict) -> None:
         if i.name not in inits
     }
     ref = Reference(feeds, {}, next(iter(feeds.values())).shape[0] if feeds else 0)
-    ref.fit(declared, [])
+    try:
+        return ref, ref.fit(declared, [])
+    except BadInput as exc:  # Reference.fit speaks of a reference; here they are --inputs
+        raise BadInput(str(exc).replace("the reference", "--inputs", 1)) from None
 
 
 def _select(cuts: list, names: list[str]) -> list:
@@ -84,7 +89,9 @@ def _select(cuts: list, names: list[str]) -> list:
     unknown = [n for n in names if n not in by]
     if unknown:
         near = ", ".join(c.tensor for c in cuts[:3])
-        raise BadInput(f"--tensor {unknown[0]!r}: no matched tensor of that name ({len(cuts)} matched, e.g. {near})")
+        raise BadInput(
+            f"--tensor {unknown[0]!r}: no matched tensor of that name ({len(cuts)} matched, e.g. {near})"
+        )
     picked = sorted({by[n].index for n in names})
     out = []
     for i in picked:
@@ -99,6 +106,10 @@ def run(args: argparse.Namespace) -> int:
     from controller.reference import write_reference
 
     check_outputs(args, "json", "html")
+    if args.html:
+        from controller import extras
+
+        extras.need("matplotlib", "--html")  # refused before any run, not after they are stored
     model, float_path = Path(args.model), Path(args.float)
     for p, what in ((model, "model"), (float_path, "float model")):
         if not p.is_file():
@@ -106,9 +117,9 @@ def run(args: argparse.Namespace) -> int:
         if p.suffix.lower() != ".onnx":
             raise BadInput(f"{p.name}: localize reads ONNX graphs (.onnx); got {p.suffix or 'no suffix'}")
     feeds = _inputs(args)
-    _check_fit(float_path, feeds)
     device, float_model = graph.load(model, "the model"), graph.load(float_path, "the float model")
     cuts = _select(graph.match(device, float_model), args.tensor)
+    samples = _check_fit(float_path, feeds)
     acc = accuracy_gates(args)
     from controller.localize import taps
     from controller.validation import validation_spec
@@ -116,16 +127,27 @@ def run(args: argparse.Namespace) -> int:
     vspec = validation_spec(args, model)
     gated = bool(vspec.gates or acc)
     if not gated and args.no_taps:
-        raise BadInput("--no-taps needs a gate to bisect with (e.g. --min-map50 X, --min-mask-iou X, --min-top1 X)")
+        raise BadInput(
+            "--no-taps needs a gate to bisect with (e.g. --min-map50 X, --min-mask-iou X, --min-top1 X)"
+        )
     if args.tap_mib <= 0:
         raise BadInput("--tap-mib must be positive")
-    tap_batches = [] if args.no_taps else taps.batches(cuts, taps.sizes(float_model, feeds), int(args.tap_mib * (1 << 20)))
+    tap_batches = (
+        []
+        if args.no_taps
+        else taps.batches(cuts, taps.sizes(float_model, feeds), int(args.tap_mib * (1 << 20)))
+    )
     planned = len(tap_batches) + (search.planned_runs(len(cuts)) if gated else 0)
     say = (lambda line: None) if args.quiet else print
     print(
-        f"localize: {len(cuts)} cut points in topological order; {planned} device runs: "
+        f"localize: {len(cuts)} cut points in topological order; at most {planned} device runs: "
         f"{len(tap_batches)} tap runs (<= {args.tap_mib:g} MiB of tensors per model per sample)"
-        + (f", float, device, then ~log2({len(cuts) + 1}) = {math.ceil(math.log2(len(cuts) + 1))} hybrids" if gated else "")
+        + (
+            f", float, device, then at most ceil(log2({len(cuts) + 1})) = "
+            f"{math.ceil(math.log2(len(cuts) + 1))} hybrids"
+            if gated
+            else ""
+        )
     )
     with runner.workdir() as d:
         ref_path = Path(d) / "ref.npz"
@@ -136,16 +158,18 @@ def run(args: argparse.Namespace) -> int:
             from agent.validate.reference import Reference, load_npz
             from controller.accuracy import validation as accuracy
 
-            plan = accuracy.prepare(Reference.from_arrays(load_npz(ref_path, "the reference")), vspec,
-                                    args.labels, acc)
+            plan = accuracy.prepare(
+                Reference.from_arrays(load_npz(ref_path, "the reference")), vspec, args.labels, acc
+            )
             args.keep_outputs = bool(args.keep_outputs or plan.needs_outputs)
         with Session.from_args(args) as session:
-            figures = runner.tap_runs(session, args, device, float_model, tap_batches, feeds, Path(d), say)
+            figures = runner.tap_runs(session, args, device, float_model, tap_batches, samples, Path(d), say)
             outcome = search.Outcome(None)
             scorer = runner.HybridScorer(session, args, device, float_model, cuts, plan, Path(d))
             if gated:
                 scorer.on_probe = lambda p, label: say(
-                    f"  {'pass' if p.passed else 'FAIL'} {p.metric} {report.num(p.value)}  at {label}  ({p.run_id})"
+                    f"  {'pass' if p.passed else 'FAIL'} {p.metric} {report.num(p.value)}"
+                    f"  at {label}  ({p.run_id})"
                 )
                 outcome = search.bisect(len(cuts), scorer)
             doc = report.document(args, cuts, outcome, scorer.results, planned, figures, len(tap_batches))

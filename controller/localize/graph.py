@@ -48,7 +48,9 @@ def load(path: Path, what: str) -> Any:
     try:
         return onnx.load(str(path))
     except Exception as exc:  # DecodeError, OSError...
-        raise BadInput(f"{what} {path.name} is not a readable ONNX model: {' '.join(str(exc).split())[:160]}") from None
+        raise BadInput(
+            f"{what} {path.name} is not a readable ONNX model: {' '.join(str(exc).split())[:160]}"
+        ) from None
 
 
 def _strip(name: str) -> str:
@@ -109,7 +111,8 @@ def match(device: Any, float_model: Any) -> list[Cut]:
     d_in = {i.name for i in dg.input} - {t.name for t in dg.initializer}
     if f_in != d_in:
         raise BadInput(
-            f"the float model's inputs ({', '.join(sorted(f_in))}) are not the model's ({', '.join(sorted(d_in))})"
+            f"the float model's inputs ({', '.join(sorted(f_in))}) are not the model's "
+            f"({', '.join(sorted(d_in))})"
         )
     return cuts
 

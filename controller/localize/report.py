@@ -32,8 +32,10 @@ def document(
     if not outcome.probes and figures:
         verdict = _sqnr_drop(cuts, figures)
         if verdict is not None:
-            notes.append("no gate or task metric given: the verdict is the largest SQNR drop along the graph, "
-                         "which may not be where the task's answers are lost")
+            notes.append(
+                "no gate or task metric given: the verdict is the largest SQNR drop along the graph, "
+                "which may not be where the task's answers are lost"
+            )
     if outcome.verdict is not None:
         c = cuts[outcome.verdict]
         probe = next((p for p in outcome.probes if p.cut == outcome.verdict), None)
@@ -57,14 +59,22 @@ def document(
         "model": str(args.model),
         "float": str(args.float),
         "cut_points": len(cuts),
-        "device_runs": {"planned": planned, "made": len(outcome.probes) + tap_runs, "tap_runs": tap_runs,
-                        "hybrid_runs": len(outcome.probes)},
+        "device_runs": {
+            "planned": planned,
+            "made": len(outcome.probes) + tap_runs,
+            "tap_runs": tap_runs,
+            "hybrid_runs": len(outcome.probes),
+        },
         "memory_bound": {"tap_mib_per_model_per_sample": getattr(args, "tap_mib", None)},
         "verdict": verdict,
         "probes": [
             {
                 "cut": p.cut,
-                "tensor": None if p.cut is None else "(device model)" if p.cut >= len(cuts) else cuts[p.cut].tensor,
+                "tensor": None
+                if p.cut is None
+                else "(device model)"
+                if p.cut >= len(cuts)
+                else cuts[p.cut].tensor,
                 "passed": p.passed,
                 "metric": p.metric,
                 "value": p.value,
@@ -73,8 +83,15 @@ def document(
             for p in outcome.probes
         ],
         "tensors": [
-            {"tensor": c.tensor, "node": c.node, "op": c.op, "depth": c.depth, "qdq": c.qdq,
-             "device_tensor": c.device_tensor, **_judged(figures.get(c.tensor))}
+            {
+                "tensor": c.tensor,
+                "node": c.node,
+                "op": c.op,
+                "depth": c.depth,
+                "qdq": c.qdq,
+                "device_tensor": c.device_tensor,
+                **_judged(figures.get(c.tensor)),
+            }
             for c in cuts
         ],  # fmt: skip
         "notes": notes,
@@ -118,8 +135,10 @@ def _before(cuts: list[Cut], outcome: Outcome) -> str | None:
 
 
 def render(doc: dict) -> str:
-    lines = [f"localize {doc['model']} against {doc['float']}: {doc['cut_points']} cut points, "
-             f"{doc['device_runs']['made']} device runs (planned {doc['device_runs']['planned']})"]
+    lines = [
+        f"localize {doc['model']} against {doc['float']}: {doc['cut_points']} cut points, "
+        f"{doc['device_runs']['made']} device runs (at most {doc['device_runs']['planned']} stated up front)"
+    ]
     v = doc["verdict"]
     if v is None:
         lines.append("verdict: none")
@@ -142,8 +161,10 @@ def render(doc: dict) -> str:
         for t in doc["tensors"]:
             if "sqnr_db" in t:
                 mark = "  <- verdict" if v and t["tensor"] == v["tensor"] else ""
-                lines.append(f"  {t['depth']:4d} {t['op']:<14} {num(t['sqnr_db'], '.1f'):>6} / "
-                             f"{num(t.get('host_sqnr_db'), '.1f'):>6}  {t['tensor']}{mark}")
+                lines.append(
+                    f"  {t['depth']:4d} {t['op']:<14} {num(t['sqnr_db'], '.1f'):>6} / "
+                    f"{num(t.get('host_sqnr_db'), '.1f'):>6}  {t['tensor']}{mark}"
+                )
     for n in doc["notes"]:
         lines.append(f"note: {n}")
     return "\n".join(lines)

@@ -61,7 +61,9 @@ class HybridScorer:
         if result.get("status") != "completed":
             err = result.get("error")
             err = err.get("message", "") if isinstance(err, dict) else str(err or "")
-            raise RunFailed(f"localize: the {label} run {result.get('run_id', '')} ended {result.get('status')}: {err}")
+            raise RunFailed(
+                f"localize: the {label} run {result.get('run_id', '')} ended {result.get('status')}: {err}"
+            )
         if self.plan is not None:
             from controller.accuracy import validation as accuracy
 
@@ -73,7 +75,9 @@ class HybridScorer:
         gates = result.get("gates") or []
         failed = [g for g in gates if not g.get("passed", True)]
         g = failed[0] if failed else (gates[0] if gates else {})
-        probe = Probe(cut, not failed, g.get("value"), str(g.get("name") or ""), str(result.get("run_id") or ""))
+        probe = Probe(
+            cut, not failed, g.get("value"), str(g.get("name") or ""), str(result.get("run_id") or "")
+        )
         if self.on_probe is not None:
             self.on_probe(probe, label)
         return probe
@@ -98,7 +102,7 @@ def tap_runs(
     device: Any,
     float_model: Any,
     batches: list[list[graph.Cut]],
-    feeds: dict,
+    samples: tuple[Any, dict],
     workdir: Path,
     say: Any = None,
 ) -> dict[str, dict]:
@@ -108,21 +112,29 @@ def tap_runs(
 
     figures: dict[str, dict] = {}
     for j, batch in enumerate(batches):
-        dev = graph.save(taps.tap_model(device, [(c.device_tensor, taps.TAP + c.tensor) for c in batch]),
-                         workdir / f"taps-{j}.onnx")
-        flt = graph.save(taps.tap_model(float_model, [(c.tensor, taps.TAP + c.tensor) for c in batch]),
-                         workdir / f"taps-{j}-float.onnx")
-        host = taps.host_metrics(dev, flt, feeds)
+        dev = graph.save(
+            taps.tap_model(device, [(c.device_tensor, taps.TAP + c.tensor) for c in batch]),
+            workdir / f"taps-{j}.onnx",
+        )
+        flt = graph.save(
+            taps.tap_model(float_model, [(c.tensor, taps.TAP + c.tensor) for c in batch]),
+            workdir / f"taps-{j}-float.onnx",
+        )
+        host = taps.host_metrics(dev, flt, *samples)
         fsha = session.push(flt, "float model")
         a = taps.tap_args(args, dev, fsha)
-        result = sessions.run_model(session, "validate", a, quiet=True, labels={"localize": f"taps {j + 1}/{len(batches)}"})
+        result = sessions.run_model(
+            session, "validate", a, quiet=True, labels={"localize": f"taps {j + 1}/{len(batches)}"}
+        )
         if result.get("status") != "completed":
             err = result.get("error")
             err = err.get("message", "") if isinstance(err, dict) else str(err or "")
-            raise RunFailed(f"localize: tap run {j + 1} {result.get('run_id', '')} ended {result.get('status')}: {err}")
+            raise RunFailed(
+                f"localize: tap run {j + 1} {result.get('run_id', '')} ended {result.get('status')}: {err}"
+            )
         sessions.store(result, session.agent_name, getattr(args, "db", None))
         for o in (result.get("validation") or {}).get("outputs") or []:
-            name = str(o.get("name", ""))[len(taps.TAP):]
+            name = str(o.get("name", ""))[len(taps.TAP) :]
             h = host.get(taps.TAP + name, {})
             figures[name] = {
                 "sqnr_db": o.get("sqnr_db"),

@@ -33,8 +33,8 @@ class Outcome:
 
 
 def planned_runs(n_cuts: int) -> int:
-    """Device runs of a search over ``n_cuts``: the float and device ends,
-    then the bisection's probes."""
+    """Device runs of a search over ``n_cuts`` at most: the float and device
+    ends, then the bisection's probes (one fewer when it ends early)."""
     return 2 + math.ceil(math.log2(n_cuts + 1))
 
 

@@ -105,7 +105,7 @@ def tap_args(args: argparse.Namespace, model: Path, float_sha: str) -> argparse.
     return a
 
 
-def host_metrics(device_tap: Path, float_tap: Path, feeds: dict) -> dict[str, dict[str, float]]:
+def host_metrics(device_tap: Path, float_tap: Path, ref: Any, shapes: dict) -> dict[str, dict[str, float]]:
     """The host's simulation: both tap models on this host's CPU (ONNX Runtime
     CPU EP), per output the mean SQNR, the minimum cosine and the worst max
     relative error over the samples, one sample in memory at a time."""
@@ -118,9 +118,8 @@ def host_metrics(device_tap: Path, float_tap: Path, feeds: dict) -> dict[str, di
     flt = ort.InferenceSession(str(float_tap), providers=["CPUExecutionProvider"])
     names = [o.name for o in flt.get_outputs()]
     acc: dict[str, dict[str, list[float]]] = {n: {} for n in names}
-    n = len(next(iter(feeds.values())))
-    for i in range(n):
-        f = {k: np.ascontiguousarray(v[i : i + 1]) for k, v in feeds.items()}
+    for i in range(ref.samples):
+        f = ref.feeds(i, shapes)  # the agent's fitting of a sample to the model (agent/validate/reference.py)
         ys = dict(zip(names, flt.run(names, f), strict=True))
         xs = dict(zip(names, dev.run(names, f), strict=True))
         for k in names:
