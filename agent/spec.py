@@ -180,6 +180,9 @@ class ValidateSpec:
     # (an ONNX QDQ graph output); the controller reads them from the graph
     output_quantization: dict[str, list[float]] = field(default_factory=dict)
     worst: int = 5  # worst samples listed per output and metric
+    # the reference made on the board: this float model on the CPU, sample by sample, from the
+    # run's inputs (localize's per-tensor runs: intermediate tensors never cross the network)
+    float_model_sha256: str | None = None
 
     def check(self) -> None:
         for gate, per_output in self.gates.items():
@@ -361,7 +364,8 @@ class RunSpec:
         if self.kind == "soak" and self.soak is None:
             self.soak = SoakSpec()
         if self.kind == "validate":
-            if self.reference_sha256 is None:
+            on_board = self.validation is not None and self.validation.float_model_sha256
+            if self.reference_sha256 is None and not (on_board and self.inputs_sha256):
                 raise BadInput("validate needs a reference (.npz of expected outputs)")
             if self.validation is None:
                 self.validation = ValidateSpec()

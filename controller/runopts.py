@@ -257,9 +257,11 @@ def add_gate_options(g: Any, helps: bool = True) -> None:
     )
 
 
-def add_validation_options(p: argparse.ArgumentParser) -> None:
-    """What `edgebench validate` takes beyond the run options."""
-    p.add_argument("--reference", required=True, metavar="REF.npz", help="from `edgebench reference`")
+def add_validation_options(p: argparse.ArgumentParser, reference: bool = True) -> None:
+    """What `edgebench validate` takes beyond the run options; ``reference=False``
+    for a command that makes its own (localize: from --float)."""
+    if reference:
+        p.add_argument("--reference", required=True, metavar="REF.npz", help="from `edgebench reference`")
     add_run_options(p, timed=False)  # every sample runs once: no warm-up or duration
     g = p.add_argument_group("validation")
     add_gate_options(g)

@@ -39,6 +39,7 @@ def validation_spec(args: argparse.Namespace, model: Path) -> ValidateSpec:
         max_det=g("max_det", 300),
         keep_outputs=bool(g("keep_outputs") or g("metric_plugin")),
         output_quantization=output_quantization(model),
+        float_model_sha256=g("float_model_sha256"),  # localize's taps: the reference made on the board
     )
     spec.check()
     return spec

@@ -36,7 +36,7 @@ def _flat(x: np.ndarray) -> np.ndarray:
 
 
 def tensor_metrics(out: np.ndarray, ref: np.ndarray) -> dict[str, float]:
-    """cosine, nmse, sqnr_db, max_abs_err of one sample."""
+    """cosine, nmse, sqnr_db, max_abs_err, max_rel_err (max |error| / max |reference|) of one sample."""
     a, b = _flat(out), _flat(ref)
     err = a - b
     sig = float(np.dot(b, b))
@@ -58,11 +58,15 @@ def tensor_metrics(out: np.ndarray, ref: np.ndarray) -> dict[str, float]:
         sqnr = -SQNR_CAP_DB
     else:
         sqnr = min(SQNR_CAP_DB, 10 * math.log10(sig / noise))
+    max_abs = float(np.max(np.abs(err))) if err.size else 0.0
+    peak = float(np.max(np.abs(b))) if b.size else 0.0
     return {
         "cosine": cosine,
         "nmse": nmse,
         "sqnr_db": sqnr,
-        "max_abs_err": float(np.max(np.abs(err))) if err.size else 0.0,
+        "max_abs_err": max_abs,
+        # against the reference's peak: an element-wise ratio explodes on near-zero values
+        "max_rel_err": max_abs / peak if peak > 0 else (0.0 if max_abs == 0 else math.inf),
     }
 
 
@@ -123,7 +127,7 @@ def sample_metrics(out: np.ndarray, ref: np.ndarray, mask_threshold: float) -> d
 # Per metric: how a summary is read, and which way is worse.
 LOWER_IS_WORSE = {"cosine", "sqnr_db", "top1_agreement", "top5_agreement", "mask_iou", "box_recall",
                   "box_precision", "box_count_agreement"}  # fmt: skip
-HIGHER_IS_WORSE = {"nmse", "max_abs_err"}
+HIGHER_IS_WORSE = {"nmse", "max_abs_err", "max_rel_err"}
 
 
 @dataclass

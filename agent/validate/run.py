@@ -46,6 +46,12 @@ def dequantize(y: np.ndarray, quant: tuple[float, int] | list[float] | None) -> 
 
 
 def load_reference(spec: RunSpec, run_dir: Path) -> Reference:
+    fsha = (spec.validation or ValidateSpec()).float_model_sha256
+    if fsha:
+        from agent.validate.float_ref import FloatReference
+
+        inputs = load_npz(locate_artifact(run_dir, spec.inputs_sha256 or "", "inputs"), "the inputs file")
+        return FloatReference(locate_artifact(run_dir, fsha, "float model"), inputs)
     arrays = load_npz(locate_artifact(run_dir, spec.reference_sha256 or "", "reference"), "the reference")
     extra = None
     if spec.inputs_sha256:
