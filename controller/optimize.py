@@ -102,6 +102,27 @@ def _check_accelerator(args: argparse.Namespace) -> None:
         )
 
 
+def _accuracy_plans(args: argparse.Namespace, ref: Path, vspec_a: Any, vspec_b: Any) -> dict[str, Any]:
+    """validate's accuracy plans (decoded reference boxes, labels) per variant; the
+    accuracy gates judge only the optimized model."""
+    from controller.commands.validate import accuracy_gates
+
+    gates = accuracy_gates(args)
+    if not (vspec_b.boxes or getattr(args, "labels", None) or gates):
+        return {}
+    from agent.validate.reference import Reference
+    from controller.accuracy import validation as accuracy
+
+    reference = Reference.from_arrays(load_npz(ref, str(ref)), None)
+    plans = {
+        "original": accuracy.prepare(reference, vspec_a, args.labels, {}),
+        "optimized": accuracy.prepare(reference, vspec_b, args.labels, gates),
+    }
+    for plan in plans.values():
+        plan.vspec.keep_outputs = plan.vspec.keep_outputs or plan.needs_outputs
+    return plans
+
+
 def say_for(args: argparse.Namespace) -> Say:
     return (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
 
@@ -139,9 +160,11 @@ def optimize(args: argparse.Namespace, out_dir: Path) -> tuple[dict, dict[str, d
     write_reference(a, dict(val), ref)
     shapes = _sample_shapes(a, val)
     # the gates judge the optimized model; the original is measured with the same metrics
-    common = {"mask_threshold": args.mask_threshold}
+    task = ("mask_threshold", "boxes", "box_iou", "box_score", "nms_iou", "max_det")
+    common = {k: getattr(args, k, None) for k in task if getattr(args, k, None) is not None}
     vspec = validation_spec(argparse.Namespace(**{g: getattr(args, g) for g in GATES}, **common), b)
     vspec_a = validation_spec(argparse.Namespace(**dict.fromkeys(GATES, []), **common), a)
+    plans = _accuracy_plans(args, ref, vspec_a, vspec)  # bad labels fail before anything is pushed
     pipeline = "opt-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
     runs: dict[str, dict] = {}
     t1 = time.perf_counter()
@@ -161,6 +184,11 @@ def optimize(args: argparse.Namespace, out_dir: Path) -> tuple[dict, dict[str, d
                 spec={"reference_sha": ref_sha},
                 validation=vs,
             )
+            plan = plans.get(tag)
+            if plan is not None and runs[f"validate_{tag}"].get("status") == "completed":
+                from controller.accuracy import validation as accuracy
+
+                accuracy.apply(plan, session, runs[f"validate_{tag}"])
         agent = session.agent_name
     t_runs = time.perf_counter() - t1
     for r in runs.values():

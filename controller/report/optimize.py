@@ -39,6 +39,7 @@ def build(
                 before = (outs_a.get(o["name"]) or {}).get(m)
                 acc.append({"output": o["name"], "metric": m, "original": before, "optimized": o[m]})
     failed = [g["message"] for g in (vb.get("gates") or []) if not g.get("passed", True)]
+    acc += task_accuracy(va, vb)
     if quantize and quantize.get("target") and not quantize.get("met"):
         failed.append(f"target {quantize['target']} not met")
     return {
@@ -59,6 +60,41 @@ def build(
     }
 
 
+def task_accuracy(va: dict, vb: dict) -> list[dict]:
+    """mAP/AP50 (detectors) or top-1 (classifiers) before and after, against the labels
+    when given (else agreement with the reference's boxes), with the loss."""
+    out = []
+    da, db = ((v.get("validation") or {}) for v in (va, vb))
+    for name, d in (db.get("detection") or {}).items():
+        a = (da.get("detection") or {}).get(name) or {}
+        truth = "map50" in d
+        for m in ("map50", "map"):
+            before = a.get(m) if truth else (a.get("agreement") or {}).get(m)
+            after = d.get(m) if truth else (d.get("agreement") or {}).get(m)
+            label = ("AP50" if m == "map50" else "mAP") + (" vs labels" if truth else " vs reference")
+            out.append(
+                {
+                    "output": name,
+                    "metric": label,
+                    "original": before,
+                    "optimized": after,
+                    "loss": None if before is None or after is None else before - after,
+                }
+            )
+    for name, d in (db.get("accuracy") or {}).items():
+        before = ((da.get("accuracy") or {}).get(name) or {}).get("top1")
+        out.append(
+            {
+                "output": name,
+                "metric": "top-1 accuracy vs labels",
+                "original": before,
+                "optimized": d["top1"],
+                "loss": None if before is None else before - d["top1"],
+            }
+        )
+    return out
+
+
 def rows(rep: dict) -> list[tuple[str, str, str, str]]:
     """(row, original, optimized, change) for every table."""
     c = rep["compare"]
@@ -66,9 +102,13 @@ def rows(rep: dict) -> list[tuple[str, str, str, str]]:
     size = c.get("size_bytes") or {}
     lat = c.get("latency_ms") or {}
     out = [
-        ("size", f"{num(size.get('a'), ',.0f')} B", f"{num(size.get('b'), ',.0f')} B",
-         f"{num(size.get('ratio'), '.2f')}x smaller"),
-    ]  # fmt: skip
+        (
+            "size",
+            f"{num(size.get('a'), ',.0f')} B",
+            f"{num(size.get('b'), ',.0f')} B",
+            f"{num(size.get('ratio'), '.2f')}x smaller",
+        ),
+    ]
     for q in ("p50", "p99"):
         d = lat.get(q) or {}
         out.append(
@@ -81,8 +121,9 @@ def rows(rep: dict) -> list[tuple[str, str, str, str]]:
         )
     out.append(("speedup (median A/B, 95% CI)", "", "", speedup_text(s)))
     for a in rep["accuracy"]:
+        loss = f"loss {num(a['loss'], '.4f')}" if a.get("loss") is not None else ""
         out.append(
-            (f"{a['metric']} ({a['output']})", num(a["original"], ".4f"), num(a["optimized"], ".4f"), "")
+            (f"{a['metric']} ({a['output']})", num(a["original"], ".4f"), num(a["optimized"], ".4f"), loss)
         )
     out.append(("placement", rep["placement"]["original"], rep["placement"]["optimized"], ""))
     e = rep["energy_per_inference_j"]
@@ -97,8 +138,11 @@ def render(rep: dict) -> str:
     r = rows(rep)
     w = [max(len(x[i]) for x in [("", "original", "optimized", "change"), *r]) for i in range(4)]
     line = lambda x: "  ".join(f"{v:<{w[i]}}" for i, v in enumerate(x)).rstrip()  # noqa: E731
-    lines = [f"optimize {rep['pipeline']}: {rep['original']['model']} -> {rep['optimized']['model']}",
-             line(("", "original", "optimized", "change")), *[line(x) for x in r]]  # fmt: skip
+    lines = [
+        f"optimize {rep['pipeline']}: {rep['original']['model']} -> {rep['optimized']['model']}",
+        line(("", "original", "optimized", "change")),
+        *[line(x) for x in r],
+    ]
     q = rep.get("quantize") or {}
     if q.get("float_nodes"):
         lines.append(f"kept in float for {q.get('target')}: {', '.join(q['float_nodes'])}")
