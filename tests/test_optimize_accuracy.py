@@ -5,7 +5,12 @@ project renders upright or rotated by 180 degrees (truth known)."""
 
 from __future__ import annotations
 
+import html
 import json
+import os
+import re
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -50,3 +55,45 @@ def test_optimize_reports_top1_before_after_and_the_loss(agent, tmp_path, monkey
     assert main([*base, "--labels", str(flipped), "--min-accuracy", "0.9"]) == 3
     rep = json.loads((tmp_path / "opt" / "optimize.json").read_text())
     assert any("accuracy" in f and "misses >= 0.9" in f for f in rep["failed"])
+
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+# headless and offline: no sandbox (root in CI), no GPU, nothing fetched
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run",
+                  "--virtual-time-budget=5000", "--dump-dom"]  # fmt: skip
+# put first in <head>: console errors and uncaught errors recorded; after load, each
+# image's naturalWidth written into the DOM that --dump-dom prints
+PROBE = (
+    "<script>window.__errs=[];const ce=console.error;console.error=(...a)=>{__errs.push(a.join(' '));"
+    "ce(...a)};addEventListener('error',e=>__errs.push(String(e.message||e.target.src)),true);"
+    "addEventListener('load',()=>{const p=document.createElement('pre');p.id='probe';"
+    "p.textContent=JSON.stringify({imgs:[...document.images].map(i=>i.naturalWidth),errs:__errs});"
+    "document.body.appendChild(p)});</script>"
+)
+
+
+@needs_ppocr
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium (Debian's package; .ci/run installs it)")
+def test_the_html_report_opens_in_headless_chromium(agent, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EDGEBENCH_HOME", str(tmp_path / "home"))
+    model = ppocr.model_path(ppocr.CLASSIFIER)
+    x, labels = text_images.orientation_lines(4)
+    np.savez(tmp_path / "val.npz", x=x)
+    (tmp_path / "labels.json").write_text(json.dumps(labels))
+    args = ["optimize", "--original", str(model), "--optimized", str(model), "--validation"]
+    args += [str(tmp_path / "val.npz"), "--labels", str(tmp_path / "labels.json"), "--agent", agent.address]
+    args += ["--quiet", "--no-telemetry", "--db", f"sqlite:///{tmp_path / 'r.db'}", "--duration", "0.3"]
+    assert main([*args, "--warmup", "0", "--out-dir", str(tmp_path / "opt")]) == 0
+    page = (tmp_path / "opt" / "report.html").read_text()
+    assert "<img" in page and "top-1 accuracy vs labels" in page
+    probe = tmp_path / "opt" / "probe.html"
+    probe.write_text(page.replace("<head>", "<head>" + PROBE, 1))
+    run = subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chrome'}", probe.as_uri()],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    found = re.search(r'<pre id="probe">(.*?)</pre>', run.stdout, re.S)
+    assert found, run.stderr[-2000:]
+    got = json.loads(html.unescape(found.group(1)))
+    assert got["errs"] == [] and got["imgs"] and all(w > 0 for w in got["imgs"]), got

@@ -57,6 +57,10 @@ def build(
             "optimized": (bb.get("power") or {}).get("energy_per_inference_j"),
         },
         "failed": failed,
+        "latency_quantiles": {
+            tag: ((r.get("series") or {}).get("latency_ms") or {}).get("quantiles") or []
+            for tag, r in (("original", ba), ("optimized", bb))
+        },
     }
 
 
@@ -172,12 +176,23 @@ def html_page(rep: dict) -> str:
         "".join(f"<p class=bad>FAIL: {e(x)}</p>" for x in rep["failed"])
         or "<p class=good>All gates passed.</p>"
     )
+    import base64
+
+    from controller.report.optimize_plots import latency_overlay_png
+
+    png = latency_overlay_png(rep.get("latency_quantiles") or {})
+    img = (
+        "<h2>latency, both variants</h2><img alt='latency distributions overlaid' "
+        f"src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
+        if png
+        else ""
+    )
     return (
         "<!doctype html><html><head><meta charset=utf-8><title>edgebench optimize</title><style>"
         "body{font:14px system-ui;margin:2em}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}"
         "table{border-collapse:collapse}.bad{color:#b00020;font-weight:600}.good{color:#1b7a1b}</style></head><body>"
         f"<h1>edgebench optimize {e(rep['pipeline'])}</h1>"
         f"<p>{e(rep['original']['model'])} &rarr; {e(rep['optimized']['model'])}, measured on the board</p>"
-        f"<table><tr><th></th><th>original</th><th>optimized</th><th>change</th></tr>{body}</table>{verdict}"
+        f"<table><tr><th></th><th>original</th><th>optimized</th><th>change</th></tr>{body}</table>{verdict}{img}"
         "</body></html>\n"
     )
