@@ -103,6 +103,52 @@ def _check_accelerator(args: argparse.Namespace) -> None:
         )
 
 
+def _accuracy_plans(args: argparse.Namespace, ref: Path, vspec_a: Any, vspec_b: Any) -> dict[str, Any]:
+    """validate's accuracy plans (decoded reference boxes, labels) per variant; the
+    accuracy gates judge only the optimized model."""
+    from controller.commands.validate import accuracy_gates
+
+    gates = accuracy_gates(args)
+    if not (vspec_b.boxes or getattr(args, "labels", None) or gates):
+        return {}
+    from agent.validate.reference import Reference
+    from controller.accuracy import validation as accuracy
+
+    reference = Reference.from_arrays(load_npz(ref, str(ref)), None)
+    plans = {
+        "original": accuracy.prepare(reference, vspec_a, args.labels, {}),
+        "optimized": accuracy.prepare(reference, vspec_b, args.labels, gates),
+    }
+    for plan in plans.values():
+        plan.vspec.keep_outputs = plan.vspec.keep_outputs or plan.needs_outputs
+    return plans
+
+
+def _worst_pictures(session: Session, plan: Any, result: dict, val: dict, out_dir: Path) -> list[dict]:
+    """For each decoded output's worst samples (validate's ranking by per-sample AP50):
+    the reference's and the device's boxes drawn side by side on the input, PNG base64."""
+    import base64
+
+    from agent import rundir as files
+    from agent.validate import boxfile
+    from controller.report.optimize_plots import boxes_side_by_side_png
+
+    local = session.fetch(result["run_id"], files.BOXES, out_dir / "boxes-optimized.npz")
+    device, _ = boxfile.load(local)
+    image = next((v for v in val.values() if v.ndim == 4), None)
+    if image is None:
+        return []
+    out = []
+    for name, ref_dets in plan.reference_dets.items():
+        det = ((result.get("validation") or {}).get("detection") or {}).get(name) or {}
+        for w in (det.get("worst") or [])[:3]:
+            k = w["sample"]
+            png = boxes_side_by_side_png(image[k], ref_dets[k], device[name][k], plan.vspec.box_score)
+            out.append({"output": name, "sample": k, "ap50": w["value"],
+                        "png": base64.b64encode(png).decode()})  # fmt: skip
+    return out
+
+
 def say_for(args: argparse.Namespace) -> Say:
     return (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
 
@@ -140,11 +186,14 @@ def optimize(args: argparse.Namespace, out_dir: Path) -> tuple[dict, dict[str, d
     write_reference(a, dict(val), ref)
     shapes = _sample_shapes(a, val)
     # the gates judge the optimized model; the original is measured with the same metrics
-    common = {"mask_threshold": args.mask_threshold}
+    task = ("mask_threshold", "boxes", "box_iou", "box_score", "nms_iou", "max_det")
+    common = {k: getattr(args, k, None) for k in task if getattr(args, k, None) is not None}
     vspec = validation_spec(argparse.Namespace(**{g: getattr(args, g) for g in GATES}, **common), b)
     vspec_a = validation_spec(argparse.Namespace(**dict.fromkeys(GATES, []), **common), a)
+    plans = _accuracy_plans(args, ref, vspec_a, vspec)  # bad labels fail before anything is pushed
     pipeline = "opt-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
     runs: dict[str, dict] = {}
+    pictures: list[dict] = []
     t1 = time.perf_counter()
     with Session.from_args(args) as session:
         ref_sha = session.push(ref, "reference")
@@ -162,11 +211,19 @@ def optimize(args: argparse.Namespace, out_dir: Path) -> tuple[dict, dict[str, d
                 spec={"reference_sha": ref_sha},
                 validation=vs,
             )
+            plan = plans.get(tag)
+            if plan is not None and runs[f"validate_{tag}"].get("status") == "completed":
+                from controller.accuracy import validation as accuracy
+
+                accuracy.apply(plan, session, runs[f"validate_{tag}"])
+                if tag == "optimized" and plan.reference_dets:
+                    pictures = _worst_pictures(session, plan, runs[f"validate_{tag}"], val, out_dir)
         agent = session.agent_name
     t_runs = time.perf_counter() - t1
     for r in runs.values():
         store(r, agent, getattr(args, "db", None))
     rep = report.build(pipeline, a, b, qrep, runs, args.target)
+    rep["pictures"] = pictures
     rep["timing_s"] = {
         "quantize": round(t_quant, 3),
         "device_runs": round(t_runs, 3),

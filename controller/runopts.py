@@ -146,10 +146,13 @@ def add_run_options(
         )
         g.add_argument("--min-iterations", type=positive_int, default=100, metavar="N")
         g.add_argument(
-            "--batch", type=positive_int, default=None, metavar="N",
+            "--batch",
+            type=positive_int,
+            default=None,
+            metavar="N",
             help="a dynamic batch run at N: samples stacked from --inputs or generated;"
             " throughput counts samples",
-        )  # fmt: skip
+        )
         add_validity_options(parser)
     else:
         parser.set_defaults(duration=0.0, warmup=0.0, min_iterations=1)
@@ -179,9 +182,12 @@ def add_run_options(
         "--transient-a", type=float, default=None, metavar="A", help="current above which a transient counts"
     )
     g.add_argument(
-        "--budget-w", type=_positive_float("budget"), default=None, metavar="W",
+        "--budget-w",
+        type=_positive_float("budget"),
+        default=None,
+        metavar="W",
         help="the supply's power budget the meter's peaks are checked against (default: the board profile's)",
-    )  # fmt: skip
+    )
     g.add_argument(
         "--ambient-c", type=float, default=None, metavar="C", help="ambient temperature (metadata)"
     )
@@ -195,32 +201,49 @@ def add_run_options(
     )
     lg = parser.add_argument_group("load pattern (default: back to back)")
     lg.add_argument(
-        "--rate", type=_positive_float("rate"), default=None, metavar="FPS",
+        "--rate",
+        type=_positive_float("rate"),
+        default=None,
+        metavar="FPS",
         help="frames arrive at a fixed rate on the monotonic clock (a camera)",
-    )  # fmt: skip
+    )
     lg.add_argument(
-        "--rate-poisson", type=_positive_float("rate"), default=None, metavar="QPS",
+        "--rate-poisson",
+        type=_positive_float("rate"),
+        default=None,
+        metavar="QPS",
         help="Poisson arrivals at this mean rate, seeded (a server)",
-    )  # fmt: skip
+    )
     lg.add_argument(
         "--load-seed", type=_nonneg_int, default=0, metavar="N", help="seed of --rate-poisson (default 0)"
     )
     lg.add_argument(
-        "--burst", type=_burst, default=None, metavar="ON/OFF",
+        "--burst",
+        type=_burst,
+        default=None,
+        metavar="ON/OFF",
         help="idle->burst duty cycle: 2s/8s, or 30x/5s (30 inferences, then 5 s idle); with --rate inside",
-    )  # fmt: skip
+    )
     lg.add_argument(
-        "--deadline", type=_positive_float("deadline"), default=None, metavar="MS",
+        "--deadline",
+        type=_positive_float("deadline"),
+        default=None,
+        metavar="MS",
         help="per-frame deadline from arrival (default: the frame interval with --rate)",
-    )  # fmt: skip
+    )
     lg.add_argument(
-        "--late", choices=LATE_POLICIES, default=None,
+        "--late",
+        choices=LATE_POLICIES,
+        default=None,
         help="a frame that arrives while the last runs: drop (camera; default with --rate) or queue",
-    )  # fmt: skip
+    )
     lg.add_argument(
-        "--max-miss-rate", type=float, default=None, metavar="X",
+        "--max-miss-rate",
+        type=float,
+        default=None,
+        metavar="X",
         help="gate: late + dropped frames at most this share, e.g. 0.01 (exit 3)",
-    )  # fmt: skip
+    )
     g.add_argument("--no-telemetry", action="store_true", help="do not sample thermals/clocks/rails")
     g.add_argument(
         "--telemetry-rate",
@@ -352,21 +375,31 @@ def add_validity_options(parser: argparse.ArgumentParser) -> None:
         "--require-valid", action="store_true", help="an INVALID result fails the validity gate (exit 3)"
     )
     v.add_argument(
-        "--valid-min-duration", type=seconds, default=None, metavar="SECONDS",
+        "--valid-min-duration",
+        type=seconds,
+        default=None,
+        metavar="SECONDS",
         help="minimum measured duration of a VALID result (default 10 s)",
-    )  # fmt: skip
+    )
     v.add_argument(
-        "--valid-min-queries", type=_nonneg_int, default=None, metavar="N",
+        "--valid-min-queries",
+        type=_nonneg_int,
+        default=None,
+        metavar="N",
         help="minimum measured queries of a VALID result (default 100)",
-    )  # fmt: skip
+    )
     v.add_argument(
-        "--valid-percentile", type=_percentile, default=None, metavar="P",
+        "--valid-percentile",
+        type=_percentile,
+        default=None,
+        metavar="P",
         help="the percentile LoadGen's early stopping must support (default 90)",
-    )  # fmt: skip
+    )
     v.add_argument(
-        "--pin-clocks", action="store_true",
+        "--pin-clocks",
+        action="store_true",
         help="set CPU/GPU governors to performance (Jetson: clocks locked) for the run, restored after",
-    )  # fmt: skip
+    )
 
 
 START_MODES = ("cold", "warm", "both")
@@ -375,23 +408,30 @@ START_MODES = ("cold", "warm", "both")
 def add_start_option(p: argparse.ArgumentParser) -> None:
     """bench --start: by the runtime cache's state (agent/runtimes/cache.py, controller/starts.py)."""
     p.add_argument(
-        "--start", choices=START_MODES, default=None,
+        "--start",
+        choices=START_MODES,
+        default=None,
         help="cold: the runtime's cache (TensorRT engines, VX graphs, ORT's optimized model) emptied first;"
         " warm: used; both: one run of each, compared",
-    )  # fmt: skip
+    )
 
 
 def add_sweep_options(p: argparse.ArgumentParser) -> None:
     """bench --sweep: one run per point of the axes' cartesian product (controller/sweep/)."""
     g = p.add_argument_group("sweep")
     g.add_argument(
-        "--sweep", action="append", default=[], metavar="AXIS=V1,V2",
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="AXIS=V1,V2",
         help="threads, batch, accelerator, input_shape (NAME:1x3x320x320), provider (NAME or A+B)",
-    )  # fmt: skip
+    )
     g.add_argument(
-        "--objective", choices=("throughput", "p99"), default="throughput",
+        "--objective",
+        choices=("throughput", "p99"),
+        default="throughput",
         help="the best point: most samples/s (under --p99-max), or lowest p99",
-    )  # fmt: skip
+    )
     g.add_argument("--p99-max", type=_positive_float("p99 bound"), default=None, metavar="MS")
     g.add_argument("--md", default=None, metavar="FILE", help="the sweep table as Markdown")
     g.add_argument("--html", default=None, metavar="FILE", help="the sweep table and plot as HTML")
@@ -459,7 +499,42 @@ def add_optimize_options(p: argparse.ArgumentParser) -> None:
         "--out-dir", default="edgebench-optimize", metavar="DIR", help="models, reference, reports"
     )
     add_run_options(p)
-    add_gate_options(p.add_argument_group("validation gates (on the optimized model)"), helps=False)
+    g = p.add_argument_group("validation gates (on the optimized model)")
+    add_gate_options(g, helps=False)
+    add_task_options(g)
+
+
+def add_task_options(g: Any) -> None:
+    """validate's task options that optimize takes too: decoders, ground truth, accuracy gates."""
+    for gate in ACCURACY_GATES:
+        g.add_argument(
+            "--" + gate.replace("_", "-"),
+            dest=gate,
+            action="append",
+            type=gate_value,
+            default=[],
+            metavar="[OUTPUT=]X",
+            help=ACCURACY_HELP[gate],
+        )
+    g.add_argument(
+        "--boxes",
+        action="append",
+        default=[],
+        metavar="OUTPUT=DECODER",
+        help="a detector output decoded on the agent: yolov8, yolov5, picodet, xyxy rows",
+    )
+    g.add_argument("--box-iou", type=float, default=0.5, metavar="IOU", help="box matching IoU")
+    g.add_argument(
+        "--box-score", type=float, default=0.25, metavar="S", help="boxes scoring less are ignored"
+    )
+    g.add_argument("--nms-iou", type=float, default=0.5, metavar="IOU", help="decoders' class-wise NMS")
+    g.add_argument("--max-det", type=int, default=300, metavar="N", help="boxes kept per sample")
+    g.add_argument(
+        "--labels",
+        default=None,
+        metavar="GT.json",
+        help="ground truth: COCO detection JSON or a JSON list of class ids",
+    )
 
 
 def kind_parser(kind: str, parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> Any:

@@ -39,6 +39,7 @@ def build(
                 before = (outs_a.get(o["name"]) or {}).get(m)
                 acc.append({"output": o["name"], "metric": m, "original": before, "optimized": o[m]})
     failed = [g["message"] for g in (vb.get("gates") or []) if not g.get("passed", True)]
+    acc += task_accuracy(va, vb)
     if quantize and quantize.get("target") and not quantize.get("met"):
         failed.append(f"target {quantize['target']} not met")
     return {
@@ -56,7 +57,46 @@ def build(
             "optimized": (bb.get("power") or {}).get("energy_per_inference_j"),
         },
         "failed": failed,
+        "latency_quantiles": {
+            tag: ((r.get("series") or {}).get("latency_ms") or {}).get("quantiles") or []
+            for tag, r in (("original", ba), ("optimized", bb))
+        },
     }
+
+
+def task_accuracy(va: dict, vb: dict) -> list[dict]:
+    """mAP/AP50 (detectors) or top-1 (classifiers) before and after, against the labels
+    when given (else agreement with the reference's boxes), with the loss."""
+    out = []
+    da, db = ((v.get("validation") or {}) for v in (va, vb))
+    for name, d in (db.get("detection") or {}).items():
+        a = (da.get("detection") or {}).get(name) or {}
+        truth = "map50" in d
+        for m in ("map50", "map"):
+            before = a.get(m) if truth else (a.get("agreement") or {}).get(m)
+            after = d.get(m) if truth else (d.get("agreement") or {}).get(m)
+            label = ("AP50" if m == "map50" else "mAP") + (" vs labels" if truth else " vs reference")
+            out.append(
+                {
+                    "output": name,
+                    "metric": label,
+                    "original": before,
+                    "optimized": after,
+                    "loss": None if before is None or after is None else before - after,
+                }
+            )
+    for name, d in (db.get("accuracy") or {}).items():
+        before = ((da.get("accuracy") or {}).get(name) or {}).get("top1")
+        out.append(
+            {
+                "output": name,
+                "metric": "top-1 accuracy vs labels",
+                "original": before,
+                "optimized": d["top1"],
+                "loss": None if before is None else before - d["top1"],
+            }
+        )
+    return out
 
 
 def rows(rep: dict) -> list[tuple[str, str, str, str]]:
@@ -66,9 +106,13 @@ def rows(rep: dict) -> list[tuple[str, str, str, str]]:
     size = c.get("size_bytes") or {}
     lat = c.get("latency_ms") or {}
     out = [
-        ("size", f"{num(size.get('a'), ',.0f')} B", f"{num(size.get('b'), ',.0f')} B",
-         f"{num(size.get('ratio'), '.2f')}x smaller"),
-    ]  # fmt: skip
+        (
+            "size",
+            f"{num(size.get('a'), ',.0f')} B",
+            f"{num(size.get('b'), ',.0f')} B",
+            f"{num(size.get('ratio'), '.2f')}x smaller",
+        ),
+    ]
     for q in ("p50", "p99"):
         d = lat.get(q) or {}
         out.append(
@@ -81,8 +125,9 @@ def rows(rep: dict) -> list[tuple[str, str, str, str]]:
         )
     out.append(("speedup (median A/B, 95% CI)", "", "", speedup_text(s)))
     for a in rep["accuracy"]:
+        loss = f"loss {num(a['loss'], '.4f')}" if a.get("loss") is not None else ""
         out.append(
-            (f"{a['metric']} ({a['output']})", num(a["original"], ".4f"), num(a["optimized"], ".4f"), "")
+            (f"{a['metric']} ({a['output']})", num(a["original"], ".4f"), num(a["optimized"], ".4f"), loss)
         )
     out.append(("placement", rep["placement"]["original"], rep["placement"]["optimized"], ""))
     e = rep["energy_per_inference_j"]
@@ -97,8 +142,11 @@ def render(rep: dict) -> str:
     r = rows(rep)
     w = [max(len(x[i]) for x in [("", "original", "optimized", "change"), *r]) for i in range(4)]
     line = lambda x: "  ".join(f"{v:<{w[i]}}" for i, v in enumerate(x)).rstrip()  # noqa: E731
-    lines = [f"optimize {rep['pipeline']}: {rep['original']['model']} -> {rep['optimized']['model']}",
-             line(("", "original", "optimized", "change")), *[line(x) for x in r]]  # fmt: skip
+    lines = [
+        f"optimize {rep['pipeline']}: {rep['original']['model']} -> {rep['optimized']['model']}",
+        line(("", "original", "optimized", "change")),
+        *[line(x) for x in r],
+    ]
     q = rep.get("quantize") or {}
     if q.get("float_nodes"):
         lines.append(f"kept in float for {q.get('target')}: {', '.join(q['float_nodes'])}")
@@ -128,12 +176,29 @@ def html_page(rep: dict) -> str:
         "".join(f"<p class=bad>FAIL: {e(x)}</p>" for x in rep["failed"])
         or "<p class=good>All gates passed.</p>"
     )
+    import base64
+
+    from controller.report.optimize_plots import latency_overlay_png
+
+    png = latency_overlay_png(rep.get("latency_quantiles") or {})
+    img = (
+        "<h2>latency, both variants</h2><img alt='latency distributions overlaid' "
+        f"src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
+        if png
+        else ""
+    )
+    for p in rep.get("pictures") or []:
+        img += (
+            f"<h3>{e(p['output'])}, sample {p['sample']} (AP50 {num(p['ap50'], '.3f')}): "
+            "reference (green) | device (red)</h3>"
+            f"<img alt='boxes, sample {p['sample']}' src='data:image/png;base64,{p['png']}'>"
+        )
     return (
         "<!doctype html><html><head><meta charset=utf-8><title>edgebench optimize</title><style>"
         "body{font:14px system-ui;margin:2em}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}"
         "table{border-collapse:collapse}.bad{color:#b00020;font-weight:600}.good{color:#1b7a1b}</style></head><body>"
         f"<h1>edgebench optimize {e(rep['pipeline'])}</h1>"
         f"<p>{e(rep['original']['model'])} &rarr; {e(rep['optimized']['model'])}, measured on the board</p>"
-        f"<table><tr><th></th><th>original</th><th>optimized</th><th>change</th></tr>{body}</table>{verdict}"
+        f"<table><tr><th></th><th>original</th><th>optimized</th><th>change</th></tr>{body}</table>{verdict}{img}"
         "</body></html>\n"
     )
