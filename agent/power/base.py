@@ -39,6 +39,7 @@ class Block:
     bus_v: np.ndarray | None = None  # float32, None when the meter has no bus voltage
     dropped: int = 0  # samples known lost (counter/timestamp gaps) inside or before this block
     garbage: int = 0  # unparseable lines / bytes skipped
+    t_rx_ns: int | None = None  # when the read returned, before decoding (the clock pair's host time)
 
     def __len__(self) -> int:
         return int(self.t_dev_ns.shape[0])

@@ -133,7 +133,9 @@ class Capture:
                     self._lost(str(exc))
                     continue
                 # (an empty block may come from bytes a meter holds back: wait too)
-                n = self._store(blk, now_ns())
+                # the read's own receive time: decoding a read took ~0.5 ms and
+                # made every clock pair that much late
+                n = self._store(blk, blk.t_rx_ns if blk.t_rx_ns is not None else now_ns())
                 if n < _SMALL_READ and not self._host_clock:
                     self._stop.wait(_BATCH_WAIT_S)
         except Exception as exc:  # a bug here must not take the run down: record it

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from agent.clock import now_ns
 from agent.power.base import Block, Options, SerialMeter, empty_block, open_port, purge_input, read_available
 
 WRAP = 1 << 32
@@ -215,7 +216,11 @@ class InaCsvMeter(SerialMeter):
         self.parser.resync()
 
     def read(self) -> Block:
-        return self.parser.feed(read_available(self._ser))
+        data = read_available(self._ser)
+        t_rx = now_ns()
+        blk = self.parser.feed(data)
+        blk.t_rx_ns = t_rx
+        return blk
 
     def flush(self) -> Block:
         return empty_block()  # nothing is held back

@@ -107,7 +107,9 @@ class Ppk2Meter(SerialMeter):
             behind = bool(self._ser.in_waiting)  # more waiting: this read's lag is backlog, not latency
         except Exception:  # a port gone between the two calls: the next read reports it
             behind = False
-        return self._with_bus_v(self.decoder.feed(data, t_rx, behind))
+        blk = self._with_bus_v(self.decoder.feed(data, t_rx, behind))
+        blk.t_rx_ns = t_rx
+        return blk
 
     def flush(self) -> Block:
         return self._with_bus_v(self.decoder.flush()) if self.decoder is not None else empty_block()
