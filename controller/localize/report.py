@@ -145,9 +145,13 @@ def render(doc: dict) -> str:
     else:
         part = v["partition"]
         where = f" on {part.get('provider')}" if part.get("provider") else ""
+        why = (
+            f"the first cut whose hybrid fails {v['metric']}"
+            if v["method"].startswith("hybrid")
+            else "the largest SQNR drop along the graph, no gate given"
+        )
         lines.append(
-            f"verdict: {v['tensor']} (node {v['node']}, {v['op']}{where}): the first cut whose hybrid fails "
-            f"{v['metric']} ({num(v['value'])})"
+            f"verdict: {v['tensor']} (node {v['node']}, {v['op']}{where}): {why} ({num(v['value'])})"
         )
         if v.get("passing_cut_before"):
             lines.append(f"  the last passing cut before it: {v['passing_cut_before']}")

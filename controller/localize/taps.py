@@ -108,13 +108,23 @@ def tap_args(args: argparse.Namespace, model: Path, float_sha: str) -> argparse.
 def host_metrics(device_tap: Path, float_tap: Path, ref: Any, shapes: dict) -> dict[str, dict[str, float]]:
     """The host's simulation: both tap models on this host's CPU (ONNX Runtime
     CPU EP), per output the mean SQNR, the minimum cosine and the worst max
-    relative error over the samples, one sample in memory at a time."""
+    relative error over the samples, one sample in memory at a time.
+
+    The device model runs with graph optimizations off: each QDQ pair stays
+    DequantizeLinear -> float op -> QuantizeLinear, the QDQ semantics in float
+    arithmetic. With them on, ORT fuses the pairs into integer kernels
+    (QLinearConv, MatMulInteger) whose arithmetic is this CPU's own: uint8 x
+    int8 saturates int16 on AVX2 without VNNI (ORT's quantization docs, "When
+    and why do I need to try U8U8?"), which is a device's departure, not the
+    simulation's."""
     import numpy as np
     import onnxruntime as ort
 
     from agent.validate.metrics import tensor_metrics
 
-    dev = ort.InferenceSession(str(device_tap), providers=["CPUExecutionProvider"])
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    dev = ort.InferenceSession(str(device_tap), so, providers=["CPUExecutionProvider"])
     flt = ort.InferenceSession(str(float_tap), providers=["CPUExecutionProvider"])
     names = [o.name for o in flt.get_outputs()]
     acc: dict[str, dict[str, list[float]]] = {n: {} for n in names}
