@@ -39,7 +39,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--per-tensor", action="store_true", help="one scale per weight tensor (a target that needs it)"
     )
-    p.add_argument("--activation-type", choices=TYPES, default=None, help="default int8 (symmetric)")
+    p.add_argument("--activation-type", choices=TYPES, default=None, help="default uint8")
     p.add_argument("--weight-type", choices=TYPES, default=None, help="default int8")
     p.add_argument("--symmetric-activations", action="store_true", default=None)
     p.add_argument("--asymmetric-activations", action="store_false", dest="symmetric_activations",

@@ -32,11 +32,12 @@ class QuantOptions:
     method: str = "minmax"
     per_channel: bool = DEFAULT_PER_CHANNEL  # presets.py: every target edgebench knows takes it
     per_tensor_reason: str | None = None  # why weights are per-tensor, when they are
-    # S8S8: ORT's documented default and first choice for QDQ ("Data type selection"); U8S8 runs on
-    # VPMADDUBSW on AVX2 hosts without VNNI and saturates (presets.py: YOLOv8n's Convs AP50 0.31 vs 0.59)
-    activation_type: str = "int8"
+    activation_type: str = "uint8"  # XNNPACK/CPU EP's asymmetric uint8 activations
     weight_type: str = "int8"
-    symmetric_activations: bool = True
+    symmetric_activations: bool = False
+    # a preset or --activation-type/--symmetric-activations chose the activations; when not,
+    # a task-metric --target search quantizes S8S8 (search.py's target_search says why)
+    types_chosen: bool = False
     symmetric_weights: bool = True
     exclude: list[str] = field(default_factory=list)  # node names or op types kept in float
     calibration_limit: int | None = None  # samples used, the first N
