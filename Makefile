@@ -97,8 +97,11 @@ protos: install
 check-protos: install
 	$(BIN)/python protos/generate.py --check
 
+# Most tests wait on agents and subprocesses, not the CPU: three workers. The
+# tests that time against the wall clock (or share PostgreSQL) run after, alone.
 test: install openvino board310 boardonly labgrid lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 3 -m "not serial"
+	$(BIN)/python -m pytest -q -p no:xdist -m serial
 
 bench: install openvino
 	for f in bench/bench_*.py; do $(BIN)/python $$f || exit 1; done

@@ -212,6 +212,7 @@ def _md_rows(md: str) -> dict[str, list[str]]:
     return {cells[0]: cells[1:] for cells in ([c.strip() for c in r.strip("|").split("|")] for r in rows[1:])}
 
 
+@pytest.mark.serial  # two timed benches compared: run alone (Makefile)
 def test_two_benches_of_one_model_differ_insignificantly_and_a_2x_slower_variant_is_flagged(
     cli, models, tmp_path, capsys
 ):

@@ -69,6 +69,7 @@ def test_default_url_follows_env(tmp_path, monkeypatch):
     db.close()
 
 
+@pytest.mark.serial  # one shared PostgreSQL database
 @pytest.mark.skipif(not os.environ.get("EDGEBENCH_TEST_PG_URL"), reason="EDGEBENCH_TEST_PG_URL not set")
 def test_postgresql_upsert_and_query():
     url = os.environ["EDGEBENCH_TEST_PG_URL"]

@@ -141,6 +141,7 @@ def test_fleet_store_on_sqlite(tmp_path, real_results):
     db.close()
 
 
+@pytest.mark.serial  # one shared PostgreSQL database
 @pytest.mark.postgres
 @pytest.mark.skipif(not os.environ.get("EDGEBENCH_TEST_PG_URL"), reason="EDGEBENCH_TEST_PG_URL not set")
 def test_fleet_store_and_migrations_on_postgresql(real_results):

@@ -18,6 +18,8 @@ from scenario.timed_model import write_model
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.rundir import load_arrivals
 
+pytestmark = pytest.mark.serial  # timing against the wall clock: run alone (Makefile)
+
 ROOT_AM62A = "tests/fixtures/am62a"  # profile am62a: 5 V supply, 15 W budget
 LEAD_S, WIDTH_S, HEIGHT_A = 0.003, 0.002, 0.6  # the spike: 3 ms into each burst, 2 ms, +0.6 A
 

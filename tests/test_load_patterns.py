@@ -21,6 +21,8 @@ from agent.spec_text import parse_burst
 from controller.runopts import add_run_options
 from controller.specs import from_options as spec_from_args
 
+pytestmark = pytest.mark.serial  # timing against the wall clock: run alone (Makefile)
+
 TASK = "scenario.timed_model:sleep_task"
 SHA = "a" * 64
 

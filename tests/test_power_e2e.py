@@ -16,6 +16,8 @@ from emulators.waveform import Spike, Waveform
 
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 
+pytestmark = pytest.mark.serial  # timing against the wall clock: run alone (Makefile)
+
 ROOT_AM62A = "tests/fixtures/am62a"  # profile am62a: 5 V supply, 15 W budget
 SPIKE_EVERY_S, SPIKE_W_S, SPIKE_A = 0.1, 0.003, 0.6
 

@@ -17,6 +17,8 @@ from agent.power.ppk2_stream import DEFAULT_CAL, Ppk2Decoder, parse_metadata
 from agent.power.trace import load_trace
 from agent.spec import MeterSpec
 
+pytestmark = pytest.mark.serial  # timing against the wall clock: run alone (Makefile)
+
 P = 10_000  # ns per sample at 100 kS/s
 GAPS = [63, 64, 65, 1_000, 100_000]
 

@@ -28,6 +28,8 @@ from agent.power.trace import load_trace
 from agent.rundir import load_power
 from agent.spec import MeterSpec
 
+pytestmark = pytest.mark.serial  # timing against the wall clock: run alone (Makefile)
+
 P = 10_000  # ns per PPK2 sample
 BUSY = "import time\nend = time.monotonic() + 60\nwhile time.monotonic() < end:\n    pass\n"
 
