@@ -117,7 +117,7 @@ def _pipeline(out: Path, address: str, db_url: str | None) -> int:
     import numpy as np
 
     from agent.validate.reference import load_npz
-    from controller import optimize, runopts
+    from controller import optimize, optimize_options
     from controller.data import text_images
     from controller.models import onnx_cnn, ppocr
     from controller.quantize import coverage
@@ -150,7 +150,7 @@ def _pipeline(out: Path, address: str, db_url: str | None) -> int:
     opt = out / "optimize"
     parser = argparse.ArgumentParser(prog="edgebench optimize")
     parser.add_argument("model")
-    runopts.add_optimize_options(parser)
+    optimize_options.add_optimize_options(parser)
     args = parser.parse_args(
         [str(model), "--calibration", str(data / "cal.npz"), "--validation", str(data / "val.npz")]
         + ["--out-dir", str(opt), "--duration", "3", "--warmup", "0.5", *gate]

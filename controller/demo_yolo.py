@@ -26,7 +26,7 @@ def headline(out: Path, address: str, db_url: str | None) -> int:
     import onnxruntime as ort
 
     from agent.validate.decode import decode
-    from controller import optimize, runopts
+    from controller import optimize, optimize_options
     from controller.accuracy.detection import evaluate
     from controller.data import doc_pages
     from controller.models import layout
@@ -55,7 +55,7 @@ def headline(out: Path, address: str, db_url: str | None) -> int:
         print(f"\n== YOLOv8n DocLayNet (AGPL-3.0, fetched at install), {title} ==", file=sys.stderr)
         parser = argparse.ArgumentParser(prog="edgebench optimize")
         parser.add_argument("model")
-        runopts.add_optimize_options(parser)
+        optimize_options.add_optimize_options(parser)
         args = parser.parse_args(
             [str(model), "--calibration", str(d / "cal.npz"), "--validation", str(d / "val.npz")]
             + ["--labels", str(d / "val.json"), "--boxes", "output0=yolov8", "--min-map50", f"{f - 0.05:.4f}"]

@@ -288,29 +288,7 @@ def add_validation_options(p: argparse.ArgumentParser, reference: bool = True) -
     add_run_options(p, timed=False)  # every sample runs once: no warm-up or duration
     g = p.add_argument_group("validation")
     add_gate_options(g)
-    for gate in ACCURACY_GATES:  # read on the controller after the run
-        _add_gate(g, gate, ACCURACY_HELP[gate])
-    g.add_argument(
-        "--boxes",
-        action="append",
-        default=[],
-        metavar="OUTPUT=DECODER",
-        help="a detector output decoded on the agent: yolov8, yolov5, picodet, or box rows "
-        "such as dets=xyxy,score,class; recall/precision at --box-iou and mAP",
-    )
-    g.add_argument("--box-iou", type=float, default=0.5, metavar="IOU", help="box matching IoU")
-    g.add_argument(
-        "--box-score", type=float, default=0.25, metavar="S", help="boxes scoring less are ignored"
-    )
-    g.add_argument("--nms-iou", type=float, default=0.5, metavar="IOU", help="decoders' class-wise NMS")
-    g.add_argument("--max-det", type=int, default=300, metavar="N", help="boxes kept per sample")
-    g.add_argument(
-        "--labels",
-        default=None,
-        metavar="GT.json",
-        help="ground truth: COCO detection JSON (image k = sample k, model-input pixels) "
-        "or a JSON list of class ids (one per sample)",
-    )
+    add_task_options(g)
     g.add_argument("--keep-outputs", action="store_true", help="store the device's outputs (outputs.npz)")
     g.add_argument(
         "--metric-plugin",
@@ -477,51 +455,18 @@ def add_pipeline_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_optimize_options(p: argparse.ArgumentParser) -> None:
-    """What `edgebench optimize` takes beyond its models (the command and the demo)."""
-    p.add_argument("--original", default=None, metavar="A", help="the original model, with --optimized")
-    p.add_argument("--optimized", default=None, metavar="B", help="a variant from another compressor")
-    p.add_argument("--calibration", default=None, metavar="CAL.npz", help="calibration samples (quantize)")
-    p.add_argument(
-        "--validation", required=True, metavar="VAL.npz", help="held-out samples: reference and accuracy"
-    )
-    p.add_argument("--target", default=None, metavar="METRIC>=X", help="the accuracy target for quantize")
-    p.add_argument(
-        "--preset", default=None, help="quantize preset: tensorrt, openvino, cpu/xnnpack, tidl, tidl-mmav1"
-    )
-    p.add_argument(
-        "--per-channel", action="store_true", default=None, help="per-channel weights (the default)"
-    )
-    p.add_argument(
-        "--per-tensor", action="store_true", help="one scale per weight tensor (a target that needs it)"
-    )
-    p.add_argument(
-        "--out-dir", default="edgebench-optimize", metavar="DIR", help="models, reference, reports"
-    )
-    add_run_options(p)
-    g = p.add_argument_group("validation gates (on the optimized model)")
-    add_gate_options(g, helps=False)
-    add_task_options(g)
-
-
 def add_task_options(g: Any) -> None:
-    """validate's task options that optimize takes too: decoders, ground truth, accuracy gates."""
+    """validate's task options (optimize and localize take them too): decoders,
+    ground truth, accuracy gates read on the controller after the run."""
     for gate in ACCURACY_GATES:
-        g.add_argument(
-            "--" + gate.replace("_", "-"),
-            dest=gate,
-            action="append",
-            type=gate_value,
-            default=[],
-            metavar="[OUTPUT=]X",
-            help=ACCURACY_HELP[gate],
-        )
+        _add_gate(g, gate, ACCURACY_HELP[gate])
     g.add_argument(
         "--boxes",
         action="append",
         default=[],
         metavar="OUTPUT=DECODER",
-        help="a detector output decoded on the agent: yolov8, yolov5, picodet, xyxy rows",
+        help="a detector output decoded on the agent: yolov8, yolov5, picodet, or box rows "
+        "such as dets=xyxy,score,class; recall/precision at --box-iou and mAP",
     )
     g.add_argument("--box-iou", type=float, default=0.5, metavar="IOU", help="box matching IoU")
     g.add_argument(
@@ -533,7 +478,8 @@ def add_task_options(g: Any) -> None:
         "--labels",
         default=None,
         metavar="GT.json",
-        help="ground truth: COCO detection JSON or a JSON list of class ids",
+        help="ground truth: COCO detection JSON (image k = sample k, model-input pixels) "
+        "or a JSON list of class ids (one per sample)",
     )
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.commands.common import add_agent_options, add_db_option, check_outputs
-from controller.runopts import add_optimize_options
+from controller.optimize_options import add_optimize_options
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
