@@ -32,8 +32,7 @@ def main() -> None:
     from controller.cli import main as cli
     from controller.data import text_images
     from controller.models import ppocr
-    from controller.quantize.calibration import NpzReader
-    from controller.quantize.onnx_static import graph_inputs
+    from controller.quantize.calibration import NpzReader, graph_inputs
     from controller.quantize.prepare import prepare
 
     ort.set_default_logger_severity(3)

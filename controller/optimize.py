@@ -85,7 +85,7 @@ def _sample_shapes(model: Path, val: dict) -> dict[str, list[int]]:
         return {}
     import onnx
 
-    from controller.quantize.onnx_static import graph_inputs
+    from controller.quantize.calibration import graph_inputs
 
     declared = graph_inputs(onnx.load(str(model), load_external_data=False))
     return {

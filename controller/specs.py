@@ -184,10 +184,22 @@ def _plain(spec: RunSpec, args: argparse.Namespace) -> None:
     return None
 
 
-def _pipeline(spec: RunSpec, args: argparse.Namespace) -> None:
-    from controller.pipeline.run import pipeline_part
+PIPELINE_SOAK_FROM_S = (
+    300.0  # a pipeline this long is a soak of the application: windows, throttle attribution
+)
 
-    pipeline_part(spec, args)
+
+def _pipeline(spec: RunSpec, args: argparse.Namespace) -> None:
+    """The stages (``args.pipeline_wire``, with the pushed files' sha256, from
+    controller/pipeline/run.prepare), the soak window of a long run, the
+    placement pass."""
+    spec.pipeline = args.pipeline_wire
+    spec.placement = not getattr(args, "no_placement", False)
+    window = getattr(args, "window", None)
+    if window is not None or spec.duration_s >= PIPELINE_SOAK_FROM_S:
+        soak = spec.soak or SoakSpec()
+        soak.window_s = float(window or soak.window_s)
+        spec.soak = soak
 
 
 # kind -> what that kind adds to the shared options' spec

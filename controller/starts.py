@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from controller.report.terminal import num
+from controller.report.cells import num
 
 
 def run_starts(session: Any, args: argparse.Namespace) -> list[dict]:

@@ -18,14 +18,14 @@ import numpy as np
 
 from agent import rundir
 from agent.clock import now_ns
-from agent.errors import BadInput, EdgebenchError, one_line
+from agent.errors import EdgebenchError, one_line
 from agent.load.loop import Loop
+from agent.load.open_model import open_model
 from agent.load.paced import measure_paced
 from agent.load.summary import summarize
 from agent.messages import Error, Phase, Result
-from agent.names import RUNTIME_OF_FORMAT, model_format
 from agent.rundir import IterationLog
-from agent.runtimes.base import Runner, is_dynamic, make_runner
+from agent.runtimes.base import Runner, is_dynamic
 from agent.spec import RunSpec
 from agent.stats import PERCENTILES, latency_summary_ms
 from agent.store.paths import locate_artifact
@@ -47,30 +47,6 @@ def peak_rss_bytes() -> int:
     # ru_maxrss is KiB on Linux (bytes on macOS)
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(r if sys.platform == "darwin" else r * 1024)
-
-
-def open_model(spec: RunSpec, run_dir: Path) -> tuple[Runner, Path, str, float]:
-    """(runner, model path, format, init_ms): the model loaded as the spec asks."""
-    model = locate_artifact(run_dir, spec.model_sha256, "model")
-    fmt = model_format(model, spec.model_name)
-    runtime = spec.runtime or RUNTIME_OF_FORMAT[fmt]
-    expected = {r: f for f, r in RUNTIME_OF_FORMAT.items()}.get(runtime)
-    if expected and expected != fmt:
-        raise BadInput(f"runtime {runtime} cannot run a {fmt} model")
-    if runtime == "litert" and (spec.providers or spec.provider_options):
-        raise BadInput("--provider applies to onnxruntime; a .tflite model takes --delegate PATH")
-    if runtime == "onnxruntime" and spec.delegate:
-        raise BadInput("--delegate applies to litert; an ONNX model takes --provider NAME")
-    runner = make_runner(runtime)
-    start = None
-    if spec.start is not None:  # --start cold|warm: the runtime's cache emptied or used
-        from agent.runtimes import cache
-
-        spec, start = cache.prepare(spec, run_dir, runner)
-    init_ms = runner.load(model, spec)
-    if start is not None:
-        runner.start = cache.finish({**start, "init_ms": init_ms})
-    return runner, model, fmt, init_ms
 
 
 def run_task(spec: RunSpec, run_dir: Path, send: Send) -> dict | None:

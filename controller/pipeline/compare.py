@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.report.terminal import num
+from controller.report.cells import num
 
 
 def _delta(x: Any, y: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.report.terminal import num
+from controller.report.cells import num
 
 BAR = 30  # characters for a whole frame budget
 

@@ -9,22 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import BadInput
-from agent.spec import RunSpec, SoakSpec
+from agent.spec import RunSpec
 from controller.pipeline.load import Loaded
-
-SOAK_FROM_S = 300.0  # a pipeline this long is a soak of the application: windows, throttle attribution
-
-
-def pipeline_part(spec: RunSpec, args: argparse.Namespace) -> None:
-    """specs.BUILDERS["pipeline"]: the stages (``args.pipeline_wire``, with the
-    pushed files' sha256), the soak window of a long run, the placement pass."""
-    spec.pipeline = args.pipeline_wire
-    spec.placement = not getattr(args, "no_placement", False)
-    window = getattr(args, "window", None)
-    if window is not None or spec.duration_s >= SOAK_FROM_S:
-        soak = spec.soak or SoakSpec()
-        soak.window_s = float(window or soak.window_s)
-        spec.soak = soak
 
 
 def first_model(wire: dict[str, Any]) -> dict[str, Any]:

@@ -186,7 +186,6 @@ def first_feed(model_path: Path, arrays: dict[str, np.ndarray]) -> list[dict[str
     import onnx
 
     from agent.errors import BadInput
-    from controller.quantize.onnx_static import graph_inputs
 
     if not arrays:
         return None
@@ -196,3 +195,14 @@ def first_feed(model_path: Path, arrays: dict[str, np.ndarray]) -> list[dict[str
         raise BadInput(f"the calibration set lacks model input(s) {', '.join(missing)}")
     return [{k: np.ascontiguousarray(arrays[k][0].reshape(feed_shape(k, tuple(arrays[k].shape[1:]), d)))
              for k, d in inputs.items()}]  # fmt: skip
+
+
+def graph_inputs(model: Any) -> dict[str, list[Any]]:
+    inits = {t.name for t in model.graph.initializer}
+    out = {}
+    for i in model.graph.input:
+        if i.name in inits:
+            continue
+        dims = i.type.tensor_type.shape.dim
+        out[i.name] = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
+    return out

@@ -110,8 +110,8 @@ def _onnx_rows(
 ) -> tuple[list, list]:
     import onnx
 
+    from controller.quantize.calibration import graph_inputs
     from controller.quantize.clipping import onnx_clipping
-    from controller.quantize.onnx_static import graph_inputs
 
     try:
         m = onnx.load(str(model), load_external_data=False)

@@ -19,6 +19,7 @@ import numpy as np
 from agent.errors import BadInput, RunFailed, one_line
 from agent.samples import check_samples
 from controller.quantize import calibration
+from controller.quantize.calibration import graph_inputs
 from controller.quantize.macs import node_macs
 from controller.quantize.prepare import prepare, working_dir
 from controller.quantize.presets import DEFAULT_PER_CHANNEL
@@ -41,17 +42,6 @@ class QuantOptions:
     symmetric_weights: bool = True
     exclude: list[str] = field(default_factory=list)  # node names or op types kept in float
     calibration_limit: int | None = None  # samples used, the first N
-
-
-def graph_inputs(model: Any) -> dict[str, list[Any]]:
-    inits = {t.name for t in model.graph.initializer}
-    out = {}
-    for i in model.graph.input:
-        if i.name in inits:
-            continue
-        dims = i.type.tensor_type.shape.dim
-        out[i.name] = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
-    return out
 
 
 def quantizable(model: Any, exclude: list[str]) -> tuple[list[str], list[str]]:

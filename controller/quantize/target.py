@@ -16,7 +16,7 @@ import numpy as np
 from agent.errors import BadInput
 from agent.samples import check_samples
 from agent.validate.metrics import OutputStats, sample_metrics
-from controller.quantize.onnx_static import graph_inputs
+from controller.quantize.calibration import graph_inputs
 from controller.quantize.task_score import TASK_METRICS
 
 HIGHER_IS_BETTER = {"cosine": True, "sqnr_db": True, "top1_agreement": True, "top5_agreement": True,

@@ -15,7 +15,7 @@ import numpy as np
 from agent.errors import BadInput
 from agent.samples import feed_shape
 from agent.validate.decode import check_layout, decode
-from controller.quantize.onnx_static import graph_inputs
+from controller.quantize.calibration import graph_inputs
 
 TASK_METRICS = ("map50", "map", "accuracy")
 

@@ -5,8 +5,8 @@ Markdown one (``markdown``), and the speedup's one-line wording."""
 from __future__ import annotations
 
 from controller.pipeline import compare as pipeline_compare
+from controller.report.cells import num
 from controller.report.compare import is_number
-from controller.report.terminal import num
 
 _LABELS = {
     "total_nodes": "nodes",

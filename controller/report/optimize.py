@@ -7,9 +7,9 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from controller.report.cells import num
 from controller.report.compare import compare
 from controller.report.compare_text import speedup_text
-from controller.report.terminal import num
 
 # the accuracy figures shown, in this order, where an output has them
 ACCURACY = ("cosine", "sqnr_db", "top1_agreement", "mask_iou", "box_recall")

@@ -3,18 +3,12 @@ throughput, placement, telemetry, power, soak, and gates (red when failed)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from agent.validity import verdict_line
+from controller.report.cells import num
 from controller.report.placement import BOLD, GREEN, RED, RESET
 from controller.report.placement import summary as placement_summary
 
 LAT_KEYS = ("min", "mean", "p50", "p90", "p95", "p99", "p999", "max")
-
-
-def num(x: Any, fmt: str = ".3f") -> str:
-    """A number in ``fmt``, "-" for a missing one (every text report's cell)."""
-    return format(x, fmt) if isinstance(x, (int, float)) and not isinstance(x, bool) else "-"
 
 
 def status_text(result: dict) -> tuple[str, bool]:
@@ -185,7 +179,7 @@ def render(result: dict, color: bool = False) -> str:
     if ld:
         lines += ["", load_line(ld)]
     if result.get("pipeline"):
-        from controller.pipeline import report as pipeline_report  # it draws on num() from here
+        from controller.pipeline import report as pipeline_report
 
         lines += ["", pipeline_report.render(result)]
     pl = result.get("placement")

@@ -9,7 +9,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from controller.report.terminal import num
+from controller.report.cells import num
 from controller.sweep import pareto
 
 # (header, figure key, format)

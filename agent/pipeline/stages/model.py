@@ -21,7 +21,7 @@ class ModelStage(Stage):
 
     def __init__(self, opts: dict[str, Any], ctx: dict[str, Any]) -> None:
         super().__init__(opts, ctx)
-        from agent.load.task import open_model
+        from agent.load.open_model import open_model
 
         top: RunSpec = ctx["spec"]
         # a stage that names no provider or delegate takes the run's (--provider,
