@@ -60,7 +60,7 @@ $(BOARDVENV)/.installed: pyproject.toml
 
 # What `pip install edgebench[onnx]` gives a board: no sqlalchemy, rich,
 # matplotlib, platformdirs or onnx. The controller's local commands must work
-# from it (tests/test_board_install.py runs its console scripts).
+# from it (tests/agent/test_board_install.py runs its console scripts).
 boardonly: $(AGENTVENV)/.installed
 
 $(AGENTVENV)/.installed: pyproject.toml

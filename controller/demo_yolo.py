@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 HW = (1024, 1024)
-N_CAL, N_VAL = 4, 3  # pages, as tests/test_quantize_yolo.py: with 2 the search keeps ~190 nodes float
+N_CAL, N_VAL = 4, 3  # pages, as test_quantize_yolo.py: with 2 the search keeps ~190 nodes float
 
 
 def headline(out: Path, address: str, db_url: str | None) -> int:

@@ -1,7 +1,7 @@
 """tegrastats: a parser for its one-line reports (JetPack 4 to 7) and a source
 that runs it, the last fallback when neither sysfs rails nor jtop answer.
 
-Line shapes handled (see tests/test_telemetry_tegrastats.py for real lines):
+Line shapes handled (see tests/agent/telemetry/test_telemetry_tegrastats.py for real lines):
 - JetPack 4 (L4T R32): ``CPU@32C``, rails ``POM_5V_IN 2524/2524`` (mW, no unit)
 - JetPack 5 (R35): ``CPU@44.562C``, ``tj@44.343C``, rails ``VDD_IN 5121mW/5121mW``,
   ``GR3D_FREQ 0%@[305,305]``, an optional ``MM-DD-YYYY HH:MM:SS`` prefix

@@ -15,7 +15,7 @@ import pytest
 from agent.fingerprint import collect_info, dpkg_version, nvpmodel, parse_l4t
 from agent.rootfs import RootFS
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FIX = REPO / "tests" / "fixtures"
 
 EXPECT = {

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from agent.rootfs import RootFS
 from agent.server.metrics import start_metrics_server
 
-FIX = Path(__file__).parent / "fixtures"
+FIX = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 class RunManager:
@@ -127,7 +127,7 @@ def test_grafana_dashboard_queries_only_metrics_the_agent_exports(orin):
 
     _root, _rm, srv = orin
     exported = {name for name, _ in scrape(srv.url)}
-    dash = json.loads((Path(__file__).resolve().parent.parent / "docs/grafana-dashboard.json").read_text())
+    dash = json.loads((Path(__file__).resolve().parents[3] / "docs/grafana-dashboard.json").read_text())
     queried = set()
     for panel in dash["panels"]:
         for t in panel["targets"]:

@@ -23,7 +23,7 @@ from agent.telemetry.host import HostSource
 from agent.telemetry.jtop import JtopSource, from_jtop
 from agent.telemetry.sampler import Sampler, input_power_w
 
-FIX = Path(__file__).parent / "fixtures"
+FIX = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 def make(root, rate_hz=100.0, **kw) -> Sampler:

@@ -14,8 +14,8 @@ from agent import profiles
 from agent.errors import BadInput
 from agent.rootfs import RootFS
 
-FIX = Path(__file__).parent / "fixtures"
-REPO_PROFILES = Path(__file__).resolve().parent.parent / "hw-profiles"
+FIX = Path(__file__).resolve().parents[1] / "fixtures"
+REPO_PROFILES = Path(__file__).resolve().parents[2] / "hw-profiles"
 
 BOARDS = {
     "agx-orin": "agx-orin",
@@ -160,7 +160,7 @@ def test_cli_info_with_malformed_profile_exits_2_with_one_line(tmp_path):
         capture_output=True,
         text=True,
         env=env,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
         timeout=60,
     )
     assert res.returncode == 2, res.stderr

@@ -12,7 +12,7 @@ from conftest import wait_until
 from agent import profiles
 from agent.telemetry.tegrastats import TegrastatsSource, parse_line, to_sample
 
-REPO_PROFILES = Path(__file__).resolve().parent.parent / "hw-profiles"
+REPO_PROFILES = Path(__file__).resolve().parents[3] / "hw-profiles"
 
 # JetPack 4 (L4T R32), Jetson Nano: integer temps, rails without a unit.
 JP4_NANO = (

@@ -105,7 +105,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 from conftest import wait_until  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # what `edgebench` runs, so a test can also run it as a separate process (and kill it)
 MAIN = "import sys; from controller.cli import main; sys.exit(main(sys.argv[1:]))"

@@ -13,7 +13,7 @@ from agent import rundir
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from agent.runs import series
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 def _run(agent, sha: str, **kw) -> dict:

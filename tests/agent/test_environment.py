@@ -21,7 +21,7 @@ from agent.profiles import resolve
 from agent.rootfs import RootFS
 from controller.cli import main
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 FAST = ["--warmup", "0", "--duration", "0.3", "--min-iterations", "5", "--no-telemetry", "--quiet"]
 
 

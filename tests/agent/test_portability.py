@@ -26,7 +26,7 @@ from agent.rpc.edgebench.v1 import agent_pb2 as pb
 from controller.cli import main
 from controller.client import AgentClient
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 XAVIER, AGX_ORIN, ORIN_NANO = (FIXTURES / b for b in ("xavier-nx", "agx-orin", "orin-nano"))
 TRT_CACHE = "TensorrtExecutionProvider_TRTKernel_graph_main_graph_14352354461411460244_0_0_fp16_sm{}.engine"
 ORIN_NANO_ENGINE = ["sm=87", "tensorrt=10.3", "l4t=R36.4"]

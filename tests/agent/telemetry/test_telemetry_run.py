@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agent.rpc.edgebench.v1 import agent_pb2 as pb
 
-FIX = Path(__file__).parent / "fixtures"
+FIX = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 def metrics(url: str) -> dict:

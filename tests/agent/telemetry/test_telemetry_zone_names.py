@@ -14,8 +14,8 @@ from agent.telemetry.jtop import from_jtop
 from agent.telemetry.sysfs import SysfsReader
 from agent.telemetry.tegrastats import parse_line, to_sample
 
-FIX = Path(__file__).parent / "fixtures"
-REPO_PROFILES = Path(__file__).resolve().parent.parent / "hw-profiles"
+FIX = Path(__file__).resolve().parents[2] / "fixtures"
+REPO_PROFILES = Path(__file__).resolve().parents[3] / "hw-profiles"
 
 # board tree -> L4T major release its /etc/nv_tegra_release claims
 RELEASES = {"agx-orin": 35, "agx-orin-r36": 36, "orin-nx": 35, "orin-nano": 36, "xavier-nx": 35}

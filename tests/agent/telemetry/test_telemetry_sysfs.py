@@ -15,7 +15,7 @@ from agent import profiles
 from agent.rootfs import RootFS
 from agent.telemetry.sysfs import SysfsReader, hwmon_parent
 
-FIX = Path(__file__).parent / "fixtures"
+FIX = Path(__file__).resolve().parents[2] / "fixtures"
 BOARDS = [
     "agx-orin",
     "agx-orin-r36",

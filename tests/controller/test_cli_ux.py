@@ -70,7 +70,7 @@ def _dynamic_model(path: Path, dims: list) -> Path:
     return path
 
 
-# -- the board-only install, in process (tests/test_board_install.py runs the real venv)
+# -- the board-only install, in process (tests/agent/test_board_install.py runs the real venv)
 
 
 def test_bench_without_sqlalchemy_writes_json_and_says_how_to_get_the_db(

@@ -21,7 +21,7 @@ from agent.soak.story import judge_rate, rate_sentence
 
 pytestmark = pytest.mark.serial  # timing against the wall clock: run alone (Makefile)
 
-FIXTURE = Path(__file__).parent / "fixtures" / "agx-orin"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "agx-orin"
 GPU_FREQ = "sys/devices/platform/17000000.ga10b/devfreq/17000000.ga10b/cur_freq"
 FROM_HZ, TO_HZ = 1_300_500_000, 828_750_000
 SENSORS = {"clocks": True, "temps": True}

@@ -106,7 +106,7 @@ def test_cli_requires_a_subcommand():
 
 
 def test_serve_says_where_metrics_went_when_port_0_picked_one(agent_process):
-    board = Path(__file__).parent / "fixtures" / "orin-nano"
+    board = Path(__file__).resolve().parents[2] / "fixtures" / "orin-nano"
     ap = agent_process("--metrics-port", "0", "--sysfs-root", str(board))
     (line,) = [b for b in ap.banner if b.startswith("metrics on ")]
     url = line.split()[-1]
