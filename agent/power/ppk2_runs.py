@@ -122,8 +122,9 @@ def size_runs(
     reads sits above the floor on this host lately.
 
     A lag is never below the floor, so the lowest lag after the gap, ``e``,
-    overstates the lost time by between 0 and the stray: the truth lies in
-    [e - stray, e] (plus a margin, and the base's own small error). The reads
+    overstates the lost time by between 0 and the stray; the base before it
+    is such a lowest lag too, and may understate it by as much: the truth
+    lies in [e - stray, e + stray] (plus a margin). The reads
     are cut in two: lowest lags that disagree widen the low side. ``last``:
     no more reads will come; if the lag was still moving (a host catching up
     on a backlog, or falling behind), the timing bounds the loss from above
@@ -142,7 +143,10 @@ def size_runs(
     margin = MARGIN_SAMPLES * period_ns + stray_ns // 4  # rounding, drift, the base's own error
     low = stray_ns + (max(mins) - e) + margin
     lo = max(0, math.ceil((e - low) / w))
-    hi = max(0, math.floor((e + margin) / w))
+    # the base is itself a window's lowest lag: it may sit above the lag the
+    # reads after the gap reach by as much as such a window strays, so e may
+    # understate the loss by that much too
+    hi = max(0, math.floor((e + margin + stray_ns) / w))
     if not counter_gap:
         if 2 * low >= w or hi != lo or lo < 1:
             return Sizing(0, 0, False)
