@@ -389,8 +389,12 @@ class RunManager:
         while writes fail, and report health changes. Never dies."""
         while not self._stop.wait(MONITOR_PERIOD_S):
             try:
-                if self.registry.retry() and self._write_problem is not None and self.registry.probe():
-                    self._write_ok()
+                if self.registry.retry():
+                    if self._write_problem is not None and self.registry.probe():
+                        self._write_ok()
+                elif self._write_problem is None:
+                    # held after a probe had cleared the problem: still unwritten
+                    self._note_write_error(self.registry.held_error or "a final state is held in memory")
                 self._report_health()
             except Exception:
                 log.exception("run monitor")

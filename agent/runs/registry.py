@@ -167,6 +167,7 @@ class Registry:
         # from memory, and written by flush_held() once space returns
         self._held: dict[str, tuple[dict, dict | None]] = {}
         self._held_lock = threading.Lock()
+        self.held_error: str | None = None  # why the last flush_held() failed
         self._unindexed: set[str] = set()  # index updates that failed, retried later
         self._open_index()
 
@@ -365,7 +366,8 @@ class Registry:
                 if result is not None:
                     rd.write_result(result)
                 write_json_atomic(rd.path / rundir.STATE, state)
-            except OSError:
+            except OSError as exc:
+                self.held_error = write_error(exc)
                 return False
             with self._held_lock:
                 self._held.pop(run_id, None)

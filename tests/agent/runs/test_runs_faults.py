@@ -143,6 +143,32 @@ def test_a_disk_that_refuses_every_write_fails_the_run_and_the_next_run_complete
     assert json.loads((agent.state_dir / "runs" / first / "state.json").read_text())["status"] == "failed"
 
 
+def test_a_state_held_after_the_problem_cleared_still_makes_health_not_serving(
+    agent_factory, push, tiny_onnx_model, monkeypatch
+):
+    # the race behind a flaky run: the monitor's probe cleared the write
+    # problem between the failed write and the hold; the held state, still
+    # unwritable, must bring NOT_SERVING back
+    agent = agent_factory(task=TASK)
+    sha = push(agent.stub, tiny_onnx_model)
+    run_id = _start(agent, _spec(sha))
+    assert agent.server.runs.wait(run_id, timeout=30) == "completed"
+    real = registry_mod.write_json_atomic
+
+    def full_for_results(path, data):
+        if Path(path).name == "result.json":
+            raise _enospc(path)
+        return real(path, data)
+
+    monkeypatch.setattr(registry_mod, "write_json_atomic", full_for_results)
+    reg = agent.server.runs.registry
+    rd = registry_mod.RunDir(reg.root / run_id, reg)
+    reg.hold(rd, rd.state(), {"status": "completed"})
+    assert wait_until(lambda: _health(agent) == NOT_SERVING)
+    monkeypatch.undo()
+    assert wait_until(lambda: _health(agent) == SERVING)
+
+
 def test_below_the_free_space_reserve_runs_are_refused_and_health_is_not_serving(
     agent_factory, push, tiny_onnx_model
 ):
