@@ -285,10 +285,12 @@ class AgentServer:
             self._health.enter_graceful_shutdown()
         if self.housekeeper is not None:
             self.housekeeper.stop()
+        if self.runs is not None:
+            # runs first: each ends interrupted while its watchers are still
+            # connected, so a controller hears how its run ended, not silence
+            self.runs.close()
         if self._server is not None:
             self._server.stop(grace).wait()
-        if self.runs is not None:
-            self.runs.close()
         if self._metrics is not None:
             self._metrics.shutdown()
             self._metrics = None

@@ -79,6 +79,7 @@ def test_a_start_near_a_thermal_trip_is_said(tmp_path):
     assert near == [f"start near a thermal trip: {want}"]
 
 
+@pytest.mark.serial  # a spinning process's CPU share against the wall clock: run alone (Makefile)
 def test_a_busy_process_during_the_span_is_named():
     import os
 

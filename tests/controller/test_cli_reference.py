@@ -71,3 +71,29 @@ def test_reference_bad_inputs(tiny_onnx_model, tmp_path, capsys):
     assert main(["reference", str(trunc), "--inputs", str(tmp_path / "wrong.npz"), *args]) == 2
     assert "not a loadable ONNX model" in capsys.readouterr().err
     assert not (tmp_path / "r.npz").exists()
+
+
+def test_a_node_failing_inside_the_model_is_one_line_and_a_run_failure(tmp_path, capfd):
+    from onnx import TensorProto, helper
+
+    # x: N x 6, reshaped to (-1, 4): a sample of 1 x 6 fits the declared
+    # input, and the Reshape inside cannot be done
+    shape = numpy_helper.from_array(np.array([-1, 4], dtype=np.int64), "shape")
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"], name="inner_reshape")],
+        "reshape",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])],
+        initializer=[shape],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "reshape.onnx")
+    np.savez(tmp_path / "x.npz", x=np.ones((2, 6), np.float32))
+    argv = ["reference", str(tmp_path / "reshape.onnx"), "--inputs", str(tmp_path / "x.npz")]
+    assert main([*argv, "--out", str(tmp_path / "ref.npz")]) == 1
+    err = capfd.readouterr().err  # the process's fd 2: ORT's own logger writes there, not to sys.stderr
+    assert err.count("\n") == 1 and "sample 0: inference failed inside the model:" in err
+    assert "inner_reshape" in err and "onnxruntime:" not in err.split("model:")[0]
+    assert "\x1b[" not in err  # no colour codes
+    assert not (tmp_path / "ref.npz").exists()

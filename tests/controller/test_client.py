@@ -159,7 +159,7 @@ def test_two_embedded_runs_at_once_take_turns_on_the_board(tmp_path, tiny_onnx_m
     assert "waiting for another edgebench run on this machine" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("sig", ["SIGKILL"])
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
 def test_losing_the_agent_mid_run_names_the_run_and_how_to_fetch_it(tmp_path, tiny_onnx_model, sig):
     """An agent stopped (SIGTERM) marks the run interrupted while its watchers are
     still connected, and the controller says so; one killed outright leaves the
@@ -177,15 +177,22 @@ def test_losing_the_agent_mid_run_names_the_run_and_how_to_fetch_it(tmp_path, ti
                            warmup_s=0.0, duration_s=60.0, min_iterations=5, telemetry=False)  # fmt: skip
             run_id = s.start(spec)
             assert wait_until(lambda: s.record(run_id)["status"] == "running", 30)
-            ap.kill(getattr(signal, sig))
+            # the signal, without waiting for the agent to go: the watch is
+            # open while a SIGTERMed agent ends its run
+            ap.proc.send_signal(getattr(signal, sig))
+            if sig == "SIGTERM":
+                try:  # the result itself, or (the agent gone before GetRun) how it ended
+                    doc = s.follow(run_id, reconnect_s=2.0)
+                    assert doc["status"] == "interrupted" and "the agent stopped" in doc["error"]
+                except RunFailed as exc:
+                    assert f"run {run_id} ended interrupted" in str(exc)
+                    assert f"edgebench fetch {run_id} --agent {ap.address}" in str(exc)
+                return
             with pytest.raises(RunFailed) as got:
                 s.follow(run_id, reconnect_s=2.0)
         said = str(got.value)
         assert f"edgebench fetch {run_id} --agent {ap.address}" in said
-        if sig == "SIGTERM":
-            assert f"run {run_id} ended interrupted" in said
-        else:
-            assert f"lost the agent while run {run_id} was running" in said
+        assert f"lost the agent while run {run_id} was running" in said
     finally:
         ap.proc.kill()
         ap.proc.wait(30)
