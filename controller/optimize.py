@@ -6,6 +6,7 @@ through one session, every run labelled ``pipeline=<id>``; one report
 from __future__ import annotations
 
 import argparse
+import contextlib
 import secrets
 import sys
 import time
@@ -95,10 +96,15 @@ def _sample_shapes(model: Path, val: dict) -> dict[str, list[int]]:
     }
 
 
-def _check_accelerator(args: argparse.Namespace) -> None:
+def _session(args: argparse.Namespace, session: Session | None) -> Any:
+    """The caller's session (a fleet's board), or one from the command's flags."""
+    return contextlib.nullcontext(session) if session is not None else Session.from_args(args)
+
+
+def _check_accelerator(args: argparse.Namespace, session: Session | None = None) -> None:
     """BadInput naming what the board has when --accelerator is not among them."""
-    with Session.from_args(args) as session:
-        info = session.client.info()
+    with _session(args, session) as s:
+        info = s.client.info()
     names = info.get("accelerator_names")
     if names is not None and args.accelerator not in names:
         have = ", ".join(names) or "none"
@@ -172,13 +178,20 @@ def _run(
     return session.run(spec)
 
 
-def optimize(args: argparse.Namespace, out_dir: Path) -> tuple[dict, dict[str, dict]]:
+def optimize(
+    args: argparse.Namespace,
+    out_dir: Path,
+    session: Session | None = None,
+    keep: Callable[[dict, str], None] | None = None,
+) -> tuple[dict, dict[str, dict]]:
     """The whole pipeline: (the report, the four run results by name). When
-    quantize cannot meet --target: ({"target_missed": TARGET, ...}, {})."""
+    quantize cannot meet --target: ({"target_missed": TARGET, ...}, {}).
+    ``session``: run on this agent (a fleet's board) instead of the flags';
+    ``keep(result, agent)`` stores each run (default: the results DB)."""
     from controller.report import optimize as report
 
     if getattr(args, "accelerator", None):
-        _check_accelerator(args)  # before minutes of quantizing, not after
+        _check_accelerator(args, session)  # before minutes of quantizing, not after
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     a, b, qrep = _models(args, out_dir)
@@ -199,7 +212,7 @@ def optimize(args: argparse.Namespace, out_dir: Path) -> tuple[dict, dict[str, d
     runs: dict[str, dict] = {}
     pictures: list[dict] = []
     t1 = time.perf_counter()
-    with Session.from_args(args) as session:
+    with _session(args, session) as session:
         ref_sha = session.push(ref, "reference")
         for tag, model, vs in (("original", a, vspec_a), ("optimized", b, vspec)):
             sha = session.push(model)
@@ -225,7 +238,10 @@ def optimize(args: argparse.Namespace, out_dir: Path) -> tuple[dict, dict[str, d
         agent = session.agent_name
     t_runs = time.perf_counter() - t1
     for r in runs.values():
-        store(r, agent, getattr(args, "db", None))
+        if keep is not None:
+            keep(r, agent)
+        else:
+            store(r, agent, getattr(args, "db", None))
     rep = report.build(pipeline, a, b, qrep, runs, args.target)
     rep["pictures"] = pictures
     rep["timing_s"] = {

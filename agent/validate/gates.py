@@ -39,7 +39,7 @@ def _one(gate: str, name: str, o: dict | None, threshold: float, worst: list[dic
     passed = value >= threshold if higher_better else value <= threshold
     w = next((r for r in worst if r["output"] == name and r["metric"] == metric), None)
     op = ">=" if higher_better else "<="
-    msg = f"{name}: {metric} {value:.4g} {'meets' if passed else 'misses'} {op} {threshold:g}"
+    msg = f"{name}: {metric} {value:.4g} {'meets' if passed else 'misses'} {op} {threshold:.10g}"
     if w is not None and w["value"] is not None:
         msg += f" (worst sample {w['sample']}: {w['value']:.4g})"
     return {

@@ -53,7 +53,7 @@ def evaluate(figures: dict[str, dict], gates: dict[str, dict[str, float]]) -> li
                     continue
                 passed = value >= threshold if higher else value <= threshold
                 op = ">=" if higher else "<="
-                msg = f"{name}: {metric} {value:.4g} {'meets' if passed else 'misses'} {op} {threshold:g}"
+                msg = f"{name}: {metric} {value:.4g} {'meets' if passed else 'misses'} {op} {threshold:.10g}"
                 worst = (f.get("worst") or {}).get(metric)
                 if worst is not None:
                     msg += f" (worst sample {worst[0]}: {worst[1]:.4g})"

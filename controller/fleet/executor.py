@@ -169,7 +169,8 @@ class Executor:
 
     def _item(self, session: Session, it: Item) -> None:
         st = self._state(it, phase="check")
-        if it.run_id and self._collect(session, it):
+        # an optimize item is four runs: a resume runs it afresh, never collects one of them
+        if it.run_id and it.job.kind != "optimize" and self._collect(session, it):
             return  # resume: the run an earlier attempt started finished on the board
         self.store.update(self.plan_id, it.key, status="running", started=time.time(), reason=None)
         chk = session.client.check(it.model)
@@ -179,6 +180,10 @@ class Executor:
         self._set(st, phase="push")
         args = options.parse(it.job.kind, it.job.options, it.model, self.base)
         before = session.bytes_sent
+        if it.job.kind == "optimize":
+            self._set(st, phase="quantize")
+            self._optimize(session, it, args, before)
+            return
         if it.job.kind == "pipeline":  # "models" are PIPELINE.yaml files: their stages name the models
             from controller.pipeline import load as pipeline_load
             from controller.pipeline import run as pipeline_run
@@ -217,6 +222,42 @@ class Executor:
         result = session.follow(it.run_id, shown, reconnect_s=self.drop_after_s)
         self._finish(it, result, session.addr)
 
+    def _optimize(self, session: Session, it: Item, args: Any, before: int) -> None:
+        """Quantize here, then the four runs on this board (controller/optimize.py).
+        The item's row is the optimized model's bench, carrying the optimized
+        validate's gates and the report's figures; the other three runs are
+        stored beside it under the same plan, job and board."""
+        from controller.optimize import optimize, write_reports
+
+        args.quiet = True  # the fleet's live view shows the phases, not optimize's lines
+        out_dir = Path(args.out_dir) / it.job.name / it.board.name / Path(it.model).stem
+        kept: list[tuple[dict, str]] = []
+        rep, runs = optimize(args, out_dir, session=session, keep=lambda r, agent: kept.append((r, agent)))
+        if rep.get("target_missed"):
+            self._final(it, "gate_failed", f"the target {rep['target_missed']} cannot be met")
+            return
+        write_reports(rep, out_dir)  # report.html and optimize.json beside the models, as the command does
+        main = dict(runs["bench_optimized"])
+        main["gates"] = [*(main.get("gates") or []), *(runs["validate_optimized"].get("gates") or [])]
+        c = rep.get("compare") or {}
+        main["optimize"] = {
+            "pipeline": rep["pipeline"],
+            "speedup": (c.get("speedup") or {}).get("ratio"),
+            "accuracy": rep["accuracy"],
+            "failed": rep["failed"],
+            "report_dir": str(out_dir),
+        }
+        it.run_id = main["run_id"]
+        for r, agent in kept:
+            if r["run_id"] != it.run_id:
+                self.store.store_side_run(self.plan_id, it.key, r, agent)
+        self.store.update(
+            self.plan_id, it.key, run_id=it.run_id, add_bytes=session.bytes_sent - before, attempt=True
+        )
+        bad = [k for k, r in runs.items() if r.get("status") != "completed"]
+        failure = f"{bad[0]}: {runs[bad[0]].get('error') or runs[bad[0]]['status']}" if bad else None
+        self._finish(it, main, session.addr, failure)
+
     def _collect(self, session: Session, it: Item) -> bool:
         """Resume: an earlier attempt's run that ended (or still runs) on the board
         is collected instead of run again. False: run the item afresh."""
@@ -235,13 +276,17 @@ class Executor:
         self._follow(session, it)
         return True
 
-    def _finish(self, it: Item, result: dict, agent: str) -> None:
+    def _finish(self, it: Item, result: dict, agent: str, failure: str | None = None) -> None:
+        """Evaluate the gates and store; ``failure``: another run of the item
+        failed (optimize), so it fails however this result went."""
         if result.get("status") == "failed" and result.get("error_code") == "bad_input":
             # bad input is never stored; on this board the item cannot run as planned
             self._final(it, "failed", f"bad input: {result.get('error')}")
             return
         gates = fleet_gates.evaluate(result, it.job.gates)
-        if result.get("status") != "completed":
+        if failure is not None:
+            status, reason = "failed", failure
+        elif result.get("status") != "completed":
             status, reason = "failed", str(result.get("error") or result.get("status"))
         elif any(not g["passed"] for g in gates):
             status, reason = "gate_failed", "; ".join(g["message"] for g in gates if not g["passed"])

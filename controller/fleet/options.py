@@ -17,8 +17,10 @@ from agent import names
 from controller import runopts
 
 # option values that are files on the controller: relative to the plan file
-PATH_OPTIONS = {"inputs", "reference", "metric_plugin"}
-KINDS = names.KINDS  # the one list: a job's kind is checked against it
+PATH_OPTIONS = {"inputs", "reference", "metric_plugin", "calibration", "validation", "labels", "out_dir"}
+# a job's kind: a run kind (the one list), or optimize: quantize on the
+# controller, then four runs on the board (controller/optimize.py)
+KINDS = (*names.KINDS, "optimize")
 
 
 class OptionError(ValueError):
@@ -36,6 +38,13 @@ class _Raising(argparse.ArgumentParser):
 
 def command_parser(kind: str) -> argparse.ArgumentParser:
     """The parser of a run of ``kind``: runopts' definitions, as the command has them."""
+    if kind == "optimize":
+        from controller.optimize_options import add_optimize_options
+
+        p = _Raising(prog="edgebench optimize")
+        p.add_argument("model")
+        add_optimize_options(p)
+        return p
     return runopts.kind_parser(kind, parser_class=_Raising)
 
 
@@ -97,6 +106,8 @@ def parse(kind: str, options: dict[str, Any], model: str, base: Path) -> argpars
     argv = [model, *to_argv(options, parser, base)]
     if kind == "validate" and "reference" not in options:
         raise OptionError("a validate job needs options: {reference: REF.npz}")
+    if kind == "optimize" and not {"calibration", "validation"} <= set(options):
+        raise OptionError("an optimize job needs options: {calibration: CAL.npz, validation: VAL.npz}")
     try:
         return parser.parse_args(argv)
     except OptionError as exc:

@@ -149,8 +149,6 @@ def _job(doc: yamlpos.Doc, key: tuple, j: Any, base: Path, board_names: set[str]
     if not isinstance(name, str) or not _NAME.match(name):
         raise doc.error((*key, "name"), f"job name must be letters, digits, '.', '_', '-': got {name!r}")
     kind = j.get("kind", "bench")
-    if kind == "optimize":
-        raise doc.error((*key, "kind"), f"job {name}: kind optimize is not supported in plans yet")
     if kind not in options.KINDS:
         known = ", ".join([*options.KINDS, "sweep"])
         raise doc.error((*key, "kind"), f"job {name}: kind must be one of {known}, got {kind!r}")

@@ -111,6 +111,17 @@ class FleetStore:
                 fleet_items.update().where(*_where(plan_id, key)).values(run_id=row["run_id"], **values)
             )
 
+    def store_side_run(self, plan_id: str, key: tuple[str, str, str], result: dict, agent: str) -> None:
+        """A run of an item beyond the one its row names (an optimize item's
+        original bench and validate, its optimized validate), under the same
+        plan, job and board. A resumed optimize item runs all four again: an
+        earlier attempt's runs stay, labelled with their own pipeline id."""
+        row = row_of(result, agent)
+        extra = {"plan_id": plan_id, "job": key[0], "board": key[1]} if "plan_id" in runs.c else {}
+        with self._write, self.engine.begin() as conn:
+            conn.execute(runs.delete().where(runs.c.run_id == row["run_id"]))
+            conn.execute(runs.insert().values(**row, **extra))
+
     def results(self, plan_id: str) -> list[dict]:
         """Items with their stored result documents (None where none is stored)."""
         items = self.items(plan_id)

@@ -20,25 +20,30 @@ import contextlib
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from agent.errors import BadInput, one_line
 
 PER_CHANNEL_MIN_OPSET = 13
+_CWD_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
 def working_dir(path: Path) -> Iterator[None]:
     """Run ORT's quantization tools inside ``path``: its symbolic shape inference
     and optimizer write scratch files (``sym_shape_infer_temp.onnx``, external
-    ``<uuid>.data``) into the current directory, which is the user's."""
-    before = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(before)
+    ``<uuid>.data``) into the current directory, which is the user's. The
+    directory is the process's: one quantization at a time (a fleet's optimize
+    jobs quantize from a thread per board, which restored each other's)."""
+    with _CWD_LOCK:
+        before = os.getcwd()
+        os.chdir(path)
+        try:
+            yield
+        finally:
+            os.chdir(before)
 
 
 def default_opset(model: object) -> int:
