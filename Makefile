@@ -14,7 +14,7 @@ AGENTVENV := .venv-board
 # labgrid's pyserial-labgrid replaces pyserial's `serial` module: its own venv
 LGVENV := .venv-labgrid
 BIN := $(VENV)/bin
-EXTRAS := onnx,litert,controller,quantize,postgres,jetson,dev
+EXTRAS := onnx,litert,controller,quantize,postgres,jetson,opencv,dev
 
 .PHONY: install demo test lint fmt protos check-protos bench clean openvino board310 boardonly labgrid
 

@@ -215,3 +215,36 @@ def test_a_sweep_runs_on_the_board_only_install(home):
         _one_error(refused.stderr)
         == f"edgebench: error: the sweep plot (--plot, --html) needs matplotlib, not installed here: {HINT}"
     )
+
+
+def test_the_opencv_backend_is_refused_in_one_line_on_a_board_without_opencv(home):
+    """The board-only install has no cv2: a resize that asks for OpenCV is
+    refused before anything runs; the numpy backend runs the same pipeline."""
+    import numpy as np
+
+    from controller.models import ppocr
+
+    if ppocr.models_dir() is None:
+        pytest.skip("the rapidocr-onnxruntime wheel is missing")
+    (home / "cls.onnx").write_bytes(ppocr.model_path(ppocr.CLASSIFIER).read_bytes())
+    frames = np.random.default_rng(0).integers(0, 255, (2, 60, 200, 3), dtype=np.uint8)
+    np.savez(home / "frames.npz", frames=frames)
+    stages = "  - normalize: {mean: 0.5, std: 0.5}\n  - model: {name: cls, path: cls.onnx}\n"
+    stages += "  - topk: {k: 1}\n"
+    run = ["edgebench", "pipeline", "cls.yaml", "--inputs", "frames.npz", "--duration", "0.3"]
+    run += ["--warmup", "0"]
+    for backend in ("opencv", "numpy"):
+        resize = f"  - resize: {{size: [48, 192], backend: {backend}}}\n"
+        (home / "cls.yaml").write_text(f"name: cls\nstages:\n{resize}{stages}")
+        out = _run(home, *run, "--quiet", "--json", f"{backend}.json")
+        if backend == "opencv":
+            assert out.returncode == 2
+            assert _one_error(out.stderr) == (
+                "edgebench: error: pipeline cls stage 1 (resize): backend opencv needs OpenCV (cv2), "
+                "which this board lacks; use backend: numpy"
+            )
+            assert not (home / "opencv.json").exists()
+        else:
+            assert out.returncode == 0, out.stderr
+            doc = json.loads((home / "numpy.json").read_text())
+            assert doc["pipeline"]["stages"][0]["backend"] == "numpy"
