@@ -349,3 +349,44 @@ def ov_agent(tmp_path_factory) -> Iterator[AgentProcess]:
     ap = spawn_agent(tmp_path_factory.mktemp("ov") / "state", agent_bin=OV_AGENT)
     yield ap
     ap.stop()
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch) -> Path:
+    """A results DB, an EDGEBENCH_HOME and the working directory, all in tmp_path."""
+    monkeypatch.setenv("EDGEBENCH_DB", f"sqlite:///{tmp_path / 'r.db'}")
+    monkeypatch.setenv("EDGEBENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def stored_rows() -> list[dict]:
+    """Every run in the DB ``env`` set up, newest first."""
+    from controller.db import ResultsDB
+
+    db = ResultsDB()
+    try:
+        return db.query(limit=None)
+    finally:
+        db.close()
+
+
+def inner_reshape_model(path: Path) -> Path:
+    """x: N x 6, reshaped to (-1, 4) by a node named inner_reshape: any input
+    that fits the declared shape with N odd fails inside the model."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    shape = numpy_helper.from_array(np.array([-1, 4], dtype=np.int64), "shape")
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"], name="inner_reshape")],
+        "reshape",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])],
+        initializer=[shape],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path

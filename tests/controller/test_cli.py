@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import spawn_agent
+from conftest import spawn_agent, stored_rows
 
 from controller.cli import main
 from controller.db import ResultsDB
@@ -22,23 +22,6 @@ def served(tmp_path_factory):
     ap = spawn_agent(d / "state")
     yield ap
     ap.stop()
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    db = f"sqlite:///{tmp_path / 'r.db'}"
-    monkeypatch.setenv("EDGEBENCH_DB", db)
-    monkeypatch.setenv("EDGEBENCH_HOME", str(tmp_path / "home"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def _rows() -> list[dict]:
-    db = ResultsDB()
-    try:
-        return db.query(limit=None)
-    finally:
-        db.close()
 
 
 def _one_error(capsys) -> str:
@@ -60,7 +43,7 @@ def test_bench_onnx_on_served_agent_stores_result_and_writes_json(served, env, t
     assert doc["status"] == "completed" and doc["iterations"] >= 5 and doc["throughput_ips"] > 0
     text = capsys.readouterr().out
     assert "latency ms" in text and "p99" in text and "throughput" in text
-    rows = _rows()
+    rows = stored_rows()
     assert [r["run_id"] for r in rows] == [doc["run_id"]]
     assert rows[0]["agent"] == served.address and rows[0]["p99_ms"] == doc["latency_ms"]["p99"]
     # runs / report / markdown / junit from the DB
@@ -78,7 +61,7 @@ def test_bench_tflite_on_served_agent(served, env, tmp_path, capsys):
     assert main(["bench", "--agent", served.address, str(model), *FAST, "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert doc["model"]["format"] == "tflite" and doc["iterations"] >= 5
-    assert _rows()[0]["model_name"] == "cnn.tflite"
+    assert stored_rows()[0]["model_name"] == "cnn.tflite"
 
 
 def test_fail_on_fallback_exits_3_with_red_summary_naming_ops(served, env, tmp_path, capsys, monkeypatch):
@@ -92,7 +75,7 @@ def test_fail_on_fallback_exits_3_with_red_summary_naming_ops(served, env, tmp_p
     assert rc == 3
     assert "\x1b[31m" in out and "CUMSUM" in out and "FAIL" in out
     ju = env / "g.xml"
-    main(["report", _rows()[0]["run_id"], "--junit", str(ju)])
+    main(["report", stored_rows()[0]["run_id"], "--junit", str(ju)])
     assert "<failure" in ju.read_text() and "CUMSUM" in ju.read_text()
 
 
@@ -105,7 +88,7 @@ def test_not_a_model_file_is_bad_input(served, env, tmp_path, capsys):
     f.write_text("hello, not a model\n")
     assert _bad(served, f) == 2
     assert "not a model file: notes.onnx is neither ONNX nor TFLite" in _one_error(capsys)
-    assert _rows() == []
+    assert stored_rows() == []
 
 
 def test_truncated_onnx_is_bad_input(served, env, tmp_path, tiny_onnx_model, capsys):
@@ -113,7 +96,7 @@ def test_truncated_onnx_is_bad_input(served, env, tmp_path, tiny_onnx_model, cap
     f.write_bytes(tiny_onnx_model.read_bytes()[:200])
     assert _bad(served, f) == 2
     _one_error(capsys)
-    assert _rows() == []
+    assert stored_rows() == []
 
 
 def test_missing_model_file(served, env, capsys):
@@ -125,14 +108,14 @@ def test_unknown_provider_names_available(served, env, tiny_onnx_model, capsys):
     assert _bad(served, tiny_onnx_model, "--provider", "BogusExecutionProvider") == 2
     line = _one_error(capsys)
     assert "Bogus" in line and "CPUExecutionProvider" in line
-    assert _rows() == []
+    assert stored_rows() == []
 
 
 def test_provider_not_available_names_available(served, env, tiny_onnx_model, capsys):
     assert _bad(served, tiny_onnx_model, "--provider", "CUDAExecutionProvider") == 2
     line = _one_error(capsys)
     assert "CUDA" in line and "CPUExecutionProvider" in line
-    assert _rows() == []
+    assert stored_rows() == []
 
 
 def test_wrong_input_name(served, env, tiny_onnx_model, capsys):
@@ -144,7 +127,7 @@ def test_wrong_input_shape(served, env, tiny_onnx_model, capsys):
     assert _bad(served, tiny_onnx_model, "--input-shape", "x=1x63") == 2
     line = _one_error(capsys)
     assert "x" in line and "63" in line
-    assert _rows() == []
+    assert stored_rows() == []
 
 
 def test_malformed_option_is_usage_error(served, env, tiny_onnx_model, capsys):
@@ -249,7 +232,7 @@ def test_finer_placement_gates_exit_3(served, env, tmp_path, capsys, gate):
     assert main(["bench", "--agent", served.address, str(model), *FAST, *gate]) == 3
     out = capsys.readouterr().out
     assert "FAIL" in out
-    assert _rows()[0]["gates_passed"] is False
+    assert stored_rows()[0]["gates_passed"] is False
 
 
 def test_plain_progress_lines_when_not_a_tty(served, env, tiny_onnx_model, capsys):
@@ -287,7 +270,7 @@ def test_usage_errors_are_one_line(env, capsys):
 def test_a_soak_target_on_a_bench_is_refused_not_ignored(served, env, tiny_onnx_model, capsys):
     assert _bad(served, tiny_onnx_model, "--target-ips", "5") == 2
     assert "--target-ips is the sustained-throughput target of a soak" in _one_error(capsys)
-    assert _rows() == []
+    assert stored_rows() == []
 
 
 def test_fetch_waits_for_a_run_whose_controller_went_away(served, env, tiny_onnx_model, capsys):
@@ -301,7 +284,7 @@ def test_fetch_waits_for_a_run_whose_controller_went_away(served, env, tiny_onnx
         )
     assert main(["fetch", rid, "--agent", served.address, "--no-files"]) == 0
     assert f"{rid}: completed" in capsys.readouterr().out
-    assert _rows()[0]["run_id"] == rid and (env / "edgebench-runs" / rid / "result.json").is_file()
+    assert stored_rows()[0]["run_id"] == rid and (env / "edgebench-runs" / rid / "result.json").is_file()
 
 
 def test_runs_filters_hold_on_the_agent_and_in_the_db_alike(served, env, tiny_onnx_model, capsys):
@@ -354,4 +337,4 @@ def test_an_unwritable_json_is_refused_before_the_run_and_nothing_is_stored(
         assert main(args + (FAST[:-1] if cmd == ["bench"] else [])) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and f"--json {target}" in err[0], err
-    assert _rows() == []
+    assert stored_rows() == []

@@ -74,21 +74,9 @@ def test_reference_bad_inputs(tiny_onnx_model, tmp_path, capsys):
 
 
 def test_a_node_failing_inside_the_model_is_one_line_and_a_run_failure(tmp_path, capfd):
-    from onnx import TensorProto, helper
+    from conftest import inner_reshape_model
 
-    # x: N x 6, reshaped to (-1, 4): a sample of 1 x 6 fits the declared
-    # input, and the Reshape inside cannot be done
-    shape = numpy_helper.from_array(np.array([-1, 4], dtype=np.int64), "shape")
-    graph = helper.make_graph(
-        [helper.make_node("Reshape", ["x", "shape"], ["y"], name="inner_reshape")],
-        "reshape",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])],
-        initializer=[shape],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, tmp_path / "reshape.onnx")
+    inner_reshape_model(tmp_path / "reshape.onnx")  # a 1 x 6 sample fits; the Reshape inside cannot be done
     np.savez(tmp_path / "x.npz", x=np.ones((2, 6), np.float32))
     argv = ["reference", str(tmp_path / "reshape.onnx"), "--inputs", str(tmp_path / "x.npz")]
     assert main([*argv, "--out", str(tmp_path / "ref.npz")]) == 1

@@ -11,6 +11,7 @@ import argparse
 import json
 
 import pytest
+from conftest import stored_rows
 
 from agent.errors import BadInput
 from controller.cli import main
@@ -77,27 +78,11 @@ def test_the_pareto_front_and_the_best_point_for_each_objective():
     assert pareto.best(pts, "throughput", p99_max_ms=1.0) is None
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("EDGEBENCH_DB", f"sqlite:///{tmp_path / 'r.db'}")
-    monkeypatch.setenv("EDGEBENCH_HOME", str(tmp_path / "home"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 @pytest.fixture(scope="module")
 def dyn_model(tmp_path_factory):
     return build_cnn(
         tmp_path_factory.mktemp("m") / "dyn.onnx", size=32, widths=(8, 16), classes=10, batch="N"
     )
-
-
-def _rows() -> list[dict]:
-    db = ResultsDB()
-    try:
-        return db.query(limit=None)
-    finally:
-        db.close()
 
 
 def test_a_sweep_runs_each_point_once_and_resumes_without_rerunning(env, dyn_model, capsys):
@@ -128,7 +113,7 @@ def test_a_sweep_runs_each_point_once_and_resumes_without_rerunning(env, dyn_mod
     assert any(p["pareto"] for p in doc["points"]) and doc["best"]["objective"] == "throughput"
     best = doc["points"][doc["best"]["index"]]
     assert best["throughput_sps"] == max(p["throughput_sps"] for p in doc["points"])
-    rows = _rows()
+    rows = stored_rows()
     assert len(rows) == 4 and {r["run_id"] for r in rows} == {p["run_id"] for p in doc["points"]}
     db = ResultsDB()
     try:
@@ -147,7 +132,7 @@ def test_a_sweep_runs_each_point_once_and_resumes_without_rerunning(env, dyn_mod
     assert main([*args, "--json", str(out)]) == 0
     again = json.loads(out.read_text())
     assert [p["run_id"] for p in again["points"]] == [p["run_id"] for p in doc["points"]]
-    assert len(_rows()) == 4
+    assert len(stored_rows()) == 4
 
     # a controller that died while the last point ran: that run is followed, not rerun
     rec_path = env / "home" / "sweeps" / f"{sid}.json"
@@ -158,7 +143,7 @@ def test_a_sweep_runs_each_point_once_and_resumes_without_rerunning(env, dyn_mod
     assert main([*args, "--json", str(out)]) == 0
     resumed = json.loads(out.read_text())
     assert resumed["points"][-1]["run_id"] == doc["points"][-1]["run_id"]
-    assert len(_rows()) == 4
+    assert len(stored_rows()) == 4
     assert Record(rec_path, json.loads(rec_path.read_text())).entries[-1]["done"] is True
 
 
@@ -186,7 +171,7 @@ def test_bad_sweep_specs_exit_2_and_store_nothing(env, dyn_model, tiny_onnx_mode
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0] and lines[0].startswith("edgebench: error: "), err
-    assert not (env / "r.db").exists() or _rows() == []
+    assert not (env / "r.db").exists() or stored_rows() == []
     assert not (env / "home" / "sweeps").exists()
 
 

@@ -11,11 +11,11 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import stored_rows
 
 from agent.pipeline.stages.db_post import components
 from agent.pipeline.summary import attribute
 from controller.cli import main
-from controller.db import ResultsDB
 from controller.models import ppocr
 from controller.pipeline.examples import write_ocr
 from controller.report.compare import compare
@@ -23,22 +23,6 @@ from controller.report.compare_text import render
 from controller.report.html import render_html
 
 pytestmark = pytest.mark.skipif(ppocr.models_dir() is None, reason="needs the rapidocr-onnxruntime wheel")
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("EDGEBENCH_DB", f"sqlite:///{tmp_path / 'r.db'}")
-    monkeypatch.setenv("EDGEBENCH_HOME", str(tmp_path / "home"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def _rows() -> list[dict]:
-    db = ResultsDB()
-    try:
-        return db.query(limit=None)
-    finally:
-        db.close()
 
 
 def _frames(tmp_path, n: int = 2):
@@ -97,7 +81,7 @@ def test_the_ocr_pipeline_reads_the_rendered_text_at_the_set_rate(env, capsys):
     assert "post-processing" in p["headline"] and "% of the frame" in p["headline"]
     assert 0 < p["model_share"] <= 1 and p["overhead_ms"]["p50"] >= 0
     assert "det" in out and "ctc" in out and "#" in out  # the per-stage bars
-    (row,) = _rows()
+    (row,) = stored_rows()
     assert row["kind"] == "pipeline" and row["run_id"] == r["run_id"]
 
 
@@ -187,7 +171,7 @@ def test_a_bad_pipeline_is_one_line_exit_2_and_nothing_is_stored(
     assert "Traceback" not in err
     (line,) = err.strip().splitlines()
     assert line.startswith("edgebench: error: ") and expect in line, line
-    assert _rows() == []
+    assert stored_rows() == []
 
 
 def test_a_separately_started_agent_refuses_user_code_unless_started_with_allow_code(
@@ -311,7 +295,7 @@ def test_a_fleet_plan_runs_a_pipeline_job_and_refuses_a_bad_pipeline_file_at_loa
     )
     db = f"sqlite:///{env / 'r.db'}"
     assert main(["fleet", "run", str(plan), "--db", db]) == 0
-    (row,) = [r for r in _rows() if r["kind"] == "pipeline"]
+    (row,) = [r for r in stored_rows() if r["kind"] == "pipeline"]
     assert row["job"] == "app" and row["board"] == "b0"
     capsys.readouterr()
     (env / "cls.yaml").write_text("stages:\n  - resize: {size: [48, 192]}\n  - crop: {size: [48, 320]}\n")
@@ -336,7 +320,7 @@ def test_model_stages_take_the_runs_accelerator_and_a_missing_one_is_exit_2(env,
             "--no-placement", "--json", "r.json", "--quiet"]  # fmt: skip
     assert main([*args, "--accelerator", "warp-drive"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert "warp-drive" in line and _rows() == []
+    assert "warp-drive" in line and stored_rows() == []
     assert main([*args, "--accelerator", "cpu"]) == 0  # generic-linux's cpu: ORT's CPU provider
     r = json.loads((env / "r.json").read_text())
     assert r["accelerator"]["name"] == "cpu"
@@ -378,7 +362,8 @@ def test_the_opencv_backend_resizes_with_cv2_and_agrees_with_numpy(env):
     for backend in ("opencv", "numpy"):
         y = _cls_yaml(env, size=f"[48, 192], backend: {backend}")
         args = ["pipeline", y, "--inputs", str(_frames(env)), "--duration", "0.3", "--warmup", "0",
-                "--min-iterations", "2", "--no-placement", "--json", f"{backend}.json", "--quiet"]  # fmt: skip
+                "--min-iterations", "2", "--no-placement", "--json", f"{backend}.json"]  # fmt: skip
+        args.append("--quiet")
         assert main(args) == 0
         got[backend] = json.loads((env / f"{backend}.json").read_text())["pipeline"]
     assert [s["backend"] for s in got["opencv"]["stages"][:1]] == ["opencv"]

@@ -255,6 +255,7 @@ def test_socket_meter_replugged_mid_run_starts_a_new_segment(tmp_path):
     assert p["transients"][0]["t_s"] == pytest.approx(1.4, abs=0.01)  # few clock pairs after a re-plug
 
 
+@pytest.mark.serial  # against the wall clock (a rate, a span of samples): run alone (Makefile)
 def test_unanswered_run_start_purge_over_rfc2217_does_not_fail_the_capture(emulators, tmp_path):
     from emulators.rfc2217 import Rfc2217Server
 

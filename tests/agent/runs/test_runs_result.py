@@ -30,6 +30,7 @@ def board_agent(agent_factory):
     return agent_factory(sysfs_root=str(FIXTURES / "orin-nano"), profile="orin-nano")
 
 
+@pytest.mark.serial  # against the wall clock (a rate, a span of samples): run alone (Makefile)
 def test_a_bench_result_carries_binned_throughput_that_agrees_with_its_iterations(
     board_agent, push, tiny_onnx_model
 ):

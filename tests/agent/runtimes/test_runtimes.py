@@ -267,22 +267,9 @@ def test_strict_placement_with_only_the_cpu_provider_runs_and_says_it_had_nothin
 
 
 def test_a_node_that_fails_inside_the_model_is_a_run_failure_not_bad_input(state, tmp_path):
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from conftest import inner_reshape_model
 
-    # x: N x 6, reshaped to (-1, 4): any valid N that is odd cannot be done
-    shape = numpy_helper.from_array(np.array([-1, 4], dtype=np.int64), "shape")
-    graph = helper.make_graph(
-        [helper.make_node("Reshape", ["x", "shape"], ["y"], name="inner_reshape")],
-        "reshape",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])],
-        initializer=[shape],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = tmp_path / "reshape.onnx"
-    onnx.save(model, path)
+    path = inner_reshape_model(tmp_path / "reshape.onnx")
     msgs: list[dict] = []
     spec = spec_for(state, path, duration_s=0, min_iterations=1, warmup_s=0, input_shapes={"x": [1, 6]})
     assert run_task(spec, state / "runs/r1", msgs.append) is None

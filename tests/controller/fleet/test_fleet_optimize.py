@@ -10,7 +10,6 @@ import json
 import shutil
 
 import numpy as np
-import pytest
 from conftest import spawn_agent
 
 from controller.cli import main
@@ -18,14 +17,6 @@ from controller.db import ResultsDB
 from controller.models import onnx_cnn
 
 FAST = "duration: 0.3, warmup: 0, min_iterations: 5, no_telemetry: true"
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("EDGEBENCH_DB", f"sqlite:///{tmp_path / 'r.db'}")
-    monkeypatch.setenv("EDGEBENCH_HOME", str(tmp_path / "home"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def test_an_optimize_job_runs_its_four_runs_per_board_and_gates_the_int8_model(env, capsys):
