@@ -65,10 +65,10 @@ def _models(args: argparse.Namespace, out_dir: Path) -> tuple[Path, Path, dict |
         from controller.quantize.target import Target
 
         val = load_npz(Path(args.validation), args.validation)
-        from controller.commands.quantize import task_options
+        from controller.quantize.task_score import TaskOptions
 
         target = Target.parse(args.target)  # a task target reads validate's --boxes/--labels
-        task = task_options(args)
+        task = TaskOptions.from_args(args)
         rep = target_search(a, cal, val, b, options(qargs), target, task=task, say=say_for(args))
         if not rep["met"]:
             return a, b, rep
@@ -116,9 +116,9 @@ def _check_accelerator(args: argparse.Namespace, session: Session | None = None)
 def _accuracy_plans(args: argparse.Namespace, ref: Path, vspec_a: Any, vspec_b: Any) -> dict[str, Any]:
     """validate's accuracy plans (decoded reference boxes, labels) per variant; the
     accuracy gates judge only the optimized model."""
-    from controller.commands.validate import accuracy_gates
+    from controller.accuracy.gates import from_args as accuracy_gate_options
 
-    gates = accuracy_gates(args)
+    gates = accuracy_gate_options(args)
     if not (vspec_b.boxes or getattr(args, "labels", None) or gates):
         return {}
     from agent.validate.reference import Reference

@@ -31,6 +31,15 @@ HELP = {
 }
 
 
+def from_args(args: object) -> dict[str, dict[str, float]]:
+    """The accuracy gates a command's parsed options set: gate -> {output or '*': X}."""
+    gates: dict[str, dict[str, float]] = {}
+    for gate in ACCURACY_GATES:
+        for out, value in getattr(args, gate, []) or []:
+            gates.setdefault(gate, {})[out] = value
+    return gates
+
+
 def evaluate(figures: dict[str, dict], gates: dict[str, dict[str, float]]) -> list[dict]:
     """``figures``: output -> {metric: value, "worst": {metric: (sample, value)}};
     the gates' records, as ``agent/validate/gates.py`` writes them."""

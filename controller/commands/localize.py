@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import BadInput
+from controller.accuracy.gates import from_args as accuracy_gate_options
 from controller.commands.common import add_agent_options, add_db_option, check_outputs, write_json
-from controller.commands.validate import accuracy_gates
 from controller.runopts import add_validation_options
 from controller.session import Session
 
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     device, float_model = graph.load(model, "the model"), graph.load(float_path, "the float model")
     cuts = _select(graph.match(device, float_model), args.tensor)
     samples = _check_fit(float_path, feeds)
-    acc = accuracy_gates(args)
+    acc = accuracy_gate_options(args)
     from controller.localize import taps
     from controller.validation import validation_spec
 

@@ -117,9 +117,10 @@ def run(args: argparse.Namespace) -> int:
         if args.target:
             from controller.quantize.search import target_search
             from controller.quantize.target import Target
+            from controller.quantize.task_score import TaskOptions
 
             target = Target.parse(args.target)
-            val, task = _load(args.validation, "validation"), task_options(args)
+            val, task = _load(args.validation, "validation"), TaskOptions.from_args(args)
             rep = target_search(model, cal, val, out, opts, target, max(1, args.budget), task, print)
         else:
             from controller.quantize.calibration import first_feed
@@ -140,20 +141,6 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         Path(args.html).write_text(report.html_page(rep))
     return EXIT_GATE_FAILED if rep.get("target") and not rep.get("met") else 0
-
-
-def task_options(args: argparse.Namespace) -> Any:
-    from controller.quantize.task_score import TaskOptions
-
-    if args.labels and not Path(args.labels).is_file():
-        raise BadInput(f"labels file not found: {args.labels}")
-    return TaskOptions(
-        boxes=TaskOptions.parse_boxes(args.boxes),
-        labels=Path(args.labels) if args.labels else None,
-        box_score=args.box_score,
-        nms_iou=args.nms_iou,
-        max_det=args.max_det,
-    )
 
 
 def explain(args: argparse.Namespace, model: Path) -> int:

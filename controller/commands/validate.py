@@ -12,7 +12,7 @@ from typing import Any
 
 from agent.errors import BadInput
 from controller import plugin
-from controller.accuracy.gates import ACCURACY_GATES
+from controller.accuracy.gates import from_args as accuracy_gate_options
 from controller.commands.common import add_agent_options, add_db_option, check_outputs, finish
 from controller.runopts import add_validation_options
 from controller.session import Session, run_model
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     reference = Reference.from_arrays(load_npz(ref, args.reference), extra)
     vspec = validation_spec(args, model)  # bad gates or boxes fail before anything is pushed
     plan = None
-    acc_gates = accuracy_gates(args)
+    acc_gates = accuracy_gate_options(args)
     if vspec.boxes or args.labels or acc_gates:
         # labels checked, the reference's boxes decoded here: bad input fails before the run
         from controller.accuracy import validation as accuracy
@@ -80,12 +80,3 @@ def run(args: argparse.Namespace) -> int:
             for line in accuracy.summary_lines(result):
                 print(line)
     return finish(args, result, agent)
-
-
-def accuracy_gates(args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    """The gates read on the controller (mAP, accuracy): gate -> {output or '*': X}."""
-    gates: dict[str, dict[str, float]] = {}
-    for gate in ACCURACY_GATES:
-        for out, value in getattr(args, gate, []) or []:
-            gates.setdefault(gate, {})[out] = value
-    return gates

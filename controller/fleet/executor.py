@@ -231,8 +231,8 @@ class Executor:
 
         args.quiet = True  # the fleet's live view shows the phases, not optimize's lines
         out_dir = Path(args.out_dir) / it.job.name / it.board.name / Path(it.model).stem
-        kept: list[tuple[dict, str]] = []
-        rep, runs = optimize(args, out_dir, session=session, keep=lambda r, agent: kept.append((r, agent)))
+        # each run is stored below, under the plan, job and board: not in optimize's DB
+        rep, runs = optimize(args, out_dir, session=session, keep=lambda r, agent: None)
         if rep.get("target_missed"):
             self._final(it, "gate_failed", f"the target {rep['target_missed']} cannot be met")
             return
@@ -248,9 +248,9 @@ class Executor:
             "report_dir": str(out_dir),
         }
         it.run_id = main["run_id"]
-        for r, agent in kept:
-            if r["run_id"] != it.run_id:
-                self.store.store_side_run(self.plan_id, it.key, r, agent)
+        for name, r in runs.items():
+            if name != "bench_optimized":
+                self.store.store_side_run(self.plan_id, it.key, r, session.addr)
         self.store.update(
             self.plan_id, it.key, run_id=it.run_id, add_bytes=session.bytes_sent - before, attempt=True
         )

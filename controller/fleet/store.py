@@ -97,30 +97,23 @@ class FleetStore:
     ) -> None:
         """Store an item's result and its final state, replacing any run an
         earlier attempt at the same item stored: one row per item."""
-        row = row_of(result, agent)
-        extra = {"plan_id": plan_id, "job": key[0], "board": key[1]} if "plan_id" in runs.c else {}
+        run_id = result["run_id"]
         if "gates" in values:
             values["gates_json"] = json.dumps(values.pop("gates"))
         with self._write, self.engine.begin() as conn:
             old = conn.execute(sa.select(fleet_items.c.run_id).where(*_where(plan_id, key))).scalar()
-            if old and old != row["run_id"]:
+            if old and old != run_id:
                 conn.execute(runs.delete().where(runs.c.run_id == old))
-            conn.execute(runs.delete().where(runs.c.run_id == row["run_id"]))
-            conn.execute(runs.insert().values(**row, **extra))
-            conn.execute(
-                fleet_items.update().where(*_where(plan_id, key)).values(run_id=row["run_id"], **values)
-            )
+            _put_run(conn, plan_id, key, result, agent)
+            conn.execute(fleet_items.update().where(*_where(plan_id, key)).values(run_id=run_id, **values))
 
     def store_side_run(self, plan_id: str, key: tuple[str, str, str], result: dict, agent: str) -> None:
         """A run of an item beyond the one its row names (an optimize item's
         original bench and validate, its optimized validate), under the same
         plan, job and board. A resumed optimize item runs all four again: an
         earlier attempt's runs stay, labelled with their own pipeline id."""
-        row = row_of(result, agent)
-        extra = {"plan_id": plan_id, "job": key[0], "board": key[1]} if "plan_id" in runs.c else {}
         with self._write, self.engine.begin() as conn:
-            conn.execute(runs.delete().where(runs.c.run_id == row["run_id"]))
-            conn.execute(runs.insert().values(**row, **extra))
+            _put_run(conn, plan_id, key, result, agent)
 
     def results(self, plan_id: str) -> list[dict]:
         """Items with their stored result documents (None where none is stored)."""
@@ -142,3 +135,11 @@ def _where(plan_id: str, key: tuple[str, str, str]) -> list[Any]:
     job, board, model = key
     c = fleet_items.c
     return [c.plan_id == plan_id, c.job == job, c.board == board, c.model == model]
+
+
+def _put_run(conn: Any, plan_id: str, key: tuple[str, str, str], result: dict, agent: str) -> None:
+    """The run's row, under its plan, job and board, replacing any row of the same run."""
+    row = row_of(result, agent)
+    extra = {"plan_id": plan_id, "job": key[0], "board": key[1]} if "plan_id" in runs.c else {}
+    conn.execute(runs.delete().where(runs.c.run_id == row["run_id"]))
+    conn.execute(runs.insert().values(**row, **extra))

@@ -31,6 +31,19 @@ class TaskOptions:
     max_det: int = 300
 
     @classmethod
+    def from_args(cls, args: Any) -> TaskOptions:
+        """From the task options runopts.add_task_options defines."""
+        if args.labels and not Path(args.labels).is_file():
+            raise BadInput(f"labels file not found: {args.labels}")
+        return cls(
+            boxes=cls.parse_boxes(args.boxes),
+            labels=Path(args.labels) if args.labels else None,
+            box_score=args.box_score,
+            nms_iou=args.nms_iou,
+            max_det=args.max_det,
+        )
+
+    @classmethod
     def parse_boxes(cls, items: list[str]) -> dict[str, str]:
         out = {}
         for text in items:
