@@ -62,10 +62,13 @@ def test_burst_run_finds_one_transient_per_burst_at_the_scripted_offset(
         assert b["first_inference_ns"] == first
         expected_ms = (s + LEAD_S * 1e9 - first) / 1e6
         # the meter's samples reach the agent's clock through a fit of the PPK2's
-        # sample count to USB read times: that map is off by a near-constant
-        # ~0.1-0.2 ms here (read latency), far under a burst's first inference
-        assert tr["offset_from_burst_ms"] == pytest.approx(expected_ms, abs=0.5)
-        errors_ms.append(tr["offset_from_burst_ms"] - expected_ms)
+        # sample count to read-return times: the map is late by the pipeline's
+        # least read latency, never early (beyond the fit's residual). Measured:
+        # 0.27-0.35 ms with two cores busy, 0.53 ms once in CI; a burst's first
+        # inference is 5 ms, the spike 3 ms into it
+        late_ms = tr["offset_from_burst_ms"] - expected_ms
+        assert -power["clock_fit"]["residual_us"] / 1e3 - 0.05 <= late_ms <= 1.0
+        errors_ms.append(late_ms)
         assert tr["peak_a"] == pytest.approx(0.7, rel=0.02)
         assert tr["duration_ms"] == pytest.approx(WIDTH_S * 1e3, abs=0.05)
         # the burst record: its spike, its inferences, its energy
