@@ -167,7 +167,7 @@ def hybrid(device: Any, float_model: Any, cuts: list[Cut], k: int) -> Any:
     for o in outputs & set(twin):
         nodes.append(helper.make_node("Identity", [dev(twin[o])], [o], name=DEV + "out/" + o))
     inits = [_renamed(t, dev(t.name)) for t in dg.initializer]
-    nodes, inits = _prune(nodes, [*fg.initializer, *inits], outputs)
+    nodes, inits = prune(nodes, [*fg.initializer, *inits], outputs)
     graph = helper.make_graph(nodes, fg.name + "-hybrid", list(fg.input), list(fg.output), inits)
     opsets: dict[str, int] = {}
     for op in [*float_model.opset_import, *device.opset_import]:
@@ -186,7 +186,8 @@ def _renamed(t: Any, name: str) -> Any:
     return c
 
 
-def _prune(nodes: list[Any], inits: list[Any], outputs: set[str]) -> tuple[list[Any], list[Any]]:
+def prune(nodes: list[Any], inits: list[Any], outputs: set[str]) -> tuple[list[Any], list[Any]]:
+    """The nodes (in order) and initializers that ``outputs`` need; the rest dropped."""
     producer = {o: i for i, n in enumerate(nodes) for o in n.output}
     need, stack = set(), [o for o in outputs if o in producer]
     while stack:

@@ -81,11 +81,11 @@ def tap_model(model: Any, pairs: list[tuple[str, str]]) -> Any:
     import onnx
     from onnx import helper
 
-    from controller.localize.graph import _prune
+    from controller.localize.graph import prune
 
     g = model.graph
     nodes = list(g.node) + [helper.make_node("Identity", [t], [o], name=o) for t, o in pairs]
-    kept, inits = _prune(nodes, list(g.initializer), {o for _, o in pairs})
+    kept, inits = prune(nodes, list(g.initializer), {o for _, o in pairs})
     outputs = [helper.make_tensor_value_info(o, onnx.TensorProto.FLOAT, None) for _, o in pairs]
     graph = helper.make_graph(kept, g.name + "-taps", list(g.input), outputs, inits)
     m = helper.make_model(graph, opset_imports=list(model.opset_import))
