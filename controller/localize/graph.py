@@ -119,15 +119,7 @@ def match(device: Any, float_model: Any) -> list[Cut]:
 
 def _ancestors(g: Any, targets: set[str]) -> list[Any]:
     """The nodes of ``g`` needed for ``targets``, in graph order."""
-    producer = {o: i for i, n in enumerate(g.node) for o in n.output}
-    need, stack = set(), [t for t in targets if t in producer]
-    while stack:
-        i = producer[stack.pop()]
-        if i in need:
-            continue
-        need.add(i)
-        stack.extend(x for x in g.node[i].input if x in producer)
-    return [g.node[i] for i in sorted(need)]
+    return prune(list(g.node), [], targets)[0]
 
 
 def hybrid(device: Any, float_model: Any, cuts: list[Cut], k: int) -> Any:
